@@ -1,0 +1,48 @@
+# KubeSentinel developer tasks. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: deps build demo test test-coverage test-integration conformance benchmark lint docs clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+deps: $(STAMP)  ## create .venv with kubesentinel (editable) and the dev tools
+
+build: deps  ## wheel and sdist into dist/
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
+
+demo: deps  ## scan the shipped examples (exit 1 means findings, as expected here)
+	$(BIN)/kubesentinel scan --path examples/k8s-manifests || [ $$? -eq 1 ]
+
+test: deps  ## the whole test suite (integration and conformance tests skip without their inputs)
+	$(BIN)/python -m pytest
+
+test-coverage: deps
+	$(BIN)/python -m pytest --cov --cov-report=term-missing
+
+test-integration: deps  ## only the tests that run whole processes or talk to services
+	$(BIN)/python -m pytest -m integration
+
+conformance: deps  ## agreement with peer scanners' labelled fixtures in ../shared/conformance
+	$(BIN)/python -m pytest -m conformance -s -q
+
+benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
+	$(BIN)/python bench/static_bench.py
+
+lint: deps
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
+
+docs: deps  ## regenerate docs/rules.md from the rule catalogue
+	$(BIN)/python -m kubesentinel.static.ruledocs > docs/rules.md
+
+clean:
+	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .coverage

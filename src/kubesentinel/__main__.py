@@ -1,0 +1,3 @@
+from kubesentinel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,251 @@
+"""The `kubesentinel` command. The only module that prints or exits.
+
+Exit codes: 0 clean, 1 findings at or above the threshold, 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from kubesentinel import __version__
+from kubesentinel.config import Config, load_config, parse_pss_version
+from kubesentinel.errors import KubeSentinelError, UsageError
+from kubesentinel.models import Rule, Severity
+
+if TYPE_CHECKING:  # heavy modules load only for the command that needs them
+    from kubesentinel.static.catalogue import Catalogue
+    from kubesentinel.static.engine import ScanResult
+    from kubesentinel.static.objects import Notice
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config or os.environ.get("KUBESENTINEL_CONFIG"))
+        code: int = args.handler(args, config)
+        return code
+    except KubeSentinelError as exc:
+        _print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kubesentinel: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error of ours.
+        sys.stderr.close()
+        return EXIT_CLEAN
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kubesentinel",
+        description="Kubernetes security: static manifest scanning bridged with runtime signals.",
+    )
+    parser.add_argument("--version", action="version", version=f"kubesentinel {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="config.yaml (default: built-in defaults)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scan = commands.add_parser("scan", help="check manifests before deployment")
+    scan.add_argument(
+        "--path",
+        "-p",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="file or directory (recursive: .yaml, .yml, .json); '-' reads stdin; repeatable",
+    )
+    scan.add_argument(
+        "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
+    )
+    scan.add_argument(
+        "--output", "-o", metavar="FILE", help="write the report here instead of stdout"
+    )
+    scan.add_argument(
+        "--severity-threshold",
+        metavar="LEVEL",
+        type=_severity_arg,
+        help="lowest severity reported and failing the run: low, medium, high, "
+        "critical (default: static.severity_threshold, medium)",
+    )
+    scan.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="extra rule file or directory, same format as the built-in rules",
+    )
+    scan.add_argument(
+        "--pss-version",
+        metavar="VERSION",
+        help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
+    )
+    scan.add_argument("--no-color", action="store_true", help="never colour the table output")
+    scan.add_argument(
+        "--quiet", "-q", action="store_true", help="do not print notices and warnings"
+    )
+    scan.set_defaults(handler=_scan)
+
+    rules = commands.add_parser("rules", help="list and explain the rules")
+    rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    listing = rule_commands.add_parser("list", help="list every rule")
+    listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    listing.set_defaults(handler=_rules_list)
+    explain = rule_commands.add_parser("explain", help="show one rule in full")
+    explain.add_argument("rule_id", metavar="RULE_ID")
+    explain.set_defaults(handler=_rules_explain)
+    return parser
+
+
+def _severity_arg(text: str) -> Severity:
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _catalogue(config: Config, extra: Sequence[str]) -> Catalogue:
+    from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue
+
+    paths = [Path(p) for p in extra]
+    configured = Path(config.static.rules_path)
+    if configured.exists():
+        paths.insert(0, configured)
+    base = builtin_catalogue()
+    return load_catalogue(paths, base.rules) if paths else base
+
+
+def _scan(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.static.engine import ScanOptions, scan_paths
+    from kubesentinel.static.formats import ScanReport, renderer
+
+    started = time.perf_counter()
+    threshold = args.severity_threshold or Severity.parse(config.static.severity_threshold)
+    pss_text = args.pss_version or config.static.pss_version
+    try:
+        pss = parse_pss_version(pss_text)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    catalogue = _catalogue(config, args.rules)
+    options = ScanOptions(max_file_bytes=config.static.max_file_size_mb * 1024 * 1024)
+    if pss is not None:
+        options = ScanOptions(max_file_bytes=options.max_file_bytes, pss_version=pss)
+    result = scan_paths(args.path, catalogue, options)
+    out_is_tty = args.output is None and sys.stdout.isatty()
+    report = ScanReport(
+        result=result,
+        catalogue=catalogue,
+        threshold=threshold,
+        tool_version=__version__,
+        color=out_is_tty and not args.no_color and "NO_COLOR" not in os.environ,
+        duration_s=time.perf_counter() - started,
+    )
+    text = renderer(args.format)(report)
+    _write(text, args.output)
+    _print_diagnostics(result, quiet=args.quiet)
+    if result.errors:
+        return EXIT_ERROR
+    return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def _write(text: str, output: str | None) -> None:
+    if output is None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return
+    try:
+        Path(output).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write report: {exc.strerror or exc}", file=output) from None
+
+
+def _print_diagnostics(result: ScanResult, *, quiet: bool) -> None:
+    for error in result.errors:
+        _print_error(error)
+    if quiet:
+        return
+    for warning in result.warnings:
+        print(f"kubesentinel: warning {warning.code}: {warning}", file=sys.stderr)
+    grouped: dict[str, list[Notice]] = {}
+    for notice in result.notices:
+        grouped.setdefault(notice.message, []).append(notice)
+    for message, notices in grouped.items():
+        first = notices[0]
+        more = f" ({len(notices)} objects)" if len(notices) > 1 else ""
+        print(f"kubesentinel: notice: {first.file}:{first.line}: {message}{more}", file=sys.stderr)
+
+
+def _print_error(exc: KubeSentinelError, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stderr
+    hint = f" (hint: {exc.hint})" if exc.hint else ""
+    print(f"kubesentinel: error {exc.code}: {exc}{hint}", file=stream)
+
+
+def _rules_list(args: argparse.Namespace, config: Config) -> int:
+    catalogue = _catalogue(config, [])
+    if args.format == "json":
+        payload = [rule_as_dict(rule) for rule in catalogue.rules]
+        sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+        return EXIT_CLEAN
+    width = max(len(r.id) for r in catalogue.rules)
+    for rule in catalogue.rules:
+        pss = ", ".join(rule.references.pss) or "-"
+        print(f"{rule.id:<{width}}  {rule.severity.label:<8}  {rule.title}  [{pss}]")
+    return EXIT_CLEAN
+
+
+def _rules_explain(args: argparse.Namespace, config: Config) -> int:
+    catalogue = _catalogue(config, [])
+    rule = catalogue.get(args.rule_id)
+    if rule is None:
+        raise UsageError(
+            f"no rule {args.rule_id!r}", hint="`kubesentinel rules list` shows every rule id"
+        )
+    refs = rule.references
+    lines = [
+        f"{rule.id}: {rule.title}",
+        f"severity: {rule.severity.label}    category: {rule.category}",
+        f"applies to: {', '.join(rule.kinds)}",
+        "",
+        rule.description,
+        "",
+        f"Remediation: {rule.remediation}",
+        "",
+        f"Pod Security Standards: {', '.join(refs.pss) or '-'}",
+        f"CIS: {', '.join(refs.cis) or '-'}    NSA/CISA: {', '.join(refs.nsa) or '-'}",
+        f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
+    ]
+    lines += [f"See: {url}" for url in refs.urls]
+    print("\n".join(lines))
+    return EXIT_CLEAN
+
+
+def rule_as_dict(rule: Rule) -> dict[str, object]:
+    refs = rule.references
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "severity": rule.severity.label,
+        "category": rule.category,
+        "description": rule.description,
+        "remediation": rule.remediation,
+        "kinds": list(rule.kinds),
+        "aliases": list(rule.aliases),
+        "references": {
+            "pss": list(refs.pss),
+            "cis": list(refs.cis),
+            "nsa": list(refs.nsa),
+            "peers": list(refs.peers),
+            "concepts": list(refs.concepts),
+            "urls": list(refs.urls),
+        },
+    }

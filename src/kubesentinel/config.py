@@ -1,0 +1,210 @@
+"""config.yaml: the design's five sections, strictly typed. Errors name the file and line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from kubesentinel.errors import ConfigError
+from kubesentinel.models import Severity
+from kubesentinel.static.yamldoc import LineDict, parse_file
+
+MAX_CONFIG_BYTES = 1024 * 1024
+REPORT_FORMATS = ("json", "markdown", "html")
+
+
+@dataclass(frozen=True, slots=True)
+class StaticConfig:
+    rules_path: str = "./configs/rules"
+    severity_threshold: str = "medium"
+    # Pod Security Standards version the PSS rules follow: "latest" or "v1.30".
+    pss_version: str = "latest"
+    max_file_size_mb: int = 32
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeConfig:
+    falco_socket: str = "unix:///var/run/falco/falco.sock"
+    buffer_size: int = 10000
+    workers: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AIConfig:
+    endpoint: str = "localhost:50051"
+    # Kept for the design's users; models are stored in a format that cannot run code.
+    model_path: str = "./ai-module/models/baseline.pkl"
+    threshold: float = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class ForensicsConfig:
+    storage_path: str = "./forensics"
+    retention_days: int = 90
+    max_size_mb: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ReportingConfig:
+    formats: tuple[str, ...] = ("json", "markdown")
+    output_path: str = "./reports"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    static: StaticConfig = field(default_factory=StaticConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    ai: AIConfig = field(default_factory=AIConfig)
+    forensics: ForensicsConfig = field(default_factory=ForensicsConfig)
+    reporting: ReportingConfig = field(default_factory=ReportingConfig)
+    source: str = "<defaults>"
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _severity(value: Any) -> str | None:
+    try:
+        Severity.parse(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _unit_interval(value: Any) -> str | None:
+    return None if 0.0 <= value <= 1.0 else "must be between 0 and 1"
+
+
+def _pss_version(value: Any) -> str | None:
+    try:
+        parse_pss_version(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _report_formats(value: Any) -> str | None:
+    unknown = [v for v in value if v not in REPORT_FORMATS]
+    return (
+        f"unknown report format(s) {unknown} (allowed: {', '.join(REPORT_FORMATS)})"
+        if unknown
+        else None
+    )
+
+
+Check = Callable[[Any], str | None]
+_CHECKS: Mapping[str, Check] = {
+    "static.severity_threshold": _severity,
+    "static.pss_version": _pss_version,
+    "static.max_file_size_mb": _positive,
+    "runtime.buffer_size": _positive,
+    "runtime.workers": _positive,
+    "ai.threshold": _unit_interval,
+    "forensics.retention_days": _positive,
+    "forensics.max_size_mb": _positive,
+    "reporting.formats": _report_formats,
+}
+_SECTIONS: Mapping[str, type] = {
+    "static": StaticConfig,
+    "runtime": RuntimeConfig,
+    "ai": AIConfig,
+    "forensics": ForensicsConfig,
+    "reporting": ReportingConfig,
+}
+
+
+def parse_pss_version(text: str) -> tuple[int, int] | None:
+    """'latest' -> None; 'v1.30' or '1.30' -> (1, 30)."""
+    if text == "latest":
+        return None
+    major, dot, minor = text.removeprefix("v").partition(".")
+    if not (dot and major.isdigit() and minor.isdigit()):
+        raise ValueError(f"PSS version {text!r} must be 'latest' or like 'v1.30'")
+    return int(major), int(minor)
+
+
+def load_config(path: str | None) -> Config:
+    """Built-in defaults, overridden by the file at ``path`` when given."""
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as stream:
+            data = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config: {exc.strerror or exc}", file=path) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError("config file larger than 1 MB", file=path)
+    parsed = parse_file(data, path)
+    if parsed.errors:
+        first = parsed.errors[0]
+        raise ConfigError(first.message, file=path, line=first.line)
+    if not parsed.documents:
+        return replace(Config(), source=path)
+    if len(parsed.documents) > 1:
+        raise ConfigError(
+            "config holds more than one YAML document", file=path, line=parsed.documents[1].line
+        )
+    root = parsed.documents[0].value
+    if not isinstance(root, LineDict):
+        raise ConfigError(
+            "config must be a mapping of sections", file=path, line=parsed.documents[0].line
+        )
+    sections: dict[str, Any] = {}
+    for name, value in root.items():
+        line = root.key_lines[name]
+        if name not in _SECTIONS:
+            raise ConfigError(
+                f"unknown section {name!r} (allowed: {', '.join(_SECTIONS)})", file=path, line=line
+            )
+        sections[name] = _section(name, value, path, line)
+    return Config(**sections, source=path)
+
+
+def _section(name: str, value: Any, path: str, line: int) -> Any:
+    cls = _SECTIONS[name]
+    if value is None:
+        return cls()
+    if not isinstance(value, LineDict):
+        raise ConfigError(f"section {name!r} must be a mapping", file=path, line=line)
+    known = {f.name: f for f in fields(cls)}
+    values: dict[str, Any] = {}
+    for key, item in value.items():
+        key_line = value.key_lines[key]
+        if key not in known:
+            raise ConfigError(
+                f"unknown key {name}.{key} (allowed: {', '.join(known)})", file=path, line=key_line
+            )
+        default = getattr(cls(), key)
+        values[key] = _typed(f"{name}.{key}", item, default, path, key_line)
+    return cls(**values)
+
+
+def _typed(dotted: str, value: Any, default: Any, path: str, line: int) -> Any:
+    expected = type(default)
+    ok: bool
+    if expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif expected is tuple:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings"}
+        raise ConfigError(
+            f"{dotted} must be {want[expected]}, got {type(value).__name__} {value!r}",
+            file=path,
+            line=line,
+        )
+    check = _CHECKS.get(dotted)
+    problem = check(value) if check else None
+    if problem:
+        raise ConfigError(
+            f"{dotted} {problem}" if problem.startswith("must") else f"{dotted}: {problem}",
+            file=path,
+            line=line,
+        )
+    return value

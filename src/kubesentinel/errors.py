@@ -1,0 +1,58 @@
+"""Exception tree. Each class carries its exit code and a stable error code; only cli.py prints.
+
+KubeSentinelError             exit 2 unless a subclass says otherwise
+├── UsageError                bad command line (KS-E001)
+├── ConfigError               config.yaml unreadable, unknown key, wrong type (KS-E002)
+├── InputError                a manifest could not be read or parsed (KS-E010..)
+└── RuleError                 a rule file is invalid (KS-E020)
+"""
+
+from __future__ import annotations
+
+
+class KubeSentinelError(Exception):
+    exit_code = 2
+    code = "KS-E000"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        hint: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = file
+        self.line = line
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+    @property
+    def location(self) -> str:
+        if self.file is None:
+            return ""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location else ""
+        return f"{where}{self.message}"
+
+
+class UsageError(KubeSentinelError):
+    code = "KS-E001"
+
+
+class ConfigError(KubeSentinelError):
+    code = "KS-E002"
+
+
+class InputError(KubeSentinelError):
+    code = "KS-E010"
+
+
+class RuleError(KubeSentinelError):
+    code = "KS-E020"

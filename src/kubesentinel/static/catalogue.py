@@ -1,0 +1,199 @@
+"""Load rule files (built-in and user) into validated Rule records. One loader for both."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import NoReturn
+
+from kubesentinel.errors import RuleError
+from kubesentinel.models import References, Rule, Severity
+from kubesentinel.static.podspec import WORKLOAD_KINDS
+from kubesentinel.static.predicates import load_builtin_predicates
+from kubesentinel.static.yamldoc import LineDict, parse_file
+
+BUILTIN_DIR = Path(__file__).parent / "rules"
+KIND_GROUPS: Mapping[str, tuple[str, ...]] = {"workloads": WORKLOAD_KINDS}
+ALL_KINDS = "*"
+RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9_-]+$")
+PSS_REF = re.compile(r"^(baseline|restricted):[a-z0-9-]+$")
+
+_REQUIRED = (
+    "id",
+    "title",
+    "severity",
+    "category",
+    "description",
+    "remediation",
+    "kinds",
+    "predicate",
+)
+_OPTIONAL = ("params", "references", "aliases")
+_REFERENCE_KEYS = ("pss", "cis", "nsa", "peers", "concepts", "urls")
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    rules: tuple[Rule, ...]
+
+    def get(self, rule_id: str) -> Rule | None:
+        wanted = rule_id.upper()
+        for rule in self.rules:
+            if rule.id.upper() == wanted or wanted in (a.upper() for a in rule.aliases):
+                return rule
+        return None
+
+    @property
+    def target_kinds(self) -> frozenset[str]:
+        """Kinds some rule reads; documents of other kinds skip the line-aware parser."""
+        kinds: set[str] = set()
+        for rule in self.rules:
+            kinds.update(rule.kinds)
+        return frozenset(kinds)
+
+    def applies(self, rule: Rule, kind: str) -> bool:
+        return ALL_KINDS in rule.kinds or kind in rule.kinds
+
+
+@cache
+def builtin_catalogue() -> Catalogue:
+    return load_catalogue([BUILTIN_DIR])
+
+
+def load_catalogue(paths: Sequence[Path], base: Iterable[Rule] = ()) -> Catalogue:
+    """Rules from files and directories (``*.yaml``/``*.yml``), added to ``base``."""
+    rules = list(base)
+    seen = {r.id: r.source_file for r in rules}
+    for file in _rule_files(paths):
+        rule = load_rule_file(file)
+        if rule.id in seen:
+            raise RuleError(
+                f"duplicate rule id {rule.id} (also in {seen[rule.id]})", file=str(file), line=1
+            )
+        seen[rule.id] = str(file)
+        rules.append(rule)
+    rules.sort(key=lambda r: r.id)
+    return Catalogue(tuple(rules))
+
+
+def _rule_files(paths: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml")))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise RuleError("rules path does not exist", file=str(path))
+    return files
+
+
+def load_rule_file(file: Path) -> Rule:
+    name = str(file)
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise RuleError(f"cannot read rule file: {exc.strerror}", file=name) from None
+    parsed = parse_file(data, name)
+    if parsed.errors:
+        raise RuleError(parsed.errors[0].message, file=name, line=parsed.errors[0].line)
+    if len(parsed.documents) != 1 or not isinstance(parsed.documents[0].value, LineDict):
+        raise RuleError("a rule file holds exactly one YAML mapping", file=name, line=1)
+    return _rule_from(parsed.documents[0].value, name)
+
+
+def _rule_from(doc: LineDict, file: str) -> Rule:
+    check = _Checker(doc, file)
+    check.keys(_REQUIRED, _OPTIONAL)
+    rule_id = check.string("id")
+    if not RULE_ID.match(rule_id):
+        check.fail("id", f"rule id {rule_id!r} must look like KS-0001")
+    predicates = load_builtin_predicates()
+    predicate = check.string("predicate")
+    if predicate not in predicates:
+        check.fail("predicate", f"unknown predicate {predicate!r}")
+    try:
+        severity = Severity.parse(check.string("severity"))
+    except ValueError as exc:
+        check.fail("severity", str(exc))
+    remediation = check.string("remediation")
+    if not remediation.endswith("."):
+        check.fail("remediation", "remediation must be one sentence ending with a period")
+    params = doc.get("params", {})
+    if not isinstance(params, Mapping):
+        check.fail("params", "params must be a mapping")
+    return Rule(
+        id=rule_id,
+        title=check.string("title"),
+        severity=severity,
+        category=check.string("category"),
+        description=" ".join(check.string("description").split()),
+        remediation=remediation,
+        kinds=_expand_kinds(check.strings("kinds"), check),
+        predicate=predicate,
+        params=dict(params),
+        references=_references(doc, check),
+        aliases=tuple(check.strings("aliases")) if "aliases" in doc else (),
+        source_file=file,
+    )
+
+
+def _expand_kinds(kinds: list[str], check: _Checker) -> tuple[str, ...]:
+    if not kinds:
+        check.fail("kinds", "kinds must list at least one kind")
+    out: list[str] = []
+    for kind in kinds:
+        out.extend(KIND_GROUPS.get(kind, (kind,)))
+    return tuple(dict.fromkeys(out))
+
+
+def _references(doc: LineDict, check: _Checker) -> References:
+    refs = doc.get("references", {})
+    if not isinstance(refs, LineDict):
+        if "references" in doc:
+            check.fail("references", "references must be a mapping")
+        return References()
+    sub = _Checker(refs, check.file)
+    sub.keys((), _REFERENCE_KEYS)
+    pss = sub.strings("pss") if "pss" in refs else []
+    for ref in pss:
+        if not PSS_REF.match(ref):
+            sub.fail("pss", f"PSS reference {ref!r} must look like baseline:capabilities")
+    return References(
+        **{key: tuple(sub.strings(key)) if key in refs else () for key in _REFERENCE_KEYS}
+    )
+
+
+class _Checker:
+    """Type checks on a rule mapping that fail with the file and the line of the key."""
+
+    def __init__(self, doc: LineDict, file: str) -> None:
+        self.doc = doc
+        self.file = file
+
+    def fail(self, key: str, message: str) -> NoReturn:
+        raise RuleError(message, file=self.file, line=self.doc.key_lines.get(key, self.doc.line))
+
+    def keys(self, required: Sequence[str], optional: Sequence[str]) -> None:
+        for key in self.doc:
+            if key not in required and key not in optional:
+                allowed = ", ".join((*required, *optional))
+                self.fail(key, f"unknown key {key!r} (allowed: {allowed})")
+        for key in required:
+            if key not in self.doc:
+                raise RuleError(f"missing key {key!r}", file=self.file, line=self.doc.line)
+
+    def string(self, key: str) -> str:
+        value = self.doc.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(key, f"{key} must be a non-empty string")
+        return str(value)
+
+    def strings(self, key: str) -> list[str]:
+        value = self.doc.get(key)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, f"{key} must be a list of strings")
+        return [str(v) for v in value]

@@ -1,0 +1,48 @@
+"""What cross-object rules may ask about the whole scan: policies, roles, service accounts."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from kubesentinel.models import K8sObject
+
+LATEST_PSS = (1, 37)
+
+
+def namespace_of(obj: K8sObject) -> str:
+    """Unset namespaces land in "default" when applied without -n."""
+    return obj.namespace or "default"
+
+
+@dataclass(slots=True)
+class ScanContext:
+    objects: Sequence[K8sObject] = ()
+    pss_version: tuple[int, int] = LATEST_PSS
+    _by_kind: dict[str, list[K8sObject]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls, objects: Iterable[K8sObject], pss_version: tuple[int, int] = LATEST_PSS
+    ) -> ScanContext:
+        objs = list(objects)
+        by_kind: dict[str, list[K8sObject]] = defaultdict(list)
+        for obj in objs:
+            by_kind[obj.kind].append(obj)
+        return cls(objs, pss_version, dict(by_kind))
+
+    def of_kind(self, *kinds: str) -> list[K8sObject]:
+        return [obj for kind in kinds for obj in self._by_kind.get(kind, ())]
+
+    def in_namespace(self, kind: str, namespace: str) -> list[K8sObject]:
+        return [o for o in self._by_kind.get(kind, ()) if namespace_of(o) == namespace]
+
+    def find(self, kind: str, name: str, namespace: str | None = None) -> K8sObject | None:
+        for obj in self._by_kind.get(kind, ()):
+            if obj.name == name and (namespace is None or namespace_of(obj) == namespace):
+                return obj
+        return None
+
+    def pss_at_least(self, major: int, minor: int) -> bool:
+        return self.pss_version >= (major, minor)

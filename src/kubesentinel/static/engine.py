@@ -1,0 +1,101 @@
+"""The scan pipeline: discover files, parse, build objects, run the rules, locate findings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from kubesentinel.errors import InputError
+from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity
+from kubesentinel.static.catalogue import Catalogue
+from kubesentinel.static.context import LATEST_PSS, ScanContext
+from kubesentinel.static.inputs import InputFile, discover
+from kubesentinel.static.locate import line_of
+from kubesentinel.static.objects import Notice
+from kubesentinel.static.parallel import read_all
+from kubesentinel.static.podspec import format_path
+from kubesentinel.static.predicates import load_builtin_predicates
+from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES
+
+
+@dataclass(slots=True)
+class ScanResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InputError] = field(default_factory=list)
+    warnings: list[InputError] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    objects: int = 0
+
+    def at_or_above(self, threshold: Severity) -> list[Finding]:
+        return [f for f in self.findings if f.severity >= threshold]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    pss_version: tuple[int, int] = LATEST_PSS
+    workers: int = 0  # 0: one per core for large scans
+
+
+def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
+    result = ScanResult()
+    sources: list[InputFile] = []
+    for item in discover(paths):
+        if isinstance(item, InputError):
+            result.errors.append(item)
+        else:
+            sources.append(item)
+    objects: list[K8sObject] = []
+    for batch in read_all(sources, catalogue.target_kinds, options.max_file_bytes, options.workers):
+        result.files.extend(batch.files)
+        result.errors.extend(batch.errors)
+        result.warnings.extend(batch.warnings)
+        result.notices.extend(batch.notices)
+        objects.extend(batch.objects)
+    result.objects = len(objects)
+    result.findings = evaluate(objects, catalogue, ScanContext.build(objects, options.pss_version))
+    return result
+
+
+def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContext) -> list[Finding]:
+    """Run every applicable rule over every object; findings sorted by file, line, rule."""
+    predicates = load_builtin_predicates()
+    by_kind: dict[str, list[Rule]] = {}
+    findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
+    for obj in objects:
+        rules = by_kind.get(obj.kind)
+        if rules is None:
+            rules = by_kind[obj.kind] = [
+                r for r in catalogue.rules if catalogue.applies(r, obj.kind)
+            ]
+        for rule in rules:
+            for violation in predicates[rule.predicate](obj, ctx, rule.params):
+                finding = _finding(rule, obj, violation.message, violation.path)
+                key = (
+                    rule.id,
+                    obj.source.file,
+                    obj.source.doc_index,
+                    obj.source.item_index,
+                    finding.field_path,
+                    finding.message,
+                )
+                findings.setdefault(key, finding)
+    return sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule_id, f.message))
+
+
+def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ...]) -> Finding:
+    return Finding(
+        rule_id=rule.id,
+        severity=rule.severity,
+        title=rule.title,
+        message=message,
+        remediation=rule.remediation,
+        obj=ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version),
+        file=obj.source.file,
+        line=line_of(obj.body, path, obj.source.line),
+        doc_index=obj.source.doc_index,
+        item_index=obj.source.item_index,
+        field_path=format_path(path),
+        category=rule.category,
+    )

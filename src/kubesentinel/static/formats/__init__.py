@@ -1,0 +1,44 @@
+"""Renderers of a scan report. Each module exposes ``render(report) -> str``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubesentinel.models import Finding, Severity
+from kubesentinel.static.catalogue import Catalogue
+from kubesentinel.static.engine import ScanResult
+
+JSON_SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanReport:
+    result: ScanResult
+    catalogue: Catalogue  # the rules that ran (SARIF lists them)
+    threshold: Severity
+    tool_version: str
+    color: bool = False  # ANSI colours: only when writing to a terminal
+    duration_s: float = 0.0
+
+    @property
+    def findings(self) -> list[Finding]:
+        """Findings at or above the threshold: what the report shows and the exit code counts."""
+        return self.result.at_or_above(self.threshold)
+
+    @property
+    def below_threshold(self) -> int:
+        return len(self.result.findings) - len(self.findings)
+
+
+Renderer = Callable[[ScanReport], str]
+FORMAT_NAMES = ("table", "json", "sarif", "junit", "markdown")
+
+
+def renderer(name: str) -> Renderer:
+    """The render function of a format, imported only when asked for (keeps start-up fast)."""
+    if name not in FORMAT_NAMES:
+        raise ValueError(f"unknown format {name!r}")
+    module = __import__(f"kubesentinel.static.formats.{name}_format", fromlist=["render"])
+    render: Renderer = module.render
+    return render

@@ -1,0 +1,89 @@
+"""Predicates on container images: mutable tags, digest pinning, pull policy."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from kubesentinel.models import K8sObject
+from kubesentinel.static.context import ScanContext
+from kubesentinel.static.podspec import Container, containers, pod_spec
+from kubesentinel.static.predicates import Params, Violation, predicate
+
+# The only digest form the concept accepts as pinned: sha256 with 64 lowercase hex characters.
+_SHA256_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRef:
+    """An image reference split the way the container runtime reads it."""
+
+    text: str
+    tag: str  # "" when the reference has no tag
+    digest: str  # whatever follows "@", "" when absent
+
+    @property
+    def pinned(self) -> bool:
+        return _SHA256_DIGEST.search(self.text) is not None
+
+
+def parse_image(text: str) -> ImageRef:
+    """Split name[:tag][@digest]; a ":" before the last "/" is a registry port, not a tag."""
+    name, _, digest = text.partition("@")
+    last_part = name.rsplit("/", 1)[-1]
+    tag = last_part.rpartition(":")[2] if ":" in last_part else ""
+    return ImageRef(text, tag, digest)
+
+
+def _images(obj: K8sObject) -> Iterator[tuple[Container, ImageRef]]:
+    """Every container with a non-empty image string (others cannot be judged)."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return
+    for container in containers(pod):
+        image = container.spec.get("image")
+        if isinstance(image, str) and image.strip():
+            yield container, parse_image(image.strip())
+
+
+@predicate("image_tag_mutable")
+def image_tag_mutable(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """An image has no tag or the tag latest, and is not pinned by a digest."""
+    for container, image in _images(obj):
+        if image.digest or image.tag not in ("", "latest"):
+            continue
+        problem = "has no tag" if not image.tag else "uses the latest tag"
+        yield Violation(
+            f'{container.label} image "{image.text}" {problem}', (*container.path, "image")
+        )
+
+
+@predicate("image_not_digest")
+def image_not_digest(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """An image is not pinned by a well-formed sha256 digest."""
+    for container, image in _images(obj):
+        if not image.pinned:
+            yield Violation(
+                f'{container.label} image "{image.text}" is not pinned by a sha256 digest',
+                (*container.path, "image"),
+            )
+
+
+@predicate("image_pull_policy_not_always")
+def image_pull_policy_not_always(
+    obj: K8sObject, ctx: ScanContext, params: Params
+) -> Iterator[Violation]:
+    """A container does not set imagePullPolicy: Always (unset counts, as the concept says)."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return
+    for container in containers(pod):
+        policy = container.spec.get("imagePullPolicy")
+        if policy == "Always":
+            continue
+        problem = "does not set imagePullPolicy" if policy is None else f"sets imagePullPolicy: {policy}"
+        yield Violation(
+            f"{container.label} {problem} (expected Always)",
+            (*container.path, "imagePullPolicy"),
+        )

@@ -1,0 +1,1 @@
+"""Predicates: network (being written)."""

@@ -1,0 +1,168 @@
+"""Predicates over RBAC: what a Role/ClusterRole grants, and the bindings that hand it out.
+
+A policy rule covers a request the way the Kubernetes RBAC authorizer decides it: its verbs,
+apiGroups and resources each contain the requested value or "*". A subresource ("pods/exec")
+is covered by "*", by itself or by "*/exec", never by "pods/*". A rule that lists
+resourceNames reaches only those objects (and never authorizes create), so it does not grant
+the unrestricted access these rules look for.
+
+Roles are flagged where a rule grants; bindings are flagged when they hand such a role (found
+in the same scan) to at least one subject, because peers report one or the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from kubesentinel.models import K8sObject
+from kubesentinel.static.context import ScanContext, namespace_of
+from kubesentinel.static.podspec import mapping, sequence
+from kubesentinel.static.predicates import Params, Violation, predicate
+
+ALL = "*"
+CLUSTER_ADMIN = "cluster-admin"
+ROLE_KINDS = frozenset({"Role", "ClusterRole"})
+BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
+
+Request = tuple[str, str, str]  # (verb, apiGroup, resource) as the authorizer sees it
+
+
+@predicate("rbac_wildcard")
+def rbac_wildcard(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A Role/ClusterRole rule lists "*" (or "*/subresource") among its verbs or resources."""
+    for index, rule in _rules(obj):
+        for key in ("verbs", "resources"):
+            for position, value in enumerate(sequence(rule.get(key))):
+                if value == ALL or (key == "resources" and _any_resource(value)):
+                    yield Violation(f'rules[{index}] uses "{value}" in {key}',
+                                    ("rules", index, key, position))
+                    break
+
+
+@predicate("rbac_grants")
+def rbac_grants(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A role grants one of params.grants, or a binding hands such a role to a subject."""
+    wanted = _requests(params)
+    if obj.kind in ROLE_KINDS:
+        for index, rule in _rules(obj):
+            if hits := _covered(rule, wanted):
+                yield Violation(f"rules[{index}] grants {describe(hits)}", ("rules", index))
+        return
+    who = subjects(obj)
+    for role in bound_roles(obj, ctx):
+        hits = [hit for _, rule in _rules(role) for hit in _covered(rule, wanted)]
+        if hits and who:
+            yield Violation(f'binds {role.kind} "{role.name}", which grants {describe(hits)}, '
+                            f"to {who}", ("roleRef", "name"))
+
+
+@predicate("cluster_admin_binding")
+def cluster_admin_binding(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A binding hands out cluster-admin, or a role with a "*" verbs/resources/apiGroups rule."""
+    ref, who = mapping(obj.body.get("roleRef")), subjects(obj)
+    if not who:
+        return
+    if ref.get("kind") == "ClusterRole" and ref.get("name") == CLUSTER_ADMIN:
+        yield Violation(f'binds ClusterRole "{CLUSTER_ADMIN}" to {who}', ("roleRef", "name"))
+        return
+    for role in bound_roles(obj, ctx):
+        for index, rule in _rules(role):
+            if covers(rule, (ALL, ALL, ALL)):
+                yield Violation(f'binds {role.kind} "{role.name}", whose rules[{index}] grants '
+                                f'"*" verbs on "*" resources in every API group, to {who}',
+                                ("roleRef", "name"))
+                break
+
+
+def covers(rule: Mapping[str, Any], request: Request) -> bool:
+    """The authorizer's match of one policy rule against one request (no resource name)."""
+    if sequence(rule.get("resourceNames")):  # narrowed to named objects
+        return False
+    verb, group, resource = request
+    verbs, groups = _strings(rule, "verbs"), _strings(rule, "apiGroups")
+    return (
+        (verb in verbs or ALL in verbs)
+        and (group in groups or ALL in groups)
+        and any(_resource_covers(have, resource) for have in _strings(rule, "resources"))
+    )
+
+
+def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
+    """The roles in the scan that a binding's roleRef names (a Role only from a RoleBinding)."""
+    if binding.kind not in BINDING_KINDS:
+        return []
+    ref = mapping(binding.body.get("roleRef"))
+    kind, name = ref.get("kind"), ref.get("name")
+    if kind == "ClusterRole":
+        candidates = ctx.of_kind("ClusterRole")
+    elif kind == "Role" and binding.kind == "RoleBinding":
+        candidates = ctx.in_namespace("Role", namespace_of(binding))
+    else:
+        return []
+    return [role for role in candidates if role.name == name]
+
+
+def subjects(binding: K8sObject) -> str:
+    """'ServiceAccount "prod/app", User "alice"'; empty when the binding names nobody."""
+    names: list[str] = []
+    for subject in sequence(binding.body.get("subjects")):
+        kind, name = mapping(subject).get("kind"), mapping(subject).get("name")
+        namespace = mapping(subject).get("namespace")
+        if isinstance(name, str) and name:
+            if kind == "ServiceAccount" and isinstance(namespace, str) and namespace:
+                name = f"{namespace}/{name}"
+            names.append(f'{kind} "{name}"')
+    return ", ".join(names)
+
+
+def describe(hits: Iterable[Request]) -> str:
+    """'get, list on secrets; bind on roles' (verbs grouped by the resources they reach)."""
+    by_verb: dict[str, list[str]] = {}
+    for verb, _group, resource in hits:
+        resources = by_verb.setdefault(verb, [])
+        if resource not in resources:
+            resources.append(resource)
+    by_resources: dict[tuple[str, ...], list[str]] = {}
+    for verb, resources in by_verb.items():
+        by_resources.setdefault(tuple(resources), []).append(verb)
+    parts = (f"{', '.join(verbs)} on {', '.join(res)}" for res, verbs in by_resources.items())
+    return "; ".join(parts)
+
+
+def _requests(params: Params) -> list[Request]:
+    """params.grants: [{apiGroup, resources, verbs}] expanded to single requests, in order."""
+    requests: list[Request] = []
+    for grant in sequence(params.get("grants")):
+        group = mapping(grant).get("apiGroup") or ""
+        for resource in sequence(mapping(grant).get("resources")):
+            for verb in sequence(mapping(grant).get("verbs")):
+                requests.append((str(verb), str(group), str(resource)))
+    return requests
+
+
+def _covered(rule: Mapping[str, Any], wanted: list[Request]) -> list[Request]:
+    return [request for request in wanted if covers(rule, request)]
+
+
+def _rules(role: K8sObject) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """(index, rule) for each mapping under rules (manifests are untrusted)."""
+    for index, rule in enumerate(sequence(role.body.get("rules"))):
+        if isinstance(rule, Mapping):
+            yield index, rule
+
+
+def _strings(rule: Mapping[str, Any], key: str) -> list[str]:
+    return [value for value in sequence(rule.get(key)) if isinstance(value, str)]
+
+
+def _resource_covers(have: str, resource: str) -> bool:
+    if have in (ALL, resource):
+        return True
+    _, slash, subresource = resource.partition("/")
+    return bool(slash) and have == f"*/{subresource}"
+
+
+def _any_resource(value: Any) -> bool:
+    """ "*/scale" reaches that subresource of every resource, so it is a wildcard too."""
+    return isinstance(value, str) and value.startswith("*/")

@@ -1,0 +1,148 @@
+"""Predicates on secrets reaching containers through the environment.
+
+What counts as a literal credential (sensitive_literal_env), decided once here:
+
+* A name is sensitive when, ignoring case and separators (``_``, ``-``, ``.``, camelCase), it
+  contains password, passwd, secret, credential, api key or private key, or one of its words
+  ends in token (``GITHUB_TOKEN``, ``accessToken``; ``TOKENIZER`` is not a token).
+* Its value is a credential unless it is: empty; a boolean, number or duration (``true``,
+  ``8``, ``30s``: settings such as ``PASSWORD_MIN_LENGTH``); a file path (``/run/secrets/db``);
+  a URL without a password; built from ``$(VAR)`` references; or a placeholder that cannot
+  work as a secret (``${VAR}``, ``{{ .Values.x }}``, ``<password>``, ``xxxx``, ``****``,
+  ``REPLACE_ME``, ``TODO``). Default passwords such as ``changeme`` or ``password`` ARE
+  flagged: they are what the pod runs with until someone changes them.
+* Any value, whatever the name, is a credential when it holds a private key block, a
+  known token format (AWS access key id, GitHub, GitLab, Slack, Google API key, Stripe live
+  key, JWT) or a URL with an embedded password.
+
+Messages name the variable and the kind of credential, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kubesentinel.models import K8sObject
+from kubesentinel.static.context import ScanContext
+from kubesentinel.static.podspec import Container, containers, mapping, pod_spec, sequence
+from kubesentinel.static.predicates import Params, Violation, predicate
+
+_SENSITIVE_PARTS = ("password", "passwd", "secret", "credential", "apikey", "privatekey")
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+
+_VAR_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_.-]*\)")
+_NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+_DURATION_OR_SIZE = re.compile(r"(\d+(\.\d+)?(ns|us|ms|s|m|h|d|w|[KMGTPE]i?|[kmgtpe]b?))+")
+_PATH = re.compile(r"(/|\./|\.\./|~/|[A-Za-z]:\\)\S*")
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+# Unrendered templates: ${VAR} (envsubst), {{ .Values.x }} (Helm), <password> (docs).
+_TEMPLATE = re.compile(r"\$\{[^}]*\}|\{\{.*?\}\}", re.DOTALL)
+_ANGLE_PLACEHOLDER = re.compile(r"<[^<>]+>")
+_MASK = re.compile(r"([xX]+|\*+|\.+|#+)")
+_BOOLEAN_WORDS = frozenset(
+    {"true", "false", "yes", "no", "on", "off", "y", "n", "enabled", "disabled"}
+)
+_PLACEHOLDERS = frozenset(
+    {"replaceme", "replace", "todo", "tbd", "fixme", "placeholder", "redacted",
+     "none", "null", "nil", "undefined", "na", "empty", "unset", "notset"}
+)
+
+# (description, pattern): formats that are credentials whatever the variable is called.
+_CREDENTIAL_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("a private key", re.compile(r"-{3,}\s*BEGIN\s+[A-Z0-9 ]*PRIVATE\s+KEY", re.IGNORECASE)),
+    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,})")),
+    ("a GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("a Stripe live key", re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
+    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+    ("a URL with an embedded password", re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@")),
+)
+
+
+def sensitive_name(name: str) -> bool:
+    """password/secret/credential/api key/private key anywhere, or a word ending in token."""
+    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    if any(part in compact for part in _SENSITIVE_PARTS):
+        return True
+    words = _WORD_SPLIT.split(_CAMEL.sub(" ", name))
+    return any(word.lower().endswith(("token", "tokens")) for word in words)
+
+
+def credential_format(value: str) -> str | None:
+    """Which known credential format the value contains, if any."""
+    for description, pattern in _CREDENTIAL_FORMATS:
+        if pattern.search(value):
+            return description
+    return None
+
+
+def looks_like_secret_value(value: Any) -> bool:
+    """A non-empty literal that could work as a credential (see the module docstring)."""
+    if not isinstance(value, str):
+        return False  # booleans and numbers parsed from YAML are settings, not secrets
+    text = value.strip()
+    if not text or _VAR_REF.search(text) or _TEMPLATE.search(text):
+        return False  # built from references the kubelet or a template engine fills in
+    lowered = re.sub(r"[^a-z0-9]", "", text.lower())
+    if lowered in _BOOLEAN_WORDS or lowered in _PLACEHOLDERS:
+        return False
+    if _NUMBER.fullmatch(text) or _DURATION_OR_SIZE.fullmatch(text) or _MASK.fullmatch(text):
+        return False
+    # URLs with a password were caught as a credential format before this point.
+    return not (_ANGLE_PLACEHOLDER.fullmatch(text) or _PATH.fullmatch(text) or _URL.fullmatch(text))
+
+
+def _literal_env(container: Container) -> Iterator[tuple[int, str, Any]]:
+    """(index, name, value) of env entries that set a literal value, not valueFrom."""
+    for index, entry in enumerate(sequence(container.spec.get("env"))):
+        if not isinstance(entry, Mapping) or entry.get("valueFrom") is not None:
+            continue
+        name = entry.get("name")
+        yield index, name if isinstance(name, str) else f"env[{index}]", entry.get("value")
+
+
+@predicate("sensitive_literal_env")
+def sensitive_literal_env(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A container sets a literal env value that looks like a credential."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return
+    for container in containers(pod):
+        for index, name, value in _literal_env(container):
+            found = credential_format(value) if isinstance(value, str) else None
+            if found is None and sensitive_name(name) and looks_like_secret_value(value):
+                found = "a literal credential"
+            if found is not None:
+                yield Violation(
+                    f"{container.label} env var {name} holds {found} in plain text",
+                    (*container.path, "env", index, "value"),
+                )
+
+
+@predicate("secret_in_env_ref")
+def secret_in_env_ref(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A container takes a Secret through env[].valueFrom.secretKeyRef or envFrom[].secretRef."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return
+    for container in containers(pod):
+        for index, entry in enumerate(sequence(container.spec.get("env"))):
+            ref = mapping(mapping(mapping(entry).get("valueFrom")).get("secretKeyRef"))
+            if ref:
+                name = mapping(entry).get("name")
+                yield Violation(
+                    f'{container.label} reads Secret "{ref.get("name")}" into env var {name}',
+                    (*container.path, "env", index, "valueFrom", "secretKeyRef"),
+                )
+        for index, entry in enumerate(sequence(container.spec.get("envFrom"))):
+            ref = mapping(mapping(entry).get("secretRef"))
+            if ref:
+                yield Violation(
+                    f'{container.label} loads Secret "{ref.get("name")}" into its environment',
+                    (*container.path, "envFrom", index, "secretRef"),
+                )

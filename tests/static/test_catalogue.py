@@ -1,0 +1,90 @@
+"""The catalogue itself: ids, severities, remediation, references, fixtures, generated docs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kubesentinel.errors import RuleError
+from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue, load_rule_file
+from kubesentinel.static.predicates import load_builtin_predicates
+from kubesentinel.static.ruledocs import render
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = builtin_catalogue().rules
+
+
+def test_ids_are_unique_and_well_formed() -> None:
+    ids = [r.id for r in RULES]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"KS-\d{4}", i) for i in ids)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=lambda r: r.id)
+def test_rule_metadata_is_complete(rule) -> None:  # type: ignore[no-untyped-def]
+    assert rule.title
+    assert rule.description
+    assert rule.category
+    assert rule.remediation.endswith(".")
+    assert rule.kinds
+    assert Path(rule.source_file).name == f"{rule.id}.yaml"
+    assert (
+        rule.references.concepts
+        or rule.references.peers
+        or rule.references.pss
+        or rule.id in {"KS-0057"}
+    )
+    fixtures = ROOT / "tests" / "static" / "rules" / rule.id
+    assert (fixtures / "expected.yaml").is_file(), f"no fixtures for {rule.id}"
+    assert any((fixtures / "pass").glob("*.y*ml")), f"no pass fixture for {rule.id}"
+
+
+def test_every_registered_predicate_is_used_by_a_rule() -> None:
+    used = {r.predicate for r in RULES}
+    assert set(load_builtin_predicates()) - used == set()
+
+
+def test_rule_docs_are_up_to_date() -> None:
+    docs = (ROOT / "docs" / "rules.md").read_text(encoding="utf-8")
+    assert docs.strip() == render(builtin_catalogue()).strip(), (
+        "run `make docs` and commit docs/rules.md"
+    )
+
+
+def test_broken_rule_file_is_an_error_naming_file_and_line(tmp_path: Path) -> None:
+    rule = tmp_path / "KS-9999.yaml"
+    rule.write_text(
+        "id: KS-9999\ntitle: t\nseverity: urgent\ncategory: c\ndescription: d\n"
+        "remediation: Fix it.\nkinds: [Pod]\npredicate: pod_flag_true\n"
+    )
+    with pytest.raises(RuleError) as info:
+        load_rule_file(rule)
+    assert (info.value.file, info.value.line) == (str(rule), 3)
+    assert "urgent" in info.value.message
+
+
+def test_unknown_key_and_unknown_predicate_are_errors(tmp_path: Path) -> None:
+    rule = tmp_path / "r.yaml"
+    base = (
+        "id: X-1\ntitle: t\nseverity: low\ncategory: c\ndescription: d\n"
+        "remediation: Fix.\nkinds: [Pod]\n"
+    )
+    rule.write_text(base + "predicate: pod_flag_true\nseverty: low\n")
+    with pytest.raises(RuleError, match="unknown key 'severty'"):
+        load_rule_file(rule)
+    rule.write_text(base + "predicate: os.system\n")
+    with pytest.raises(RuleError, match="unknown predicate"):
+        load_rule_file(rule)
+
+
+def test_user_rule_reuses_a_builtin_predicate(tmp_path: Path) -> None:
+    (tmp_path / "ACME-1.yaml").write_text(
+        "id: ACME-1\ntitle: No host IPC\nseverity: high\ncategory: host\n"
+        "description: Our policy.\nremediation: Remove hostIPC.\nkinds: [workloads]\n"
+        "predicate: pod_flag_true\nparams: {field: hostIPC}\n"
+    )
+    catalogue = load_catalogue([tmp_path], RULES)
+    assert catalogue.get("acme-1") is not None
+    assert len(catalogue.rules) == len(RULES) + 1
