@@ -47,7 +47,9 @@ EXCEPTIONS_FILE = ROOT / "tests" / "conformance" / "exceptions.yaml"
 
 FAIL, PASS = "fail", "pass"
 NO_RULE = "no rule"
-VERDICTS = ("TP", "TN", "FP", "FN", NO_RULE)
+CRASH = "error"  # the engine raised while scanning the label's unit
+SCORED = ("TP", "TN", "FP", "FN", CRASH)
+VERDICTS = (*SCORED, NO_RULE)
 ROLE_KINDS = frozenset({"Role", "ClusterRole"})
 BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
 EXCEPTION_KEYS = ("source", "fixture", "concept", "doc_index", "item_index", "reason")
@@ -116,12 +118,13 @@ class UnitScan:
     objects: dict[ObjKey, K8sObject] = field(default_factory=dict)
     hits: dict[ObjKey, dict[str, list[Finding]]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    crash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
     label: Label
-    verdict: str  # TP, TN, FP, FN or "no rule"
+    verdict: str  # TP, TN, FP, FN, "error" or "no rule"
     got: str | None  # fail/pass, None without a rule
     rules: tuple[str, ...]
     evidence: tuple[str, ...] = ()  # "KS-0001 file:line message" of the matching findings
@@ -146,7 +149,7 @@ class Tally:
     @property
     def scored(self) -> int:
         """Labels of concepts that have a rule (exceptions left out)."""
-        return sum(self.counts[v] for v in ("TP", "TN", "FP", "FN"))
+        return sum(self.counts[v] for v in SCORED)
 
     @property
     def agreed(self) -> int:
@@ -331,7 +334,12 @@ class UnitScanner:
         if not target.exists():
             scan.errors.append(f"scan unit {unit} does not exist")
             return scan
-        result = scan_paths([str(target)], self.catalogue, ScanOptions())
+        try:
+            result = scan_paths([str(target)], self.catalogue, ScanOptions())
+        except Exception as exc:  # noqa: BLE001 - one broken predicate must not hide the rest
+            scan.crash = f"{type(exc).__name__}: {exc}"
+            scan.errors.append(f"the scan raised {scan.crash}")
+            return scan
         scan.errors.extend(str(error) for error in result.errors)
         for finding in result.findings:
             key = (self._rel(finding.file), finding.doc_index, finding.item_index)
@@ -416,6 +424,8 @@ def role_ref(binding: K8sObject) -> tuple[str, str, str | None] | None:
 def judge(label: Label, unit: UnitScan, rules: tuple[str, ...]) -> Outcome:
     if not rules:
         return Outcome(label, NO_RULE, None, rules)
+    if unit.crash is not None:
+        return Outcome(label, CRASH, None, rules, (unit.crash,))
     findings = [
         finding
         for key in sorted(label_targets(label, unit), key=str)
@@ -537,13 +547,13 @@ def _tally_row(name: str, tally: Tally) -> list[str]:
     c = tally.counts
     return [
         name, str(tally.scored + c[NO_RULE] + tally.excepted), str(c["TP"]), str(c["TN"]),
-        str(c["FP"]), str(c["FN"]), str(c[NO_RULE]), str(tally.excepted),
+        str(c["FP"]), str(c["FN"]), str(c[CRASH]), str(c[NO_RULE]), str(tally.excepted),
         _percent(tally.with_rule), _percent(tally.overall),
     ]
 
 
 _TALLY_HEADERS = (
-    "labels", "TP", "TN", "FP", "FN", "no rule", "excepted", "agree(rule)", "agree(all)",
+    "labels", "TP", "TN", "FP", "FN", "error", "no rule", "excepted", "agree(rule)", "agree(all)",
 )
 
 
@@ -590,7 +600,7 @@ def _disagreement_lines(report: Report) -> list[str]:
     found = report.disagreements()
     ruled = [o for o in found if o.verdict != NO_RULE]
     lines = [f"Disagreements ({len(ruled)} with a rule, {len(found) - len(ruled)} without)"]
-    order = {"FP": 0, "FN": 1, NO_RULE: 2}
+    order = {CRASH: 0, "FP": 1, "FN": 2, NO_RULE: 3}
     for o in sorted(found, key=lambda o: (order[o.verdict], o.label.concept, o.label.where)):
         got = o.got or NO_RULE
         rules = f" [{','.join(o.rules)}]" if o.rules else ""

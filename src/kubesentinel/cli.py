@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from kubesentinel import __version__
 from kubesentinel.config import Config, load_config, parse_pss_version
@@ -174,7 +174,7 @@ def _print_diagnostics(result: ScanResult, *, quiet: bool) -> None:
     if quiet:
         return
     for warning in result.warnings:
-        print(f"kubesentinel: warning {warning.code}: {warning}", file=sys.stderr)
+        _print_error(warning, label="warning")
     grouped: dict[str, list[Notice]] = {}
     for notice in result.notices:
         grouped.setdefault(notice.message, []).append(notice)
@@ -184,10 +184,10 @@ def _print_diagnostics(result: ScanResult, *, quiet: bool) -> None:
         print(f"kubesentinel: notice: {first.file}:{first.line}: {message}{more}", file=sys.stderr)
 
 
-def _print_error(exc: KubeSentinelError, stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
+def _print_error(exc: KubeSentinelError, label: str = "error") -> None:
+    """One line: what, where (file:line), the stable code, and a hint when there is one."""
     hint = f" (hint: {exc.hint})" if exc.hint else ""
-    print(f"kubesentinel: error {exc.code}: {exc}{hint}", file=stream)
+    print(f"kubesentinel: {label} {exc.code}: {exc}{hint}", file=sys.stderr)
 
 
 def _rules_list(args: argparse.Namespace, config: Config) -> int:

@@ -154,3 +154,16 @@ def test_missing_path(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[
     assert code == 2
     assert f"{missing}: no such file or directory" in err
     assert any(f["rule_id"] == "KS-0001" for f in report["findings"])
+
+
+def test_misspelt_security_field_is_a_warning_with_a_suggestion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(PRIVILEGED_POD.replace("{privileged: true}", "{privilegd: true, runAsNonroot: true}"))
+    code, report, err = _run(capsys, "--path", str(typo))
+    assert code in (0, 1)
+    assert f"{typo}:8: unknown field 'privilegd' in securityContext of container \"c\"" in err
+    assert "did you mean 'privileged'?" in err
+    assert "did you mean 'runAsNonRoot'?" in err
+    assert {w["code"] for w in report["warnings"]} == {"KS-W002"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from kubesentinel.errors import InputError
 from kubesentinel.models import K8sObject
+from kubesentinel.static.fieldcheck import unknown_fields
 from kubesentinel.static.inputs import InputFile, read_limited
 from kubesentinel.static.kinds import BUILTIN_KINDS
 from kubesentinel.static.objects import Notice, objects_from
@@ -57,6 +58,7 @@ def _read_one(
                 batch.notices.append(item)
             elif is_rule_target(item.kind):
                 batch.objects.append(item)
+                batch.warnings.extend(unknown_fields(item))
             else:
                 batch.objects.append(_slim(item))
                 if item.kind not in BUILTIN_KINDS:

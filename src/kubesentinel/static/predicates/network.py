@@ -1,1 +1,199 @@
-"""Predicates: network (being written)."""
+"""Predicates on network exposure and isolation: namespaces, NetworkPolicies, Ingress, Service."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from kubesentinel.models import K8sObject
+from kubesentinel.static.context import ScanContext, namespace_of
+from kubesentinel.static.podspec import Path, mapping, pod_spec, sequence
+from kubesentinel.static.predicates import Params, Violation, predicate
+
+# Built-in kinds that live outside namespaces (kubectl api-resources --namespaced=false).
+CLUSTER_SCOPED_KINDS = frozenset({
+    "APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding",
+    "ClusterTrustBundle", "ComponentStatus", "CSIDriver", "CSINode", "CustomResourceDefinition",
+    "DeviceClass", "FlowSchema", "IngressClass", "IPAddress", "MutatingAdmissionPolicy",
+    "MutatingAdmissionPolicyBinding", "MutatingWebhookConfiguration", "Namespace", "Node",
+    "PersistentVolume", "PodSecurityPolicy", "PriorityClass", "PriorityLevelConfiguration",
+    "ResourceSlice", "RuntimeClass", "SelfSubjectAccessReview", "SelfSubjectReview",
+    "SelfSubjectRulesReview", "ServiceCIDR", "StorageClass", "StorageVersion",
+    "StorageVersionMigration", "SubjectAccessReview", "TokenReview",
+    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration", "VolumeAttachment", "VolumeAttributesClass",
+})
+# Cluster-wide custom resources follow the Cluster* naming habit (cert-manager ClusterIssuer,
+# Kyverno ClusterPolicy, ...); OLM's ClusterServiceVersion is the namespaced exception.
+_NAMESPACED_CLUSTER_PREFIXED = frozenset({"ClusterServiceVersion"})
+# Tool configuration files that are never applied to a cluster (kubeconfig, kustomization).
+_CONFIG_GROUPS = ("kustomize.config.k8s.io", "kubeadm.k8s.io", "audit.k8s.io", "apiserver.k8s.io")
+_EXEMPT_OBJECTS = frozenset({("ServiceAccount", "default"), ("Service", "kubernetes")})
+NETWORK_POLICY_GROUP = "networking.k8s.io/"
+
+
+def is_cluster_scoped(obj: K8sObject) -> bool:
+    """Kinds that have no namespace, or files that are not cluster objects at all."""
+    if obj.kind in CLUSTER_SCOPED_KINDS:
+        return True
+    if obj.kind.startswith("Cluster") and obj.kind not in _NAMESPACED_CLUSTER_PREFIXED:
+        return True
+    group = obj.api_version.rpartition("/")[0]
+    if group.endswith(".config.k8s.io") or group in _CONFIG_GROUPS:
+        return True
+    return obj.api_version == "v1" and obj.kind == "Config"
+
+
+@predicate("default_namespace")
+def default_namespace(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A namespaced object sets namespace "default" or none (it lands in default)."""
+    if is_cluster_scoped(obj) or (obj.kind, obj.name) in _EXEMPT_OBJECTS:
+        return
+    path = ("metadata", "namespace")
+    if obj.namespace == "default":
+        yield Violation('metadata.namespace is "default"', path)
+    elif obj.namespace is None:
+        yield Violation("metadata.namespace is not set, so the object lands in default", path)
+
+
+def _label_text(value: Any) -> str:
+    """A label value as the API server stores it (YAML may have read "true" or 1 unquoted)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _expression_matches(expression: Any, labels: Mapping[str, Any]) -> bool:
+    expr = mapping(expression)
+    key, operator = expr.get("key"), expr.get("operator")
+    values = {_label_text(v) for v in sequence(expr.get("values"))}
+    present = isinstance(key, str) and key in labels
+    value = _label_text(labels.get(key)) if present else None
+    if operator == "In":
+        return present and value in values
+    if operator == "NotIn":
+        return not present or value not in values
+    if operator == "Exists":
+        return present
+    if operator == "DoesNotExist":
+        return not present
+    return False  # an unknown operator makes the selector invalid: it selects nothing
+
+
+def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
+    """metav1.LabelSelector semantics: every matchLabels pair and expression must hold;
+    an empty selector matches everything."""
+    if selector is None:
+        return True
+    if not isinstance(selector, Mapping):
+        return False
+    match_labels = selector.get("matchLabels")
+    if match_labels is not None and not isinstance(match_labels, Mapping):
+        return False
+    for key, wanted in mapping(match_labels).items():
+        if key not in labels or _label_text(labels[key]) != _label_text(wanted):
+            return False
+    return all(_expression_matches(e, labels) for e in sequence(selector.get("matchExpressions")))
+
+
+def _is_k8s_network_policy(obj: K8sObject) -> bool:
+    # CNI-specific policies (Calico, Cilium) have other shapes and do not count.
+    return obj.kind == "NetworkPolicy" and obj.api_version.startswith(NETWORK_POLICY_GROUP)
+
+
+@predicate("network_policy_missing")
+def network_policy_missing(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """No NetworkPolicy of the scan in the workload's namespace selects its pod labels."""
+    pod = pod_spec(obj)
+    if pod is None:
+        return
+    labels = mapping(pod.metadata.get("labels"))
+    namespace = namespace_of(obj)
+    for policy in ctx.in_namespace("NetworkPolicy", namespace):
+        spec = mapping(policy.body.get("spec"))
+        if _is_k8s_network_policy(policy) and selector_matches(spec.get("podSelector"), labels):
+            return
+    yield Violation(
+        f'no NetworkPolicy in namespace "{namespace}" selects the pods of this workload',
+        (*pod.metadata_path, "labels"),
+    )
+
+
+@predicate("ingress_no_tls")
+def ingress_no_tls(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """An Ingress has no spec.tls entries, so it serves plain HTTP only."""
+    if not sequence(mapping(obj.body.get("spec")).get("tls")):
+        yield Violation("Ingress has no spec.tls entries", ("spec", "tls"))
+
+
+@predicate("service_type")
+def service_type(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A Service has the given spec.type (params.type, e.g. NodePort)."""
+    if mapping(obj.body.get("spec")).get("type") == params["type"]:
+        yield Violation(f"Service is of type {params['type']}", ("spec", "type"))
+
+
+def _policy_types(spec: Mapping[str, Any]) -> set[str]:
+    """policyTypes as the API server defaults them: Ingress, plus Egress when egress rules exist."""
+    listed = {t for t in sequence(spec.get("policyTypes")) if isinstance(t, str)}
+    if listed:
+        return listed
+    return {"Ingress", "Egress"} if sequence(spec.get("egress")) else {"Ingress"}
+
+
+def _is_empty_selector(selector: Any) -> bool:
+    return isinstance(selector, Mapping) and not (
+        mapping(selector.get("matchLabels")) or sequence(selector.get("matchExpressions"))
+    )
+
+
+def _open_peer(peer: Any) -> str | None:
+    """Why a from/to peer admits everyone, or None."""
+    peer = mapping(peer)
+    cidr = mapping(peer.get("ipBlock")).get("cidr")
+    if isinstance(cidr, str):
+        try:
+            if ipaddress.ip_network(cidr.strip(), strict=False).prefixlen == 0:
+                return f"any address ({cidr.strip()})"
+        except ValueError:
+            return None
+    pods = peer.get("podSelector")
+    if _is_empty_selector(peer.get("namespaceSelector")) and (pods is None or _is_empty_selector(pods)):
+        return "every pod in every namespace"
+    return None
+
+
+def _open_rules(spec: Mapping[str, Any], direction: str) -> Iterator[Violation]:
+    peer_key, word = ("from", "from") if direction == "ingress" else ("to", "to")
+    for index, rule in enumerate(sequence(spec.get(direction))):
+        rule_path: Path = ("spec", direction, index)
+        peers = sequence(mapping(rule).get(peer_key))
+        ports = "on its listed ports" if sequence(mapping(rule).get("ports")) else "on any port"
+        if not peers:
+            yield Violation(
+                f'{direction} rule {index} lists no "{peer_key}" peers, so it allows traffic '
+                f"{word} anywhere {ports}",
+                rule_path,
+            )
+        for peer_index, peer in enumerate(peers):
+            reason = _open_peer(peer)
+            if reason is not None:
+                yield Violation(
+                    f"{direction} rule {index} allows traffic {word} {reason} {ports}",
+                    (*rule_path, peer_key, peer_index),
+                )
+
+
+@predicate("network_policy_allows_all")
+def network_policy_allows_all(
+    obj: K8sObject, ctx: ScanContext, params: Params
+) -> Iterator[Violation]:
+    """An enforced ingress/egress rule of a NetworkPolicy admits traffic from/to everywhere."""
+    if not _is_k8s_network_policy(obj):
+        return
+    spec = mapping(obj.body.get("spec"))
+    types = _policy_types(spec)
+    for direction in ("ingress", "egress"):
+        if direction.capitalize() in types:
+            yield from _open_rules(spec, direction)

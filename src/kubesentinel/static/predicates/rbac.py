@@ -35,8 +35,9 @@ def rbac_wildcard(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[
         for key in ("verbs", "resources"):
             for position, value in enumerate(sequence(rule.get(key))):
                 if value == ALL or (key == "resources" and _any_resource(value)):
-                    yield Violation(f'rules[{index}] uses "{value}" in {key}',
-                                    ("rules", index, key, position))
+                    yield Violation(
+                        f'rules[{index}] uses "{value}" in {key}', ("rules", index, key, position)
+                    )
                     break
 
 
@@ -53,8 +54,10 @@ def rbac_grants(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Vi
     for role in bound_roles(obj, ctx):
         hits = [hit for _, rule in _rules(role) for hit in _covered(rule, wanted)]
         if hits and who:
-            yield Violation(f'binds {role.kind} "{role.name}", which grants {describe(hits)}, '
-                            f"to {who}", ("roleRef", "name"))
+            yield Violation(
+                f'binds {role.kind} "{role.name}", which grants {describe(hits)}, to {who}',
+                ("roleRef", "name"),
+            )
 
 
 @predicate("cluster_admin_binding")
@@ -69,9 +72,11 @@ def cluster_admin_binding(obj: K8sObject, ctx: ScanContext, params: Params) -> I
     for role in bound_roles(obj, ctx):
         for index, rule in _rules(role):
             if covers(rule, (ALL, ALL, ALL)):
-                yield Violation(f'binds {role.kind} "{role.name}", whose rules[{index}] grants '
-                                f'"*" verbs on "*" resources in every API group, to {who}',
-                                ("roleRef", "name"))
+                yield Violation(
+                    f'binds {role.kind} "{role.name}", whose rules[{index}] grants '
+                    f'"*" verbs on "*" resources in every API group, to {who}',
+                    ("roleRef", "name"),
+                )
                 break
 
 
