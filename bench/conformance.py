@@ -336,7 +336,7 @@ class UnitScanner:
             return scan
         try:
             result = scan_paths([str(target)], self.catalogue, ScanOptions())
-        except Exception as exc:  # noqa: BLE001 - one broken predicate must not hide the rest
+        except Exception as exc:  # one broken predicate must not hide every other result
             scan.crash = f"{type(exc).__name__}: {exc}"
             scan.errors.append(f"the scan raised {scan.crash}")
             return scan
@@ -546,14 +546,31 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 def _tally_row(name: str, tally: Tally) -> list[str]:
     c = tally.counts
     return [
-        name, str(tally.scored + c[NO_RULE] + tally.excepted), str(c["TP"]), str(c["TN"]),
-        str(c["FP"]), str(c["FN"]), str(c[CRASH]), str(c[NO_RULE]), str(tally.excepted),
-        _percent(tally.with_rule), _percent(tally.overall),
+        name,
+        str(tally.scored + c[NO_RULE] + tally.excepted),
+        str(c["TP"]),
+        str(c["TN"]),
+        str(c["FP"]),
+        str(c["FN"]),
+        str(c[CRASH]),
+        str(c[NO_RULE]),
+        str(tally.excepted),
+        _percent(tally.with_rule),
+        _percent(tally.overall),
     ]
 
 
 _TALLY_HEADERS = (
-    "labels", "TP", "TN", "FP", "FN", "error", "no rule", "excepted", "agree(rule)", "agree(all)",
+    "labels",
+    "TP",
+    "TN",
+    "FP",
+    "FN",
+    "error",
+    "no rule",
+    "excepted",
+    "agree(rule)",
+    "agree(all)",
 )
 
 
@@ -570,8 +587,10 @@ def render(report: Report) -> str:
         "agree(all) also counts 'no rule' labels as disagreements; exceptions are left out.",
         "",
         "Per source",
-        *_table(("source", *_TALLY_HEADERS),
-                [*(_tally_row(s, t) for s, t in sources.items()), _tally_row("TOTAL", total)]),
+        *_table(
+            ("source", *_TALLY_HEADERS),
+            [*(_tally_row(s, t) for s, t in sources.items()), _tally_row("TOTAL", total)],
+        ),
         "",
         "Per concept",
         *_concept_table(report),
@@ -589,8 +608,12 @@ def _concept_table(report: Report) -> list[str]:
     for outcome in report.outcomes:
         by_source[outcome.label.concept].add(outcome.label.source)
     rows = [
-        [*_tally_row(concept, tally)[:1], ",".join(report.rules_by_concept.get(concept, ())) or "-",
-         ",".join(sorted(by_source[concept])), *_tally_row(concept, tally)[1:]]
+        [
+            *_tally_row(concept, tally)[:1],
+            ",".join(report.rules_by_concept.get(concept, ())) or "-",
+            ",".join(sorted(by_source[concept])),
+            *_tally_row(concept, tally)[1:],
+        ]
         for concept, tally in report.tally("concept").items()
     ]
     return _table(("concept", "rules", "sources", *_TALLY_HEADERS), rows)
@@ -643,8 +666,12 @@ def _warning_lines(report: Report) -> list[str]:
 def as_json(report: Report) -> dict[str, Any]:
     def tallies(key: str) -> dict[str, Any]:
         return {
-            name: {**t.counts, "excepted": t.excepted, "agreement_with_rule": t.with_rule,
-                   "agreement_all": t.overall}
+            name: {
+                **t.counts,
+                "excepted": t.excepted,
+                "agreement_with_rule": t.with_rule,
+                "agreement_all": t.overall,
+            }
             for name, t in report.tally(key).items()
         }
 
@@ -653,11 +680,21 @@ def as_json(report: Report) -> dict[str, Any]:
         "by_source": tallies("source"),
         "by_concept": tallies("concept"),
         "outcomes": [
-            {"line": o.label.line, "source": o.label.source, "fixture": o.label.fixture,
-             "doc_index": o.label.doc_index, "item_index": o.label.item_index,
-             "object": o.label.object_ref, "concept": o.label.concept,
-             "expected": o.label.expected, "got": o.got, "verdict": o.verdict,
-             "rules": list(o.rules), "evidence": list(o.evidence), "exception": o.exception}
+            {
+                "line": o.label.line,
+                "source": o.label.source,
+                "fixture": o.label.fixture,
+                "doc_index": o.label.doc_index,
+                "item_index": o.label.item_index,
+                "object": o.label.object_ref,
+                "concept": o.label.concept,
+                "expected": o.label.expected,
+                "got": o.got,
+                "verdict": o.verdict,
+                "rules": list(o.rules),
+                "evidence": list(o.evidence),
+                "exception": o.exception,
+            }
             for o in report.outcomes
         ],
         "warnings": report.warnings,

@@ -67,8 +67,18 @@ def default_corpus() -> Path:
 
 def scan_command(path: Path, output: str, threshold: str = "low") -> list[str]:
     return [
-        sys.executable, "-m", "kubesentinel", "scan", "--path", str(path),
-        "--format", "json", "--output", output, "--severity-threshold", threshold,
+        sys.executable,
+        "-m",
+        "kubesentinel",
+        "scan",
+        "--path",
+        str(path),
+        "--format",
+        "json",
+        "--output",
+        output,
+        "--severity-threshold",
+        threshold,
     ]
 
 
@@ -147,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _emit(lines: Sequence[str]) -> None:
     for line in lines:
         print(line, flush=True)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -14,24 +14,43 @@ from kubesentinel.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "k8s-manifests"
-HOST_PID_POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostPID: true\n  containers: []\n"
+HOST_PID_POD = (
+    "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  hostPID: true\n  containers: []\n"
+)
 
 
-def test_examples_have_findings_and_the_hardened_example_none(capsys: pytest.CaptureFixture[str]) -> None:
+def test_examples_have_findings_and_the_hardened_example_none(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["scan", "--path", str(EXAMPLES / "bad")]) == 1
     capsys.readouterr()
     assert main(["scan", "--path", str(EXAMPLES / "good")]) == 0
     assert "no findings at or above medium" in capsys.readouterr().out
 
 
-def test_threshold_flag_overrides_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_threshold_flag_overrides_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     manifest = tmp_path / "p.yaml"
     manifest.write_text(HOST_PID_POD)  # KS-0002 is high
     assert main(["scan", "--path", str(manifest), "--severity-threshold", "critical"]) == 0
     config = tmp_path / "c.yaml"
     config.write_text("static:\n  severity_threshold: critical\n")
     assert main(["--config", str(config), "scan", "--path", str(manifest)]) == 0
-    assert main(["--config", str(config), "scan", "--path", str(manifest), "--severity-threshold", "low"]) == 1
+    assert (
+        main(
+            [
+                "--config",
+                str(config),
+                "scan",
+                "--path",
+                str(manifest),
+                "--severity-threshold",
+                "low",
+            ]
+        )
+        == 1
+    )
     capsys.readouterr()
 
 
@@ -61,12 +80,16 @@ def test_bad_config_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"{config}:4: unknown key runtime.bufer_size" in capsys.readouterr().err
 
 
-def test_rules_list_json_carries_pss_and_peer_references(capsys: pytest.CaptureFixture[str]) -> None:
+def test_rules_list_json_carries_pss_and_peer_references(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     assert main(["rules", "list", "--format", "json"]) == 0
     rules = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     privileged = rules["KS-0001"]
     assert privileged["references"]["pss"] == ["baseline:privileged-containers"]
-    assert {"CKV_K8S_16", "C-0057", "KSV017", "privileged-container"} <= set(privileged["references"]["peers"])
+    assert {"CKV_K8S_16", "C-0057", "KSV017", "privileged-container"} <= set(
+        privileged["references"]["peers"]
+    )
     assert privileged["severity"] == "critical"
 
 
@@ -86,7 +109,9 @@ def test_installed_entry_points(command: list[str], tmp_path: Path) -> None:
     manifest.write_text(HOST_PID_POD)
     exe = Path(sys.executable).parent / "kubesentinel"
     argv = [str(exe)] if command == ["kubesentinel"] else command
-    done = subprocess.run([*argv, "scan", "--path", str(manifest)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [*argv, "scan", "--path", str(manifest)], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 1, done.stderr
     assert "KS-0002" in done.stdout
     assert "\x1b[" not in done.stdout  # not a terminal: no colours

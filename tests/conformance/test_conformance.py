@@ -174,9 +174,17 @@ subjects: [{kind: User, name: u}]
 
 def _record(doc: int | None, concept: str, expected: str, **extra: object) -> dict[str, object]:
     record: dict[str, object] = {
-        "source": "alpha", "fixture": "src/all.yaml", "scan_unit": "src/all.yaml",
-        "doc_index": doc, "item_index": None, "kind": "Pod", "namespace": None, "name": "x",
-        "concept": concept, "expected": expected, "granularity": "resource",
+        "source": "alpha",
+        "fixture": "src/all.yaml",
+        "scan_unit": "src/all.yaml",
+        "doc_index": doc,
+        "item_index": None,
+        "kind": "Pod",
+        "namespace": None,
+        "name": "x",
+        "concept": concept,
+        "expected": expected,
+        "granularity": "resource",
         "peer_check_id": "P-PRIV",
     }
     record.update(extra)
@@ -231,9 +239,17 @@ def test_matcher_scores_each_label_against_the_findings(conformance: Path) -> No
 
     verdicts = [(o.label.line, o.verdict, o.exception is not None) for o in report.outcomes]
     assert verdicts == [
-        (1, "TP", False), (2, "TN", False), (3, "TP", False), (4, "TN", False),
-        (5, "FN", False), (6, "FP", False), (7, "FN", False), (8, "no rule", False),
-        (9, "TP", False), (10, "FP", False), (11, "TN", True),
+        (1, "TP", False),
+        (2, "TN", False),
+        (3, "TP", False),
+        (4, "TN", False),
+        (5, "FN", False),
+        (6, "FP", False),
+        (7, "FN", False),
+        (8, "no rule", False),
+        (9, "TP", False),
+        (10, "FP", False),
+        (11, "TN", True),
     ]
     fp = report.outcomes[5]
     assert fp.got == "fail"
@@ -241,10 +257,11 @@ def test_matcher_scores_each_label_against_the_findings(conformance: Path) -> No
     assert fp.evidence == ("KS-9002 all.yaml:30 pod spec sets hostPID: true",)
 
     alpha, beta = report.tally("source")["alpha"], report.tally("source")["beta"]
-    assert (alpha.counts, alpha.excepted) == ({"TP": 1, "TN": 1, "FP": 1, "FN": 2, "no rule": 1}, 1)
+    assert alpha.excepted == 1
+    assert alpha.counts == {"TP": 1, "TN": 1, "FP": 1, "FN": 2, "error": 0, "no rule": 1}
     assert alpha.with_rule == 2 / 5
     assert alpha.overall == 2 / 6
-    assert beta.counts == {"TP": 2, "TN": 1, "FP": 1, "FN": 0, "no rule": 0}
+    assert beta.counts == {"TP": 2, "TN": 1, "FP": 1, "FN": 0, "error": 0, "no rule": 0}
     assert report.tally("concept")["host_ipc"].with_rule is None
 
     # The mislabelled object and the peer id no rule lists are reported, not silently scored.
@@ -268,12 +285,14 @@ def test_rbac_labels_accept_the_role_or_binding_their_roleref_links(conformance:
         return {f"{key[0]}#{key[1]}" for key in harness.label_targets(label, unit)}
 
     assert targets("binding.yaml", 0, "ClusterRoleBinding") == {
-        "rbac/binding.yaml#0", "rbac/role.yaml#0"
+        "rbac/binding.yaml#0",
+        "rbac/role.yaml#0",
     }
     # a roleRef to a Role means the Role of the binding's own namespace, not its namesake in "b"
     assert targets("binding.yaml", 1, "RoleBinding") == {"rbac/binding.yaml#1", "rbac/role.yaml#1"}
     assert targets("role.yaml", 1, "Role", "cluster_admin_binding") == {
-        "rbac/role.yaml#1", "rbac/binding.yaml#1"
+        "rbac/role.yaml#1",
+        "rbac/binding.yaml#1",
     }
     assert targets("role.yaml", 2, "Role") == {"rbac/role.yaml#2"}
     # other concepts score only the labelled object
@@ -292,6 +311,20 @@ def test_file_granularity_uses_the_listed_objects_when_named(conformance: Path) 
 
 
 ENTRY = "exceptions:\n  - {source: a, concept: c, doc_index: 0, item_index: null, "
+
+
+def test_a_crashing_scan_is_scored_as_error_not_fatal(conformance: Path) -> None:
+    broken = conformance / "broken"
+    broken.mkdir()
+    # container_flag_true without its "field" param raises KeyError on the first workload
+    (broken / "KS-9009.yaml").write_text(
+        RULES["KS-9001.yaml"].replace("KS-9001", "KS-9009").replace("{field: privileged}", "{}")
+    )
+    report = harness.evaluate(conformance, load_catalogue([broken]))
+    verdicts = {o.verdict for o in report.outcomes if o.label.concept == "privileged_container"}
+    assert verdicts == {"error"}
+    assert report.tally("source")["beta"].with_rule == 0.0
+    assert any("the scan raised KeyError" in w for w in report.warnings)
 
 
 @pytest.mark.parametrize(

@@ -9,18 +9,20 @@ import json
 import resource
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from kubesentinel.cli import main
 
+Run = tuple[int, dict[str, Any], str]
 PRIVILEGED_POD = (
     "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: x}\nspec:\n"
     "  containers:\n  - name: c\n    image: nginx:1.25\n    securityContext: {privileged: true}\n"
 )
 
 
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
     code = main(["scan", "--format", "json", *args])
     out, err = capsys.readouterr()
     assert "Traceback" not in err
@@ -34,7 +36,8 @@ def good(tmp_path: Path) -> Path:
     return path
 
 
-def _assert_reported(code: int, report: dict, err: str, file: Path, line: int, code_id: str) -> None:  # type: ignore[type-arg]
+def _assert_reported(run: Run, file: Path, line: int, code_id: str) -> None:
+    code, report, err = run
     assert code == 2
     assert f"{file}:{line}" in err
     assert code_id in err
@@ -46,25 +49,27 @@ def _assert_reported(code: int, report: dict, err: str, file: Path, line: int, c
 def test_malformed_yaml(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("apiVersion: v1\nkind: Pod\nmetadata:\n  name: [oops\n")
-    code, report, err = _run(capsys, "--path", str(bad), "--path", str(good))
-    _assert_reported(code, report, err, bad, 5, "KS-E013")
+    run = _run(capsys, "--path", str(bad), "--path", str(good))
+    _assert_reported(run, bad, 5, "KS-E013")
 
 
 def test_invalid_utf8(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "latin1.yaml"
     bad.write_bytes(b"apiVersion: v1\nkind: ConfigMap\ndata:\n  city: M\xfcnchen\n")
-    code, report, err = _run(capsys, "--path", str(bad), "--path", str(good))
-    _assert_reported(code, report, err, bad, 4, "KS-E012")
+    run = _run(capsys, "--path", str(bad), "--path", str(good))
+    _assert_reported(run, bad, 4, "KS-E012")
 
 
 def test_binary_file(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "image.yaml"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
-    code, report, err = _run(capsys, "--path", str(bad), "--path", str(good))
-    _assert_reported(code, report, err, bad, 3, "KS-E011")
+    run = _run(capsys, "--path", str(bad), "--path", str(good))
+    _assert_reported(run, bad, 3, "KS-E011")
 
 
-def test_empty_file_is_a_notice_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_empty_file_is_a_notice_not_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty.yaml"
     empty.write_text("")
     code, report, err = _run(capsys, "--path", str(empty))
@@ -73,8 +78,16 @@ def test_empty_file_is_a_notice_not_an_error(tmp_path: Path, capsys: pytest.Capt
     assert f"{empty}:1: no YAML documents" in err
 
 
-def test_alias_bomb_is_refused_quickly(tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: lol}", "data:", '  a: &a ["lol"]']
+def test_alias_bomb_is_refused_quickly(
+    tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: lol}",
+        "data:",
+        '  a: &a ["lol"]',
+    ]
     for level in "bcdefghij":
         previous = chr(ord(level) - 1)
         lines.append(f"  {level}: &{level} [{', '.join(['*' + previous] * 9)}]")
@@ -127,14 +140,18 @@ def test_duplicate_keys_warn_and_the_last_value_is_scanned(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dup = tmp_path / "dup.yaml"
-    dup.write_text(PRIVILEGED_POD.replace("{privileged: true}", "{privileged: false, privileged: true}"))
+    dup.write_text(
+        PRIVILEGED_POD.replace("{privileged: true}", "{privileged: false, privileged: true}")
+    )
     code, report, err = _run(capsys, "--path", str(dup))
     assert code == 1
     assert f"{dup}:8: duplicate key 'privileged'" in err
     assert [f["rule_id"] for f in report["findings"]].count("KS-0001") == 1
 
 
-def test_unknown_kind_and_missing_kind_are_notices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_kind_and_missing_kind_are_notices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     odd = tmp_path / "odd.yaml"
     odd.write_text(
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w, namespace: x}\n"
@@ -160,7 +177,9 @@ def test_misspelt_security_field_is_a_warning_with_a_suggestion(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     typo = tmp_path / "typo.yaml"
-    typo.write_text(PRIVILEGED_POD.replace("{privileged: true}", "{privilegd: true, runAsNonroot: true}"))
+    typo.write_text(
+        PRIVILEGED_POD.replace("{privileged: true}", "{privilegd: true, runAsNonroot: true}")
+    )
     code, report, err = _run(capsys, "--path", str(typo))
     assert code in (0, 1)
     assert f"{typo}:8: unknown field 'privilegd' in securityContext of container \"c\"" in err

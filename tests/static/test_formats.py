@@ -18,17 +18,24 @@ from typing import Any
 import jsonschema
 import pytest
 
+from kubesentinel.errors import InputError
 from kubesentinel.models import Severity
 from kubesentinel.static.catalogue import Catalogue, builtin_catalogue
 from kubesentinel.static.engine import ScanOptions, ScanResult, scan_paths
-from kubesentinel.static.formats import FORMAT_NAMES, JSON_SCHEMA_VERSION, ScanReport, renderer
+from kubesentinel.static.formats import (
+    FORMAT_NAMES,
+    JSON_SCHEMA_VERSION,
+    ScanReport,
+    markdown_format,
+    renderer,
+)
 from kubesentinel.static.formats.common import artifact_uri
 from kubesentinel.static.formats.markdown_format import code, escape
 from tests.conftest import ROOT, shared_path
 
 DATA = Path(__file__).parent / "data"
 CORE = Catalogue(tuple(r for r in builtin_catalogue().rules if r.id in ("KS-0001", "KS-0002")))
-ANSI = "\x1b["
+COUNTED = (("failures", "failure"), ("errors", "error"), ("skipped", "skipped"))
 
 
 def _scan(catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch, *paths: str) -> ScanResult:
@@ -71,6 +78,60 @@ def test_every_format_renders_text_ending_in_a_newline(name: str, full: ScanResu
         assert text == renderer(name)(_report(full, threshold, builtin_catalogue()))
 
 
+def test_inputs_without_a_file_or_line_render_in_every_format(
+    core: ScanResult, tmp_path: Path
+) -> None:
+    gone = tmp_path / "gone.yaml"
+    result = ScanResult(
+        findings=core.findings,
+        errors=[
+            InputError("no such file or directory", file=str(gone), code="KS-E016"),
+            InputError(
+                "Helm chart: templates must be rendered before scanning",
+                file="charts/web",
+                hint="run: helm template charts/web | kubesentinel scan --path -",
+                code="KS-E017",
+            ),
+            InputError("stdin closed", code="KS-E016"),
+        ],
+        files=list(core.files),
+        objects=core.objects,
+    )
+    report = _report(result, Severity.LOW)
+    notifications = _sarif(report)["runs"][0]["invocations"][0]["toolExecutionNotifications"]
+    artifacts = [
+        [loc["physicalLocation"]["artifactLocation"] for loc in n["locations"]]
+        for n in notifications
+        if "locations" in n
+    ]
+    assert artifacts == [
+        [{"uri": gone.as_uri()}],
+        [{"uri": "charts/web", "uriBaseId": "%SRCROOT%"}],
+    ]
+    assert "locations" not in notifications[2]
+    assert "(hint: run: helm template" in notifications[1]["message"]["text"]
+    document = json.loads(renderer("json")(report))
+    jsonschema.Draft202012Validator(_json_schema()).validate(document)
+    assert document["errors"][2] == {
+        "code": "KS-E016",
+        "file": None,
+        "line": None,
+        "message": "stdin closed",
+        "hint": None,
+    }
+    root = _xml(renderer("junit")(report))
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    assert suites["(no file)"].get("errors") == "1"
+    assert suites["charts/web"].find("testcase/error") is not None
+    assert root.get("errors") == "3"
+    table = renderer("table")(report)
+    assert "  (no file)  KS-E016  stdin closed" in table
+    assert "    hint: run: helm template charts/web | kubesentinel scan --path -" in table
+    markdown = renderer("markdown")(report)
+    assert "| `charts/web` |  | KS-E017 |" in markdown
+    assert "helm template charts/web \\| kubesentinel" in markdown
+
+
 # --- SARIF ---------------------------------------------------------------------------------
 
 
@@ -98,9 +159,11 @@ def test_sarif_results_carry_what_github_code_scanning_needs(core: ScanResult) -
         physical = result["locations"][0]["physicalLocation"]
         assert physical["artifactLocation"] == {"uri": finding.file, "uriBaseId": "%SRCROOT%"}
         assert physical["region"]["startLine"] == finding.line
-        assert re.fullmatch(r"[0-9a-f]{32}:[0-9]+", result["partialFingerprints"]["primaryLocationLineHash"])
+        fingerprint = result["partialFingerprints"]["primaryLocationLineHash"]
+        assert re.fullmatch(r"[0-9a-f]{32}:[0-9]+", fingerprint)
         logical = result["locations"][0]["logicalLocations"][0]
-        assert logical["fullyQualifiedName"] in ("Deployment/prod/web", "Pod/debug", "Pod/batch/listed")
+        objects = ("Deployment/prod/web", "Pod/debug", "Pod/batch/listed")
+        assert logical["fullyQualifiedName"] in objects
     hashes = [r["partialFingerprints"]["primaryLocationLineHash"] for r in run["results"]]
     assert len(set(hashes)) == len(hashes)
 
@@ -120,9 +183,11 @@ def test_sarif_lists_every_catalogue_rule_with_github_metadata(full: ScanResult)
         assert rule.remediation in descriptor["help"]["text"]
         assert rule.remediation in descriptor["help"]["markdown"]
         score = descriptor["properties"]["security-severity"]
-        assert score == rule.severity.security_score and 0.1 <= float(score) <= 10.0
+        assert score == rule.severity.security_score
+        assert 0.1 <= float(score) <= 10.0
         tags = descriptor["properties"]["tags"]
-        assert tags[0] == "security" and set(rule.references.pss) <= set(tags)
+        assert tags[0] == "security"
+        assert set(rule.references.pss) <= set(tags)
         assert len(tags) == len(set(tags))
         if rule.references.urls:
             assert descriptor["helpUri"] == rule.references.urls[0]
@@ -156,8 +221,10 @@ def test_sarif_fingerprints_survive_lines_moving(
     def fingerprints() -> list[tuple[str, int]]:
         result = scan_paths(["web.yaml"], CORE, ScanOptions())
         return [
-            (r["partialFingerprints"]["primaryLocationLineHash"],
-             r["locations"][0]["physicalLocation"]["region"]["startLine"])
+            (
+                r["partialFingerprints"]["primaryLocationLineHash"],
+                r["locations"][0]["physicalLocation"]["region"]["startLine"],
+            )
             for r in _sarif(_report(result, Severity.LOW))["runs"][0]["results"]
         ]
 
@@ -181,7 +248,9 @@ def test_sarif_fingerprints_survive_lines_moving(
         ("C:\\k8s\\web.yaml", "file:///C:/k8s/web.yaml", False),
     ],
 )
-def test_artifact_uris_are_forward_slash_uri_references(path: str, uri: str, relative: bool) -> None:
+def test_artifact_uris_are_forward_slash_uri_references(
+    path: str, uri: str, relative: bool
+) -> None:
     assert artifact_uri(path) == (uri, relative)
 
 
@@ -270,50 +339,64 @@ def test_json_docs_describe_every_schema_field() -> None:
 # --- JUnit ---------------------------------------------------------------------------------
 
 
+def _xml(text: str) -> ET.Element:
+    return ET.fromstring(text)  # noqa: S314 - our own output, not untrusted XML
+
+
 def test_junit_parses_and_counts_add_up(core: ScanResult) -> None:
-    root = ET.fromstring(renderer("junit")(_report(core, Severity.CRITICAL)))
+    root = _xml(renderer("junit")(_report(core, Severity.CRITICAL)))
     assert root.tag == "testsuites"
     suites = {s.get("name"): s for s in root.iter("testsuite")}
     assert set(suites) == set(core.files)
     for element in (root, *suites.values()):
         cases = list(element.iter("testcase"))
         assert element.get("tests") == str(len(cases))
-        for attribute, tag in (("failures", "failure"), ("errors", "error"), ("skipped", "skipped")):
+        for attribute, tag in COUNTED:
             assert element.get(attribute) == str(sum(1 for c in cases if c.find(tag) is not None))
     # One case per (object, rule): web.yaml has Deployment/KS-0001 (3 findings),
     # Deployment/KS-0002 (high: below the critical threshold, so skipped) and Pod/KS-0001.
     web = suites["formats/web.yaml"]
     names = {c.get("name"): c for c in web.iter("testcase")}
-    assert set(names) == {"KS-0001 Deployment/prod/web", "KS-0002 Deployment/prod/web", "KS-0001 Pod/debug"}
+    assert set(names) == {
+        "KS-0001 Deployment/prod/web",
+        "KS-0002 Deployment/prod/web",
+        "KS-0001 Pod/debug",
+    }
     assert names["KS-0002 Deployment/prod/web"].find("skipped") is not None
     failure = names["KS-0001 Deployment/prod/web"].find("failure")
-    assert failure is not None and failure.get("type") == "KS-0001"
-    assert failure.get("message", "").startswith('container "app|sidecar" sets securityContext.privileged')
-    assert "line 21:" in (failure.text or "") and "Remediation:" in (failure.text or "")
-    assert root.get("tests") == "9" and root.get("failures") == "3" and root.get("errors") == "1"
-    assert root.get("skipped") == "1"
+    assert failure is not None
+    assert failure.get("type") == "KS-0001"
+    assert failure.get("message") == (
+        'container "app|sidecar" sets securityContext.privileged: true (and 2 more)'
+    )
+    assert "\nline 21: " in (failure.text or "")
+    assert "\nRemediation: " in (failure.text or "")
+    counts = {key: root.get(key) for key in ("tests", "failures", "errors", "skipped")}
+    assert counts == {"tests": "7", "failures": "3", "errors": "1", "skipped": "1"}
 
 
 def test_junit_input_errors_are_error_cases(core: ScanResult) -> None:
-    root = ET.fromstring(renderer("junit")(_report(core)))
+    root = _xml(renderer("junit")(_report(core)))
     broken = next(s for s in root.iter("testsuite") if s.get("name") == "formats/broken.yaml")
     error = broken.find("testcase/error")
-    assert error is not None and error.get("type") == "KS-E013"
+    assert error is not None
+    assert error.get("type") == "KS-E013"
     assert broken.get("errors") == "1"
 
 
 def test_junit_files_without_findings_get_a_passing_case(core: ScanResult) -> None:
-    root = ET.fromstring(renderer("junit")(_report(core)))
+    root = _xml(renderer("junit")(_report(core)))
     empty = next(s for s in root.iter("testsuite") if s.get("name") == "formats/empty.yaml")
     cases = list(empty.iter("testcase"))
-    assert len(cases) == 1 and len(cases[0]) == 0
+    assert len(cases) == 1
+    assert len(cases[0]) == 0  # no failure, error or skipped child: a pass
 
 
 def test_junit_escapes_control_characters_from_manifests(core: ScanResult) -> None:
     text = renderer("junit")(_report(core))
     assert "\x1b" not in text
     assert "esc\\x1b[2Jape" in text
-    ET.fromstring(text)
+    _xml(text)
 
 
 # --- Markdown ------------------------------------------------------------------------------
@@ -324,28 +407,42 @@ def test_markdown_escapes_a_pipe_from_a_manifest_value(core: ScanResult) -> None
     assert 'container "app\\|sidecar" sets' in text
     assert "app|sidecar" not in text
     assert "log{0}\\`tick\\`" in text
-    for row in (line for line in text.splitlines() if line.startswith("| ")):
-        header_cells = 5 if "Rule" in text else 4
-        cells = len(re.findall(r"(?<!\\)\|", row)) - 1
-        assert cells in (2, 4, header_cells), row
+    rows = [line for line in text.splitlines() if line.startswith(("| critical", "| high"))]
+    assert len(rows) == 6
+    for row in rows:  # five cells: no pipe from a manifest value splits one
+        assert len(re.findall(r"(?<!\\)\|", row)) == 6, row
 
 
 def test_markdown_has_a_summary_files_and_remediation(core: ScanResult) -> None:
     text = renderer("markdown")(_report(core, Severity.CRITICAL))
-    assert "| Critical | 5 |" in text and "| High | 0 |" in text
-    assert "### `formats/web.yaml`" in text and "### `formats/list.yaml`" in text
+    assert "| Critical | 5 |\n| High | 0 |" in text
+    assert "### `formats/web.yaml`" in text
+    assert "### `formats/list.yaml`" in text
     assert "| critical | KS-0001 | `Pod batch/listed` | 15 |" in text
     assert "Remove securityContext.privileged or set it to false." in text
     assert "KS-0002" not in text.split("### How to fix")[1].split("###")[0]
     assert "1 finding below the threshold hidden" in text
-    assert "### Input errors" in text and "KS-E013" in text
+    assert "### Input errors" in text
+    assert "| `formats/broken.yaml` |" in text
+
+
+def test_markdown_caps_the_rows_for_pr_comments(
+    core: ScanResult, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(markdown_format, "MAX_ROWS", 2)
+    text = renderer("markdown")(_report(core, Severity.HIGH))
+    rows = [line for line in text.splitlines() if line.startswith(("| critical", "| high"))]
+    assert len(rows) == 2
+    assert "_4 more findings not shown: the JSON and SARIF formats list every finding._" in text
 
 
 @pytest.mark.parametrize(
     ("value", "escaped"),
     [
         ("a|b", "a\\|b"),
-        ("*x* _y_ `z` [l](u) <b> ~s~ &amp; #1 $m$", "\\*x\\* \\_y\\_ \\`z\\` \\[l\\](u) \\<b\\> \\~s\\~ \\&amp; \\#1 \\$m\\$"),
+        ("*x* _y_ `z`", "\\*x\\* \\_y\\_ \\`z\\`"),
+        ("[l](u) <b> ~s~", "\\[l\\](u) \\<b\\> \\~s\\~"),
+        ("&amp; #1 $m$ \\", "\\&amp; \\#1 \\$m\\$ \\\\"),
         ("two\nlines", "two lines"),
     ],
 )
@@ -364,7 +461,7 @@ def test_markdown_code_spans_keep_backticks_and_pipes() -> None:
 
 def test_table_is_plain_text_without_colour(core: ScanResult) -> None:
     text = renderer("table")(_report(core, Severity.CRITICAL))
-    assert ANSI not in text and "\x1b" not in text
+    assert "\x1b" not in text  # neither colour codes nor the escape from a manifest
     assert "esc\\x1b[2Jape" in text
     lines = text.splitlines()
     assert "formats/web.yaml" in lines
@@ -372,12 +469,15 @@ def test_table_is_plain_text_without_colour(core: ScanResult) -> None:
     assert "  Pod batch/listed (List item 0)" in lines
     row = next(line for line in lines if "line 15" in line)
     assert re.fullmatch(r"    CRITICAL  KS-0001  line 15  container \"worker\" sets .*", row)
-    assert lines[lines.index(row) + 1].strip() == "fix: Remove securityContext.privileged or set it to false."
+    fix = lines[lines.index(row) + 1].strip()
+    assert fix == "fix: Remove securityContext.privileged or set it to false."
+    # The fix is shown once per object and rule: three objects have privileged containers.
+    assert sum(1 for line in lines if line.strip() == fix) == 3
     assert lines[-1] == (
         "5 files, 6 objects: 5 findings at or above critical (5 critical, 0 high, 0 medium, 0 low)."
         " 1 below threshold hidden: use --severity-threshold low. 1 input error. 1 warning."
     )
-    assert "Input errors (1)" in text and "KS-E013" in text
+    assert "Input errors (1)\n  formats/broken.yaml:" in text
 
 
 def test_table_colours_severities_when_asked(core: ScanResult) -> None:
@@ -390,4 +490,4 @@ def test_table_colours_severities_when_asked(core: ScanResult) -> None:
 def test_table_without_findings(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _scan(CORE, monkeypatch, "formats/clean.yaml")
     text = renderer("table")(_report(result, Severity.MEDIUM))
-    assert text.splitlines()[-1] == "1 file, 1 object: no findings at or above medium. 1 warning."
+    assert text.splitlines()[-1] == "1 file, 2 objects: no findings at or above medium. 1 warning."

@@ -22,7 +22,10 @@ HARDENED = [
 def test_hardened_workload_has_no_finding_at_medium_or_above(manifest: Path) -> None:
     result = scan_paths([str(manifest)], builtin_catalogue(), ScanOptions())
     assert result.errors == []
-    loud = [f"{f.rule_id} {f.obj.kind}/{f.obj.name}: {f.message}" for f in result.at_or_above(Severity.MEDIUM)]
+    loud = [
+        f"{f.rule_id} {f.obj.kind}/{f.obj.name}: {f.message}"
+        for f in result.at_or_above(Severity.MEDIUM)
+    ]
     assert loud == []
 
 

@@ -33,7 +33,9 @@ def test_parallel_scan_equals_serial_scan(tmp_path: Path) -> None:
     pad = "x" * 4000
     for n in range(40):
         docs = [
-            POD.format(i=i, n=n, pad=pad, host_pid=str(i % 3 == 0).lower(), priv=str(i % 2 == 0).lower())
+            POD.format(
+                i=i, n=n, pad=pad, host_pid=str(i % 3 == 0).lower(), priv=str(i % 2 == 0).lower()
+            )
             for i in range(20)
         ]
         (tmp_path / f"f{n:02}.yaml").write_text("---\n".join(docs))

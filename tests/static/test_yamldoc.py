@@ -27,7 +27,7 @@ def test_plain_scalars_resolve_as_go_yaml_v2(text: str, value: object) -> None:
 
 
 def test_quoted_and_tagged_scalars_stay_strings() -> None:
-    doc = parse_file(b'a: "yes"\nb: \'0644\'\nc: !Ref web\nd: !!python/object:os.system ls\n', "t")
+    doc = parse_file(b"a: \"yes\"\nb: '0644'\nc: !Ref web\nd: !!python/object:os.system ls\n", "t")
     assert doc.documents[0].value == {"a": "yes", "b": "0644", "c": "web", "d": "ls"}
 
 

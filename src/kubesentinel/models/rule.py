@@ -35,4 +35,6 @@ class Rule:
     params: Mapping[str, Any] = field(default_factory=dict)
     references: References = field(default_factory=References)
     aliases: tuple[str, ...] = ()
+    # Kinds the predicate looks up in the scan context (e.g. a pod's ServiceAccount).
+    reads: tuple[str, ...] = ()
     source_file: str = ""

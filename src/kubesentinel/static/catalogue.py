@@ -31,7 +31,7 @@ _REQUIRED = (
     "kinds",
     "predicate",
 )
-_OPTIONAL = ("params", "references", "aliases")
+_OPTIONAL = ("params", "references", "aliases", "reads")
 _REFERENCE_KEYS = ("pss", "cis", "nsa", "peers", "concepts", "urls")
 
 
@@ -48,10 +48,15 @@ class Catalogue:
 
     @property
     def target_kinds(self) -> frozenset[str]:
-        """Kinds some rule reads; documents of other kinds skip the line-aware parser."""
+        """Kinds some rule reads field by field; other documents skip the line-aware parser.
+
+        Rules on every kind ("*") read only metadata, which the fast path keeps.
+        """
         kinds: set[str] = set()
         for rule in self.rules:
             kinds.update(rule.kinds)
+            kinds.update(rule.reads)
+        kinds.discard(ALL_KINDS)
         return frozenset(kinds)
 
     def applies(self, rule: Rule, kind: str) -> bool:
@@ -137,6 +142,7 @@ def _rule_from(doc: LineDict, file: str) -> Rule:
         params=dict(params),
         references=_references(doc, check),
         aliases=tuple(check.strings("aliases")) if "aliases" in doc else (),
+        reads=tuple(check.strings("reads")) if "reads" in doc else (),
         source_file=file,
     )
 

@@ -17,29 +17,112 @@ from kubesentinel.static.locate import line_of
 from kubesentinel.static.podspec import Path, containers, format_path, pod_spec
 
 POD_SPEC_FIELDS = frozenset(
-    "activeDeadlineSeconds affinity automountServiceAccountToken containers dnsConfig dnsPolicy "
-    "enableServiceLinks ephemeralContainers hostAliases hostIPC hostNetwork hostPID hostUsers "
-    "hostname hostnameOverride imagePullSecrets initContainers nodeName nodeSelector os overhead "
-    "preemptionPolicy priority priorityClassName readinessGates resourceClaims resources "
-    "restartPolicy runtimeClassName schedulerName schedulingGates securityContext serviceAccount "
-    "serviceAccountName setHostnameAsFQDN shareProcessNamespace subdomain "
-    "terminationGracePeriodSeconds tolerations topologySpreadConstraints volumes".split()
+    [
+        "activeDeadlineSeconds",
+        "affinity",
+        "automountServiceAccountToken",
+        "containers",
+        "dnsConfig",
+        "dnsPolicy",
+        "enableServiceLinks",
+        "ephemeralContainers",
+        "hostAliases",
+        "hostIPC",
+        "hostNetwork",
+        "hostPID",
+        "hostUsers",
+        "hostname",
+        "hostnameOverride",
+        "imagePullSecrets",
+        "initContainers",
+        "nodeName",
+        "nodeSelector",
+        "os",
+        "overhead",
+        "preemptionPolicy",
+        "priority",
+        "priorityClassName",
+        "readinessGates",
+        "resourceClaims",
+        "resources",
+        "restartPolicy",
+        "runtimeClassName",
+        "schedulerName",
+        "schedulingGates",
+        "securityContext",
+        "serviceAccount",
+        "serviceAccountName",
+        "setHostnameAsFQDN",
+        "shareProcessNamespace",
+        "subdomain",
+        "terminationGracePeriodSeconds",
+        "tolerations",
+        "topologySpreadConstraints",
+        "volumes",
+    ]
 )
 CONTAINER_FIELDS = frozenset(
-    "args command env envFrom image imagePullPolicy lifecycle livenessProbe name ports "
-    "readinessProbe resizePolicy resources restartPolicy restartPolicyRules securityContext "
-    "startupProbe stdin stdinOnce targetContainerName terminationMessagePath "
-    "terminationMessagePolicy tty volumeDevices volumeMounts workingDir".split()
+    [
+        "args",
+        "command",
+        "env",
+        "envFrom",
+        "image",
+        "imagePullPolicy",
+        "lifecycle",
+        "livenessProbe",
+        "name",
+        "ports",
+        "readinessProbe",
+        "resizePolicy",
+        "resources",
+        "restartPolicy",
+        "restartPolicyRules",
+        "securityContext",
+        "startupProbe",
+        "stdin",
+        "stdinOnce",
+        "targetContainerName",
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "tty",
+        "volumeDevices",
+        "volumeMounts",
+        "workingDir",
+    ]
 )
 SECURITY_CONTEXT_FIELDS = frozenset(
-    "allowPrivilegeEscalation appArmorProfile capabilities privileged procMount "
-    "readOnlyRootFilesystem runAsGroup runAsNonRoot runAsUser seLinuxOptions seccompProfile "
-    "windowsOptions".split()
+    [
+        "allowPrivilegeEscalation",
+        "appArmorProfile",
+        "capabilities",
+        "privileged",
+        "procMount",
+        "readOnlyRootFilesystem",
+        "runAsGroup",
+        "runAsNonRoot",
+        "runAsUser",
+        "seLinuxOptions",
+        "seccompProfile",
+        "windowsOptions",
+    ]
 )
 POD_SECURITY_CONTEXT_FIELDS = frozenset(
-    "appArmorProfile fsGroup fsGroupChangePolicy runAsGroup runAsNonRoot runAsUser "
-    "seLinuxChangePolicy seLinuxOptions seccompProfile supplementalGroups "
-    "supplementalGroupsPolicy sysctls windowsOptions".split()
+    [
+        "appArmorProfile",
+        "fsGroup",
+        "fsGroupChangePolicy",
+        "runAsGroup",
+        "runAsNonRoot",
+        "runAsUser",
+        "seLinuxChangePolicy",
+        "seLinuxOptions",
+        "seccompProfile",
+        "supplementalGroups",
+        "supplementalGroupsPolicy",
+        "sysctls",
+        "windowsOptions",
+    ]
 )
 
 

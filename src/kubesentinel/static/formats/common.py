@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
-from itertools import groupby
+from collections.abc import Iterable
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
@@ -52,10 +51,12 @@ def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
     return counts
 
 
-def by_file(findings: Iterable[Finding]) -> Iterator[tuple[str, list[Finding]]]:
-    """Findings grouped by file, keeping the engine's order (sorted by file, then line)."""
-    for file, group in groupby(findings, key=lambda f: f.file):
-        yield file, list(group)
+def by_file(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:
+    """Findings grouped by file, files in order of their first finding, findings kept in order."""
+    groups: dict[str, list[Finding]] = {}
+    for finding in findings:
+        groups.setdefault(finding.file, []).append(finding)
+    return list(groups.items())
 
 
 def by_object(findings: Iterable[Finding]) -> list[tuple[ObjectRef, list[Finding]]]:
@@ -64,6 +65,11 @@ def by_object(findings: Iterable[Finding]) -> list[tuple[ObjectRef, list[Finding
     for finding in findings:
         groups.setdefault((finding.obj, finding.doc_index, finding.item_index), []).append(finding)
     return [(key[0], group) for key, group in groups.items()]
+
+
+def worst_first(findings: Iterable[Finding]) -> list[Finding]:
+    """Highest severity first, then by rule, line and message (stable, so deterministic)."""
+    return sorted(findings, key=lambda f: (-f.severity, f.rule_id, f.line, f.message))
 
 
 def rules_of(report: ScanReport) -> dict[str, Rule]:

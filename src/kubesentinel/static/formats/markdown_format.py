@@ -15,6 +15,7 @@ from kubesentinel.static.formats.common import (
     printable,
     rules_of,
     severity_counts,
+    worst_first,
 )
 
 # Characters that would start emphasis, code, links, HTML, strikethrough, maths, entities or
@@ -22,6 +23,8 @@ from kubesentinel.static.formats.common import (
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&#$])")
 _BACKTICKS = re.compile(r"`+")
 _LINKABLE = re.compile(r"https?://[^\s()<>]+")
+# GitHub refuses comments over 65,536 characters: list this many findings at most.
+MAX_ROWS = 200
 
 
 def escape(text: str) -> str:
@@ -39,7 +42,16 @@ def code(text: str) -> str:
 
 def render(report: ScanReport) -> str:
     parts = [_summary(report)]
-    parts.extend(_file_section(file, group) for file, group in by_file(report.findings))
+    budget = MAX_ROWS
+    for file, group in by_file(report.findings):
+        if budget > 0:
+            parts.append(_file_section(file, worst_first(group)[:budget]))
+        budget -= len(group)
+    if budget < 0:
+        parts.append(
+            f"_{plural(-budget, 'more finding')} not shown: "
+            "the JSON and SARIF formats list every finding._"
+        )
     if report.findings:
         parts.append(_remediations(report))
     parts.extend(_problems("Input errors", report.result.errors))
@@ -91,7 +103,7 @@ def _file_section(file: str, findings: list[Finding]) -> str:
 def _remediations(report: ScanReport) -> str:
     rules = rules_of(report)
     lines = ["### How to fix", ""]
-    for rule_id in dict.fromkeys(f.rule_id for f in report.findings):
+    for rule_id in dict.fromkeys(f.rule_id for f in worst_first(report.findings)):
         rule = rules.get(rule_id)
         if rule is None:
             continue

@@ -113,7 +113,11 @@ def _fingerprint(finding: Finding) -> str:
     """Identity of a finding that survives edits elsewhere in the file: no line number."""
     obj = finding.obj
     parts = (
-        finding.rule_id, artifact_uri(finding.file)[0], obj.kind, obj.namespace or "", obj.name,
+        finding.rule_id,
+        artifact_uri(finding.file)[0],
+        obj.kind,
+        obj.namespace or "",
+        obj.name,
         finding.field_path,
     )
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, Severity
@@ -14,6 +15,7 @@ from kubesentinel.static.formats.common import (
     plural,
     printable,
     severity_counts,
+    worst_first,
 )
 
 _RESET = "\033[0m"
@@ -49,7 +51,7 @@ def render(report: ScanReport) -> str:
             item = object_findings[0].item_index
             suffix = f" (List item {item})" if item is not None else ""
             lines.append(f"  {printable(object_label(obj))}{suffix}")
-            lines.extend(_finding_lines(f, style, line_width) for f in object_findings)
+            lines.extend(_object_lines(object_findings, style, line_width))
         lines.append("")
     lines.extend(_problems("Input errors", report.result.errors, style))
     lines.extend(_problems("Warnings", report.result.warnings, style))
@@ -62,14 +64,22 @@ def render(report: ScanReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _finding_lines(finding: Finding, style: _Style, line_width: int) -> str:
-    severity = style(
-        _SEVERITY_COLOURS[finding.severity], finding.severity.name.ljust(_SEVERITY_WIDTH)
-    )
-    head = f"    {severity}  {finding.rule_id}  line {finding.line:<{line_width}}  "
-    indent = " " * (4 + _SEVERITY_WIDTH + 2 + len(finding.rule_id) + 2 + 5 + line_width + 2)
-    fix = style(_DIM, f"fix: {finding.remediation}")
-    return f"{head}{printable(finding.message)}\n{indent}{fix}"
+def _object_lines(findings: list[Finding], style: _Style, line_width: int) -> list[str]:
+    """Worst rule first: its findings by line, then its fix once."""
+    lines: list[str] = []
+    for rule_id, group in groupby(worst_first(findings), key=lambda f: f.rule_id):
+        rule_findings = list(group)
+        lines.extend(_finding_line(f, style, line_width) for f in rule_findings)
+        indent = " " * (4 + _SEVERITY_WIDTH + 2 + len(rule_id) + 2 + 5 + line_width + 2)
+        lines.append(indent + style(_DIM, f"fix: {rule_findings[0].remediation}"))
+    return lines
+
+
+def _finding_line(finding: Finding, style: _Style, line_width: int) -> str:
+    colour = _SEVERITY_COLOURS[finding.severity]
+    severity = style(colour, finding.severity.name.ljust(_SEVERITY_WIDTH))
+    where = f"line {finding.line:<{line_width}}"
+    return f"    {severity}  {finding.rule_id}  {where}  {printable(finding.message)}"
 
 
 def _problems(title: str, problems: Sequence[InputError], style: _Style) -> list[str]:

@@ -1,7 +1,8 @@
 """Predicates over container hardening: root, privilege escalation, capabilities, seccomp.
 
-Capability names are compared as the container runtimes apply them: case-insensitively and
-with an optional ``CAP_`` prefix, so ``sys_admin`` and ``CAP_SYS_ADMIN`` both mean SYS_ADMIN.
+Capability names are compared case-insensitively and with an optional ``CAP_`` prefix, so
+``sys_admin`` and ``CAP_SYS_ADMIN`` both mean SYS_ADMIN: runtimes upper-case the names, and
+some accept the prefix, so no spelling that can take effect is missed.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ RUNTIME_DEFAULT = "RuntimeDefault"
 POD_SECCOMP_ANNOTATION = "seccomp.security.alpha.kubernetes.io/pod"
 CONTAINER_SECCOMP_ANNOTATION = "container.seccomp.security.alpha.kubernetes.io/"
 # Legacy annotation values and the profile type the API server mapped them to.
-_ANNOTATION_TYPES = {"runtime/default": RUNTIME_DEFAULT, "docker/default": RUNTIME_DEFAULT,
-                     "unconfined": "Unconfined"}
+_ANNOTATION_TYPES = {
+    "runtime/default": RUNTIME_DEFAULT,
+    "docker/default": RUNTIME_DEFAULT,
+    "unconfined": "Unconfined",
+}
 
 
 def _is_uid(value: Any) -> bool:
@@ -46,10 +50,14 @@ def show(value: Any) -> str:
 
 
 def cap_name(value: Any) -> str | None:
-    """Canonical capability name (upper case, no CAP_ prefix); None for non-strings."""
+    """Canonical capability name (upper case, no CAP_ prefix); None for non-strings.
+
+    ALL is a keyword, not a capability: runtimes do not read CAP_ALL as ALL.
+    """
     if not isinstance(value, str):
         return None
-    return value.strip().upper().removeprefix("CAP_")
+    name = value.strip().upper()
+    return name if name == "CAP_ALL" else name.removeprefix("CAP_")
 
 
 def _caps(container: Container) -> Mapping[str, Any]:
@@ -91,15 +99,21 @@ def privilege_escalation_explicit(
 def _escalation_reason(container: Container) -> tuple[str, Path] | None:
     sc = container.security_context()
     if sc.get("allowPrivilegeEscalation") is True:
-        return ("sets securityContext.allowPrivilegeEscalation: true",
-                _sc_path(container, "allowPrivilegeEscalation"))
+        return (
+            "sets securityContext.allowPrivilegeEscalation: true",
+            _sc_path(container, "allowPrivilegeEscalation"),
+        )
     if sc.get("privileged") is True:
-        return ("is privileged, which allows privilege escalation",
-                _sc_path(container, "privileged"))
+        return (
+            "is privileged, which allows privilege escalation",
+            _sc_path(container, "privileged"),
+        )
     for index, raw, name in added_caps(container):
         if name == "SYS_ADMIN":
-            return (f"adds capability {raw}, which allows privilege escalation",
-                    (*_caps_path(container, "add"), index))
+            return (
+                f"adds capability {raw}, which allows privilege escalation",
+                (*_caps_path(container, "add"), index),
+            )
     return None
 
 

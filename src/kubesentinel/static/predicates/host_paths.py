@@ -40,9 +40,9 @@ def host_path_volumes(pod: PodSpec) -> Iterator[HostPathVolume]:
     for index, volume in enumerate(sequence(pod.spec.get("volumes"))):
         if not isinstance(volume, Mapping) or not isinstance(volume.get("hostPath"), Mapping):
             continue
-        path = volume["hostPath"].get("path")
+        path, name = volume["hostPath"].get("path"), volume.get("name")
         yield HostPathVolume(
-            name=str(volume.get("name")),
+            name=name if isinstance(name, str) else "",
             host_path=path if isinstance(path, str) else "",
             path=(*pod.path, "volumes", index, "hostPath", "path"),
         )
@@ -59,7 +59,7 @@ def mounts_of(pod: PodSpec, volume: HostPathVolume) -> Iterator[Mount]:
     """Every volumeMounts entry, in any container, that mounts the volume."""
     for container in containers(pod):
         for index, mount in enumerate(sequence(container.spec.get("volumeMounts"))):
-            if isinstance(mount, Mapping) and mount.get("name") == volume.name:
+            if isinstance(mount, Mapping) and volume.name and mount.get("name") == volume.name:
                 yield Mount(container, mount, (*container.path, "volumeMounts", index))
 
 

@@ -70,20 +70,39 @@ def image_not_digest(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterat
             )
 
 
+def defaulted_pull_policy(image: ImageRef) -> str:
+    """The policy the API server fills in when none is set: Always for the latest tag (or no
+    tag and no digest, which means latest), IfNotPresent otherwise."""
+    return "Always" if image.tag == "latest" or not (image.tag or image.digest) else "IfNotPresent"
+
+
+def _pull_policy_problem(container: Container, defaulting: bool) -> str | None:
+    """What is wrong with the container's pull policy, or None when it is (or becomes) Always."""
+    policy = container.spec.get("imagePullPolicy")
+    if policy == "Always":
+        return None
+    if policy is not None:
+        return f"sets imagePullPolicy: {policy}"
+    if not defaulting:
+        return "sets no imagePullPolicy"
+    image = container.spec.get("image")
+    if not isinstance(image, str) or not image.strip():
+        return None  # the default depends on the image, which is not there to judge
+    if defaulted_pull_policy(parse_image(image.strip())) == "Always":
+        return None
+    return "sets no imagePullPolicy, which defaults to IfNotPresent for this image"
+
+
 @predicate("image_pull_policy_not_always")
 def image_pull_policy_not_always(
     obj: K8sObject, ctx: ScanContext, params: Params
 ) -> Iterator[Violation]:
-    """A container does not set imagePullPolicy: Always (unset counts, as the concept says)."""
+    """A container's pull policy is not Always. With params.defaulting (the default) an unset
+    policy is judged as the API server fills it in; without, unset always counts."""
     pod = pod_spec(obj)
     if pod is None:
         return
     for container in containers(pod):
-        policy = container.spec.get("imagePullPolicy")
-        if policy == "Always":
-            continue
-        problem = "does not set imagePullPolicy" if policy is None else f"sets imagePullPolicy: {policy}"
-        yield Violation(
-            f"{container.label} {problem} (expected Always)",
-            (*container.path, "imagePullPolicy"),
-        )
+        problem = _pull_policy_problem(container, bool(params.get("defaulting", True)))
+        if problem is not None:
+            yield Violation(f"{container.label} {problem}", (*container.path, "imagePullPolicy"))

@@ -23,7 +23,7 @@ CLUSTER_SCOPED_KINDS = frozenset({
     "StorageVersionMigration", "SubjectAccessReview", "TokenReview",
     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
     "ValidatingWebhookConfiguration", "VolumeAttachment", "VolumeAttributesClass",
-})
+})  # fmt: skip
 # Cluster-wide custom resources follow the Cluster* naming habit (cert-manager ClusterIssuer,
 # Kyverno ClusterPolicy, ...); OLM's ClusterServiceVersion is the namespaced exception.
 _NAMESPACED_CLUSTER_PREFIXED = frozenset({"ClusterServiceVersion"})
@@ -54,7 +54,9 @@ def default_namespace(obj: K8sObject, ctx: ScanContext, params: Params) -> Itera
     if obj.namespace == "default":
         yield Violation('metadata.namespace is "default"', path)
     elif obj.namespace is None:
-        yield Violation("metadata.namespace is not set, so the object lands in default", path)
+        raw = mapping(obj.body.get("metadata")).get("namespace")
+        state = "not set" if raw is None else "empty"
+        yield Violation(f"metadata.namespace is {state}, so the object lands in default", path)
 
 
 def _label_text(value: Any) -> str:
@@ -67,9 +69,11 @@ def _label_text(value: Any) -> str:
 def _expression_matches(expression: Any, labels: Mapping[str, Any]) -> bool:
     expr = mapping(expression)
     key, operator = expr.get("key"), expr.get("operator")
+    if not isinstance(key, str):
+        return False  # an expression without a key makes the selector invalid
     values = {_label_text(v) for v in sequence(expr.get("values"))}
-    present = isinstance(key, str) and key in labels
-    value = _label_text(labels.get(key)) if present else None
+    present = key in labels
+    value = _label_text(labels[key]) if present else None
     if operator == "In":
         return present and value in values
     if operator == "NotIn":
@@ -159,7 +163,8 @@ def _open_peer(peer: Any) -> str | None:
         except ValueError:
             return None
     pods = peer.get("podSelector")
-    if _is_empty_selector(peer.get("namespaceSelector")) and (pods is None or _is_empty_selector(pods)):
+    any_pod = pods is None or _is_empty_selector(pods)
+    if _is_empty_selector(peer.get("namespaceSelector")) and any_pod:
         return "every pod in every namespace"
     return None
 

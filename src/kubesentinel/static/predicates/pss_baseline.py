@@ -18,22 +18,50 @@ from kubesentinel.static.podspec import Path, PodSpec, containers, mapping, pod_
 from kubesentinel.static.predicates import Params, Violation, predicate
 
 # check_capabilities_baseline.go, one set since v1.0 (Docker's default set minus NET_RAW).
-BASELINE_CAPABILITIES = frozenset({
-    "AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
-    "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT",
-})
+BASELINE_CAPABILITIES = frozenset(
+    {
+        "AUDIT_WRITE",
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "MKNOD",
+        "NET_BIND_SERVICE",
+        "SETFCAP",
+        "SETGID",
+        "SETPCAP",
+        "SETUID",
+        "SYS_CHROOT",
+    }
+)
 
 # check_sysctls.go: the safe set grows with the policy version; each entry is (since, names).
 SAFE_SYSCTLS: tuple[tuple[tuple[int, int], frozenset[str]], ...] = (
-    ((1, 0), frozenset({
-        "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_syncookies",
-        "net.ipv4.ping_group_range", "net.ipv4.ip_unprivileged_port_start",
-    })),
+    (
+        (1, 0),
+        frozenset(
+            {
+                "kernel.shm_rmid_forced",
+                "net.ipv4.ip_local_port_range",
+                "net.ipv4.tcp_syncookies",
+                "net.ipv4.ping_group_range",
+                "net.ipv4.ip_unprivileged_port_start",
+            }
+        ),
+    ),
     ((1, 27), frozenset({"net.ipv4.ip_local_reserved_ports"})),
-    ((1, 29), frozenset({
-        "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout",
-        "net.ipv4.tcp_keepalive_intvl", "net.ipv4.tcp_keepalive_probes",
-    })),
+    (
+        (1, 29),
+        frozenset(
+            {
+                "net.ipv4.tcp_keepalive_time",
+                "net.ipv4.tcp_fin_timeout",
+                "net.ipv4.tcp_keepalive_intvl",
+                "net.ipv4.tcp_keepalive_probes",
+            }
+        ),
+    ),
     ((1, 32), frozenset({"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem"})),
     ((1, 37), frozenset({"net.ipv4.tcp_slow_start_after_idle", "net.ipv4.tcp_notsent_lowat"})),
 )
@@ -122,7 +150,7 @@ def host_path_volumes(obj: K8sObject, ctx: ScanContext, params: Params) -> Itera
 
 @predicate("pss_host_ports")
 def host_ports(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
-    """check_hostPorts.go: every containers' ports[*].hostPort unset or 0 (v1.0+)."""
+    """check_hostPorts.go: every container's ports[*].hostPort unset or 0 (v1.0+)."""
     pod = pod_spec(obj)
     for container in containers(pod) if pod else ():
         for index, port in enumerate(sequence(container.spec.get("ports"))):

@@ -25,15 +25,41 @@ from kubesentinel.static.predicates.pss_baseline import (
 # check_restrictedVolumes.go: the only inline sources allowed (image since Kubernetes 1.33, in
 # the v1.0 function, so at every policy version). A volume without any source defaults to
 # emptyDir and passes.
-ALLOWED_VOLUME_SOURCES = frozenset({
-    "configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "image",
-    "persistentVolumeClaim", "projected", "secret",
-})
+ALLOWED_VOLUME_SOURCES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "image",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
 RESTRICTED_VOLUME_SOURCES = (
-    "hostPath", "gcePersistentDisk", "awsElasticBlockStore", "gitRepo", "nfs", "iscsi",
-    "glusterfs", "rbd", "flexVolume", "cinder", "cephfs", "flocker", "fc", "azureFile",
-    "vsphereVolume", "quobyte", "azureDisk", "photonPersistentDisk", "portworxVolume",
-    "scaleIO", "storageos",
+    "hostPath",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "gitRepo",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "rbd",
+    "flexVolume",
+    "cinder",
+    "cephfs",
+    "flocker",
+    "fc",
+    "azureFile",
+    "vsphereVolume",
+    "quobyte",
+    "azureDisk",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
 )
 
 
@@ -128,7 +154,9 @@ def seccomp_restricted(obj: K8sObject, ctx: ScanContext, params: Params) -> Iter
     pod_bad = profile_type("pod", pod_context, pod.sc_path, "seccompProfile")
     if pod_bad:
         yield pod_bad
-    pod_ok = pod_bad is None and pod_context.get("seccompProfile") is not None
+    pod_set = pod_context.get("seccompProfile") is not None
+    pod_ok = pod_bad is None and pod_set
+    pod_note = "the pod's is not allowed either" if pod_set else "the pod sets none"
     for container in containers(pod):
         context = container.security_context()
         sc_path = (*container.path, "securityContext")
@@ -139,7 +167,7 @@ def seccomp_restricted(obj: K8sObject, ctx: ScanContext, params: Params) -> Iter
         elif not pod_ok:
             yield Violation(
                 f"{container.label} has no seccompProfile of type RuntimeDefault or Localhost "
-                "and the pod sets none",
+                f"and {pod_note}",
                 (*sc_path, "seccompProfile"),
             )
 

@@ -21,6 +21,8 @@ from kubesentinel.static.podspec import mapping, sequence
 from kubesentinel.static.predicates import Params, Violation, predicate
 
 ALL = "*"
+ADMIN_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+RBAC_GROUP = "rbac.authorization.k8s.io"
 CLUSTER_ADMIN = "cluster-admin"
 ROLE_KINDS = frozenset({"Role", "ClusterRole"})
 BINDING_KINDS = frozenset({"RoleBinding", "ClusterRoleBinding"})
@@ -31,6 +33,8 @@ Request = tuple[str, str, str]  # (verb, apiGroup, resource) as the authorizer s
 @predicate("rbac_wildcard")
 def rbac_wildcard(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A Role/ClusterRole rule lists "*" (or "*/subresource") among its verbs or resources."""
+    if not is_rbac(obj, ROLE_KINDS):
+        return
     for index, rule in _rules(obj):
         for key in ("verbs", "resources"):
             for position, value in enumerate(sequence(rule.get(key))):
@@ -45,7 +49,7 @@ def rbac_wildcard(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[
 def rbac_grants(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A role grants one of params.grants, or a binding hands such a role to a subject."""
     wanted = _requests(params)
-    if obj.kind in ROLE_KINDS:
+    if is_rbac(obj, ROLE_KINDS):
         for index, rule in _rules(obj):
             if hits := _covered(rule, wanted):
                 yield Violation(f"rules[{index}] grants {describe(hits)}", ("rules", index))
@@ -64,20 +68,34 @@ def rbac_grants(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Vi
 def cluster_admin_binding(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A binding hands out cluster-admin, or a role with a "*" verbs/resources/apiGroups rule."""
     ref, who = mapping(obj.body.get("roleRef")), subjects(obj)
-    if not who:
+    if not who or not is_rbac(obj, BINDING_KINDS):
         return
     if ref.get("kind") == "ClusterRole" and ref.get("name") == CLUSTER_ADMIN:
         yield Violation(f'binds ClusterRole "{CLUSTER_ADMIN}" to {who}', ("roleRef", "name"))
         return
     for role in bound_roles(obj, ctx):
         for index, rule in _rules(role):
-            if covers(rule, (ALL, ALL, ALL)):
+            verbs = _admin_verbs(rule)
+            if verbs:
                 yield Violation(
                     f'binds {role.kind} "{role.name}", whose rules[{index}] grants '
-                    f'"*" verbs on "*" resources in every API group, to {who}',
+                    f'{verbs} on "*" resources in every API group, to {who}',
                     ("roleRef", "name"),
                 )
                 break
+
+
+def _admin_verbs(rule: Mapping[str, Any]) -> str | None:
+    """ "*" verbs, or every read and write verb spelled out, on everything in every group.
+
+    The spelled-out form lacks escalate/bind/impersonate, but write access to every resource
+    (pods, roles, bindings) reaches cluster-admin anyway, which is why Polaris counts it.
+    """
+    if covers(rule, (ALL, ALL, ALL)):
+        return '"*" verbs'
+    if all(covers(rule, (verb, ALL, ALL)) for verb in ADMIN_VERBS):
+        return "all read and write verbs"
+    return None
 
 
 def covers(rule: Mapping[str, Any], request: Request) -> bool:
@@ -95,7 +113,7 @@ def covers(rule: Mapping[str, Any], request: Request) -> bool:
 
 def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
     """The roles in the scan that a binding's roleRef names (a Role only from a RoleBinding)."""
-    if binding.kind not in BINDING_KINDS:
+    if not is_rbac(binding, BINDING_KINDS):
         return []
     ref = mapping(binding.body.get("roleRef"))
     kind, name = ref.get("kind"), ref.get("name")
@@ -105,7 +123,12 @@ def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
         candidates = ctx.in_namespace("Role", namespace_of(binding))
     else:
         return []
-    return [role for role in candidates if role.name == name]
+    return [role for role in candidates if role.name == name and is_rbac(role, ROLE_KINDS)]
+
+
+def is_rbac(obj: K8sObject, kinds: frozenset[str]) -> bool:
+    """One of the RBAC kinds, in the RBAC API group (other groups reuse names like "Role")."""
+    return obj.kind in kinds and obj.api_version.partition("/")[0] == RBAC_GROUP
 
 
 def subjects(binding: K8sObject) -> str:
@@ -117,7 +140,7 @@ def subjects(binding: K8sObject) -> str:
         if isinstance(name, str) and name:
             if kind == "ServiceAccount" and isinstance(namespace, str) and namespace:
                 name = f"{namespace}/{name}"
-            names.append(f'{kind} "{name}"')
+            names.append(f'{kind if isinstance(kind, str) else "subject"} "{name}"')
     return ", ".join(names)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 from kubesentinel.models import K8sObject
 from kubesentinel.static.context import ScanContext
@@ -10,6 +12,20 @@ from kubesentinel.static.podspec import CONTAINER_LISTS, containers, mapping, po
 from kubesentinel.static.predicates import Params, Violation, predicate
 
 _WORDS = {"cpu": "CPU", "memory": "memory", "requests": "request", "limits": "limit"}
+_ZERO_QUANTITY = re.compile(r"[+-]?(0+\.?0*|\.0+)([eE][+-]?\d+|[A-Za-z]+)?")
+
+
+def _quantity_problem(value: Any) -> str | None:
+    """Why a resource quantity does not count: unset, empty, or zero (which reserves nothing)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return "has no"
+    if isinstance(value, bool):
+        return None  # not a quantity at all; the API server rejects it, nothing to add here
+    if isinstance(value, int | float) and value == 0:
+        return "sets a zero"
+    if isinstance(value, str) and _ZERO_QUANTITY.fullmatch(value.strip()):
+        return "sets a zero"
+    return None
 
 
 @predicate("container_resource_missing")
@@ -24,9 +40,10 @@ def container_resource_missing(
     lists = tuple(params.get("lists", CONTAINER_LISTS))
     for container in containers(pod, lists):
         value = mapping(mapping(container.spec.get("resources")).get(section)).get(resource)
-        if value is None or value == "":
+        problem = _quantity_problem(value)
+        if problem is not None:
             yield Violation(
-                f"{container.label} has no {_WORDS[resource]} {_WORDS[section]}",
+                f"{container.label} {problem} {_WORDS[resource]} {_WORDS[section]}",
                 (*container.path, "resources", section, resource),
             )
 
@@ -43,5 +60,7 @@ def probe_missing(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[
         return
     probe = params["probe"]
     for container in containers(pod, ("containers",)):
-        if not mapping(container.spec.get(probe)):
-            yield Violation(f"{container.label} has no {probe}", (*container.path, probe))
+        value = container.spec.get(probe)
+        if not mapping(value):
+            problem = "has no" if value is None else "sets an empty"
+            yield Violation(f"{container.label} {problem} {probe}", (*container.path, probe))

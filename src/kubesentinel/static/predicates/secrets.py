@@ -48,7 +48,7 @@ _BOOLEAN_WORDS = frozenset(
 _PLACEHOLDERS = frozenset(
     {"replaceme", "replace", "todo", "tbd", "fixme", "placeholder", "redacted",
      "none", "null", "nil", "undefined", "na", "empty", "unset", "notset"}
-)
+)  # fmt: skip
 
 # (description, pattern): formats that are credentials whatever the variable is called.
 _CREDENTIAL_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -59,7 +59,7 @@ _CREDENTIAL_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
     ("a Stripe live key", re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
-    ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")),
+    ("a JSON Web Token", re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*", re.ASCII)),
     ("a URL with an embedded password", re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@")),
 )
 
@@ -124,6 +124,24 @@ def sensitive_literal_env(obj: K8sObject, ctx: ScanContext, params: Params) -> I
                 )
 
 
+def _secret_refs(container: Container) -> Iterator[Violation]:
+    for index, entry in enumerate(sequence(container.spec.get("env"))):
+        ref = mapping(mapping(mapping(entry).get("valueFrom")).get("secretKeyRef"))
+        if ref:
+            yield Violation(
+                f'{container.label} reads Secret "{ref.get("name")}" into env var '
+                f"{mapping(entry).get('name')}",
+                (*container.path, "env", index, "valueFrom", "secretKeyRef"),
+            )
+    for index, entry in enumerate(sequence(container.spec.get("envFrom"))):
+        ref = mapping(mapping(entry).get("secretRef"))
+        if ref:
+            yield Violation(
+                f'{container.label} loads Secret "{ref.get("name")}" into its environment',
+                (*container.path, "envFrom", index, "secretRef"),
+            )
+
+
 @predicate("secret_in_env_ref")
 def secret_in_env_ref(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A container takes a Secret through env[].valueFrom.secretKeyRef or envFrom[].secretRef."""
@@ -131,18 +149,4 @@ def secret_in_env_ref(obj: K8sObject, ctx: ScanContext, params: Params) -> Itera
     if pod is None:
         return
     for container in containers(pod):
-        for index, entry in enumerate(sequence(container.spec.get("env"))):
-            ref = mapping(mapping(mapping(entry).get("valueFrom")).get("secretKeyRef"))
-            if ref:
-                name = mapping(entry).get("name")
-                yield Violation(
-                    f'{container.label} reads Secret "{ref.get("name")}" into env var {name}',
-                    (*container.path, "env", index, "valueFrom", "secretKeyRef"),
-                )
-        for index, entry in enumerate(sequence(container.spec.get("envFrom"))):
-            ref = mapping(mapping(entry).get("secretRef"))
-            if ref:
-                yield Violation(
-                    f'{container.label} loads Secret "{ref.get("name")}" into its environment',
-                    (*container.path, "envFrom", index, "secretRef"),
-                )
+        yield from _secret_refs(container)

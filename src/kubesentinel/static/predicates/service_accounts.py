@@ -24,6 +24,34 @@ def service_account_name(pod: PodSpec) -> tuple[str, str | None]:
     return "default", None
 
 
+def _service_account(obj: K8sObject, ctx: ScanContext, name: str) -> K8sObject | None:
+    """The ServiceAccount the pod names, preferring one from the pod's own file when the scan
+    holds several with that name (separate examples side by side, not one cluster)."""
+    found = [a for a in ctx.in_namespace("ServiceAccount", namespace_of(obj)) if a.name == name]
+    same_file = [a for a in found if a.source.file == obj.source.file]
+    candidates = same_file or found
+    return candidates[0] if candidates else None
+
+
+def _token_problem(obj: K8sObject, ctx: ScanContext, pod: PodSpec) -> str | None:
+    """Why the pod gets a token; None when the pod (or, if it is silent, its account) opts out."""
+    own = pod.spec.get(AUTOMOUNT)
+    if own is False:
+        return None
+    if own is not None:  # the pod's own value wins over the account's
+        shown = str(own).lower() if isinstance(own, bool) else repr(own)
+        return f"pod spec sets {AUTOMOUNT}: {shown}"
+    name, _ = service_account_name(pod)
+    account = _service_account(obj, ctx, name)
+    if account is None:
+        why = f'no ServiceAccount "{name}" in namespace "{namespace_of(obj)}" was scanned'
+    elif account.body.get(AUTOMOUNT) is False:
+        return None
+    else:
+        why = f'neither does its ServiceAccount "{name}"'
+    return f"pod spec does not set {AUTOMOUNT}: false, and {why}"
+
+
 @predicate("automount_sa_token")
 def automount_sa_token(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """The pod gets an API token: automountServiceAccountToken is not false on the pod spec,
@@ -31,21 +59,9 @@ def automount_sa_token(obj: K8sObject, ctx: ScanContext, params: Params) -> Iter
     pod = pod_spec(obj)
     if pod is None:
         return
-    path = (*pod.path, AUTOMOUNT)
-    own = pod.spec.get(AUTOMOUNT)
-    if own is False:
-        return
-    if own is not None:
-        shown = str(own).lower() if isinstance(own, bool) else repr(own)
-        yield Violation(f"pod spec sets {AUTOMOUNT}: {shown}", path)
-        return
-    name, _ = service_account_name(pod)
-    account = ctx.find("ServiceAccount", name, namespace_of(obj))
-    if account is not None and account.body.get(AUTOMOUNT) is False:
-        return
-    yield Violation(
-        f'pod spec does not set {AUTOMOUNT}: false, nor does ServiceAccount "{name}"', path
-    )
+    problem = _token_problem(obj, ctx, pod)
+    if problem is not None:
+        yield Violation(problem, (*pod.path, AUTOMOUNT))
 
 
 @predicate("default_service_account")
