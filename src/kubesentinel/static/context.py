@@ -21,6 +21,7 @@ class ScanContext:
     objects: Sequence[K8sObject] = ()
     pss_version: tuple[int, int] = LATEST_PSS
     _by_kind: dict[str, list[K8sObject]] = field(default_factory=dict)
+    _by_kind_ns: dict[tuple[str, str], list[K8sObject]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -28,15 +29,17 @@ class ScanContext:
     ) -> ScanContext:
         objs = list(objects)
         by_kind: dict[str, list[K8sObject]] = defaultdict(list)
+        by_kind_ns: dict[tuple[str, str], list[K8sObject]] = defaultdict(list)
         for obj in objs:
             by_kind[obj.kind].append(obj)
-        return cls(objs, pss_version, dict(by_kind))
+            by_kind_ns[obj.kind, namespace_of(obj)].append(obj)
+        return cls(objs, pss_version, dict(by_kind), dict(by_kind_ns))
 
     def of_kind(self, *kinds: str) -> list[K8sObject]:
         return [obj for kind in kinds for obj in self._by_kind.get(kind, ())]
 
     def in_namespace(self, kind: str, namespace: str) -> list[K8sObject]:
-        return [o for o in self._by_kind.get(kind, ()) if namespace_of(o) == namespace]
+        return list(self._by_kind_ns.get((kind, namespace), ()))
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> K8sObject | None:
         for obj in self._by_kind.get(kind, ()):

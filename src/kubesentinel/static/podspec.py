@@ -86,8 +86,11 @@ class PodSpec:
 
 
 def mapping(value: Any) -> Mapping[str, Any]:
-    """The value if it is a mapping, else an empty one (manifests are untrusted)."""
-    return value if isinstance(value, Mapping) else EMPTY
+    """The value if it is a mapping, else an empty one (manifests are untrusted).
+
+    Parsed manifests hold plain dicts; checking ``dict`` avoids the slow ABC check on hot paths.
+    """
+    return value if isinstance(value, dict) else EMPTY
 
 
 def sequence(value: Any) -> list[Any]:
@@ -111,6 +114,15 @@ def dig(root: Any, path: Path) -> Any:
 
 def pod_spec(obj: K8sObject) -> PodSpec | None:
     """The pod spec of any workload kind, or None for other kinds or a missing template."""
+    # Every rule asks for the same object in turn: remember the last answer.
+    if _last_pod_spec[0] is obj:
+        return _last_pod_spec[1]
+    found = _find_pod_spec(obj)
+    _last_pod_spec[:] = [obj, found]
+    return found
+
+
+def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     template_path = POD_TEMPLATE_PATHS.get(obj.kind)
     if template_path is None:
         return None
@@ -126,6 +138,9 @@ def pod_spec(obj: K8sObject) -> PodSpec | None:
         metadata=mapping(template.get("metadata")),
         metadata_path=(*template_path, "metadata"),
     )
+
+
+_last_pod_spec: list[Any] = [None, None]
 
 
 def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterator[Container]:

@@ -100,15 +100,7 @@ def _admin_verbs(rule: Mapping[str, Any]) -> str | None:
 
 def covers(rule: Mapping[str, Any], request: Request) -> bool:
     """The authorizer's match of one policy rule against one request (no resource name)."""
-    if sequence(rule.get("resourceNames")):  # narrowed to named objects
-        return False
-    verb, group, resource = request
-    verbs, groups = _strings(rule, "verbs"), _strings(rule, "apiGroups")
-    return (
-        (verb in verbs or ALL in verbs)
-        and (group in groups or ALL in groups)
-        and any(_resource_covers(have, resource) for have in _strings(rule, "resources"))
-    )
+    return bool(_covered(rule, [request]))
 
 
 def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
@@ -170,7 +162,19 @@ def _requests(params: Params) -> list[Request]:
 
 
 def _covered(rule: Mapping[str, Any], wanted: list[Request]) -> list[Request]:
-    return [request for request in wanted if covers(rule, request)]
+    """The requests one policy rule authorizes (its lists are read once for all of them)."""
+    if sequence(rule.get("resourceNames")):  # narrowed to named objects
+        return []
+    verbs, groups = set(_strings(rule, "verbs")), set(_strings(rule, "apiGroups"))
+    resources = _strings(rule, "resources")
+    any_verb, any_group = ALL in verbs, ALL in groups
+    return [
+        (verb, group, resource)
+        for verb, group, resource in wanted
+        if (any_verb or verb in verbs)
+        and (any_group or group in groups)
+        and any(_resource_covers(have, resource) for have in resources)
+    ]
 
 
 def _rules(role: K8sObject) -> Iterator[tuple[int, Mapping[str, Any]]]:
