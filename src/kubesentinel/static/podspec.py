@@ -112,14 +112,16 @@ def dig(root: Any, path: Path) -> Any:
     return node
 
 
+_last_pod_spec: tuple[K8sObject | None, PodSpec | None] = (None, None)
+
+
 def pod_spec(obj: K8sObject) -> PodSpec | None:
     """The pod spec of any workload kind, or None for other kinds or a missing template."""
     # Every rule asks for the same object in turn: remember the last answer.
-    if _last_pod_spec[0] is obj:
-        return _last_pod_spec[1]
-    found = _find_pod_spec(obj)
-    _last_pod_spec[:] = [obj, found]
-    return found
+    global _last_pod_spec  # noqa: PLW0603 - a one-entry cache, reset on every new object
+    if _last_pod_spec[0] is not obj:
+        _last_pod_spec = (obj, _find_pod_spec(obj))
+    return _last_pod_spec[1]
 
 
 def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
@@ -138,9 +140,6 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
         metadata=mapping(template.get("metadata")),
         metadata_path=(*template_path, "metadata"),
     )
-
-
-_last_pod_spec: list[Any] = [None, None]
 
 
 def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterator[Container]:
