@@ -115,3 +115,40 @@ def test_installed_entry_points(command: list[str], tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "KS-0002" in done.stdout
     assert "\x1b[" not in done.stdout  # not a terminal: no colours
+
+
+def test_helm_chart_directory_is_an_input_error_with_the_command_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
+    (chart / "templates" / "pod.yaml").write_text("kind: Pod\nmetadata: {name: {{ .Release.Name }}}\n")
+    (tmp_path / "plain.yaml").write_text(HOST_PID_POD)
+    assert main(["scan", "--path", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"{chart}: Helm chart" in captured.err
+    assert f"helm template {chart} | kubesentinel scan --path -" in captured.err
+    assert "KS-0002" in captured.out  # the plain manifest beside it was scanned
+
+
+def test_user_rules_from_flag_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "ACME-0001.yaml").write_text(
+        "id: ACME-0001\ntitle: Host IPC forbidden here\nseverity: critical\ncategory: host\n"
+        "description: Team policy.\nremediation: Remove hostIPC.\nkinds: [workloads]\n"
+        "predicate: pod_flag_true\nparams: {field: hostIPC}\n"
+    )
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(HOST_PID_POD.replace("hostPID", "hostIPC"))
+    assert main(["scan", "--path", str(manifest), "--rules", str(rules), "-f", "json"]) == 1
+    ids = {f["rule_id"] for f in json.loads(capsys.readouterr().out)["findings"]}
+    assert {"ACME-0001", "KS-0003"} <= ids
+    config = tmp_path / "c.yaml"
+    config.write_text(f"static:\n  rules_path: {rules}\n")
+    assert main(["--config", str(config), "rules", "explain", "ACME-0001"]) == 0
+    assert "Host IPC forbidden here" in capsys.readouterr().out
+    (rules / "broken.yaml").write_text("id: ACME-0002\ntitle: x\n")
+    assert main(["scan", "--path", str(manifest), "--rules", str(rules)]) == 2
+    assert f"{rules / 'broken.yaml'}:1: missing key 'severity'" in capsys.readouterr().err

@@ -468,8 +468,8 @@ def test_table_is_plain_text_without_colour(core: ScanResult) -> None:
     assert "esc\\x1b[2Jape" in text
     lines = text.splitlines()
     assert "formats/web.yaml" in lines
-    assert "  Deployment prod/web" in lines
-    assert "  Pod batch/listed (List item 0)" in lines
+    assert "  Deployment prod/web (line 2)" in lines
+    assert "  Pod batch/listed (line 5) (List item 0)" in lines
     row = next(line for line in lines if "line 15" in line)
     assert re.fullmatch(r"    CRITICAL  KS-0001  line 15  container \"worker\" sets .*", row)
     fix = lines[lines.index(row) + 1].strip()

@@ -30,3 +30,4 @@ class Finding:
     # Dotted path of the offending field, e.g. spec.template.spec.containers[0].image.
     field_path: str
     category: str = ""
+    object_line: int = 0  # where the object starts (its first key), for grouping in reports

@@ -98,4 +98,5 @@ def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ..
         item_index=obj.source.item_index,
         field_path=format_path(path),
         category=rule.category,
+        object_line=obj.source.line,
     )

@@ -49,7 +49,8 @@ def render(report: ScanReport) -> str:
         lines.append(style(_BOLD, printable(file)))
         for obj, object_findings in by_object(group):
             item = object_findings[0].item_index
-            suffix = f" (List item {item})" if item is not None else ""
+            suffix = f" (line {object_findings[0].object_line})"
+            suffix += f" (List item {item})" if item is not None else ""
             lines.append(f"  {printable(object_label(obj))}{suffix}")
             lines.extend(_object_lines(object_findings, style, line_width))
         lines.append("")
