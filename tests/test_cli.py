@@ -123,7 +123,9 @@ def test_helm_chart_directory_is_an_input_error_with_the_command_to_run(
     chart = tmp_path / "chart"
     (chart / "templates").mkdir(parents=True)
     (chart / "Chart.yaml").write_text("apiVersion: v2\nname: demo\nversion: 0.1.0\n")
-    (chart / "templates" / "pod.yaml").write_text("kind: Pod\nmetadata: {name: {{ .Release.Name }}}\n")
+    (chart / "templates" / "pod.yaml").write_text(
+        "kind: Pod\nmetadata: {name: {{ .Release.Name }}}\n"
+    )
     (tmp_path / "plain.yaml").write_text(HOST_PID_POD)
     assert main(["scan", "--path", str(tmp_path)]) == 2
     captured = capsys.readouterr()
@@ -132,7 +134,9 @@ def test_helm_chart_directory_is_an_input_error_with_the_command_to_run(
     assert "KS-0002" in captured.out  # the plain manifest beside it was scanned
 
 
-def test_user_rules_from_flag_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_rules_from_flag_and_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "ACME-0001.yaml").write_text(
