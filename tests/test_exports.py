@@ -10,5 +10,6 @@ def test_package_exports() -> None:
 
 def test_models_exports() -> None:
     assert sorted(kubesentinel.models.__all__) == [
-        "Finding", "K8sObject", "ObjectRef", "References", "Rule", "Severity", "SourceRef",
+        "Event", "FalcoAlert", "Finding", "Incident", "K8sObject", "ObjectRef", "Priority",
+        "References", "RiskReason", "Rule", "RuleCount", "Severity", "SourceRef", "Workload",
     ]  # fmt: skip

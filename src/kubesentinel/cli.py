@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubesentinel import __version__
+from kubesentinel.cli_runtime import add_commands as add_runtime_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
 from kubesentinel.models import Rule, Severity
@@ -103,6 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     explain = rule_commands.add_parser("explain", help="show one rule in full")
     explain.add_argument("rule_id", metavar="RULE_ID")
     explain.set_defaults(handler=_rules_explain)
+    add_runtime_commands(commands)
     return parser
 
 

@@ -56,3 +56,27 @@ class InputError(KubeSentinelError):
 
 class RuleError(KubeSentinelError):
     code = "KS-E020"
+
+
+class RuntimeLayerError(KubeSentinelError):
+    """Base of the runtime monitor's errors."""
+
+    code = "KS-E030"
+
+
+class EventError(RuntimeLayerError):
+    """One event could not be parsed; it goes to the dead-letter file, the stream goes on."""
+
+    code = "KS-E031"
+
+
+class SourceError(RuntimeLayerError):
+    """A source cannot be opened or read (bad URI, port in use, broker unreachable)."""
+
+    code = "KS-E032"
+
+
+class StoreError(RuntimeLayerError):
+    """The incident store cannot be opened or written."""
+
+    code = "KS-E033"

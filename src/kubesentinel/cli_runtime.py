@@ -1,0 +1,203 @@
+"""Runtime commands of the CLI: `monitor`, `incidents list`, `simulate`.
+
+Kept apart from cli.py so each stays short; like cli.py, only this module prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kubesentinel.config import Config
+from kubesentinel.errors import UsageError
+from kubesentinel.models import Priority
+
+if TYPE_CHECKING:
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+EXIT_CLEAN = 0
+DB_NAME = "kubesentinel.db"
+DEAD_LETTER_NAME = "dead-letter.jsonl"
+
+
+def add_commands(commands: Any) -> None:
+    """Register the runtime subcommands on the CLI's subparsers."""
+    monitor = commands.add_parser("monitor", help="ingest Falco alerts and correlate incidents")
+    monitor.add_argument(
+        "--source", metavar="URI",
+        help="'-' (stdin), a file, http://HOST:PORT, unix:///PATH or nats://HOST:PORT/SUBJECT "
+        "(default: runtime.falco_socket)",
+    )  # fmt: skip
+    monitor.add_argument("--follow", action="store_true", help="keep reading a growing file")
+    monitor.add_argument("--until-eof", action="store_true",
+                         help="exit when a finite source ends and print a summary")  # fmt: skip
+    monitor.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                         help="summary format")  # fmt: skip
+    monitor.add_argument("--namespace", action="append", default=[], metavar="NS")
+    monitor.add_argument("--deployment", action="append", default=[], metavar="NAME")
+    monitor.add_argument("--cluster", default="default", metavar="NAME",
+                         help="label for this cluster's events (multi-cluster setups)")  # fmt: skip
+    monitor.add_argument("--min-priority", default="debug", metavar="PRIORITY",
+                         help="drop alerts below this Falco priority (default: debug)")  # fmt: skip
+    monitor.add_argument("--posture", metavar="FILE",
+                         help="static posture: output of `kubesentinel scan --format json`")  # fmt: skip
+    monitor.add_argument("--window", type=float, default=300.0, metavar="SECONDS",
+                         help="correlation window per workload (default: 300)")  # fmt: skip
+    monitor.add_argument("--store", metavar="PATH", help="SQLite store (default: "
+                         f"forensics.storage_path/{DB_NAME})")  # fmt: skip
+    monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
+                         f"(default: forensics.storage_path/{DEAD_LETTER_NAME})")  # fmt: skip
+    monitor.add_argument("--token-env", default="KUBESENTINEL_HTTP_TOKEN", metavar="VAR",
+                         help="environment variable holding the HTTP bearer token")  # fmt: skip
+    monitor.set_defaults(handler=_monitor)
+
+    incidents = commands.add_parser("incidents", help="read incidents from the store")
+    sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
+    listing = sub.add_parser("list", help="list incidents, newest first")
+    listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--namespace", metavar="NS")
+    listing.add_argument("--store", metavar="PATH")
+    listing.set_defaults(handler=_incidents_list)
+
+    simulate = commands.add_parser("simulate", help="write a realistic Falco stream of a cluster")
+    simulate.add_argument("--out", required=True, metavar="DIR")
+    simulate.add_argument("--seed", type=int, default=1)
+    simulate.add_argument("--hours", type=float, default=1.0)
+    simulate.set_defaults(handler=_simulate)
+
+
+def _store_path(config: Config, given: str | None) -> Path:
+    return Path(given) if given else Path(config.forensics.storage_path) / DB_NAME
+
+
+def _open_store(path: Path) -> SQLiteStore:
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(path)
+
+
+def _monitor(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.models.posture import Posture
+    from kubesentinel.runtime import pipeline
+    from kubesentinel.runtime.correlate import Correlator
+    from kubesentinel.runtime.enrich import Enricher
+    from kubesentinel.runtime.metrics import Metrics
+    from kubesentinel.runtime.posture import load_posture_file
+    from kubesentinel.runtime.sources import open_source
+
+    try:
+        min_priority = Priority.parse(args.min_priority)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.window <= 0:
+        raise UsageError("--window must be greater than 0")
+    if args.follow and args.until_eof:
+        raise UsageError("--follow and --until-eof contradict each other")
+    logging.basicConfig(format="kubesentinel: %(levelname)s: %(message)s", stream=sys.stderr)
+    store = _open_store(_store_path(config, args.store))
+    posture: Posture | None
+    if args.posture:
+        posture = load_posture_file(args.posture)
+        store.save_posture(posture)
+    else:
+        posture = store.load_posture()
+    metrics = Metrics()
+    uri = args.source or config.runtime.falco_socket
+    source = open_source(
+        uri,
+        queue_size=config.runtime.buffer_size,
+        metrics=metrics,
+        follow=args.follow,
+        token=os.environ.get(args.token_env) or None,
+    )
+    dead_letter_path = (
+        Path(args.dead_letter)
+        if args.dead_letter
+        else Path(config.forensics.storage_path) / DEAD_LETTER_NAME
+    )
+    dead_letter = pipeline.DeadLetter(dead_letter_path)
+    stop = threading.Event()
+    _stop_on_signals(stop, source)
+    try:
+        summary = pipeline.run(
+            source,
+            enricher=Enricher(cluster=args.cluster),
+            correlator=Correlator(window_s=args.window, posture=posture),
+            store=store,
+            metrics=metrics,
+            dead_letter=dead_letter,
+            event_filter=pipeline.EventFilter(
+                namespaces=frozenset(args.namespace),
+                deployments=frozenset(args.deployment),
+                min_priority=min_priority,
+            ),
+            stop=stop,
+            stop_when_idle=args.until_eof,
+        )
+    finally:
+        source.close()
+        dead_letter.close()
+        store.close()
+    refused = int(metrics.snapshot().get("refused", 0))
+    report = summary.as_dict(refused=refused)
+    if args.format == "json":
+        print(json.dumps(report, indent=2))
+    else:
+        print(
+            f"{report['events_read']} alerts read, {report['events_stored']} stored, "
+            f"{report['malformed']} malformed, {report['refused']} refused, "
+            f"{report['internal']} internal, {report['filtered_out']} filtered out; "
+            f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
+        )
+        if summary.malformed:
+            print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
+    return EXIT_CLEAN
+
+
+def _stop_on_signals(stop: threading.Event, source: Any) -> None:
+    """SIGINT/SIGTERM stop reading; the pipeline then stores and closes what it holds."""
+
+    def handle(_signum: int, _frame: Any) -> None:
+        stop.set()
+        source.close()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+
+def _incidents_list(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.runtime.incident_view import render_incidents
+
+    path = _store_path(config, args.store)
+    if not path.exists():
+        raise UsageError(
+            f"no incident store at {path}",
+            hint="run `kubesentinel monitor` first, or pass --store PATH",
+        )
+    store = _open_store(path)
+    try:
+        incidents = store.list_incidents(limit=args.limit, namespace=args.namespace)
+    finally:
+        store.close()
+    sys.stdout.write(render_incidents(incidents, args.format))
+    return EXIT_CLEAN
+
+
+def _simulate(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.runtime.simulate import simulate, write_simulation
+
+    if args.hours <= 0:
+        raise UsageError("--hours must be greater than 0")
+    counts = write_simulation(simulate(seed=args.seed, hours=args.hours), Path(args.out))
+    print(json.dumps(counts, indent=2))
+    return EXIT_CLEAN

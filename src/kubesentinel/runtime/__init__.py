@@ -1,0 +1,1 @@
+"""Live stream monitor: Falco alerts in, correlated incidents out."""
