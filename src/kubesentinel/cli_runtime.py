@@ -47,7 +47,7 @@ def add_commands(commands: Any) -> None:
     monitor.add_argument("--min-priority", default="debug", metavar="PRIORITY",
                          help="drop alerts below this Falco priority (default: debug)")  # fmt: skip
     monitor.add_argument("--posture", metavar="FILE",
-                         help="static posture: output of `kubesentinel scan --format json`")  # fmt: skip
+                         help="`kubesentinel scan --format json` output")  # fmt: skip
     monitor.add_argument("--window", type=float, default=300.0, metavar="SECONDS",
                          help="correlation window per workload (default: 300)")  # fmt: skip
     monitor.add_argument("--store", metavar="PATH", help="SQLite store (default: "

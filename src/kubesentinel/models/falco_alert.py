@@ -29,7 +29,9 @@ class Priority(IntEnum):
             return cls[key]
         except KeyError:
             valid = ", ".join(p.label for p in cls)
-            raise ValueError(f"unknown Falco priority {text!r} (expected one of: {valid})") from None
+            raise ValueError(
+                f"unknown Falco priority {text!r} (expected one of: {valid})"
+            ) from None
 
     @property
     def label(self) -> str:

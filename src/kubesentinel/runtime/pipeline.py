@@ -126,6 +126,16 @@ class StreamClock:
         return self._event_ns + (self._wall() - self._wall_at_event)
 
 
+@dataclass(frozen=True, slots=True)
+class Stages:
+    enricher: Enricher
+    correlator: Correlator
+    store: IncidentStore
+    metrics: Metrics
+    dead_letter: DeadLetter
+    event_filter: EventFilter
+
+
 def run(
     source: Source,
     *,
@@ -148,12 +158,12 @@ def run(
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
+    stages = Stages(enricher, correlator, store, metrics, dead_letter, event_filter)
     started = time.perf_counter()
     for batch in source.batches(max_batch):
         if not batch and stop_when_idle:
             break
-        _process(batch, enricher, correlator, store, metrics, dead_letter, event_filter,
-                 clock, wall, summary)  # fmt: skip
+        _process(batch, stages, clock, wall, summary)
         if stop is not None and stop.is_set():
             break
     closed = correlator.expire(END_OF_TIME)
@@ -166,21 +176,18 @@ def run(
 
 def _process(
     batch: list[RawAlert],
-    enricher: Enricher,
-    correlator: Correlator,
-    store: IncidentStore,
-    metrics: Metrics,
-    dead_letter: DeadLetter,
-    event_filter: EventFilter,
+    stages: Stages,
     clock: StreamClock,
     wall: Callable[[], int],
     summary: Summary,
 ) -> None:
+    enricher, correlator, store = stages.enricher, stages.correlator, stages.store
+    metrics, event_filter = stages.metrics, stages.event_filter
     parsed, rejected = parse_batch(batch)
     if rejected:
-        dead_letter.write(rejected)
-        for item in rejected:
-            log.warning("malformed alert at %s: %s", item.origin, item.reason)
+        stages.dead_letter.write(rejected)
+        for bad in rejected:
+            log.warning("malformed alert at %s: %s", bad.origin, bad.reason)
     internal = [alert for alert, _ in parsed if alert.source == "internal"]
     if internal:
         _record_internal(internal, metrics)

@@ -1,0 +1,199 @@
+"""Runtime monitor benchmark: whole processes, figures printed as numbers.
+
+- file source: events/s end to end (parse, enrich, correlate, store) for a simulated stream;
+- HTTP source: alerts/s accepted and stored, and ingest-to-stored latency p50/p99 at a fixed
+  offered rate (from the monitor's own /metrics histogram);
+- RSS of the monitor idle and under load.
+
+Run: python bench/runtime_bench.py [--events N] [--http-alerts N] [--rate R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MONITOR = [sys.executable, "-m", "kubesentinel", "monitor"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--http-alerts", type=int, default=60_000)
+    parser.add_argument("--rate", type=int, default=10_000, help="offered HTTP rate for latency")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ks-bench-") as tmp:
+        work = Path(tmp)
+        stream = _stream(work, args.events)
+        _file_source(work, stream)
+        _http_source(work, stream, args.http_alerts, args.rate)
+    return 0
+
+
+def _stream(work: Path, count: int) -> list[bytes]:
+    """A realistic stream from the simulator, repeated with fresh uuids up to ``count`` lines."""
+    from kubesentinel.runtime.simulate import simulate
+
+    sim = simulate(seed=7, hours=2.0)
+    base = [json.dumps(alert).encode() for alert in sim.alerts]
+    lines = [base[i % len(base)] for i in range(count)]
+    (work / "stream.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    print(f"runtime.stream_lines: {count}  # simulated alerts, {len(base)} distinct")
+    return lines
+
+
+def _file_source(work: Path, lines: list[bytes]) -> None:
+    store = work / "file.db"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*MONITOR, "--source", str(work / "stream.jsonl"), "--until-eof", "--format", "json",
+         "--store", str(store), "--dead-letter", str(work / "dl.jsonl")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
+    )  # fmt: skip
+    out, err = proc.communicate()
+    wall = time.perf_counter() - started
+    rss = _peak_rss_of(proc.pid)
+    if proc.returncode != 0:
+        print(f"runtime.file.error: exit {proc.returncode}: {err.decode()[-500:]}")
+        return
+    summary = json.loads(out)
+    events = summary["events_read"]
+    print(f"runtime.file.events: {events}")
+    print(f"runtime.file.events_per_s: {events / wall:.0f}  # whole process; target >= 50000")
+    pipeline_s = summary["duration_s"]
+    print(f"runtime.file.pipeline_events_per_s: {events / pipeline_s:.0f}  # without start-up")
+    if rss:
+        print(f"runtime.file.peak_rss_mb: {rss:.1f}")
+
+
+def _peak_rss_of(_pid: int) -> float:
+    # The child is already reaped by communicate(); RUSAGE_CHILDREN holds the largest child.
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*MONITOR, "--source", f"http://127.0.0.1:{port}", "--format", "json",
+         "--store", str(work / "http.db"), "--dead-letter", str(work / "dl-http.jsonl")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
+    )  # fmt: skip
+    try:
+        if not _wait_http(port):
+            print("runtime.http.error: the monitor did not start listening")
+            return
+        time.sleep(1.0)
+        print(f"runtime.idle_rss_mb: {_rss_mb(proc.pid):.1f}  # target <= 50")
+        sent, seconds = _post_all(port, lines, total, rate=None)
+        print(f"runtime.http.alerts_per_s: {sent / seconds:.0f}  # accepted, target >= 10000")
+        print(f"runtime.http.load_rss_mb: {_rss_mb(proc.pid):.1f}")
+        _post_all(port, lines, min(total, rate * 3), rate=rate)
+        time.sleep(1.0)
+        p50, p99 = _latency_quantiles(port)
+        print(f"runtime.http.latency_p50_ms: {p50 * 1000:.2f}  # at {rate} alerts/s offered")
+        print(f"runtime.http.latency_p99_ms: {p99 * 1000:.2f}  # target < 10")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=60)
+            summary = json.loads(out or b"{}")
+            print(f"runtime.http.events_stored: {summary.get('events_stored')}")
+        except (subprocess.TimeoutExpired, json.JSONDecodeError):
+            proc.kill()
+
+
+def _wait_http(port: int, seconds: float = 15.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _post_all(port: int, lines: list[bytes], total: int, rate: int | None) -> tuple[int, float]:
+    """POST ``total`` alerts from 4 keep-alive connections; ``rate`` paces them (None: flat out)."""
+    threads, per_thread = 4, total // 4
+    accepted = [0] * threads
+    started = time.perf_counter()
+
+    def worker(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        interval = threads / rate if rate else 0.0
+        next_at = time.perf_counter()
+        for i in range(per_thread):
+            body = lines[(index * per_thread + i) % len(lines)]
+            while True:
+                conn.request("POST", "/", body=body, headers={"Content-Type": "application/json"})
+                response = conn.getresponse()
+                response.read()
+                if response.status != 429:
+                    break
+                time.sleep(0.001)  # back-pressure: retry, as falcosidekick does
+            accepted[index] += response.status == 200
+            if interval:
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+        conn.close()
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(accepted), time.perf_counter() - started
+
+
+def _latency_quantiles(port: int) -> tuple[float, float]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith("kubesentinel_latency_seconds_bucket"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    total = buckets[-1][1] if buckets else 0.0
+
+    def quantile(q: float) -> float:
+        for bound, count in buckets:
+            if total and count >= q * total:
+                return bound
+        return float("nan")
+
+    return quantile(0.5), quantile(0.99)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

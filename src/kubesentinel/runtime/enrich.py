@@ -1,0 +1,164 @@
+"""FalcoAlert to Event: the Kubernetes context of each alert (namespace, pod, workload, image),
+its MITRE tactics and techniques, and a stable id.
+
+Where the fields come from, in ``output_fields``:
+
+- syscall and other per-process sources: ``k8s.ns.name`` / ``k8s.pod.name`` (from the
+  container runtime), else ``k8smeta.ns.name`` / ``k8smeta.pod.name`` (k8smeta plugin);
+  ``container.id`` ("host" means a host process, stored as None), ``container.image.repository``
+  with ``container.image.tag``, else ``container.image``.
+- k8s_audit: ``ka.target.namespace``, ``ka.target.resource`` and ``ka.target.name`` (or
+  ``ka.resp.name`` for creates that got a generated name).
+
+The workload is, in order: a Deployment the alert itself names (``k8smeta.deployment.name``),
+the owner lookup's answer, the pod's naming (see ``identity``), and the host for alerts outside
+any pod. Falco fields never carry the literal ``<NA>`` as a value worth keeping: it, null and ""
+all mean absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from kubesentinel.models.event import Event, Workload
+from kubesentinel.models.falco_alert import FalcoAlert
+from kubesentinel.runtime.identity import (
+    OwnerLookup,
+    host_workload,
+    kind_of_pod_name,
+    kind_of_resource,
+    workload_of,
+)
+from kubesentinel.runtime.mitre import mitre_of
+
+__all__ = ["Enricher", "content_id"]
+
+_CANONICAL: Final = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True, default=str
+)
+_MAX_CACHED_PODS: Final = 65_536
+
+
+def content_id(alert: FalcoAlert) -> str:
+    """A stable id for an alert without a uuid: the same content always gives the same id.
+
+    sha256 of canonical JSON (sorted keys, no spaces) of rule, time_ns, hostname, output and
+    output_fields; the first 32 hex characters (128 bits).
+    """
+    fields = alert.output_fields
+    if not isinstance(fields, dict):
+        fields = dict(fields)
+    doc = _CANONICAL.encode([alert.rule, alert.time_ns, alert.hostname, alert.output, fields])
+    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+
+
+def _present(value: object) -> str | None:
+    """A field's text, or None when Falco had no value (null, "", "<NA>", not a string)."""
+    if type(value) is str and value and value != "<NA>":
+        return value
+    return None
+
+
+class Enricher:
+    """Adds Kubernetes context, MITRE mapping and ids to parsed alerts, a batch at a time."""
+
+    def __init__(self, cluster: str = "default", lookup: OwnerLookup | None = None) -> None:
+        self.cluster = cluster
+        self._lookup = lookup
+        # (namespace, pod) -> Workload by naming; only used without a lookup, whose answers
+        # may change as its cache expires.
+        self._named: dict[tuple[str, str], Workload] = {}
+
+    def enrich(self, parsed: Sequence[tuple[FalcoAlert, int]]) -> list[Event]:
+        """One Event per (alert, received_ns), in order."""
+        events: list[Event] = []
+        append = events.append
+        for alert, received_ns in parsed:
+            fields = alert.output_fields
+            if alert.source == "k8s_audit":
+                namespace, pod, workload = self._audit_target(fields, alert.hostname)
+                container_id = image = None
+            else:
+                namespace = _present(fields.get("k8s.ns.name")) or _present(
+                    fields.get("k8smeta.ns.name")
+                )
+                pod = _present(fields.get("k8s.pod.name")) or _present(
+                    fields.get("k8smeta.pod.name")
+                )
+                if pod is None:
+                    workload = host_workload(self.cluster, namespace, alert.hostname)
+                else:
+                    workload = self._pod_workload(namespace or "", pod, fields)
+                container_id = _present(fields.get("container.id"))
+                if container_id == "host":
+                    container_id = None
+                image = _image(fields)
+            tactics, techniques = mitre_of(alert.tags)
+            append(
+                Event(
+                    alert.uuid or content_id(alert),
+                    alert.time_ns,
+                    received_ns,
+                    alert.rule,
+                    alert.priority,
+                    alert.source,
+                    alert.hostname,
+                    workload,
+                    pod,
+                    container_id,
+                    image,
+                    tactics,
+                    techniques,
+                    alert.tags,
+                    alert.output,
+                    fields,
+                    alert.origin,
+                )
+            )
+        return events
+
+    def enrich_one(self, alert: FalcoAlert, received_ns: int) -> Event:
+        """The per-item form of ``enrich``."""
+        return self.enrich([(alert, received_ns)])[0]
+
+    def _pod_workload(self, namespace: str, pod: str, fields: Mapping[str, Any]) -> Workload:
+        deployment = _present(fields.get("k8smeta.deployment.name")) or _present(
+            fields.get("k8s.deployment.name")
+        )
+        if deployment is not None:
+            return Workload(self.cluster, namespace, "Deployment", deployment)
+        if self._lookup is not None:
+            return workload_of(self.cluster, namespace, pod, self._lookup)
+        key = (namespace, pod)
+        workload = self._named.get(key)
+        if workload is None:
+            if len(self._named) >= _MAX_CACHED_PODS:
+                self._named.clear()
+            kind, name = kind_of_pod_name(pod)
+            workload = self._named[key] = Workload(self.cluster, namespace, kind, name)
+        return workload
+
+    def _audit_target(
+        self, fields: Mapping[str, Any], hostname: str
+    ) -> tuple[str | None, str | None, Workload]:
+        """(namespace, pod, workload) of a k8s_audit alert: the object the request acted on."""
+        namespace = _present(fields.get("ka.target.namespace"))
+        resource = _present(fields.get("ka.target.resource"))
+        name = _present(fields.get("ka.target.name")) or _present(fields.get("ka.resp.name"))
+        if resource is None or name is None:
+            return namespace, None, host_workload(self.cluster, namespace, hostname)
+        if resource == "pods":
+            return namespace, name, self._pod_workload(namespace or "", name, fields)
+        kind = kind_of_resource(resource)
+        return namespace, None, Workload(self.cluster, namespace or "", kind, name)
+
+
+def _image(fields: Mapping[str, Any]) -> str | None:
+    repository = _present(fields.get("container.image.repository"))
+    if repository is None:
+        return _present(fields.get("container.image"))
+    tag = _present(fields.get("container.image.tag"))
+    return f"{repository}:{tag}" if tag is not None else repository

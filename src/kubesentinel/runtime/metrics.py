@@ -1,0 +1,277 @@
+"""The monitor's health figures: counters, gauges and one latency histogram.
+
+Thread-safe (one lock) and cheap: the pipeline updates them once per batch, never per event.
+``render_prometheus()`` writes the Prometheus text exposition format 0.0.4 for ``GET /metrics``;
+``snapshot()`` gives the same figures as a plain dict for the ``--until-eof`` summary and
+``/healthz``.
+
+Who counts what: sources count ``refused`` (an HTTP 429 never reaches the pipeline); the
+pipeline counts everything else (``received`` = raw items pulled from the source).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
+
+PREFIX: Final = "kubesentinel_"
+CONTENT_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+# Upper bounds (seconds) of the ingest -> stored latency buckets; +Inf is implicit.
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+
+# name -> help text; exposed as kubesentinel_<name>_total.
+COUNTERS: Final = {
+    "received": "Raw alerts read from the source.",
+    "processed": "Alerts parsed and enriched into events.",
+    "stored": "Events committed to the incident store.",
+    "malformed": "Raw alerts rejected by the parser (written to the dead-letter file).",
+    "refused": "Alerts refused because the queue was full (HTTP 429).",
+    "internal": "Falco internal events (drops, metrics snapshots) routed to health metrics.",
+    "incidents_opened": "Incidents opened.",
+}
+GAUGES: Final = {
+    "queue_depth": "Alerts waiting in the source queue.",
+    "open_incidents": "Incidents currently open in the correlator.",
+}
+# Key figures of Falco's "metrics snapshot" internal events, kept per host.
+FALCO_FIGURES: Final = (
+    "falco.evts_rate_sec",
+    "falco.num_evts",
+    "falco.outputs_queue_num_drops",
+    "scap.n_drops",
+    "scap.n_drops_perc",
+    "scap.n_evts",
+)
+MAX_LABEL_VALUES: Final = 1000  # bounds label cardinality (rule names, hosts)
+LATENCY_NAME: Final = "ingest_to_stored_seconds"
+LATENCY_HELP: Final = "Time from receiving an alert to committing its event to the store."
+
+
+class Metrics:
+    """Counters, gauges and the latency histogram of one monitor run."""
+
+    def __init__(self, buckets: Sequence[float] = LATENCY_BUCKETS) -> None:
+        if list(buckets) != sorted(set(buckets)) or not buckets:
+            raise ValueError("histogram buckets must be distinct and ascending")
+        self._lock = threading.Lock()
+        self._bounds = tuple(float(b) for b in buckets)
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._gauges = dict.fromkeys(GAUGES, 0)
+        self._bounds_ns = tuple(round(b * 1e9) for b in self._bounds)
+        self._bucket_counts = [0] * (len(self._bounds) + 1)  # last one is +Inf
+        self._internal: dict[str, int] = {}  # Falco internal events by rule
+        self._falco: dict[tuple[str, str], float] = {}  # (host, figure) -> latest value
+        self._latency_sum = 0.0
+        self._started = time.monotonic()
+
+    def add(
+        self,
+        *,
+        received: int = 0,
+        processed: int = 0,
+        stored: int = 0,
+        malformed: int = 0,
+        refused: int = 0,
+        internal: int = 0,
+        incidents_opened: int = 0,
+    ) -> None:
+        """Add one batch's counts (one lock acquisition for all of them)."""
+        with self._lock:
+            c = self._counters
+            c["received"] += received
+            c["processed"] += processed
+            c["stored"] += stored
+            c["malformed"] += malformed
+            c["refused"] += refused
+            c["internal"] += internal
+            c["incidents_opened"] += incidents_opened
+
+    def set_gauges(
+        self, *, queue_depth: int | None = None, open_incidents: int | None = None
+    ) -> None:
+        with self._lock:
+            if queue_depth is not None:
+                self._gauges["queue_depth"] = queue_depth
+            if open_incidents is not None:
+                self._gauges["open_incidents"] = open_incidents
+
+    def observe_batch(
+        self,
+        *,
+        received: int = 0,
+        processed: int | None = None,
+        stored: int = 0,
+        malformed: int = 0,
+        internal: int = 0,
+        incidents_opened: int = 0,
+        open_incidents: int | None = None,
+        queue_depth: int | None = None,
+        latencies_ns: Sequence[int] = (),
+    ) -> None:
+        """Everything one pipeline batch changes, under one lock acquisition.
+
+        ``processed`` defaults to ``received - malformed``; ``latencies_ns`` are the
+        ingest -> stored times of the batch's items.
+        """
+        counts, total_ns = self._bucket(latencies_ns)
+        with self._lock:
+            c = self._counters
+            c["received"] += received
+            c["processed"] += received - malformed if processed is None else processed
+            c["stored"] += stored
+            c["malformed"] += malformed
+            c["internal"] += internal
+            c["incidents_opened"] += incidents_opened
+            if open_incidents is not None:
+                self._gauges["open_incidents"] = open_incidents
+            if queue_depth is not None:
+                self._gauges["queue_depth"] = queue_depth
+            self._add_latencies(counts, total_ns / 1e9)
+
+    def observe(self, seconds: Iterable[float]) -> None:
+        """Record a batch of latencies, in seconds."""
+        bounds = self._bounds
+        counts = [0] * (len(bounds) + 1)
+        total = 0.0
+        for value in seconds:
+            counts[bisect_left(bounds, value)] += 1  # le: a value equal to a bound is in it
+            total += value
+        with self._lock:
+            self._add_latencies(counts, total)
+
+    def observe_since(self, received_ns: Iterable[int], now_ns: int) -> None:
+        """Record the latency of each item received at ``received_ns`` and stored at ``now_ns``."""
+        self.observe([(now_ns - r) / 1e9 for r in received_ns])
+
+    def record_internal(self, rule: str, output_fields: Mapping[str, Any]) -> None:
+        """A Falco ``internal`` event: counted by rule; a metrics snapshot's key figures kept.
+
+        Counts it in ``internal`` as well, so the pipeline need not pass ``internal=`` too.
+        """
+        host = str(output_fields.get("evt.hostname") or "")
+        with self._lock:
+            self._counters["internal"] += 1
+            if rule in self._internal or len(self._internal) < MAX_LABEL_VALUES:
+                self._internal[rule] = self._internal.get(rule, 0) + 1
+            for name in FALCO_FIGURES:
+                value = output_fields.get(name)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    key = (host, name)
+                    if key in self._falco or len(self._falco) < MAX_LABEL_VALUES:
+                        self._falco[key] = value
+
+    def _bucket(self, latencies_ns: Sequence[int]) -> tuple[list[int], int]:
+        bounds = self._bounds_ns
+        counts = [0] * (len(bounds) + 1)
+        for value in latencies_ns:
+            counts[bisect_left(bounds, value)] += 1
+        return counts, sum(latencies_ns)
+
+    def _add_latencies(self, counts: Sequence[int], total_s: float) -> None:
+        mine = self._bucket_counts
+        for i, n in enumerate(counts):
+            mine[i] += n
+        self._latency_sum += total_s
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every figure as plain JSON-ready values, read under the lock at one instant."""
+        with self._lock:
+            counters = dict(self._counters)
+            gauges = dict(self._gauges)
+            counts = list(self._bucket_counts)
+            total = self._latency_sum
+            internal = dict(self._internal)
+        n = sum(counts)
+        return {
+            **counters,
+            **gauges,
+            "falco_internal": internal,
+            "uptime_s": round(time.monotonic() - self._started, 3),
+            "latency": {
+                "count": n,
+                "sum_s": total,
+                "mean_s": total / n if n else None,
+                "p50_s": self._quantile(counts, 0.50),
+                "p99_s": self._quantile(counts, 0.99),
+            },
+        }
+
+    def render_prometheus(self) -> str:
+        """The Prometheus text exposition format 0.0.4."""
+        with self._lock:
+            counters = dict(self._counters)
+            gauges = dict(self._gauges)
+            counts = list(self._bucket_counts)
+            total = self._latency_sum
+            internal = sorted(self._internal.items())
+            falco = sorted(self._falco.items())
+        lines: list[str] = []
+        for name, help_text in COUNTERS.items():
+            full = f"{PREFIX}{name}_total"
+            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} counter"]
+            lines.append(f"{full} {counters[name]}")
+        for name, help_text in GAUGES.items():
+            full = f"{PREFIX}{name}"
+            lines += [f"# HELP {full} {help_text}", f"# TYPE {full} gauge"]
+            lines.append(f"{full} {gauges[name]}")
+        full = f"{PREFIX}falco_internal_events_total"
+        lines += [
+            f"# HELP {full} Falco internal events by rule (drops, metrics snapshots).",
+            f"# TYPE {full} counter",
+        ]
+        lines += [f'{full}{{rule="{_label(rule)}"}} {n}' for rule, n in internal]
+        full = f"{PREFIX}falco_metric"
+        lines += [
+            f"# HELP {full} Latest key figures of each host's Falco metrics snapshot.",
+            f"# TYPE {full} gauge",
+        ]
+        lines += [
+            f'{full}{{host="{_label(host)}",name="{_label(name)}"}} {_float(value)}'
+            for (host, name), value in falco
+        ]
+        full = f"{PREFIX}{LATENCY_NAME}"
+        lines += [f"# HELP {full} {LATENCY_HELP}", f"# TYPE {full} histogram"]
+        running = 0
+        for bound, n in zip((*self._bounds, None), counts, strict=True):
+            running += n
+            le = "+Inf" if bound is None else _float(bound)
+            lines.append(f'{full}_bucket{{le="{le}"}} {running}')
+        lines.append(f"{full}_sum {_float(total)}")
+        lines.append(f"{full}_count {running}")
+        return "\n".join(lines) + "\n"
+
+    def _quantile(self, counts: Sequence[int], q: float) -> float | None:
+        """Estimate from the buckets, interpolating linearly inside one (as PromQL does)."""
+        n = sum(counts)
+        if not n:
+            return None
+        rank = q * n
+        running = 0
+        lower = 0.0
+        for i, count in enumerate(counts):
+            if count and running + count >= rank:
+                if i == len(self._bounds):  # +Inf bucket: the highest finite bound is all we know
+                    return self._bounds[-1]
+                upper = self._bounds[i]
+                return lower + (upper - lower) * (rank - running) / count
+            running += count
+            lower = self._bounds[i] if i < len(self._bounds) else lower
+        return self._bounds[-1]
+
+
+def _float(value: float) -> str:
+    if math.isfinite(value):
+        return repr(float(value))
+    return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+
+
+def _label(value: str) -> str:
+    """A label value escaped as the text format requires (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

@@ -1,0 +1,294 @@
+"""Raw Falco JSON to ``FalcoAlert``: every real layout in, a clear reason for anything else.
+
+Accepted, as Falco (``json_output: true`` on stdout, file, program or http output) and
+falcosidekick (``uuid`` added) write them:
+
+- keys in any order; unknown keys ignored (falcosidekick custom fields live in output_fields);
+- ``source`` and ``tags`` absent (Falco < 0.30), null or, from falcosidekick, ``source: ""``:
+  source defaults to ``"syscall"``;
+- null ``output``, ``hostname``, ``output_fields``, ``uuid``; ``hostname`` falls back to
+  ``output_fields["evt.hostname"]``;
+- ``time`` in RFC 3339 with 0 to 9 fraction digits and ``Z`` or an offset; when it is absent or
+  unusable, ``output_fields`` ``evt.time``, ``evt.time.iso8601`` or ``evt.rawtime`` (integer
+  nanoseconds; a float or a digit string after a falcosidekick round trip);
+- priorities in any case with Falco's aliases (``warn``, ``info``, ``crit``...);
+- field names with brackets (``proc.aname[2]``) kept as they are;
+- invalid UTF-8 inside an otherwise valid alert (a process argument) replaced with U+FFFD;
+- ``internal`` alerts (metrics snapshots, syscall drops) parse like any other.
+
+Rejected, each with a short reason: over ``MAX_ALERT_BYTES``, empty, binary data, not JSON,
+truncated JSON, not an object, missing or empty rule, missing or unknown priority, no usable
+time, a known field of the wrong type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final
+
+from kubesentinel.errors import EventError
+from kubesentinel.models.falco_alert import FalcoAlert, Priority
+from kubesentinel.runtime.sources.interface import RawAlert
+
+__all__ = ["MAX_ALERT_BYTES", "Rejected", "parse_alert", "parse_batch"]
+
+# One alert is a few KiB; anything past 1 MiB is garbage or an attack on memory.
+MAX_ALERT_BYTES: Final = 1 << 20
+
+_HINT: Final = (
+    "each alert must be one JSON object as Falco writes it with json_output: true "
+    "(or a falcosidekick payload)"
+)
+_TIME_FIELDS: Final = ("evt.time", "evt.time.iso8601", "evt.rawtime")
+_RFC3339: Final = re.compile(
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:[Zz]|([+-])(\d\d):?(\d\d))"
+)
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_JSON_TYPES: Final = {
+    dict: "an object",
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """An input that is not a Falco alert: where it came from, why, and its bytes as read."""
+
+    origin: str
+    reason: str
+    data: bytes
+
+
+class _MalformedError(Exception):
+    """Internal: carries the short reason; parse_alert turns it into an EventError."""
+
+
+def parse_alert(data: bytes | str, origin: str) -> FalcoAlert:
+    """One alert; raises EventError naming the origin and what is wrong."""
+    try:
+        return _parse(data, origin)
+    except _MalformedError as exc:
+        raise EventError(f"malformed Falco alert from {origin}: {exc}", hint=_HINT) from None
+
+
+def parse_batch(
+    items: Sequence[RawAlert],
+) -> tuple[list[tuple[FalcoAlert, int]], list[Rejected]]:
+    """Parse a batch: (alert, received_ns) for the good items, Rejected for the rest."""
+    parsed: list[tuple[FalcoAlert, int]] = []
+    rejected: list[Rejected] = []
+    for item in items:
+        try:
+            parsed.append((_parse(item.data, item.origin), item.received_ns))
+        except _MalformedError as exc:
+            rejected.append(Rejected(item.origin, str(exc), item.data))
+    return parsed, rejected
+
+
+def _parse(data: bytes | str, origin: str) -> FalcoAlert:
+    obj = _decode(data)
+    if type(obj) is not dict:
+        raise _MalformedError(f"not a JSON object but {_JSON_TYPES.get(type(obj), 'a value')}")
+
+    rule = obj.get("rule")
+    if type(rule) is not str:
+        raise _MalformedError(_missing_or_bad("rule", rule, "a string"))
+    if not rule or rule.isspace():
+        raise _MalformedError("empty rule")
+
+    priority = _priority(obj.get("priority"))
+
+    fields = obj.get("output_fields")
+    if fields is None:
+        fields = {}
+    elif type(fields) is not dict:
+        raise _MalformedError(_missing_or_bad("output_fields", fields, "an object"))
+
+    time_ns = _time_ns(obj.get("time"), fields)
+
+    source = _text(obj, "source") or "syscall"  # absent before Falco 0.30, "" via falcosidekick
+    if not source.islower():
+        source = source.lower()
+
+    tags = obj.get("tags")
+    tags = () if tags is None else _tags(tags)
+
+    output = _text(obj, "output") or ""
+
+    hostname = _text(obj, "hostname")
+    if hostname is None:
+        hostname = fields.get("evt.hostname")
+        if type(hostname) is not str:
+            hostname = ""
+
+    uuid = _text(obj, "uuid") or None
+
+    return FalcoAlert(time_ns, rule, priority, source, output, hostname, tags, fields, uuid, origin)
+
+
+def _text(obj: dict[str, Any], name: str) -> str | None:
+    value = obj.get(name)
+    if value is None or type(value) is str:
+        return value
+    raise _MalformedError(_missing_or_bad(name, value, "a string"))
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _MalformedError(_missing_or_bad("tags", value, "an array of strings"))
+    for tag in value:
+        if type(tag) is not str:
+            raise _MalformedError(f"tags holds {_JSON_TYPES.get(type(tag))}, not a string")
+    return tuple(value)
+
+
+def _decode(data: bytes | str) -> Any:
+    size = len(data)
+    if isinstance(data, str) and size * 4 > MAX_ALERT_BYTES:  # long text: its UTF-8 size counts
+        size = len(data.encode("utf-8", "surrogatepass"))
+    if size > MAX_ALERT_BYTES:
+        raise _MalformedError(f"alert is {size} bytes, over the {MAX_ALERT_BYTES} byte limit")
+    try:
+        return json.loads(data)
+    except UnicodeDecodeError:
+        return _decode_lossy(data)
+    except json.JSONDecodeError as exc:
+        raise _MalformedError(_json_reason(data, exc)) from None
+    except RecursionError:
+        raise _MalformedError("not JSON: nested too deeply") from None
+
+
+def _decode_lossy(data: bytes | str) -> Any:
+    """Falco may pass a process's invalid UTF-8 through; keep the alert, replace the bytes."""
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    try:
+        return json.loads(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        raise _MalformedError("binary data, not JSON") from None
+
+
+def _json_reason(data: bytes | str, exc: json.JSONDecodeError) -> str:
+    text = exc.doc
+    stripped = text.rstrip()
+    if not stripped:
+        return "empty input"
+    if _looks_binary(data):
+        return "binary data, not JSON"
+    message = exc.msg.lower()
+    where = (
+        f"{message} char {exc.pos}" if message.endswith(" at") else f"{message} at char {exc.pos}"
+    )
+    if message.startswith("unterminated string") or exc.pos >= len(stripped):
+        return f"truncated JSON after {len(stripped)} chars ({where})"
+    return f"not JSON: {where}"
+
+
+def _looks_binary(data: bytes | str) -> bool:
+    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    return any(byte < 0x20 and byte not in b"\t\n\r" for byte in raw[:4096])
+
+
+def _missing_or_bad(name: str, value: object, expected: str) -> str:
+    if value is None:
+        return f"missing {name}"
+    return f"{name} is {_JSON_TYPES.get(type(value), 'a value')}, expected {expected}"
+
+
+# Exact spellings seen so far; Priority.parse handles the rest (any case, aliases).
+_PRIORITIES: dict[str, Priority] = {p.label: p for p in Priority}
+
+
+def _priority(value: object) -> Priority:
+    if type(value) is not str:
+        raise _MalformedError(_missing_or_bad("priority", value, "a string"))
+    priority = _PRIORITIES.get(value)
+    if priority is None:
+        try:
+            priority = Priority.parse(value)
+        except ValueError:
+            raise _MalformedError(f"unknown priority {value[:40]!r}") from None
+        if len(_PRIORITIES) < 256:
+            _PRIORITIES[value] = priority
+    return priority
+
+
+def _time_ns(value: object, fields: dict[str, Any]) -> int:
+    """Nanoseconds since the epoch from "time", else from the evt.time fields."""
+    if type(value) is str:
+        time_ns = _rfc3339_ns(value)
+        if time_ns is not None:
+            return time_ns
+    for name in _TIME_FIELDS:
+        time_ns = _field_ns(fields.get(name))
+        if time_ns is not None:
+            return time_ns
+    if value is None:
+        raise _MalformedError("no time and no evt.time in output_fields")
+    shown = repr(value[:40]) if type(value) is str else _JSON_TYPES.get(type(value), "a value")
+    raise _MalformedError(f"time {shown} is not an RFC 3339 timestamp and no evt.time field")
+
+
+# Epoch seconds of each "YYYY-MM-DDTHH:MM:SS" already parsed: alerts arrive in time order, so
+# nearly every alert hits. Falco writes exactly 30 characters with 9 fraction digits and "Z".
+_SECONDS: dict[str, int] = {}
+
+
+def _rfc3339_ns(text: str) -> int | None:
+    if len(text) == 30 and text[29] == "Z" and text[19] == ".":
+        seconds = _SECONDS.get(text[:19])
+        fraction = text[20:29]
+        if seconds is not None and fraction.isdigit():
+            return seconds * 1_000_000_000 + int(fraction)
+    return _rfc3339_ns_slow(text)
+
+
+def _rfc3339_ns_slow(text: str) -> int | None:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return None
+    day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    h, m, s = int(hour), int(minute), int(second)
+    if h > 23 or m > 59 or s > 60:  # 60: a leap second, as RFC 3339 allows
+        return None
+    try:
+        days = date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL
+    except ValueError:
+        return None
+    seconds = days * 86_400 + h * 3600 + m * 60 + s
+    if sign is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        _SECONDS[text[:19]] = seconds
+    else:
+        oh, om = int(off_h), int(off_m)
+        if oh > 23 or om > 59:
+            return None
+        offset = oh * 3600 + om * 60
+        seconds += -offset if sign == "+" else offset
+    nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
+    time_ns = seconds * 1_000_000_000 + nanos
+    return time_ns if time_ns > 0 else None  # Go's zero time means "not set"
+
+
+def _field_ns(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, float):
+        # falcosidekick decodes numbers as float64: a quarter-microsecond precision survives.
+        return int(value) if 0 < value < 1e19 else None
+    if isinstance(value, str):
+        if value.isdigit() and value.isascii():
+            return int(value) or None
+        return _rfc3339_ns(value)
+    return None

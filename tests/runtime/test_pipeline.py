@@ -1,0 +1,158 @@
+"""The pipeline with a list source, the real stages, a real SQLite store and a fake clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from kubesentinel.models import Priority
+from kubesentinel.runtime import pipeline
+from kubesentinel.runtime.correlate import Correlator
+from kubesentinel.runtime.enrich import Enricher
+from kubesentinel.runtime.metrics import Metrics
+from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+
+
+def alert(rule: str, seconds: float, pod: str = "web-6d4cf56db6-x7k2p", **extra: object) -> bytes:
+    time_ns = BASE_NS + int(seconds * 1e9)
+    body = {
+        "hostname": "node-1",
+        "output": f"{rule} happened",
+        "output_fields": {
+            "evt.time": time_ns,
+            "k8s.ns.name": "shop",
+            "k8s.pod.name": pod,
+            "container.id": "abc123def456",
+        },
+        "priority": "Warning",
+        "rule": rule,
+        "source": "syscall",
+        "tags": ["mitre_execution", "T1059"],
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+class ListSource:
+    """A finite source over prepared batches; records acknowledgements."""
+
+    name = "list"
+
+    def __init__(self, batches: list[list[bytes]]) -> None:
+        self._batches = batches
+        self.acked: list[str] = []
+
+    def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
+        for n, batch in enumerate(self._batches):
+            yield [
+                RawAlert(
+                    data,
+                    f"list:{n}:{i}",
+                    BASE_NS,
+                    ack=lambda o=f"list:{n}:{i}": self.acked.append(o),
+                )
+                for i, data in enumerate(batch)
+            ]
+
+    def close(self) -> None:
+        pass
+
+
+class FakeWall:
+    def __init__(self) -> None:
+        self.now = BASE_NS
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _run(
+    tmp_path: Path, source: ListSource, **options: object
+) -> tuple[pipeline.Summary, SQLiteStore]:
+    store = SQLiteStore(tmp_path / "ks.db")
+    dead_letter = pipeline.DeadLetter(tmp_path / "dead.jsonl")
+    try:
+        summary = pipeline.run(
+            source,
+            enricher=Enricher(cluster="test"),
+            correlator=Correlator(window_s=60),
+            store=store,
+            metrics=Metrics(),
+            dead_letter=dead_letter,
+            wall=FakeWall(),
+            **options,  # type: ignore[arg-type]
+        )
+    finally:
+        dead_letter.close()
+    return summary, store
+
+
+def test_good_events_around_malformed_ones_are_stored_and_acknowledged(tmp_path: Path) -> None:
+    source = ListSource(
+        [
+            [alert("Terminal shell in container", 0), b'{"rule": "x", "prio', b"\x00\xff garbage"],
+            [alert("Terminal shell in container", 5), alert("Read sensitive file untrusted", 9)],
+        ]
+    )
+    summary, store = _run(tmp_path, source)
+    assert (summary.read, summary.stored, summary.malformed) == (5, 3, 2)
+    assert len(source.acked) == 5  # malformed ones too: they are safe in the dead-letter file
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert [d["origin"] for d in dead] == ["list:0:1", "list:0:2"]
+    (incident,) = store.list_incidents()
+    assert incident.workload.key == "test/shop/Deployment/web"
+    assert incident.event_count == 3
+    assert {(r.rule, r.count) for r in incident.rules} == {
+        ("Terminal shell in container", 2),
+        ("Read sensitive file untrusted", 1),
+    }
+    assert incident.status == "closed"  # the end of a finite source closes what is open
+    assert len(store.events_of(incident.id)) == 3
+
+
+def test_internal_events_are_health_metrics_never_incidents(tmp_path: Path) -> None:
+    internal = json.dumps(
+        {
+            "hostname": "node-1",
+            "output": "Falco metrics snapshot",
+            "output_fields": {"evt.time": BASE_NS, "falco.num_evts": 10},
+            "priority": "Informational",
+            "rule": "Falco internal: metrics snapshot",
+            "source": "internal",
+            "time": "2026-01-01T00:00:00.000000000Z",
+        }
+    ).encode()
+    summary, store = _run(
+        tmp_path, ListSource([[internal, alert("Terminal shell in container", 1)]])
+    )
+    assert (summary.internal, summary.stored) == (1, 1)
+    assert len(store.list_incidents()) == 1
+
+
+def test_filters_and_windows(tmp_path: Path) -> None:
+    quiet = alert("Terminal shell in container", 0, priority="Notice")
+    later = alert("Terminal shell in container", 600)  # beyond the 60 s window: a new incident
+    other_ns = alert("Terminal shell in container", 1).replace(b'"shop"', b'"dev"')
+    summary, store = _run(
+        tmp_path,
+        ListSource([[quiet, alert("Terminal shell in container", 1), later, other_ns]]),
+        event_filter=pipeline.EventFilter(
+            namespaces=frozenset({"shop"}), min_priority=Priority.WARNING
+        ),
+    )
+    assert (summary.stored, summary.filtered) == (2, 2)
+    assert summary.incidents_opened == 2
+    assert len(store.list_incidents()) == 2
+
+
+def test_redelivered_events_are_stored_once(tmp_path: Path) -> None:
+    first = alert("Terminal shell in container", 0, uuid="4b0ff8a4-6b0e-4e5c-9d4c-5d9f0e6d1a01")
+    summary, store = _run(tmp_path, ListSource([[first], [first]]))
+    (incident,) = store.list_incidents()
+    assert incident.event_count == 1
+    assert len(store.events_of(incident.id)) == 1
+    assert summary.read == 2
