@@ -42,14 +42,14 @@ def main() -> int:
 
 
 def _stream(work: Path, count: int) -> list[bytes]:
-    """A realistic stream from the simulator, repeated with fresh uuids up to ``count`` lines."""
+    """A realistic simulated stream of about ``count`` distinct alerts (one simulated hour)."""
     from kubesentinel.runtime.simulate import simulate
 
-    sim = simulate(seed=7, hours=2.0)
-    base = [json.dumps(alert).encode() for alert in sim.alerts]
-    lines = [base[i % len(base)] for i in range(count)]
+    sim = simulate(seed=7, hours=1.0, events_per_s=max(1.0, count / 3600))
+    lines = [line.encode() for line in sim.lines()]
     (work / "stream.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    print(f"runtime.stream_lines: {count}  # simulated alerts, {len(base)} distinct")
+    size = sum(map(len, lines)) / len(lines)
+    print(f"runtime.stream_lines: {len(lines)}  # distinct simulated alerts, {size:.0f} bytes each")
     return lines
 
 
@@ -61,9 +61,10 @@ def _file_source(work: Path, lines: list[bytes]) -> None:
          "--store", str(store), "--dead-letter", str(work / "dl.jsonl")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
     )  # fmt: skip
+    peak = _HighWater(proc.pid)
     out, err = proc.communicate()
     wall = time.perf_counter() - started
-    rss = _peak_rss_of(proc.pid)
+    rss = peak.stop()
     if proc.returncode != 0:
         print(f"runtime.file.error: exit {proc.returncode}: {err.decode()[-500:]}")
         return
@@ -77,11 +78,26 @@ def _file_source(work: Path, lines: list[bytes]) -> None:
         print(f"runtime.file.peak_rss_mb: {rss:.1f}")
 
 
-def _peak_rss_of(_pid: int) -> float:
-    # The child is already reaped by communicate(); RUSAGE_CHILDREN holds the largest child.
-    import resource
+class _HighWater:
+    """Poll the child's VmHWM (peak RSS since exec). RUSAGE_CHILDREN would also count the
+    pages the child shared with this process between fork and exec."""
 
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, _status_mb(self.pid, "VmHWM:"))
+            time.sleep(0.05)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak
 
 
 def _free_port() -> int:
@@ -90,11 +106,19 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+def _status_mb(pid: int, field: str) -> float:
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0  # already exited
+    for line in text.splitlines():
+        if line.startswith(field):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _rss_mb(pid: int) -> float:
+    return _status_mb(pid, "VmRSS:")
 
 
 def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
@@ -180,7 +204,7 @@ def _latency_quantiles(port: int) -> tuple[float, float]:
     text = conn.getresponse().read().decode()
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
-        if line.startswith("kubesentinel_latency_seconds_bucket"):
+        if line.startswith("kubesentinel_ingest_to_stored_seconds_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     total = buckets[-1][1] if buckets else 0.0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 EXIT_CLEAN = 0
 DB_NAME = "kubesentinel.db"
 DEAD_LETTER_NAME = "dead-letter.jsonl"
+LIVE_SCHEMES = ("http://", "unix://", "nats://")
 
 
 def add_commands(commands: Any) -> None:
@@ -141,7 +142,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
                 min_priority=min_priority,
             ),
             stop=stop,
-            stop_when_idle=args.until_eof,
+            # Files and stdin end at EOF; live sources end at their first idle poll.
+            stop_when_idle=args.until_eof and uri.startswith(LIVE_SCHEMES),
         )
     finally:
         source.close()

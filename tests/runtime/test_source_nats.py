@@ -197,6 +197,25 @@ def test_messages_never_handed_out_are_given_back_at_close(stream: str) -> None:
         reopened.close()
 
 
+def test_a_close_during_iteration_lets_the_batch_in_hand_be_acknowledged(stream: str) -> None:
+    src = NatsSource(URL, durable="ks-signal", stream=stream, ack_wait_s=0.3)
+    _run(_publish([sidekick(n) for n in range(3)]))
+    batches = src.batches(100)
+    got: list[RawAlert] = []
+    while len(got) < 3:
+        got += next(batches)
+    src.close()  # what the monitor's SIGTERM handler does while the pipeline holds a batch
+    for item in got:  # ... and the pipeline still commits and acknowledges it
+        assert item.ack is not None
+        item.ack()
+    assert list(batches) in ([], [[]])  # the generator ends and finishes the shutdown
+    reopened = NatsSource(URL, durable="ks-signal", stream=stream, ack_wait_s=0.3)
+    try:
+        assert collect(reopened, 1, timeout=0.6) == []  # the acks reached the server
+    finally:
+        reopened.close()
+
+
 def test_open_source_reads_the_subject_and_query_from_the_uri(stream: str) -> None:
     src = open_source(f"{URL}/falco.warning.>?durable=ks-uri&stream={stream}", queue_size=8)
     try:

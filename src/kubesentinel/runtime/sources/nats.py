@@ -134,13 +134,17 @@ class NatsSource:
 
         Called while ``batches()`` is being iterated (from a signal handler, say), it only
         raises a flag: the pipeline still acknowledges the batch in hand, and the generator
-        finishes the shutdown when it ends.
+        finishes the shutdown when it ends. A second call shuts down at once.
         """
-        self._closing = True
-        if not self._iterating:
-            self._shutdown_now()
+        if not self._closing:
+            self._closing = True
+            if self._iterating:
+                return
+        # While iterating, the queue's lock may be held by the very thread running a signal
+        # handler: leave the queue alone then (its messages come back after ack_wait).
+        self._shutdown_now(give_back=not self._iterating)
 
-    def _shutdown_now(self) -> None:
+    def _shutdown_now(self, give_back: bool = True) -> None:
         if self._shut:
             return
         self._shut = True
@@ -149,7 +153,7 @@ class NatsSource:
             self._fetcher.result(timeout=5)
         naks: list[Msg] = []  # never handed to the pipeline: back now rather than after ack_wait
         with contextlib.suppress(queue.Empty):
-            while True:
+            while give_back:
                 alert = self.queue.get_nowait()
                 if isinstance(alert.ack, _Ack):
                     naks.append(alert.ack.msg)
