@@ -292,3 +292,13 @@ def test_naming_cache_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_empty_batch() -> None:
     assert Enricher().enrich([]) == []
+
+
+def test_audit_namespace_falls_back_to_the_request_uri() -> None:
+    from kubesentinel.runtime.enrich import _uri_namespace
+
+    assert _uri_namespace("/apis/apps/v1/namespaces/staging/deployments/web") == "staging"
+    assert _uri_namespace("/api/v1/namespaces/default/pods?watch=1") == "default"
+    assert _uri_namespace("/api/v1/namespaces/kube-system") == "kube-system"
+    assert _uri_namespace("/api/v1/nodes/n1") is None
+    assert _uri_namespace(None) is None

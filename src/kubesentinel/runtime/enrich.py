@@ -145,7 +145,9 @@ class Enricher:
         self, fields: Mapping[str, Any], hostname: str
     ) -> tuple[str | None, str | None, Workload]:
         """(namespace, pod, workload) of a k8s_audit alert: the object the request acted on."""
-        namespace = _present(fields.get("ka.target.namespace"))
+        namespace = _present(fields.get("ka.target.namespace")) or _uri_namespace(
+            fields.get("ka.uri")
+        )
         resource = _present(fields.get("ka.target.resource"))
         name = _present(fields.get("ka.target.name")) or _present(fields.get("ka.resp.name"))
         if resource is None or name is None:
@@ -154,6 +156,16 @@ class Enricher:
             return namespace, name, self._pod_workload(namespace or "", name, fields)
         kind = kind_of_resource(resource)
         return namespace, None, Workload(self.cluster, namespace or "", kind, name)
+
+
+def _uri_namespace(uri: object) -> str | None:
+    """The namespace in a request URI ("/apis/apps/v1/namespaces/staging/deployments/x"), for
+    audit rules whose output names no ka.target.namespace (e.g. "Disallowed K8s User")."""
+    if not isinstance(uri, str):
+        return None
+    _, marker, rest = uri.partition("/namespaces/")
+    namespace = rest.split("/", 1)[0].split("?", 1)[0] if marker else ""
+    return namespace or None
 
 
 def _image(fields: Mapping[str, Any]) -> str | None:
