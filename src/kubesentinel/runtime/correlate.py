@@ -221,6 +221,7 @@ class Correlator:
         # workload key -> its open incidents, the newest last (stragglers' ones before it)
         self._open: dict[str, list[_Open]] = {}
         self._count = 0
+        self.opened_total = 0  # incidents ever opened, for the run summary and metrics
 
     @property
     def open_count(self) -> int:
@@ -308,6 +309,7 @@ class Correlator:
 
     def _start(self, event: Event) -> _Open:
         self._count += 1
+        self.opened_total += 1
         return _Open(event, self._posture_of(event.workload))
 
     def _straggler(self, group: list[_Open], event: Event) -> _Open:

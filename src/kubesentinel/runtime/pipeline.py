@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -60,7 +60,6 @@ class Summary:
     incidents_opened: int = 0
     incidents_closed: int = 0
     duration_s: float = 0.0
-    opened_ids: set[str] = field(default_factory=set)
 
     def as_dict(self, refused: int = 0) -> dict[str, Any]:
         return {
@@ -202,20 +201,19 @@ def _process(
     for item in batch:
         if item.ack is not None:
             item.ack()
-    new = [i.id for i in incidents if i.id not in summary.opened_ids]
-    summary.opened_ids.update(new)
+    new = correlator.opened_total - summary.incidents_opened
     summary.read += len(batch)
     summary.malformed += len(rejected)
     summary.internal += len(internal)
     summary.filtered += len(events) - len(kept)
     summary.stored += len(kept)
-    summary.incidents_opened += len(new)
+    summary.incidents_opened += new
     summary.incidents_closed += len(closed)
     metrics.observe_batch(
         received=len(batch),
         malformed=len(rejected),
         stored=len(kept),
-        incidents_opened=len(new),
+        incidents_opened=new,
         open_incidents=correlator.open_count,
         latencies_ns=[wall() - item.received_ns for item in batch],
     )
