@@ -23,6 +23,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import orjson
+
 from kubesentinel.models.event import Event, Workload
 from kubesentinel.models.falco_alert import FalcoAlert
 from kubesentinel.runtime.identity import (
@@ -51,8 +53,12 @@ def content_id(alert: FalcoAlert) -> str:
     fields = alert.output_fields
     if not isinstance(fields, dict):
         fields = dict(fields)
-    doc = _CANONICAL.encode([alert.rule, alert.time_ns, alert.hostname, alert.output, fields])
-    return hashlib.sha256(doc.encode()).hexdigest()[:32]
+    content = [alert.rule, alert.time_ns, alert.hostname, alert.output, fields]
+    try:
+        doc = orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=str)
+    except TypeError:  # integers beyond 64 bits: the stdlib encoder handles them
+        doc = _CANONICAL.encode(content).encode()
+    return hashlib.sha256(doc).hexdigest()[:32]
 
 
 def _present(value: object) -> str | None:

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final
 
+import orjson
+
 from kubesentinel.errors import EventError
 from kubesentinel.models.falco_alert import FalcoAlert, Priority
 from kubesentinel.runtime.sources.interface import RawAlert
@@ -157,6 +159,10 @@ def _decode(data: bytes | str) -> Any:
         size = len(data.encode("utf-8", "surrogatepass"))
     if size > MAX_ALERT_BYTES:
         raise _MalformedError(f"alert is {size} bytes, over the {MAX_ALERT_BYTES} byte limit")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass  # the stdlib decides: it also reads NaN, huge integers and names the fault
     try:
         return json.loads(data)
     except UnicodeDecodeError:
