@@ -93,7 +93,6 @@ def test_wal_mode_and_schema_version(store: SQLiteStore) -> None:
         }
         assert {
             "events_incident",
-            "events_time",
             "incidents_last",
             "incidents_namespace",
         } <= indexes
