@@ -20,12 +20,14 @@ from kubesentinel.errors import UsageError
 from kubesentinel.models import Priority
 
 if TYPE_CHECKING:
+    from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
 EXIT_CLEAN = 0
 DB_NAME = "kubesentinel.db"
 DEAD_LETTER_NAME = "dead-letter.jsonl"
 LIVE_SCHEMES = ("http://", "unix://", "nats://")
+OWNER_TTL_S = 300.0
 
 
 def add_commands(commands: Any) -> None:
@@ -55,6 +57,10 @@ def add_commands(commands: Any) -> None:
                          f"forensics.storage_path/{DB_NAME})")  # fmt: skip
     monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
                          f"(default: forensics.storage_path/{DEAD_LETTER_NAME})")  # fmt: skip
+    monitor.add_argument("--kube-context", metavar="NAME",
+                         help="kubeconfig context for owner lookups")  # fmt: skip
+    monitor.add_argument("--no-k8s-lookup", action="store_true",
+                         help="name workloads from pod names only")  # fmt: skip
     monitor.add_argument("--token-env", default="KUBESENTINEL_HTTP_TOKEN", metavar="VAR",
                          help="environment variable holding the HTTP bearer token")  # fmt: skip
     monitor.set_defaults(handler=_monitor)
@@ -131,7 +137,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     try:
         summary = pipeline.run(
             source,
-            enricher=Enricher(cluster=args.cluster),
+            enricher=Enricher(cluster=args.cluster, lookup=_owner_lookup(args)),
             correlator=Correlator(window_s=args.window, posture=posture),
             store=store,
             metrics=metrics,
@@ -163,6 +169,23 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         if summary.malformed:
             print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
     return EXIT_CLEAN
+
+
+def _owner_lookup(args: argparse.Namespace) -> OwnerLookup | None:
+    """The Kubernetes API when a configuration is found (in-cluster or kubeconfig), else None."""
+    if args.no_k8s_lookup:
+        return None
+    from kubesentinel.errors import SourceError
+    from kubesentinel.runtime.identity import CachedOwnerLookup
+    from kubesentinel.runtime.k8s_owners import KubernetesOwnerLookup
+
+    try:
+        api = KubernetesOwnerLookup.from_kubeconfig(args.kube_context)
+    except SourceError as exc:
+        print(f"kubesentinel: notice: owner lookups off, naming workloads from pod names "
+              f"({exc.message})", file=sys.stderr)  # fmt: skip
+        return None
+    return CachedOwnerLookup(api.owner_of, ttl_s=OWNER_TTL_S)
 
 
 def _stop_on_signals(stop: threading.Event, source: Any) -> None:
