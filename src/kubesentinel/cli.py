@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
         help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
     )
     scan.add_argument("--no-color", action="store_true", help="never colour the table output")
+    scan.add_argument("--store", metavar="PATH",
+                      help="also save the workloads' findings (all severities) in this SQLite "
+                      "store, where `kubesentinel monitor` reads its posture")  # fmt: skip
     scan.add_argument(
         "--quiet", "-q", action="store_true", help="do not print notices and warnings"
     )
@@ -153,10 +156,24 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     )
     text = renderer(args.format)(report)
     _write(text, args.output)
+    if args.store:
+        _save_posture(result, args.store)
     _print_diagnostics(result, quiet=args.quiet)
     if result.errors:
         return EXIT_ERROR
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def _save_posture(result: ScanResult, store_path: str) -> None:
+    from kubesentinel.runtime.posture import posture_from_findings
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+    store = SQLiteStore(store_path)
+    try:
+        store.save_posture(posture_from_findings(result.findings, source="scan"))
+    finally:
+        store.close()
 
 
 def _write(text: str, output: str | None) -> None:

@@ -91,3 +91,32 @@ def test_monitor_reads_stdin_and_dead_letters_garbage(tmp_path: Path) -> None:
     (dead,) = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
     assert dead["origin"] == "stdin:2"
     assert dead["data"].strip() == "not json at all"
+
+
+def test_monitor_uses_the_last_scan_saved_in_the_store(tmp_path: Path) -> None:
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"
+        "spec:\n  template:\n    spec:\n      containers:\n        - name: web\n"
+        "          image: nginx:1.25\n          securityContext: {privileged: true}\n"
+    )
+    store = tmp_path / "ks.db"
+    assert main(["scan", "--path", str(manifest), "--store", str(store), "-q"]) == 1
+    alert_line = (
+        '{"output":"x","priority":"Warning","rule":"Terminal shell in container",'
+        '"time":"2026-01-01T00:00:00.000000000Z","output_fields":{"k8s.ns.name":"shop",'
+        '"k8s.pod.name":"web-6d4cf56db6-x7k2p"}}\n'
+    )
+    stream = tmp_path / "falco.jsonl"
+    stream.write_text(alert_line)
+    assert main(["monitor", "--source", str(stream), "--until-eof", "--store", str(store),
+                 "--no-k8s-lookup", "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0  # fmt: skip
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    reader = SQLiteStore(store)
+    try:
+        (incident,) = reader.list_incidents()
+    finally:
+        reader.close()
+    assert "KS-0001" in incident.posture
+    assert any("posture" in r.reason for r in incident.reasons)

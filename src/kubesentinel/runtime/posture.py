@@ -9,10 +9,12 @@ format is described in docs/json-output.md; readers accept any 1.x (minor versio
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
 from kubesentinel.errors import RuntimeLayerError
+from kubesentinel.models.finding import Finding
 from kubesentinel.models.posture import Posture, PostureFinding
 from kubesentinel.models.severity import Severity
 
@@ -57,17 +59,34 @@ def load_posture_file(path: str | Path) -> Posture:
     if not isinstance(findings, list):
         raise _error(where, "posture file has no findings list")
 
+    read = (_read_finding(where, index, finding) for index, finding in enumerate(findings))
+    return _grouped((pair for pair in read if pair is not None), where)
+
+
+def posture_from_findings(findings: Iterable[Finding], source: str) -> Posture:
+    """The posture of a scan run in this process (``kubesentinel scan --store``)."""
+    pairs = (
+        (f"{f.obj.namespace or 'default'}/{f.obj.kind}/{f.obj.name}",
+         PostureFinding(f.rule_id, f.severity, f.title))
+        for f in findings
+        if f.obj.kind in WORKLOAD_KINDS
+    )  # fmt: skip
+    return _grouped(pairs, source)
+
+
+def _grouped(pairs: Iterable[tuple[str, PostureFinding]], source: str) -> Posture:
+    """One entry per rule and workload (several containers failing count once), worst first."""
     by_workload: dict[str, dict[str, PostureFinding]] = {}
-    for index, finding in enumerate(findings):
-        read = _read_finding(where, index, finding)
-        if read is not None:
-            key, posture_finding = read
-            by_workload.setdefault(key, {}).setdefault(posture_finding.rule_id, posture_finding)
+    for key, posture_finding in pairs:
+        rules = by_workload.setdefault(key, {})
+        known = rules.get(posture_finding.rule_id)
+        if known is None or posture_finding.severity > known.severity:
+            rules[posture_finding.rule_id] = posture_finding
     workloads = {
         key: tuple(sorted(rules.values(), key=lambda f: (-f.severity, f.rule_id)))
         for key, rules in sorted(by_workload.items())
     }
-    return Posture(workloads=workloads, source=where)
+    return Posture(workloads=workloads, source=source)
 
 
 def _check_version(where: str, version: object) -> None:
