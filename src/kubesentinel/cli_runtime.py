@@ -57,6 +57,9 @@ def add_commands(commands: Any) -> None:
                          f"forensics.storage_path/{DB_NAME})")  # fmt: skip
     monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
                          f"(default: forensics.storage_path/{DEAD_LETTER_NAME})")  # fmt: skip
+    monitor.add_argument("--workers", type=int, metavar="N",
+                         help="processes for parsing and enrichment, this one included "
+                         "(default: runtime.workers, capped at the number of cores)")  # fmt: skip
     monitor.add_argument("--kube-context", metavar="NAME",
                          help="kubeconfig context for owner lookups")  # fmt: skip
     monitor.add_argument("--no-k8s-lookup", action="store_true",
@@ -107,6 +110,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         raise UsageError(str(exc)) from None
     if args.window <= 0:
         raise UsageError("--window must be greater than 0")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
     if args.follow and args.until_eof:
         raise UsageError("--follow and --until-eof contradict each other")
     logging.basicConfig(format="kubesentinel: %(levelname)s: %(message)s", stream=sys.stderr)
@@ -150,6 +155,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             stop=stop,
             # Files and stdin end at EOF; live sources end at their first idle poll.
             stop_when_idle=args.until_eof and uri.startswith(LIVE_SCHEMES),
+            workers=args.workers or config.runtime.workers,
         )
     finally:
         source.close()

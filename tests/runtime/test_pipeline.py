@@ -156,3 +156,28 @@ def test_redelivered_events_are_stored_once(tmp_path: Path) -> None:
     assert incident.event_count == 1
     assert len(store.events_of(incident.id)) == 1
     assert summary.read == 2
+
+
+def test_worker_processes_give_the_same_result_in_the_same_order(tmp_path: Path) -> None:
+    from kubesentinel.runtime.simulate import simulate
+
+    lines = [line.encode() for line in simulate(seed=5, hours=0.25, events_per_s=2.0).lines()]
+    batches = [lines[i : i + 97] for i in range(0, len(lines), 97)] + [[b"{broken"]]
+    results = []
+    for workers, folder in ((1, "serial"), (2, "parallel")):
+        (tmp_path / folder).mkdir()
+        source = ListSource(batches)
+        summary, store = _run(tmp_path / folder, source, workers=workers, max_batch=97)
+        incidents = store.list_incidents(limit=1000)
+        results.append(
+            (summary.as_dict(), [(i.id, i.event_count, i.risk_score) for i in incidents])
+        )
+        assert source.acked == [
+            f"list:{n}:{i}" for n, b in enumerate(batches) for i in range(len(b))
+        ]
+    (serial_summary, serial), (parallel_summary, parallel) = results
+    serial_summary.pop("duration_s")
+    parallel_summary.pop("duration_s")
+    assert serial_summary == parallel_summary
+    assert serial == parallel
+    assert serial_summary["malformed"] == 1

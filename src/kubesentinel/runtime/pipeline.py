@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -147,24 +150,24 @@ def run(
     stop: threading.Event | None = None,
     stop_when_idle: bool = False,
     max_batch: int = DEFAULT_BATCH,
+    workers: int = 1,
     clock: StreamClock | None = None,
     wall: Callable[[], int] = time.time_ns,
 ) -> Summary:
     """Process the source until it ends (or ``stop`` is set); at the end close every incident.
 
     ``stop_when_idle`` (--until-eof) also ends a live source at its first idle poll, which is
-    how a replay through NATS or a socket finishes in CI.
+    how a replay through NATS or a socket finishes in CI. With ``workers`` > 1, parsing and
+    enrichment run in ``workers - 1`` other processes while this one correlates and stores;
+    batches are committed in source order either way.
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
     stages = Stages(enricher, correlator, store, metrics, dead_letter, event_filter)
     started = time.perf_counter()
-    for batch in source.batches(max_batch):
-        if not batch and stop_when_idle:
-            break
-        _process(batch, stages, clock, wall, summary)
-        if stop is not None and stop.is_set():
-            break
+    with Preparer(enricher, workers) as preparer:
+        for batch, prepared in preparer.prepare(_until(source, stop, stop_when_idle, max_batch)):
+            _commit(batch, prepared, stages, summary, clock=clock, wall=wall)
     closed = correlator.expire(END_OF_TIME)
     if closed:
         store.write((), closed)
@@ -173,26 +176,111 @@ def run(
     return summary
 
 
-def _process(
+def _until(
+    source: Source, stop: threading.Event | None, stop_when_idle: bool, max_batch: int
+) -> Iterator[list[RawAlert]]:
+    for batch in source.batches(max_batch):
+        if not batch and stop_when_idle:
+            return
+        yield batch
+        if stop is not None and stop.is_set():
+            return
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What parsing and enrichment made of one batch (plain data: crosses processes)."""
+
+    events: list[Event]
+    rejected: list[Rejected]
+    internal: list[FalcoAlert]
+
+
+def prepare(batch: Sequence[RawAlert], enricher: Enricher) -> Prepared:
+    parsed, rejected = parse_batch(batch)
+    internal = [alert for alert, _ in parsed if alert.source == "internal"]
+    if internal:
+        parsed = [(alert, received) for alert, received in parsed if alert.source != "internal"]
+    return Prepared(enricher.enrich(parsed), rejected, internal)
+
+
+class Preparer:
+    """Runs ``prepare`` inline, or in worker processes with a bounded number of batches in
+    flight (so a fast file cannot be read into memory ahead of the store)."""
+
+    def __init__(self, enricher: Enricher, workers: int) -> None:
+        self._enricher = enricher
+        self._processes = max(0, min(workers, os.cpu_count() or 1) - 1)
+        self._pool: Any = None
+
+    def __enter__(self) -> Preparer:
+        if self._processes:
+            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            self._pool = context.Pool(
+                self._processes, initializer=_init_worker, initargs=(self._enricher,)
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def prepare(
+        self, batches: Iterable[list[RawAlert]]
+    ) -> Iterator[tuple[list[RawAlert], Prepared]]:
+        if self._pool is None:
+            for batch in batches:
+                yield batch, prepare(batch, self._enricher)
+            return
+        in_flight: deque[tuple[list[RawAlert], Any]] = deque()
+        window = 2 * self._processes + 1
+        for batch in batches:
+            if not batch and not in_flight:
+                yield batch, Prepared([], [], [])  # idle: let expiry run
+                continue
+            payload = [(item.data, item.origin, item.received_ns) for item in batch]
+            in_flight.append((batch, self._pool.apply_async(_prepare_in_worker, (payload,))))
+            while len(in_flight) > window or (in_flight and in_flight[0][1].ready()):
+                done, result = in_flight.popleft()
+                yield done, result.get()
+        while in_flight:
+            done, result = in_flight.popleft()
+            yield done, result.get()
+
+
+_worker_enricher: Enricher | None = None
+
+
+def _init_worker(enricher: Enricher) -> None:
+    global _worker_enricher  # noqa: PLW0603 - one enricher per worker process, set once
+    _worker_enricher = enricher
+
+
+def _prepare_in_worker(payload: list[tuple[bytes, str, int]]) -> Prepared:
+    assert _worker_enricher is not None
+    batch = [RawAlert(data, origin, received) for data, origin, received in payload]
+    return prepare(batch, _worker_enricher)
+
+
+def _commit(
     batch: list[RawAlert],
+    prepared: Prepared,
     stages: Stages,
+    summary: Summary,
+    *,
     clock: StreamClock,
     wall: Callable[[], int],
-    summary: Summary,
 ) -> None:
-    enricher, correlator, store = stages.enricher, stages.correlator, stages.store
-    metrics, event_filter = stages.metrics, stages.event_filter
-    parsed, rejected = parse_batch(batch)
+    correlator, store, metrics = stages.correlator, stages.store, stages.metrics
+    events, rejected, internal = prepared.events, prepared.rejected, prepared.internal
     if rejected:
         stages.dead_letter.write(rejected)
         for bad in rejected:
             log.warning("malformed alert at %s: %s", bad.origin, bad.reason)
-    internal = [alert for alert, _ in parsed if alert.source == "internal"]
     if internal:
         _record_internal(internal, metrics)
-        parsed = [(alert, received) for alert, received in parsed if alert.source != "internal"]
-    events = enricher.enrich(parsed)
-    kept = [event for event in events if event_filter.accept(event)]
+    kept = [event for event in events if stages.event_filter.accept(event)]
     clock.observe(kept)
     now = clock.now()
     incidents: list[Incident] = correlator.add(kept, now)
