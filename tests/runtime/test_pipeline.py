@@ -6,6 +6,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from kubesentinel.models import Priority
 from kubesentinel.runtime import pipeline
 from kubesentinel.runtime.correlate import Correlator
@@ -158,9 +160,12 @@ def test_redelivered_events_are_stored_once(tmp_path: Path) -> None:
     assert summary.read == 2
 
 
-def test_worker_processes_give_the_same_result_in_the_same_order(tmp_path: Path) -> None:
+def test_worker_processes_give_the_same_result_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from kubesentinel.runtime.simulate import simulate
 
+    monkeypatch.setattr(pipeline, "PARALLEL_MIN_CORES", 1)  # use a worker even on small machines
     lines = [line.encode() for line in simulate(seed=5, hours=0.25, events_per_s=2.0).lines()]
     batches = [lines[i : i + 97] for i in range(0, len(lines), 97)] + [[b"{broken"]]
     results = []
