@@ -181,6 +181,8 @@ def _owner_lookup(args: argparse.Namespace) -> OwnerLookup | None:
     """The Kubernetes API when a configuration is found (in-cluster or kubeconfig), else None."""
     if args.no_k8s_lookup:
         return None
+    if not (args.kube_context or _kubernetes_configured()):
+        return None  # keep the client (about 20 MB) out of a monitor with no cluster to ask
     from kubesentinel.errors import SourceError
     from kubesentinel.runtime.identity import CachedOwnerLookup
     from kubesentinel.runtime.k8s_owners import KubernetesOwnerLookup
@@ -192,6 +194,15 @@ def _owner_lookup(args: argparse.Namespace) -> OwnerLookup | None:
               f"({exc.message})", file=sys.stderr)  # fmt: skip
         return None
     return CachedOwnerLookup(api.owner_of, ttl_s=OWNER_TTL_S)
+
+
+def _kubernetes_configured() -> bool:
+    """In a pod (service account env) or with a kubeconfig: the places the client looks."""
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    paths = os.environ.get("KUBECONFIG", "")
+    candidates = [Path(p) for p in paths.split(os.pathsep) if p] or [Path.home() / ".kube/config"]
+    return any(path.is_file() for path in candidates)
 
 
 def _stop_on_signals(stop: threading.Event, source: Any) -> None:
