@@ -42,6 +42,7 @@ from typing import Final
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.metrics import CONTENT_TYPE, Metrics
 from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.queueing import drain
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_HEAD_BYTES: Final = 16 * 1024
@@ -117,12 +118,7 @@ class HttpSource:
                 self.metrics.set_gauges(queue_depth=0)
                 yield []  # idle: let the pipeline expire incidents
                 continue
-            batch = [first]
-            try:
-                while len(batch) < max_batch:
-                    batch.append(q.get_nowait())
-            except queue.Empty:
-                pass
+            batch = drain(q, first, max_batch)
             self.metrics.set_gauges(queue_depth=q.qsize())
             yield batch
 

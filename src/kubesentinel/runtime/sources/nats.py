@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.queueing import drain
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -117,12 +118,7 @@ class NatsSource:
                 except queue.Empty:
                     yield []  # idle: let the pipeline expire incidents
                     continue
-                batch = [first]
-                try:
-                    while len(batch) < max_batch:
-                        batch.append(q.get_nowait())
-                except queue.Empty:
-                    pass
+                batch = drain(q, first, max_batch)
                 yield batch
         finally:
             self._iterating = False

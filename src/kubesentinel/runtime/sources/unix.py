@@ -40,6 +40,7 @@ from typing import Final
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.sources.file import MAX_LINE_BYTES, TRUNCATED, LineSplitter
 from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.queueing import drain
 
 RECV_BYTES: Final = 256 * 1024
 SOCKET_MODE: Final = 0o660
@@ -84,12 +85,7 @@ class UnixSource:
                 elif not any(t.is_alive() for t in self._clients):
                     return  # closed, and every reader has queued its last line
                 continue
-            batch = [first]
-            try:
-                while len(batch) < max_batch:
-                    batch.append(q.get_nowait())
-            except queue.Empty:
-                pass
+            batch = drain(q, first, max_batch)
             yield batch
 
     def close(self) -> None:
