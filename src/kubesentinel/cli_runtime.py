@@ -100,7 +100,9 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.models.posture import Posture
     from kubesentinel.runtime import pipeline
     from kubesentinel.runtime.correlate import Correlator
+    from kubesentinel.runtime.deadletter import DeadLetter
     from kubesentinel.runtime.enrich import Enricher
+    from kubesentinel.runtime.filters import EventFilter
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.posture import load_posture_file
     from kubesentinel.runtime.sources import open_source
@@ -137,7 +139,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         if args.dead_letter
         else Path(config.forensics.storage_path) / DEAD_LETTER_NAME
     )
-    dead_letter = pipeline.DeadLetter(dead_letter_path)
+    dead_letter = DeadLetter(dead_letter_path)
     stop = threading.Event()
     _stop_on_signals(stop, source)
     _tune_gc()
@@ -149,7 +151,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             store=store,
             metrics=metrics,
             dead_letter=dead_letter,
-            event_filter=pipeline.EventFilter(
+            event_filter=EventFilter(
                 namespaces=frozenset(args.namespace),
                 deployments=frozenset(args.deployment),
                 min_priority=min_priority,

@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.models import Priority
-from kubesentinel.runtime import pipeline
+from kubesentinel.runtime import pipeline, workers
 from kubesentinel.runtime.correlate import Correlator
+from kubesentinel.runtime.deadletter import DeadLetter
 from kubesentinel.runtime.enrich import Enricher
+from kubesentinel.runtime.filters import EventFilter
 from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.sources.interface import RawAlert
 from kubesentinel.runtime.store.sqlite import SQLiteStore
@@ -76,7 +78,7 @@ def _run(
     tmp_path: Path, source: ListSource, **options: object
 ) -> tuple[pipeline.Summary, SQLiteStore]:
     store = SQLiteStore(tmp_path / "ks.db")
-    dead_letter = pipeline.DeadLetter(tmp_path / "dead.jsonl")
+    dead_letter = DeadLetter(tmp_path / "dead.jsonl")
     try:
         summary = pipeline.run(
             source,
@@ -142,9 +144,7 @@ def test_filters_and_windows(tmp_path: Path) -> None:
     summary, store = _run(
         tmp_path,
         ListSource([[quiet, alert("Terminal shell in container", 1), later, other_ns]]),
-        event_filter=pipeline.EventFilter(
-            namespaces=frozenset({"shop"}), min_priority=Priority.WARNING
-        ),
+        event_filter=EventFilter(namespaces=frozenset({"shop"}), min_priority=Priority.WARNING),
     )
     assert (summary.stored, summary.filtered) == (2, 2)
     assert summary.incidents_opened == 2
@@ -165,14 +165,14 @@ def test_worker_processes_give_the_same_result_in_the_same_order(
 ) -> None:
     from kubesentinel.runtime.simulate import simulate
 
-    monkeypatch.setattr(pipeline, "PARALLEL_MIN_CORES", 1)  # use a worker even on small machines
+    monkeypatch.setattr(workers, "PARALLEL_MIN_CORES", 1)  # use a worker even on small machines
     lines = [line.encode() for line in simulate(seed=5, hours=0.25, events_per_s=2.0).lines()]
     batches = [lines[i : i + 97] for i in range(0, len(lines), 97)] + [[b"{broken"]]
     results = []
-    for workers, folder in ((1, "serial"), (2, "parallel")):
+    for processes, folder in ((1, "serial"), (2, "parallel")):
         (tmp_path / folder).mkdir()
         source = ListSource(batches)
-        summary, store = _run(tmp_path / folder, source, workers=workers, max_batch=97)
+        summary, store = _run(tmp_path / folder, source, workers=processes, max_batch=97)
         incidents = store.list_incidents(limit=1000)
         results.append(
             (summary.as_dict(), [(i.id, i.event_count, i.risk_score) for i in incidents])

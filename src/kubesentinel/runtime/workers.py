@@ -1,0 +1,97 @@
+"""Parsing and enrichment of batches, inline or in worker processes (``runtime.workers``)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubesentinel.models import Event, FalcoAlert
+from kubesentinel.runtime.enrich import Enricher
+from kubesentinel.runtime.parse import Rejected, parse_batch
+from kubesentinel.runtime.sources.interface import RawAlert
+
+PARALLEL_MIN_CORES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What parsing and enrichment made of one batch (plain data: crosses processes)."""
+
+    events: list[Event]
+    rejected: list[Rejected]
+    internal: list[FalcoAlert]
+
+
+def prepare(batch: Sequence[RawAlert], enricher: Enricher) -> Prepared:
+    parsed, rejected = parse_batch(batch)
+    internal = [alert for alert, _ in parsed if alert.source == "internal"]
+    if internal:
+        parsed = [(alert, received) for alert, received in parsed if alert.source != "internal"]
+    return Prepared(enricher.enrich(parsed), rejected, internal)
+
+
+class Preparer:
+    """Runs ``prepare`` inline, or in worker processes with a bounded number of batches in
+    flight (so a fast file cannot be read into memory ahead of the store)."""
+
+    def __init__(self, enricher: Enricher, workers: int) -> None:
+        self._enricher = enricher
+        cores = os.cpu_count() or 1
+        # Measured on 2 cores: shipping events between processes costs more than the parsing
+        # it spreads (60,000 alerts: 4.3 s inline, 5.0-5.4 s with a worker), so below
+        # PARALLEL_MIN_CORES everything runs inline.
+        self._processes = min(workers, cores) - 1 if cores >= PARALLEL_MIN_CORES else 0
+        self._pool: Any = None
+
+    def __enter__(self) -> Preparer:
+        if self._processes:
+            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            self._pool = context.Pool(
+                self._processes, initializer=_init_worker, initargs=(self._enricher,)
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.terminate()
+            self._pool.join()
+
+    def prepare(
+        self, batches: Iterable[list[RawAlert]]
+    ) -> Iterator[tuple[list[RawAlert], Prepared]]:
+        if self._pool is None:
+            for batch in batches:
+                yield batch, prepare(batch, self._enricher)
+            return
+        in_flight: deque[tuple[list[RawAlert], Any]] = deque()
+        window = 2 * self._processes + 1
+        for batch in batches:
+            if not batch and not in_flight:
+                yield batch, Prepared([], [], [])  # idle: let expiry run
+                continue
+            payload = [(item.data, item.origin, item.received_ns) for item in batch]
+            in_flight.append((batch, self._pool.apply_async(_prepare_in_worker, (payload,))))
+            while len(in_flight) > window or (in_flight and in_flight[0][1].ready()):
+                done, result = in_flight.popleft()
+                yield done, result.get()
+        while in_flight:
+            done, result = in_flight.popleft()
+            yield done, result.get()
+
+
+_worker_enricher: Enricher | None = None
+
+
+def _init_worker(enricher: Enricher) -> None:
+    global _worker_enricher  # noqa: PLW0603 - one enricher per worker process, set once
+    _worker_enricher = enricher
+
+
+def _prepare_in_worker(payload: list[tuple[bytes, str, int]]) -> Prepared:
+    assert _worker_enricher is not None
+    batch = [RawAlert(data, origin, received) for data, origin, received in payload]
+    return prepare(batch, _worker_enricher)
