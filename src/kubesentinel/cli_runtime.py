@@ -107,24 +107,10 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.posture import load_posture_file
     from kubesentinel.runtime.sources import open_source
 
-    try:
-        min_priority = Priority.parse(args.min_priority)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if args.window <= 0:
-        raise UsageError("--window must be greater than 0")
-    if args.workers is not None and args.workers < 1:
-        raise UsageError("--workers must be at least 1")
-    if args.follow and args.until_eof:
-        raise UsageError("--follow and --until-eof contradict each other")
+    min_priority = _check_monitor_args(args)
     logging.basicConfig(format="kubesentinel: %(levelname)s: %(message)s", stream=sys.stderr)
-    store = _open_store(_store_path(config, args.store))
-    posture: Posture | None
-    if args.posture:
-        posture = load_posture_file(args.posture)
-        store.save_posture(posture)
-    else:
-        posture = store.load_posture()
+    # Check the inputs before creating anything on disk: posture file, then source, then store.
+    posture: Posture | None = load_posture_file(args.posture) if args.posture else None
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
     source = open_source(
@@ -134,6 +120,15 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         follow=args.follow,
         token=os.environ.get(args.token_env) or None,
     )
+    try:
+        store = _open_store(_store_path(config, args.store))
+    except BaseException:
+        source.close()
+        raise
+    if posture is not None:
+        store.save_posture(posture)
+    else:
+        posture = store.load_posture()
     dead_letter_path = (
         Path(args.dead_letter)
         if args.dead_letter
@@ -165,20 +160,38 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         source.close()
         dead_letter.close()
         store.close()
-    refused = int(metrics.snapshot().get("refused", 0))
-    report = summary.as_dict(refused=refused)
-    if args.format == "json":
-        print(json.dumps(report, indent=2))
-    else:
-        print(
-            f"{report['events_read']} alerts read, {report['events_stored']} stored, "
-            f"{report['malformed']} malformed, {report['refused']} refused, "
-            f"{report['internal']} internal, {report['filtered_out']} filtered out; "
-            f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
-        )
-        if summary.malformed:
-            print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
+    report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
+    _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _check_monitor_args(args: argparse.Namespace) -> Priority:
+    """Usage errors before anything starts; returns the parsed --min-priority."""
+    try:
+        min_priority = Priority.parse(args.min_priority)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.window <= 0:
+        raise UsageError("--window must be greater than 0")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.follow and args.until_eof:
+        raise UsageError("--follow and --until-eof contradict each other")
+    return min_priority
+
+
+def _print_summary(report: dict[str, Any], fmt: str, dead_letter_path: Path) -> None:
+    if fmt == "json":
+        print(json.dumps(report, indent=2))
+        return
+    print(
+        f"{report['events_read']} alerts read, {report['events_stored']} stored, "
+        f"{report['malformed']} malformed, {report['refused']} refused, "
+        f"{report['internal']} internal, {report['filtered_out']} filtered out; "
+        f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
+    )
+    if report["malformed"]:
+        print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
 
 
 def _owner_lookup(args: argparse.Namespace) -> OwnerLookup | None:
