@@ -99,8 +99,8 @@ def test_samples_syscall_context() -> None:
     memfd = events[17]  # k8s fields null, image repository ""
     assert memfd.workload == Workload("default", "", "Host", "a042604a283a")
     assert (memfd.container_id, memfd.container_image) == (None, None)
-    drift = events[21]  # a container outside Kubernetes
-    assert drift.workload == Workload("default", "", "Host", "a042604a283a")
+    drift = events[21]  # a container outside Kubernetes: grouped by container, not host
+    assert drift.workload == Workload("default", "", "Container", "lab9-helper")
     assert (drift.container_id, drift.container_image) == ("734c7523764d", "alpine:3.19")
     assert events[44].tactics == ("persistence",)  # TA0003 and mitre_persistence
 

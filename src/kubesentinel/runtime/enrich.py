@@ -94,13 +94,18 @@ class Enricher:
                 pod = _present(fields.get("k8s.pod.name")) or _present(
                     fields.get("k8smeta.pod.name")
                 )
-                if pod is None:
-                    workload = host_workload(self.cluster, namespace, alert.hostname)
-                else:
-                    workload = self._pod_workload(namespace or "", pod, fields)
                 container_id = _present(fields.get("container.id"))
                 if container_id == "host":
                     container_id = None
+                if pod is not None:
+                    workload = self._pod_workload(namespace or "", pod, fields)
+                elif container_id is not None:
+                    # A container outside Kubernetes (plain Docker, or metadata not yet known):
+                    # group by the container, not the whole host.
+                    name = _present(fields.get("container.name")) or container_id
+                    workload = Workload(self.cluster, namespace or "", "Container", name)
+                else:
+                    workload = host_workload(self.cluster, namespace, alert.hostname)
                 image = _image(fields)
             tactics, techniques = mitre_of(alert.tags)
             append(
