@@ -15,6 +15,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,12 +136,19 @@ def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
             return
         time.sleep(1.0)
         print(f"runtime.idle_rss_mb: {_rss_mb(proc.pid):.1f}  # target <= 50")
-        sent, seconds = _post_all(port, lines, total, rate=None)
-        print(f"runtime.http.alerts_per_s: {sent / seconds:.0f}  # accepted, target >= 10000")
+        if shutil.which("wrk"):
+            accepted = _wrk_flat_out(port, lines, work, seconds=10)
+            print(f"runtime.http.alerts_per_s: {accepted:.0f}  # wrk, 4 connections, "
+                  "distinct alerts, accepted and stored; target >= 10000")  # fmt: skip
+        else:
+            sent, seconds = _post_all(port, lines, total, rate=None)
+            print(f"runtime.http.alerts_per_s: {sent / seconds:.0f}  # Python clients (install "
+                  "wrk for a lighter load generator); target >= 10000")  # fmt: skip
         print(f"runtime.http.load_rss_mb: {_rss_mb(proc.pid):.1f}")
-        _post_all(port, lines, min(total, rate * 3), rate=rate)
+        before = _buckets(port)  # the flat-out phase above queued deeply: leave it out
+        _post_all(port, lines, min(total, rate * 5), rate=rate)
         time.sleep(1.0)
-        p50, p99 = _latency_quantiles(port)
+        p50, p99 = _latency_quantiles(port, before)
         print(f"runtime.http.latency_p50_ms: {p50 * 1000:.2f}  # at {rate} alerts/s offered")
         print(f"runtime.http.latency_p99_ms: {p99 * 1000:.2f}  # target < 10")
     finally:
@@ -162,6 +170,44 @@ def _wait_http(port: int, seconds: float = 15.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
+
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies, n, i = {}, 0, 0
+for line in io.lines("BODIES") do n = n + 1; bodies[n] = line end
+request = function()
+  i = i % n + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+"""
+
+
+def _wrk_flat_out(port: int, lines: list[bytes], work: Path, seconds: int) -> float:
+    """Alerts/s the monitor accepted and stored under wrk (a C load generator, so the client
+    takes little of the 2 cores), from the monitor's own counters."""
+    bodies = work / "bodies.jsonl"
+    bodies.write_bytes(b"\n".join(lines[:50_000]) + b"\n")
+    script = work / "post.lua"
+    script.write_text(_WRK_SCRIPT.replace("BODIES", str(bodies)))
+    before = _counter(port, "kubesentinel_stored_total")
+    started = time.perf_counter()
+    subprocess.run(
+        ["wrk", "-t1", "-c4", f"-d{seconds}s", "-s", str(script), f"http://127.0.0.1:{port}/"],
+        capture_output=True, check=False, timeout=seconds + 30,
+    )  # fmt: skip
+    time.sleep(1.0)  # let the pipeline store what was queued
+    return (_counter(port, "kubesentinel_stored_total") - before) / (time.perf_counter() - started)
+
+
+def _counter(port: int, name: str) -> float:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/metrics")
+    for line in conn.getresponse().read().decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def _post_all(port: int, lines: list[bytes], total: int, rate: int | None) -> tuple[int, float]:
@@ -199,7 +245,8 @@ def _post_from_one_client(port: int, bodies: list[bytes], rate: float) -> int:
     return accepted
 
 
-def _latency_quantiles(port: int) -> tuple[float, float]:
+def _buckets(port: int) -> list[tuple[float, float]]:
+    """(upper bound, cumulative count) of the ingest-to-stored histogram."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/metrics")
     text = conn.getresponse().read().decode()
@@ -208,6 +255,13 @@ def _latency_quantiles(port: int) -> tuple[float, float]:
         if line.startswith("kubesentinel_ingest_to_stored_seconds_bucket"):
             le = line.split('le="', 1)[1].split('"', 1)[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    return buckets
+
+
+def _latency_quantiles(port: int, before: list[tuple[float, float]]) -> tuple[float, float]:
+    """p50 and p99 (bucket upper bounds) of what was stored since ``before``."""
+    earlier = dict(before)
+    buckets = [(bound, count - earlier.get(bound, 0.0)) for bound, count in _buckets(port)]
     total = buckets[-1][1] if buckets else 0.0
 
     def quantile(q: float) -> float:
