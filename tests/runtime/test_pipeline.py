@@ -186,3 +186,12 @@ def test_worker_processes_give_the_same_result_in_the_same_order(
     assert serial_summary == parallel_summary
     assert serial == parallel
     assert serial_summary["malformed"] == 1
+
+
+def test_every_opened_incident_is_counted_closed_at_the_end(tmp_path: Path) -> None:
+    # Two incidents on one workload: the second event, beyond the window, closes the first.
+    source = ListSource(
+        [[alert("Terminal shell in container", 0)], [alert("Terminal shell in container", 600)]]
+    )
+    summary, _store = _run(tmp_path, source)
+    assert (summary.incidents_opened, summary.incidents_closed) == (2, 2)

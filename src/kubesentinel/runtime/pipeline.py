@@ -150,7 +150,8 @@ def _commit(
     summary.filtered += len(events) - len(kept)
     summary.stored += len(kept)
     summary.incidents_opened += new
-    summary.incidents_closed += len(closed)
+    # add() closes a workload's incident itself when a later event starts a new one.
+    summary.incidents_closed += len(closed) + sum(i.status == "closed" for i in incidents)
     metrics.observe_batch(
         received=len(batch),
         malformed=len(rejected),
