@@ -88,3 +88,13 @@ def test_user_rule_reuses_a_builtin_predicate(tmp_path: Path) -> None:
     catalogue = load_catalogue([tmp_path], RULES)
     assert catalogue.get("acme-1") is not None
     assert len(catalogue.rules) == len(RULES) + 1
+
+
+def test_pss_references_name_controls_whose_violation_the_rule_implies() -> None:
+    # Rules stricter than the control (adding NET_BIND_SERVICE, a Localhost seccomp profile)
+    # must not cite it: a pod that satisfies the control would be flagged under its name.
+    by_id = {r.id: r for r in RULES}
+    assert by_id["KS-0027"].references.pss == ()
+    assert by_id["KS-0033"].references.pss == ()
+    cited = {pss for r in RULES for pss in r.references.pss}
+    assert {"baseline:capabilities", "restricted:capabilities", "restricted:seccomp"} <= cited
