@@ -53,7 +53,7 @@ def probe_missing(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[
     """A regular container has no probe of the given kind (params.probe, e.g. livenessProbe).
 
     Init containers run to completion and ephemeral ones may not declare probes, so only
-    spec.containers is checked. Jobs and CronJobs are included, as the concept defines.
+    spec.containers is checked. Which kinds are checked is the rule's choice (kinds in its YAML).
     """
     pod = pod_spec(obj)
     if pod is None:
