@@ -156,3 +156,16 @@ def test_user_rules_from_flag_and_config(
     (rules / "broken.yaml").write_text("id: ACME-0002\ntitle: x\n")
     assert main(["scan", "--path", str(manifest), "--rules", str(rules)]) == 2
     assert f"{rules / 'broken.yaml'}:1: missing key 'severity'" in capsys.readouterr().err
+
+
+def test_config_is_accepted_before_and_after_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(HOST_PID_POD)  # KS-0002 is high
+    config = tmp_path / "c.yaml"
+    config.write_text("static:\n  severity_threshold: critical\n")
+    assert main(["--config", str(config), "scan", "--path", str(manifest)]) == 0
+    assert main(["scan", "--config", str(config), "--path", str(manifest)]) == 0
+    assert main(["rules", "list", "--config", str(config)]) == 0
+    capsys.readouterr()

@@ -56,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="config.yaml (default: built-in defaults)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    scan = commands.add_parser("scan", help="check manifests before deployment")
+    common = config_parent()
+    scan = commands.add_parser("scan", help="check manifests before deployment", parents=common)
     scan.add_argument(
         "--path",
         "-p",
@@ -101,14 +102,23 @@ def _parser() -> argparse.ArgumentParser:
 
     rules = commands.add_parser("rules", help="list and explain the rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
-    listing = rule_commands.add_parser("list", help="list every rule")
+    listing = rule_commands.add_parser("list", help="list every rule", parents=common)
     listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
     listing.set_defaults(handler=_rules_list)
-    explain = rule_commands.add_parser("explain", help="show one rule in full")
+    explain = rule_commands.add_parser("explain", help="show one rule in full", parents=common)
     explain.add_argument("rule_id", metavar="RULE_ID")
     explain.set_defaults(handler=_rules_explain)
-    add_runtime_commands(commands)
+    add_runtime_commands(commands, common)
     return parser
+
+
+def config_parent() -> list[argparse.ArgumentParser]:
+    """``--config`` after the command too (``kubesentinel monitor --config my.yaml``, as the
+    design writes it); SUPPRESS keeps a value given before the command."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config.yaml (default: built-in defaults)")  # fmt: skip
+    return [parent]
 
 
 def _severity_arg(text: str) -> Severity:

@@ -31,9 +31,11 @@ LIVE_SCHEMES = ("http://", "unix://", "nats://")
 OWNER_TTL_S = 300.0
 
 
-def add_commands(commands: Any) -> None:
+def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Register the runtime subcommands on the CLI's subparsers."""
-    monitor = commands.add_parser("monitor", help="ingest Falco alerts and correlate incidents")
+    monitor = commands.add_parser(
+        "monitor", help="ingest Falco alerts and correlate incidents", parents=parents
+    )
     monitor.add_argument(
         "--source", metavar="URI",
         help="'-' (stdin), a file, http://HOST:PORT, unix:///PATH or nats://HOST:PORT/SUBJECT "
@@ -71,14 +73,16 @@ def add_commands(commands: Any) -> None:
 
     incidents = commands.add_parser("incidents", help="read incidents from the store")
     sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
-    listing = sub.add_parser("list", help="list incidents, newest first")
+    listing = sub.add_parser("list", help="list incidents, newest first", parents=parents)
     listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--namespace", metavar="NS")
     listing.add_argument("--store", metavar="PATH")
     listing.set_defaults(handler=_incidents_list)
 
-    simulate = commands.add_parser("simulate", help="write a realistic Falco stream of a cluster")
+    simulate = commands.add_parser(
+        "simulate", help="write a realistic Falco stream of a cluster", parents=parents
+    )
     simulate.add_argument("--out", required=True, metavar="DIR")
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--hours", type=float, default=1.0)
