@@ -29,7 +29,7 @@ def test_rule_metadata_is_complete(rule) -> None:  # type: ignore[no-untyped-def
     assert rule.category
     assert rule.remediation.endswith(".")
     assert rule.kinds
-    assert Path(rule.source_file).name == f"{rule.id}.yaml"
+    assert Path(rule.source_file).name == f"{rule.id}.yaml"  # built-ins: one rule per file
     assert (
         rule.references.concepts
         or rule.references.peers
@@ -98,3 +98,16 @@ def test_pss_references_name_controls_whose_violation_the_rule_implies() -> None
     assert by_id["KS-0033"].references.pss == ()
     cited = {pss for r in RULES for pss in r.references.pss}
     assert {"baseline:capabilities", "restricted:capabilities", "restricted:seccomp"} <= cited
+
+
+def test_a_user_rules_file_may_hold_several_rules(tmp_path: Path) -> None:
+    rules = tmp_path / "custom-rules.yaml"
+    one = (
+        "id: ACME-{n}\ntitle: t\nseverity: low\ncategory: c\ndescription: d\n"
+        "remediation: Fix.\nkinds: [Pod]\npredicate: pod_flag_true\nparams: {{field: hostIPC}}\n"
+    )
+    rules.write_text(one.format(n=1) + "---\n" + one.format(n=2))
+    assert [r.id for r in load_rule_file(rules)] == ["ACME-1", "ACME-2"]
+    rules.write_text(one.format(n=1) + "---\n" + one.format(n=1))
+    with pytest.raises(RuleError, match="duplicate rule id ACME-1"):
+        load_catalogue([rules])

@@ -73,13 +73,13 @@ def load_catalogue(paths: Sequence[Path], base: Iterable[Rule] = ()) -> Catalogu
     rules = list(base)
     seen = {r.id: r.source_file for r in rules}
     for file in _rule_files(paths):
-        rule = load_rule_file(file)
-        if rule.id in seen:
-            raise RuleError(
-                f"duplicate rule id {rule.id} (also in {seen[rule.id]})", file=str(file), line=1
-            )
-        seen[rule.id] = str(file)
-        rules.append(rule)
+        for rule in load_rule_file(file):
+            if rule.id in seen:
+                raise RuleError(
+                    f"duplicate rule id {rule.id} (also in {seen[rule.id]})", file=str(file)
+                )
+            seen[rule.id] = str(file)
+            rules.append(rule)
     rules.sort(key=lambda r: r.id)
     return Catalogue(tuple(rules))
 
@@ -96,7 +96,8 @@ def _rule_files(paths: Sequence[Path]) -> list[Path]:
     return files
 
 
-def load_rule_file(file: Path) -> Rule:
+def load_rule_file(file: Path) -> list[Rule]:
+    """Every rule of a file: one YAML document each (built-ins keep one rule per file)."""
     name = str(file)
     try:
         data = file.read_bytes()
@@ -105,9 +106,15 @@ def load_rule_file(file: Path) -> Rule:
     parsed = parse_file(data, name)
     if parsed.errors:
         raise RuleError(parsed.errors[0].message, file=name, line=parsed.errors[0].line)
-    if len(parsed.documents) != 1 or not isinstance(parsed.documents[0].value, LineDict):
-        raise RuleError("a rule file holds exactly one YAML mapping", file=name, line=1)
-    return _rule_from(parsed.documents[0].value, name)
+    if not parsed.documents:
+        raise RuleError("rule file holds no rule", file=name, line=1)
+    rules = []
+    for document in parsed.documents:
+        if not isinstance(document.value, LineDict):
+            raise RuleError("each YAML document of a rule file must be a mapping (one rule)",
+                            file=name, line=document.line)  # fmt: skip
+        rules.append(_rule_from(document.value, name))
+    return rules
 
 
 def _rule_from(doc: LineDict, file: str) -> Rule:
