@@ -87,6 +87,13 @@ def _parser() -> argparse.ArgumentParser:
         help="extra rule file or directory, same format as the built-in rules",
     )
     scan.add_argument(
+        "--framework",
+        default="all",
+        choices=("all", "pss-baseline", "pss-restricted", "nsa", "cis"),
+        help="only the rules that reference this framework (default: all); "
+        "pss-restricted includes the Baseline controls",
+    )
+    scan.add_argument(
         "--pss-version",
         metavar="VERSION",
         help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
@@ -150,7 +157,7 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
         pss = parse_pss_version(pss_text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    catalogue = _catalogue(config, args.rules)
+    catalogue = _catalogue(config, args.rules).select(args.framework)
     options = ScanOptions(max_file_bytes=config.static.max_file_size_mb * 1024 * 1024)
     if pss is not None:
         options = ScanOptions(max_file_bytes=options.max_file_bytes, pss_version=pss)

@@ -111,3 +111,16 @@ def test_a_user_rules_file_may_hold_several_rules(tmp_path: Path) -> None:
     rules.write_text(one.format(n=1) + "---\n" + one.format(n=1))
     with pytest.raises(RuleError, match="duplicate rule id ACME-1"):
         load_catalogue([rules])
+
+
+def test_frameworks_select_rules_by_their_references() -> None:
+    catalogue = builtin_catalogue()
+    baseline = {r.id for r in catalogue.select("pss-baseline").rules}
+    restricted = {r.id for r in catalogue.select("pss-restricted").rules}
+    assert {"KS-0001", "KS-0007", "KS-0012"} <= baseline
+    assert "KS-0016" not in baseline  # Restricted: Privilege Escalation
+    assert baseline < restricted  # the Restricted profile includes the Baseline controls
+    assert "KS-0016" in restricted
+    assert all(r.references.cis for r in catalogue.select("cis").rules)
+    assert all(r.references.nsa for r in catalogue.select("nsa").rules)
+    assert catalogue.select("all") == catalogue

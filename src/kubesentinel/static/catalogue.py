@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -61,6 +61,25 @@ class Catalogue:
 
     def applies(self, rule: Rule, kind: str) -> bool:
         return ALL_KINDS in rule.kinds or kind in rule.kinds
+
+    def select(self, framework: str) -> Catalogue:
+        """The rules a framework references (``--framework``); "all" keeps every rule."""
+        wanted = FRAMEWORKS[framework]
+        return Catalogue(tuple(rule for rule in self.rules if wanted(rule)))
+
+
+def _pss(*levels: str) -> Callable[[Rule], bool]:
+    return lambda rule: any(ref.split(":", 1)[0] in levels for ref in rule.references.pss)
+
+
+# The Restricted profile includes every Baseline control, as the Pod Security Standards define.
+FRAMEWORKS: Mapping[str, Callable[[Rule], bool]] = {
+    "all": lambda rule: True,
+    "pss-baseline": _pss("baseline"),
+    "pss-restricted": _pss("baseline", "restricted"),
+    "nsa": lambda rule: bool(rule.references.nsa),
+    "cis": lambda rule: bool(rule.references.cis),
+}
 
 
 @cache
