@@ -117,6 +117,10 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     posture: Posture | None = load_posture_file(args.posture) if args.posture else None
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
+    # Signals are handled from here on: a SIGTERM while starting still ends with a summary.
+    stop = threading.Event()
+    opened: list[Any] = []
+    _stop_on_signals(stop, opened)
     source = open_source(
         uri,
         queue_size=config.runtime.buffer_size,
@@ -124,6 +128,9 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         follow=args.follow,
         token=os.environ.get(args.token_env) or None,
     )
+    opened.append(source)
+    if stop.is_set():
+        source.close()
     try:
         store = _open_store(_store_path(config, args.store))
     except BaseException:
@@ -139,8 +146,6 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         else Path(config.forensics.storage_path) / DEAD_LETTER_NAME
     )
     dead_letter = DeadLetter(dead_letter_path)
-    stop = threading.Event()
-    _stop_on_signals(stop, source)
     _tune_gc()
     try:
         summary = pipeline.run(
@@ -234,12 +239,13 @@ def _kubernetes_configured() -> bool:
     return any(path.is_file() for path in candidates)
 
 
-def _stop_on_signals(stop: threading.Event, source: Any) -> None:
+def _stop_on_signals(stop: threading.Event, sources: list[Any]) -> None:
     """SIGINT/SIGTERM stop reading; the pipeline then stores and closes what it holds."""
 
     def handle(_signum: int, _frame: Any) -> None:
         stop.set()
-        source.close()
+        for source in sources:
+            source.close()
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handle)

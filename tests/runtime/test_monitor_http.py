@@ -58,7 +58,7 @@ def test_http_monitor_process(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 20
-        while _post_ready(port) is False and time.monotonic() < deadline:
+        while not _healthy(port) and time.monotonic() < deadline:
             time.sleep(0.1)
         body = json.dumps(ALERT).encode()
         assert _post(url, body) == 401  # the token is required
@@ -78,9 +78,9 @@ def test_http_monitor_process(tmp_path: Path) -> None:
     assert summary["incidents_opened"] == 1
 
 
-def _post_ready(port: int) -> bool:
+def _healthy(port: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            return int(response.status) == 200
     except OSError:
         return False

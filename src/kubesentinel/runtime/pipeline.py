@@ -109,12 +109,15 @@ def run(
 def _until(
     source: Source, stop: threading.Event | None, stop_when_idle: bool, max_batch: int
 ) -> Iterator[list[RawAlert]]:
+    """The source's batches until it ends, or goes idle when told to stop.
+
+    A stop request (SIGTERM) closes the source, which then hands out what it already accepted
+    (an HTTP 200 promised it would be stored) and ends; stopping at once would lose that.
+    """
     for batch in source.batches(max_batch):
-        if not batch and stop_when_idle:
+        if not batch and (stop_when_idle or (stop is not None and stop.is_set())):
             return
         yield batch
-        if stop is not None and stop.is_set():
-            return
 
 
 def _commit(
