@@ -186,3 +186,17 @@ def test_misspelt_security_field_is_a_warning_with_a_suggestion(
     assert "did you mean 'privileged'?" in err
     assert "did you mean 'runAsNonRoot'?" in err
     assert {w["code"] for w in report["warnings"]} == {"KS-W002"}
+
+
+def test_special_files_in_a_directory_are_errors_not_hangs(
+    tmp_path: Path, good: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "dangling.yaml").symlink_to(tmp_path / "nowhere.yaml")
+    code, report, err = _run(capsys, "--path", str(tmp_path))
+    assert code == 2
+    assert f"{tmp_path / 'pipe.yaml'}: not a regular file" in err
+    assert f"{tmp_path / 'dangling.yaml'}: not a regular file" in err
+    assert any(f["rule_id"] == "KS-0001" for f in report["findings"])  # good.yaml still scanned

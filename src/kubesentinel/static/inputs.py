@@ -54,7 +54,11 @@ def _walk(root: Path) -> Iterator[InputFile | InputError]:
             continue
         for name in sorted(files):
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                yield InputFile(str(here / name), here / name)
+                path = here / name
+                if path.is_file():
+                    yield InputFile(str(path), path)
+                else:  # a FIFO, socket or dangling link: reading it could block or fail
+                    yield InputError("not a regular file", file=str(path), code="KS-E016")
 
 
 def read_limited(source: InputFile, max_bytes: int) -> bytes:
