@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 EXIT_CLEAN = 0
 DB_NAME = "kubesentinel.db"
 DEAD_LETTER_NAME = "dead-letter.jsonl"
-LIVE_SCHEMES = ("http://", "unix://", "nats://")
 OWNER_TTL_S = 300.0
 
 
@@ -162,7 +161,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             ),
             stop=stop,
             # Files and stdin end at EOF; live sources end at their first idle poll.
-            stop_when_idle=args.until_eof and uri.startswith(LIVE_SCHEMES),
+            stop_when_idle=args.until_eof and source.live,
             workers=args.workers or config.runtime.workers,
         )
     finally:

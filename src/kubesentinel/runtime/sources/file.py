@@ -123,6 +123,8 @@ class LineSplitter:
 class StreamSource:
     """Stdin (``"-"``) or a file path, replayed to the end or followed (``follow=True``)."""
 
+    live = False  # ends at EOF; --until-eof must not stop it at a slow pipe's first pause
+
     def __init__(
         self,
         path: str,

@@ -71,6 +71,8 @@ _TEXT: Final = "text/plain; charset=utf-8"
 class HttpSource:
     """Listen on ``host:port``; ``port=0`` picks a free port (see ``address``)."""
 
+    live = True  # waits for alerts until closed
+
     def __init__(
         self,
         host: str,

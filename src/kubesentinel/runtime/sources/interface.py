@@ -22,6 +22,8 @@ class RawAlert:
 
 class Source(Protocol):
     name: str
+    # A live source (a listener, a broker) never ends by itself; a file or pipe ends at EOF.
+    live: bool
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
         """Batches of at most ``max_batch`` items; ends when a finite source is exhausted.

@@ -59,6 +59,8 @@ def subject_of(priority: str, rule: str) -> str:
 class NatsSource:
     """A durable JetStream pull consumer on ``subject`` at ``url`` (``nats://HOST:PORT``)."""
 
+    live = True  # waits for alerts until closed
+
     def __init__(
         self,
         url: str,

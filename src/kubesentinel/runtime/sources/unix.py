@@ -50,6 +50,8 @@ TICK_S: Final = 0.2  # how often blocked threads look at the closing flag
 class UnixSource:
     """Listen on a unix stream socket at ``path``; one reading thread per client."""
 
+    live = True  # waits for alerts until closed
+
     def __init__(
         self,
         path: str,
