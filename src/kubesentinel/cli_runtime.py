@@ -145,6 +145,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         else Path(config.forensics.storage_path) / DEAD_LETTER_NAME
     )
     dead_letter = DeadLetter(dead_letter_path)
+    workers = min(args.workers or config.runtime.workers, os.cpu_count() or 1)
     _tune_gc()
     try:
         summary = pipeline.run(
@@ -162,7 +163,9 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             stop=stop,
             # Files and stdin end at EOF; live sources end at their first idle poll.
             stop_when_idle=args.until_eof and source.live,
-            workers=args.workers or config.runtime.workers,
+            workers=workers,
+            # A second core commits to the store while this process parses and correlates.
+            store_process=workers >= 2,
         )
     finally:
         source.close()

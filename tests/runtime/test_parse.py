@@ -64,6 +64,7 @@ def test_public_names() -> None:
     assert sorted(parse_module.__all__) == [
         "MAX_ALERT_BYTES",
         "Rejected",
+        "decode_json",
         "parse_alert",
         "parse_batch",
     ]

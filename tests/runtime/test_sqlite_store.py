@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from kubesentinel.errors import StoreError
@@ -188,13 +190,16 @@ def test_posture_round_trip(store: SQLiteStore) -> None:
     assert store.load_posture() == Posture(source="again")
 
 
-def test_lone_surrogate_is_stored_escaped(store: SQLiteStore) -> None:
-    bad = event("a", 0, output="name=\ud800x", fields={"fd.name": "\udcff"})
+def test_lone_surrogates_are_kept_exactly_in_evidence_and_escaped_in_columns(
+    store: SQLiteStore,
+) -> None:
+    bad = event("a", 0, output="name=\ud800x", fields={"fd.name": "\udcff"}, pod="p\ud801")
     incidents = correlated([bad])
     store.write([bad], incidents)
     (stored,) = store.events_of(incidents[0].id)
-    assert stored.output == "name=\\ud800x"
-    assert stored.fields == {"fd.name": "\udcff"}  # JSON escapes keep it exact
+    assert stored.output == "name=\ud800x"  # the evidence: JSON escapes keep it exact
+    assert stored.fields == {"fd.name": "\udcff"}
+    assert stored.pod == "p\\ud801"  # a column: SQLite text must be UTF-8
 
 
 def test_corrupt_file_raises_store_error(tmp_path: Path) -> None:
@@ -338,11 +343,73 @@ def test_locked_new_store_raises_store_error(
         holder.close()
 
 
-def test_json_cache_is_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubesentinel.runtime.store import sqlite
+def test_evidence_is_the_bytes_as_received(store: SQLiteStore) -> None:
+    raw = b'{"rule":"Terminal shell in container","priority":"Notice","time":"x","output":"o"}'
+    events = [event("a", 0, raw=raw), event("b", 1)]
+    incidents = correlated(events)
+    store.write(events, incidents)
+    first, second = store.events_of(incidents[0].id)
+    assert first.raw == raw
+    assert (first.output, first.fields) == ("o", {})  # read back from the evidence
+    assert second == events[1]
+    assert orjson.loads(second.raw)["output_fields"] == events[1].fields  # built in code
+    raw_db = sqlite3.connect(store.path)
+    try:
+        ((size, codec_name, digest),) = raw_db.execute(
+            "SELECT raw_bytes, codec, sha256 FROM segments"
+        ).fetchall()
+    finally:
+        raw_db.close()
+    assert codec_name == "zstd"
+    assert size == len(raw) + len(second.raw)
+    assert digest == hashlib.sha256(raw + second.raw).hexdigest()
 
-    monkeypatch.setattr(sqlite, "_JSON_CACHE_LIMIT", 2)
-    events = [event(f"e{n}", n, tags=(f"tag{n}",)) for n in range(5)]
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("UPDATE segments SET sha256 = 'ab' || substr(sha256, 3)", "does not match its sha256"),
+        ("UPDATE segments SET data = x'28b52ffd00'", "cannot be read"),
+        ("UPDATE segments SET raw_bytes = raw_bytes - 1", "cannot be read"),
+        ("UPDATE segments SET codec = 'rot13'", "unknown codec"),
+        ("DELETE FROM segments", "is missing"),
+    ],
+)
+def test_altered_evidence_is_reported_not_returned(
+    store: SQLiteStore, change: str, message: str
+) -> None:
+    events = [event("a", 0)]
+    incidents = correlated(events)
+    store.write(events, incidents)
+    raw_db = sqlite3.connect(store.path)
+    raw_db.execute(change)
+    raw_db.commit()
+    raw_db.close()
+    with pytest.raises(StoreError, match=message) as caught:
+        store.events_of(incidents[0].id)
+    assert caught.value.hint is not None
+    assert "outside KubeSentinel" in caught.value.hint
+
+
+def test_older_schema_raises_store_error(tmp_path: Path) -> None:
+    path = tmp_path / "incidents.db"
+    SQLiteStore(path).close()
+    raw = sqlite3.connect(path)
+    raw.execute("UPDATE schema_version SET version = 1")
+    raw.commit()
+    raw.close()
+    with pytest.raises(StoreError, match="earlier KubeSentinel") as caught:
+        SQLiteStore(path)
+    assert caught.value.hint is not None
+    assert "move the file aside" in caught.value.hint
+
+
+def test_events_are_unique_by_time_and_id(store: SQLiteStore) -> None:
+    """A redelivery repeats both; the same id at another time is another alert's content."""
+    events = [event("a", 0), event("a", 0), event("a", 5)]
     store.write(events, correlated(events))
-    assert len(store._json_cache) <= 2
-    assert [e.tags for e in store.events_of(correlated(events)[0].id)] == [e.tags for e in events]
+    raw = sqlite3.connect(store.path)
+    try:
+        assert raw.execute("SELECT count(*) FROM events").fetchone() == (2,)
+    finally:
+        raw.close()

@@ -42,13 +42,16 @@ _CANONICAL: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True, default=str
 )
 _MAX_CACHED_PODS: Final = 65_536
+_Context = tuple[str | None, Workload, str | None, str | None]  # pod, workload, container, image
 
 
 def content_id(alert: FalcoAlert) -> str:
     """A stable id for an alert without a uuid: the same content always gives the same id.
 
     sha256 of canonical JSON (sorted keys, no spaces) of rule, time_ns, hostname, output and
-    output_fields; the first 32 hex characters (128 bits).
+    output_fields; the first 32 hex characters (128 bits). Canonical rather than the bytes as
+    received, so one alert relayed by two paths that re-serialize it (a log shipper reorders
+    keys) is still one event.
     """
     fields = alert.output_fields
     if not isinstance(fields, dict):
@@ -77,36 +80,41 @@ class Enricher:
         # (namespace, pod) -> Workload by naming; only used without a lookup, whose answers
         # may change as its cache expires.
         self._named: dict[tuple[str, str], Workload] = {}
+        # The hostname and every output field _context reads -> what they resolve to. Alerts of
+        # one container share them, so nearly every alert is one lookup; not used with an owner
+        # lookup (see above).
+        self._contexts: dict[tuple[Any, ...], _Context] = {}
 
     def enrich(self, parsed: Sequence[tuple[FalcoAlert, int]]) -> list[Event]:
         """One Event per (alert, received_ns), in order."""
         events: list[Event] = []
         append = events.append
+        contexts = self._contexts if self._lookup is None else None
         for alert, received_ns in parsed:
             fields = alert.output_fields
             if alert.source == "k8s_audit":
-                namespace, pod, workload = self._audit_target(fields, alert.hostname)
-                container_id = image = None
+                _namespace, pod, workload = self._audit_target(fields, alert.hostname)
+                context: _Context = (pod, workload, None, None)
+            elif contexts is not None:
+                get = fields.get
+                key = (  # spelled out: a comprehension here costs twice as much
+                    alert.hostname, get("k8s.ns.name"), get("k8smeta.ns.name"),
+                    get("k8s.pod.name"), get("k8smeta.pod.name"), get("container.id"),
+                    get("container.name"), get("container.image.repository"),
+                    get("container.image.tag"), get("container.image"),
+                    get("k8smeta.deployment.name"), get("k8s.deployment.name"),
+                )  # fmt: skip
+                try:
+                    context = contexts[key]
+                except KeyError:
+                    context = self._context(fields, alert.hostname)
+                    if len(contexts) >= _MAX_CACHED_PODS:
+                        contexts.clear()
+                    contexts[key] = context
+                except TypeError:  # a list or object where Falco writes text: no caching
+                    context = self._context(fields, alert.hostname)
             else:
-                namespace = _present(fields.get("k8s.ns.name")) or _present(
-                    fields.get("k8smeta.ns.name")
-                )
-                pod = _present(fields.get("k8s.pod.name")) or _present(
-                    fields.get("k8smeta.pod.name")
-                )
-                container_id = _present(fields.get("container.id"))
-                if container_id == "host":
-                    container_id = None
-                if pod is not None:
-                    workload = self._pod_workload(namespace or "", pod, fields)
-                elif container_id is not None:
-                    # A container outside Kubernetes (plain Docker, or metadata not yet known):
-                    # group by the container, not the whole host.
-                    name = _present(fields.get("container.name")) or container_id
-                    workload = Workload(self.cluster, namespace or "", "Container", name)
-                else:
-                    workload = host_workload(self.cluster, namespace, alert.hostname)
-                image = _image(fields)
+                context = self._context(fields, alert.hostname)
             tactics, techniques = mitre_of(alert.tags)
             append(
                 Event(
@@ -117,19 +125,38 @@ class Enricher:
                     alert.priority,
                     alert.source,
                     alert.hostname,
-                    workload,
-                    pod,
-                    container_id,
-                    image,
+                    context[1],
+                    context[0],
+                    context[2],
+                    context[3],
                     tactics,
                     techniques,
                     alert.tags,
                     alert.output,
                     fields,
                     alert.origin,
+                    alert.raw,
                 )
             )
         return events
+
+    def _context(self, fields: Mapping[str, Any], hostname: str) -> _Context:
+        """(pod, workload, container id, image) of an alert from a process (syscall, plugins)."""
+        namespace = _present(fields.get("k8s.ns.name")) or _present(fields.get("k8smeta.ns.name"))
+        pod = _present(fields.get("k8s.pod.name")) or _present(fields.get("k8smeta.pod.name"))
+        container_id = _present(fields.get("container.id"))
+        if container_id == "host":
+            container_id = None
+        if pod is not None:
+            workload = self._pod_workload(namespace or "", pod, fields)
+        elif container_id is not None:
+            # A container outside Kubernetes (plain Docker, or metadata not yet known): group
+            # by the container, not the whole host.
+            name = _present(fields.get("container.name")) or container_id
+            workload = Workload(self.cluster, namespace or "", "Container", name)
+        else:
+            workload = host_workload(self.cluster, namespace, hostname)
+        return pod, workload, container_id, _image(fields)
 
     def enrich_one(self, alert: FalcoAlert, received_ns: int) -> Event:
         """The per-item form of ``enrich``."""

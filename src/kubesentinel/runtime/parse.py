@@ -36,7 +36,7 @@ from kubesentinel.errors import EventError
 from kubesentinel.models.falco_alert import FalcoAlert, Priority
 from kubesentinel.runtime.sources.interface import RawAlert
 
-__all__ = ["MAX_ALERT_BYTES", "Rejected", "parse_alert", "parse_batch"]
+__all__ = ["MAX_ALERT_BYTES", "Rejected", "decode_json", "parse_alert", "parse_batch"]
 
 # One alert is a few KiB; anything past 1 MiB is garbage or an attack on memory.
 MAX_ALERT_BYTES: Final = 1 << 20
@@ -82,6 +82,14 @@ def parse_alert(data: bytes | str, origin: str) -> FalcoAlert:
         raise EventError(f"malformed Falco alert from {origin}: {exc}", hint=_HINT) from None
 
 
+def decode_json(data: bytes | str) -> Any:
+    """JSON read the way alerts are (size limit, invalid UTF-8 replaced); EventError if not."""
+    try:
+        return _decode(data)
+    except _MalformedError as exc:
+        raise EventError(f"not JSON: {exc}") from None
+
+
 def parse_batch(
     items: Sequence[RawAlert],
 ) -> tuple[list[tuple[FalcoAlert, int]], list[Rejected]]:
@@ -107,7 +115,10 @@ def _parse(data: bytes | str, origin: str) -> FalcoAlert:
     if not rule or rule.isspace():
         raise _MalformedError("empty rule")
 
-    priority = _priority(obj.get("priority"))
+    value = obj.get("priority")
+    priority = _PRIORITIES.get(value) if type(value) is str else None
+    if priority is None:
+        priority = _priority(value)
 
     fields = obj.get("output_fields")
     if fields is None:
@@ -117,24 +128,42 @@ def _parse(data: bytes | str, origin: str) -> FalcoAlert:
 
     time_ns = _time_ns(obj.get("time"), fields)
 
-    source = _text(obj, "source") or "syscall"  # absent before Falco 0.30, "" via falcosidekick
-    if not source.islower():
-        source = source.lower()
-
+    source, output, hostname, uuid = _texts(obj, fields)
     tags = obj.get("tags")
     tags = () if tags is None else _tags(tags)
 
-    output = _text(obj, "output") or ""
+    raw = data.strip() if type(data) is bytes else _utf8(data).strip()
+    return FalcoAlert(
+        time_ns, rule, priority, source, output, hostname, tags, fields, uuid, origin, raw
+    )
 
-    hostname = _text(obj, "hostname")
-    if hostname is None:
-        hostname = fields.get("evt.hostname")
-        if type(hostname) is not str:
-            hostname = ""
 
-    uuid = _text(obj, "uuid") or None
+def _texts(obj: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str, str, str | None]:
+    """(source, output, hostname, uuid); the common case (all present, right types) costs one
+    get and one type check each."""
+    source = obj.get("source")
+    if type(source) is not str or not source:
+        source = _text(obj, "source") or "syscall"  # absent before Falco 0.30, "" via sidekick
+    elif not source.islower():
+        source = source.lower()
+    output = obj.get("output")
+    if type(output) is not str:
+        output = _text(obj, "output") or ""
+    hostname = obj.get("hostname")
+    if type(hostname) is not str:
+        hostname = _text(obj, "hostname")
+        if hostname is None:
+            hostname = fields.get("evt.hostname")
+            if type(hostname) is not str:
+                hostname = ""
+    uuid = obj.get("uuid")
+    if type(uuid) is not str or not uuid:
+        uuid = _text(obj, "uuid") or None
+    return source, output, hostname, uuid
 
-    return FalcoAlert(time_ns, rule, priority, source, output, hostname, tags, fields, uuid, origin)
+
+def _utf8(data: bytes | str) -> bytes:
+    return data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
 
 
 def _text(obj: dict[str, Any], name: str) -> str | None:

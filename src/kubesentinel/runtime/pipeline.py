@@ -5,6 +5,10 @@
 Every stage takes a whole batch. Items are acknowledged only after the store committed the
 batch, so a crash never loses an accepted alert (a redelivering source sends it again and the
 store ignores the duplicate). Malformed alerts go to the dead-letter file with their origin.
+
+With ``store_process`` (the monitor's default on two cores or more) a SQLite store commits
+from a process of its own (``store.writer``), in batch order, while this one parses the next
+batches; items are still acknowledged only once their batch is committed.
 """
 
 from __future__ import annotations
@@ -14,9 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from types import TracebackType
 from typing import Any
 
-from kubesentinel.models import FalcoAlert, Incident
+from kubesentinel.models import Event, FalcoAlert, Incident
 from kubesentinel.runtime.clock import StreamClock
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.deadletter import DeadLetter
@@ -25,6 +31,8 @@ from kubesentinel.runtime.filters import ACCEPT_ALL, EventFilter
 from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.sources.interface import RawAlert, Source
 from kubesentinel.runtime.store.interface import IncidentStore
+from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore, encode_write
+from kubesentinel.runtime.store.writer import StoreProcess
 from kubesentinel.runtime.workers import Prepared, Preparer
 
 log = logging.getLogger("kubesentinel.monitor")
@@ -62,7 +70,7 @@ class Summary:
 class Stages:
     enricher: Enricher
     correlator: Correlator
-    store: IncidentStore
+    writer: _Writer
     metrics: Metrics
     dead_letter: DeadLetter
     event_filter: EventFilter
@@ -83,24 +91,28 @@ def run(
     workers: int = 1,
     clock: StreamClock | None = None,
     wall: Callable[[], int] = time.time_ns,
+    store_process: bool = False,
 ) -> Summary:
     """Process the source until it ends (or ``stop`` is set); at the end close every incident.
 
     ``stop_when_idle`` (--until-eof) also ends a live source at its first idle poll, which is
     how a replay through NATS or a socket finishes in CI. With ``workers`` > 1, parsing and
-    enrichment run in ``workers - 1`` other processes while this one correlates and stores;
-    batches are committed in source order either way.
+    enrichment run in ``workers - 1`` other processes while this one correlates; with
+    ``store_process`` a SQLite store commits from a process of its own. Batches are committed
+    in source order either way.
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
-    stages = Stages(enricher, correlator, store, metrics, dead_letter, event_filter)
     started = time.perf_counter()
-    with Preparer(enricher, workers) as preparer:
+    process = store_process and isinstance(store, SQLiteStore)
+    parsers = workers - 1 if process else workers  # the writer takes one of the processes
+    with _Writer(store, metrics, wall, process) as writer, Preparer(enricher, parsers) as preparer:
+        stages = Stages(enricher, correlator, writer, metrics, dead_letter, event_filter)
         for batch, prepared in preparer.prepare(_until(source, stop, stop_when_idle, max_batch)):
-            _commit(batch, prepared, stages, summary, clock=clock, wall=wall)
-    closed = correlator.expire(END_OF_TIME)
-    if closed:
-        store.write((), closed)
+            _commit(batch, prepared, stages, summary, clock=clock)
+        closed = correlator.expire(END_OF_TIME)
+        if closed:
+            writer.submit([], [], closed, opened=0, open_incidents=0)
     summary.incidents_closed += len(closed)
     summary.duration_s = time.perf_counter() - started
     return summary
@@ -127,9 +139,8 @@ def _commit(
     summary: Summary,
     *,
     clock: StreamClock,
-    wall: Callable[[], int],
 ) -> None:
-    correlator, store, metrics = stages.correlator, stages.store, stages.metrics
+    correlator, metrics = stages.correlator, stages.metrics
     events, rejected, internal = prepared.events, prepared.rejected, prepared.internal
     if rejected:
         stages.dead_letter.write(rejected)
@@ -142,10 +153,6 @@ def _commit(
     now = clock.now()
     incidents: list[Incident] = correlator.add(kept, now)
     closed = correlator.expire(now)
-    store.write(kept, [*incidents, *closed])
-    for item in batch:
-        if item.ack is not None:
-            item.ack()
     new = correlator.opened_total - summary.incidents_opened
     summary.read += len(batch)
     summary.malformed += len(rejected)
@@ -155,14 +162,83 @@ def _commit(
     summary.incidents_opened += new
     # add() closes a workload's incident itself when a later event starts a new one.
     summary.incidents_closed += len(closed) + sum(i.status == "closed" for i in incidents)
-    metrics.observe_batch(
-        received=len(batch),
-        malformed=len(rejected),
-        stored=len(kept),
-        incidents_opened=new,
+    stages.writer.submit(
+        batch,
+        kept,
+        [*incidents, *closed],
+        opened=new,
         open_incidents=correlator.open_count,
-        latencies_ns=[wall() - item.received_ns for item in batch],
+        malformed=len(rejected),
     )
+
+
+class _Writer:
+    """Stores batches in order, then acknowledges their items and records their metrics
+    (ingest-to-stored latency is measured there, after the commit): inline, or through a
+    ``StoreProcess`` whose own thread runs the acknowledgements."""
+
+    def __init__(
+        self, store: IncidentStore, metrics: Metrics, wall: Callable[[], int], process: bool
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._wall = wall
+        self._process: StoreProcess | None = None
+        if process and isinstance(store, SQLiteStore):
+            self._process = StoreProcess(store.path)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._process is None:
+            return
+        try:
+            self._process.close()
+        except Exception:
+            if exc is None:
+                raise
+            log.exception("the store writer failed while the monitor was stopping on an error")
+
+    def submit(
+        self,
+        batch: list[RawAlert],
+        events: list[Event],
+        incidents: list[Incident],
+        *,
+        opened: int,
+        open_incidents: int,
+        malformed: int = 0,
+    ) -> None:
+        done = partial(self._done, batch, len(events), opened, open_incidents, malformed)
+        if self._process is None:
+            self._store.write(events, incidents)
+            done()
+            return
+        # An empty write still goes through the writer: acknowledgements stay in batch order.
+        encoded = encode_write(events, incidents) or EncodedWrite(b"[]", b"", b"[]")
+        self._process.submit(encoded, done)
+
+    def _done(
+        self, batch: list[RawAlert], stored: int, opened: int, open_incidents: int, malformed: int
+    ) -> None:
+        for item in batch:
+            if item.ack is not None:
+                item.ack()
+        now = self._wall()
+        self._metrics.observe_batch(
+            received=len(batch),
+            malformed=malformed,
+            stored=stored,
+            incidents_opened=opened,
+            open_incidents=open_incidents,
+            latencies_ns=[now - item.received_ns for item in batch],
+        )
 
 
 def _record_internal(alerts: Sequence[FalcoAlert], metrics: Metrics) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per alert, and a frozen __init__ costs twice as much
 class RawAlert:
     data: bytes
     origin: str  # "alerts.jsonl:12", "http:127.0.0.1", "nats:falco.warning.x#42"

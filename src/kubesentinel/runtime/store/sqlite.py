@@ -1,11 +1,25 @@
 """The incident store on embedded SQLite (stdlib ``sqlite3``): WAL, one transaction per batch.
 
-Tables: ``schema_version`` (one row), ``events`` (one row per event, with the id of its
-incident), ``incidents`` (one row per incident, upserted as its state changes) and ``posture``
-(one row, the last static scan as JSON). Lists and mappings are stored as JSON text, never
-pickled. An incident's ``event_ids`` are not copied into its row: they are read back from the
-events table (its first ``event_id_count`` events in write order), so upserting a busy incident
-costs the same whatever its size.
+Tables:
+
+- ``schema_version`` (one row);
+- ``segments``: the evidence. Each write keeps the alerts' bytes as received, concatenated and
+  compressed with Zstandard (about 50 to 1 on Falco JSON), with the sha256 of the uncompressed
+  bytes, which a read checks: altered or corrupt evidence is reported, never returned;
+- ``events``: one small row per event (id, incident, time, rule, workload, MITRE mapping...)
+  pointing at its bytes (segment, offset, length). An event is unique by (time_ns, id): a
+  redelivery is ignored, and keys that grow with time keep the insert at the end of the index
+  (a unique index on the random id alone cost 5 to 8 us per event, measured);
+- ``incidents``: one row per incident, upserted as its state changes;
+- ``posture``: one row, the last static scan as JSON.
+
+Lists and mappings are stored as JSON, never pickled. An incident's ``event_ids`` are not
+copied into its row: they are read back from the events table (its first ``event_id_count``
+events in write order), so upserting a busy incident costs the same whatever its size.
+
+A write has two halves: ``encode_write`` turns events and incidents into bytes (JSON rows and
+the evidence) and ``apply`` commits them. The monitor runs ``apply`` in a writer process of
+its own (``store.writer``) so SQLite, compression and checkpoints use the second core.
 
 WAL lets readers (``kubesentinel incidents list``) run while the monitor writes;
 ``synchronous=NORMAL`` syncs at checkpoints only, which in WAL mode keeps the database
@@ -14,37 +28,58 @@ consistent after a crash and can lose at most the last commits on power loss.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import orjson
 
-from kubesentinel.errors import StoreError
-from kubesentinel.models import Event, Incident, Priority, RiskReason, RuleCount, Severity
+from kubesentinel.errors import EventError, StoreError
+from kubesentinel.models import (
+    Event,
+    FalcoAlert,
+    Incident,
+    Priority,
+    RiskReason,
+    RuleCount,
+    Severity,
+)
 from kubesentinel.models.event import Workload
 from kubesentinel.models.posture import Posture, PostureFinding
+from kubesentinel.runtime.evidence import falco_document
+from kubesentinel.runtime.parse import decode_json
+from kubesentinel.runtime.store import codec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 5.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    written_ns INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY,
-    incident_id TEXT,
     time_ns INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    incident_id TEXT,
     received_ns INTEGER NOT NULL,
     rule TEXT NOT NULL,
     priority INTEGER NOT NULL,
     source TEXT NOT NULL,
-    hostname TEXT NOT NULL,
-    workload_key TEXT NOT NULL,
     cluster TEXT NOT NULL,
     namespace TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -54,10 +89,11 @@ CREATE TABLE IF NOT EXISTS events (
     container_image TEXT,
     tactics TEXT NOT NULL,
     techniques TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    output TEXT NOT NULL,
-    fields TEXT NOT NULL,
-    origin TEXT NOT NULL
+    origin TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    UNIQUE (time_ns, id)
 );
 CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id);
 CREATE TABLE IF NOT EXISTS incidents (
@@ -90,17 +126,20 @@ CREATE TABLE IF NOT EXISTS posture (
 """
 
 _EVENT_COLUMNS = (
-    "id, incident_id, time_ns, received_ns, rule, priority, source, hostname, workload_key, "
-    "cluster, namespace, kind, name, pod, container_id, container_image, tactics, techniques, "
-    "tags, output, fields, origin"
+    "time_ns, id, incident_id, received_ns, rule, priority, source, cluster, namespace, kind, "
+    "name, pod, container_id, container_image, tactics, techniques, origin, offset, length"
 )
-# S608: every statement below is built from these constant column lists, never from input.
+# S608: every statement here is built from constant column lists, never from input.
 _INSERT_EVENT = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (id) DO NOTHING"  # a redelivery; unlike OR IGNORE, a NULL still fails loudly
+    f"INSERT INTO events ({_EVENT_COLUMNS}, segment) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (time_ns, id) DO NOTHING"  # a redelivery
 )
-_SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS} FROM events"  # noqa: S608
+_SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS}, segment FROM events"  # noqa: S608
+_INSERT_SEGMENT = (
+    "INSERT INTO segments (written_ns, event_count, raw_bytes, codec, sha256, data) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
 _INCIDENT_COLUMNS = (
     "id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, risk_score, "
     "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status"
@@ -117,18 +156,11 @@ _UPSERT_INCIDENT = (
 )
 _SELECT_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"  # noqa: S608
 _HINT = "check the path (forensics.storage_path), its permissions and free space"
-_JSON_CACHE_LIMIT = 4096
+_TAMPER_HINT = (
+    "the store was changed outside KubeSentinel or the disk is failing; keep a copy of the "
+    "file for investigation"
+)
 CHECKPOINT_INTERVAL_S = 0.25
-# Built once: json.dumps(..., default=str) builds a new encoder per call, ~40% slower per event.
-# default=str keeps a stray non-JSON value (bytes from a plugin) from failing the batch.
-_FIELDS_ENCODER = json.JSONEncoder(default=str)
-
-
-def _dumps_fields(fields: Any) -> str:
-    try:
-        return orjson.dumps(fields, default=str).decode()
-    except TypeError:  # integers beyond 64 bits
-        return _FIELDS_ENCODER.encode(fields)
 
 
 class _Checkpointer:
@@ -171,7 +203,6 @@ class SQLiteStore:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
-        self._json_cache: dict[tuple[str, ...], str] = {}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
@@ -219,6 +250,15 @@ class SQLiteStore:
                 file=str(self.path),
                 hint="upgrade kubesentinel, or point forensics.storage_path at a new file",
             )
+        elif version < SCHEMA_VERSION:
+            # Version 1 (0.1.0 development builds) kept no evidence bytes to migrate from.
+            raise StoreError(
+                f"store schema version {version} was written by an earlier KubeSentinel; this "
+                f"one reads version {SCHEMA_VERSION}",
+                file=str(self.path),
+                hint="move the file aside (it stays readable by the version that wrote it); "
+                "the monitor then starts a new store",
+            )
 
     def _schema_version(self) -> int | None:
         """None for a new (empty) file; StoreError for a database that is not ours."""
@@ -261,50 +301,34 @@ class SQLiteStore:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, events: Sequence[Event], incidents: Sequence[Incident]) -> None:
-        """Events (duplicate ids ignored) and incident states (upserted), in one transaction.
+        """Events (duplicates ignored), their bytes, and incident states (upserted), in one
+        transaction: ``apply(encode_write(events, incidents))``."""
+        encoded = encode_write(events, incidents)
+        if encoded is not None:
+            self.apply(encoded)
 
-        Each event is stored with the id of the incident of its workload in the same call: the
-        one that lists its id, which is the only one unless a workload's incident closed and a
-        new one opened within the batch (events past the per-incident id cap map that way too).
-        """
-        if not events and not incidents:
+    def apply(self, encoded: EncodedWrite) -> None:
+        """Commit a write that ``encode_write`` prepared, maybe in another process."""
+        event_rows = orjson.loads(encoded.events)
+        incident_rows = orjson.loads(encoded.incidents)
+        if not event_rows and not incident_rows:
             return
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path)
-        latest = {incident.id: incident for incident in incidents}  # last state wins
-        event_rows = self._event_rows(events, _Owners(latest.values()))
-        incident_rows = [_incident_row(incident) for incident in latest.values()]
+        evidence = encoded.evidence
+        segment = (
+            (time.time_ns(), len(event_rows), len(evidence), codec.CODEC,
+             hashlib.sha256(evidence).hexdigest(), codec.compress(evidence))
+            if event_rows else None
+        )  # fmt: skip
         with self._guard("write to the store") as db, self._transaction():
-            _executemany(db, _INSERT_EVENT, event_rows)
-            _executemany(db, _UPSERT_INCIDENT, incident_rows)
-
-    def _event_rows(self, events: Sequence[Event], owners: _Owners) -> list[tuple[Any, ...]]:
-        as_json = self._tuple_json
-        dumps = _dumps_fields
-        single = owners.single
-        split = owners.split_owner if owners.split else None
-        rows = []
-        for e in events:
-            w = e.workload
-            key = w.key
-            owner = single.get(key) if split is None else split(e, key)
-            rows.append(
-                (e.id, owner, e.time_ns, e.received_ns, e.rule, int(e.priority), e.source,
-                 e.hostname, key, w.cluster, w.namespace, w.kind, w.name, e.pod,
-                 e.container_id, e.container_image, as_json(e.tactics), as_json(e.techniques),
-                 as_json(e.tags), e.output, dumps(e.fields), e.origin)
-            )  # fmt: skip
-        return rows
-
-    def _tuple_json(self, values: tuple[str, ...]) -> str:
-        """Tags and MITRE tuples repeat with their rule: encode each distinct one once."""
-        cache = self._json_cache
-        text = cache.get(values)
-        if text is None:
-            if len(cache) >= _JSON_CACHE_LIMIT:
-                cache.clear()
-            text = cache[values] = json.dumps(values)
-        return text
+            if segment is not None:
+                segment_id = db.execute(_INSERT_SEGMENT, segment).lastrowid
+                for row in event_rows:
+                    row.append(segment_id)
+                db.executemany(_INSERT_EVENT, event_rows)
+            if incident_rows:
+                db.executemany(_UPSERT_INCIDENT, incident_rows)
 
     def save_posture(self, posture: Posture) -> None:
         document = json.dumps(
@@ -354,10 +378,41 @@ class SQLiteStore:
             return _incident_from(row, self._event_ids(db, row[0], row[15]))
 
     def events_of(self, incident_id: str) -> list[Event]:
-        """Every stored event of the incident (beyond the id cap too), oldest first."""
+        """Every stored event of the incident (beyond the id cap too), oldest first, rebuilt
+        from its evidence bytes; a segment whose bytes no longer match their digest raises."""
         sql = _SELECT_EVENTS + " WHERE incident_id = ? ORDER BY time_ns, rowid"
         with self._guard("read events") as db:
-            return [_event_from(row) for row in db.execute(sql, (incident_id,))]
+            rows = db.execute(sql, (incident_id,)).fetchall()
+            segments: dict[int, bytes] = {}
+            events = []
+            for row in rows:
+                segment = segments.get(row[19])
+                if segment is None:
+                    segment = segments[row[19]] = self._segment(db, row[19])
+                events.append(_event_from(row, segment[row[17] : row[17] + row[18]]))
+            return events
+
+    def _segment(self, db: sqlite3.Connection, segment_id: int) -> bytes:
+        row = db.execute(
+            "SELECT raw_bytes, codec, sha256, data FROM segments WHERE id = ?", (segment_id,)
+        ).fetchone()
+        where = f"evidence segment {segment_id}"
+        if row is None:
+            raise StoreError(f"{where} is missing", file=str(self.path), hint=_TAMPER_HINT)
+        size, name, digest, data = row
+        try:
+            evidence = codec.decompress(data, name, size)
+        except codec.CodecError as exc:
+            raise StoreError(
+                f"{where} cannot be read: {exc}", file=str(self.path), hint=_TAMPER_HINT
+            ) from None
+        if hashlib.sha256(evidence).hexdigest() != digest:
+            raise StoreError(
+                f"{where} does not match its sha256: altered or corrupt",
+                file=str(self.path),
+                hint=_TAMPER_HINT,
+            )
+        return evidence
 
     def load_posture(self) -> Posture | None:
         with self._guard("load the posture") as db:
@@ -433,6 +488,92 @@ class _Owners:
         return (spans or group)[-1].id
 
 
+@dataclass(frozen=True, slots=True)
+class EncodedWrite:
+    """One write as bytes, ready to cross to a writer process: JSON arrays of event rows and
+    incident rows, and the events' bytes as received, concatenated (rows point into them)."""
+
+    events: bytes
+    evidence: bytes
+    incidents: bytes
+
+
+def encode_write(events: Sequence[Event], incidents: Sequence[Incident]) -> EncodedWrite | None:
+    """The rows of a write, or None when there is nothing to write.
+
+    Each event is stored with the id of the incident of its workload in the same call: the
+    one that lists its id, which is the only one unless a workload's incident closed and a
+    new one opened within the batch (events past the per-incident id cap map that way too).
+    """
+    if not events and not incidents:
+        return None
+    latest = {incident.id: incident for incident in incidents}  # last state wins
+    event_rows, evidence = _event_rows(events, _Owners(latest.values()))
+    incident_rows = _json_array([_incident_row(incident) for incident in latest.values()])
+    return EncodedWrite(event_rows, evidence, incident_rows)
+
+
+def _event_rows(events: Sequence[Event], owners: _Owners) -> tuple[bytes, bytes]:
+    single = owners.single
+    split = owners.split_owner if owners.split else None
+    as_json = _tuple_json
+    rows = []
+    chunks = []
+    offset = 0
+    for e in events:
+        w = e.workload
+        owner = single.get(w.key) if split is None else split(e, w.key)
+        raw = e.raw or _document(e)
+        size = len(raw)
+        chunks.append(raw)
+        rows.append(
+            (e.time_ns, e.id, owner, e.received_ns, e.rule, e.priority, e.source, w.cluster,
+             w.namespace, w.kind, w.name, e.pod, e.container_id, e.container_image,
+             as_json(e.tactics), as_json(e.techniques), e.origin, offset, size)
+        )  # fmt: skip
+        offset += size
+    return _json_array(rows), b"".join(chunks)
+
+
+_JSON_CACHE_LIMIT = 4096
+_json_cache: dict[tuple[str, ...], str] = {}
+
+
+def _tuple_json(values: tuple[str, ...]) -> str:
+    """MITRE tuples repeat with their rule: encode each distinct one once."""
+    text = _json_cache.get(values)
+    if text is None:
+        if len(_json_cache) >= _JSON_CACHE_LIMIT:
+            _json_cache.clear()
+        text = _json_cache[values] = json.dumps(values)
+    return text
+
+
+def _document(event: Event) -> bytes:
+    """Evidence for an event built in code (no bytes as received): its Falco JSON."""
+    alert = FalcoAlert(
+        event.time_ns, event.rule, event.priority, event.source, event.output, event.hostname,
+        event.tags, event.fields, None, event.origin,
+    )  # fmt: skip
+    return falco_document(alert)
+
+
+def _json_array(rows: list[tuple[Any, ...]]) -> bytes:
+    try:
+        return orjson.dumps(rows)
+    except TypeError:  # a lone surrogate (a \ud800 escape in an alert) or a huge integer
+        return orjson.dumps([_utf8_safe(row) for row in rows], default=str)
+
+
+def _utf8_safe(value: Any) -> Any:
+    """Text SQLite can store: lone surrogates become backslash escapes."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, tuple):
+        return [_utf8_safe(item) for item in value]
+    return value
+
+
 def _incident_row(incident: Incident) -> tuple[Any, ...]:
     w = incident.workload
     return (
@@ -464,38 +605,39 @@ def _incident_from(row: Sequence[Any], event_ids: tuple[str, ...]) -> Incident:
     )
 
 
-def _event_from(row: Sequence[Any]) -> Event:
+def _event_from(row: Sequence[Any], raw: bytes) -> Event:
+    """An event from its row and its bytes as received (output, hostname, tags and fields)."""
+    try:
+        alert = decode_json(raw)
+    except EventError:
+        alert = None
+    if type(alert) is not dict:
+        alert = {}
+    fields = alert.get("output_fields")
+    if type(fields) is not dict:
+        fields = {}
+    hostname = alert.get("hostname")
+    if type(hostname) is not str:
+        hostname = fields.get("evt.hostname")
+    tags = alert.get("tags")
+    output = alert.get("output")
     return Event(
-        id=row[0],
-        time_ns=row[2],
+        id=row[1],
+        time_ns=row[0],
         received_ns=row[3],
         rule=row[4],
         priority=Priority(row[5]),
         source=row[6],
-        hostname=row[7],
-        workload=Workload(cluster=row[9], namespace=row[10], kind=row[11], name=row[12]),
-        pod=row[13],
-        container_id=row[14],
-        container_image=row[15],
-        tactics=tuple(json.loads(row[16])),
-        techniques=tuple(json.loads(row[17])),
-        tags=tuple(json.loads(row[18])),
-        output=row[19],
-        fields=json.loads(row[20]),
-        origin=row[21],
-    )
-
-
-def _executemany(db: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    try:
-        db.executemany(sql, rows)
-    except UnicodeEncodeError:  # a lone surrogate, from a \ud800 escape in an alert
-        db.executemany(sql, [_utf8_safe(row) for row in rows])  # redone rows: same values
-
-
-def _utf8_safe(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Text SQLite can store: lone surrogates become backslash escapes."""
-    return tuple(
-        v.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(v, str) else v
-        for v in row
+        hostname=hostname if type(hostname) is str else "",
+        workload=Workload(cluster=row[7], namespace=row[8], kind=row[9], name=row[10]),
+        pod=row[11],
+        container_id=row[12],
+        container_image=row[13],
+        tactics=tuple(json.loads(row[14])),
+        techniques=tuple(json.loads(row[15])),
+        tags=tuple(tag for tag in tags if type(tag) is str) if type(tags) is list else (),
+        output=output if type(output) is str else "",
+        fields=fields,
+        origin=row[16],
+        raw=raw,
     )

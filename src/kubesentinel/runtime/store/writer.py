@@ -1,0 +1,153 @@
+"""Commit the monitor's writes from a process of its own, so they use the second core.
+
+Parsing and correlating hold the GIL; SQLite releases it only around each statement, so a
+writer *thread* would wait for the GIL at every row (executemany binds each row with it).
+In a process of its own, a write of 2,048 events is a few milliseconds of SQLite, Zstandard
+and hashing that never wait for the parser. What crosses the pipe is already bytes
+(``EncodedWrite``: JSON rows and the evidence), so nothing is pickled.
+
+Protocol, over one ``multiprocessing`` pipe: the monitor sends the three parts of each write;
+the writer answers each write, in order, with an empty message once committed, or with a JSON
+error (message, file, hint). An empty first part ends the writer. The writer ignores SIGINT
+and SIGTERM: the monitor decides when it stops and waits for it to commit what it was sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import multiprocessing
+import signal
+import threading
+from collections import deque
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+from kubesentinel.errors import StoreError
+from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore
+
+__all__ = ["StoreProcess"]
+
+# Writes sent and not yet committed: bounds memory, and holds back a source faster than the store.
+IN_FLIGHT: Final = 2
+_END: Final = b""
+
+
+class StoreProcess:
+    """A writer process for the SQLite store at ``path``.
+
+    ``submit`` sends a write and returns; ``done`` runs (in this process, on a thread of its
+    own) once the write is committed: the place to acknowledge what it held. ``submit`` waits
+    while ``IN_FLIGHT`` writes are pending. A failed write is raised by the next ``submit`` or
+    by ``close``; nothing after it is committed or acknowledged.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        context = multiprocessing.get_context("spawn")  # the monitor may already run threads
+        self._conn, child = context.Pipe(duplex=True)
+        self._process = context.Process(
+            target=_serve, args=(str(path), child), name="kubesentinel-store", daemon=True
+        )
+        self._process.start()
+        child.close()
+        self._pending: deque[Callable[[], None]] = deque()
+        self._changed = threading.Condition()
+        self._error: StoreError | None = None
+        self._receiver = threading.Thread(
+            target=self._receive, name="kubesentinel-store-acks", daemon=True
+        )
+        self._receiver.start()
+
+    def submit(self, encoded: EncodedWrite, done: Callable[[], None]) -> None:
+        with self._changed:
+            while len(self._pending) >= IN_FLIGHT and self._error is None:
+                self._changed.wait()
+            self._raise_error()
+            self._pending.append(done)
+        try:
+            self._conn.send_bytes(encoded.events or b"[]")
+            self._conn.send_bytes(encoded.evidence)
+            self._conn.send_bytes(encoded.incidents)
+        except OSError as exc:
+            self._fail(f"the store writer process is gone ({exc})")
+            self._raise_error()
+
+    def close(self) -> None:
+        """Wait for every write sent, stop the writer; raise the first failure, if any."""
+        with self._changed:
+            while self._pending and self._error is None:
+                self._changed.wait()
+        with contextlib.suppress(OSError):  # already gone: the receiver has recorded why
+            self._conn.send_bytes(_END)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+        self._receiver.join(timeout=5)
+        self._conn.close()
+        with self._changed:
+            self._raise_error()
+
+    def _receive(self) -> None:
+        while True:
+            try:
+                answer = self._conn.recv_bytes()
+            except (EOFError, OSError):
+                with self._changed:
+                    if self._pending:
+                        self._fail("the store writer process ended before committing")
+                    self._changed.notify_all()
+                return
+            if answer:
+                detail = json.loads(answer)
+                self._fail(detail["message"], detail.get("file"), detail.get("hint"))
+                continue
+            with self._changed:
+                done = self._pending.popleft()
+            done()  # acknowledgements and metrics, outside the lock
+            with self._changed:
+                self._changed.notify_all()
+
+    def _fail(self, message: str, file: str | None = None, hint: str | None = None) -> None:
+        with self._changed:
+            if self._error is None:
+                self._error = StoreError(message, file=file or str(self.path), hint=hint)
+            self._pending.clear()
+            self._changed.notify_all()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+
+def _serve(path: str, conn: Connection) -> None:
+    """The writer process: commit each write received, answer, until told to end."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    store: SQLiteStore | None = None
+    try:
+        store = SQLiteStore(path)
+        while True:
+            events = conn.recv_bytes()
+            if events == _END:
+                return
+            encoded = EncodedWrite(events, conn.recv_bytes(), conn.recv_bytes())
+            store.apply(encoded)
+            conn.send_bytes(b"")
+    except StoreError as exc:
+        _send_error(conn, {"message": exc.message, "file": exc.file, "hint": exc.hint})
+    except (EOFError, OSError):
+        return  # the monitor is gone: nothing left to answer
+    except Exception as exc:
+        _send_error(conn, {"message": f"the store writer failed: {exc!r}"})
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _send_error(conn: Connection, detail: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        conn.send_bytes(json.dumps(detail).encode())
