@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -145,12 +146,33 @@ def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
             print(f"runtime.http.alerts_per_s: {sent / seconds:.0f}  # Python clients (install "
                   "wrk for a lighter load generator); target >= 10000")  # fmt: skip
         print(f"runtime.http.load_rss_mb: {_rss_mb(proc.pid):.1f}")
-        before = _buckets(port)  # the flat-out phase above queued deeply: leave it out
-        _post_all(port, lines, min(total, rate * 5), rate=rate)
+        time.sleep(1.0)  # the flat-out phase above queued deeply: let it drain, leave it out
+        before = _buckets(port)
+        stored_before = _counter(port, "kubesentinel_stored_total")
+        started = time.perf_counter()
+        if shutil.which("wrk"):
+            # Calibrate: alerts/s one paced connection achieves (1 ms pause + answer time).
+            probe = 10
+            _wrk_paced(port, work, probe, seconds=2)
+            per_connection = (_counter(port, "kubesentinel_stored_total") - stored_before) / (
+                time.perf_counter() - started
+            ) / probe
+            time.sleep(0.5)
+            before = _buckets(port)
+            stored_before = _counter(port, "kubesentinel_stored_total")
+            started = time.perf_counter()
+            # 5% over the rate: the pause cannot be shorter than 1 ms, so pacing only rounds up.
+            _wrk_paced(port, work, math.ceil(1.05 * rate / max(per_connection, 1.0)), seconds=10)
+        else:
+            _post_all(port, lines, min(total, rate * 5), rate=rate)
+        achieved = (_counter(port, "kubesentinel_stored_total") - stored_before) / (
+            time.perf_counter() - started
+        )
         time.sleep(1.0)
         p50, p99 = _latency_quantiles(port, before)
-        print(f"runtime.http.latency_p50_ms: {p50 * 1000:.2f}  # at {rate} alerts/s offered")
-        print(f"runtime.http.latency_p99_ms: {p99 * 1000:.2f}  # target < 10")
+        print(f"runtime.http.paced_alerts_per_s: {achieved:.0f}  # offered {rate}/s")
+        print(f"runtime.http.latency_p50_ms: {p50 * 1000:.2f}  # bucket upper bound")
+        print(f"runtime.http.latency_p99_ms: {p99 * 1000:.2f}  # bucket upper bound; target < 10")
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -199,6 +221,30 @@ def _wrk_flat_out(port: int, lines: list[bytes], work: Path, seconds: int) -> fl
     )  # fmt: skip
     time.sleep(1.0)  # let the pipeline store what was queued
     return (_counter(port, "kubesentinel_stored_total") - before) / (time.perf_counter() - started)
+
+
+_WRK_PACED = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies, n, i = {}, 0, 0
+for line in io.lines("BODIES") do n = n + 1; bodies[n] = line end
+request = function()
+  i = i % n + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+delay = function() return 1 end
+"""
+
+
+def _wrk_paced(port: int, work: Path, connections: int, seconds: int) -> None:
+    """Paced load: each connection waits 1 ms (wrk's delay hook) after each answer."""
+    script = work / "paced.lua"
+    script.write_text(_WRK_PACED.replace("BODIES", str(work / "bodies.jsonl")))
+    subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "-s", str(script),
+         f"http://127.0.0.1:{port}/"],
+        capture_output=True, check=False, timeout=seconds + 30,
+    )  # fmt: skip
 
 
 def _counter(port: int, name: str) -> float:

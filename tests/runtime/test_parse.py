@@ -390,3 +390,18 @@ def test_rejected_is_frozen() -> None:
     rejected = Rejected("f:1", "why", b"x")
     with pytest.raises(AttributeError):
         rejected.reason = "other"  # type: ignore[misc]
+
+
+def test_the_bytes_as_received_are_kept_as_evidence() -> None:
+    line = _line(_with())
+    assert parse_alert(b"  " + line + b"\r\n", "x").raw == line  # surrounding space dropped
+    assert parse_alert(line.decode(), "x").raw == line  # text is kept as its UTF-8
+    lossy = _line(_with(output="cmd=XX")).replace(b"XX", b"\xff\xfe")
+    assert parse_alert(lossy, "x").raw == lossy  # the evidence keeps the invalid bytes
+
+
+def test_decode_json_reads_like_the_parser_and_names_the_fault() -> None:
+    assert parse_module.decode_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    assert parse_module.decode_json(b'{"a": "\xff"}') == {"a": "\ufffd"}
+    with pytest.raises(EventError, match="truncated JSON"):
+        parse_module.decode_json(b'{"a": ')

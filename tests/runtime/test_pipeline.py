@@ -195,3 +195,27 @@ def test_every_opened_incident_is_counted_closed_at_the_end(tmp_path: Path) -> N
     )
     summary, _store = _run(tmp_path, source)
     assert (summary.incidents_opened, summary.incidents_closed) == (2, 2)
+
+
+def test_store_process_gives_the_same_result_and_acknowledges_in_order(tmp_path: Path) -> None:
+    from kubesentinel.runtime.simulate import simulate
+
+    lines = [line.encode() for line in simulate(seed=9, hours=0.25, events_per_s=2.0).lines()]
+    batches = [lines[i : i + 113] for i in range(0, len(lines), 113)] + [[b"{broken"]]
+    results = []
+    for process, folder in ((False, "inline"), (True, "process")):
+        (tmp_path / folder).mkdir()
+        source = ListSource(batches)
+        summary, store = _run(tmp_path / folder, source, store_process=process, max_batch=113)
+        incidents = store.list_incidents(limit=1000)
+        stored = sum(len(store.events_of(i.id)) for i in incidents)
+        results.append((summary.as_dict(), [(i.id, i.event_count, i.status) for i in incidents]))
+        assert stored == summary.stored
+        assert source.acked == [
+            f"list:{n}:{i}" for n, b in enumerate(batches) for i in range(len(b))
+        ]
+    (inline_summary, inline), (process_summary, by_process) = results
+    inline_summary.pop("duration_s")
+    process_summary.pop("duration_s")
+    assert inline_summary == process_summary
+    assert inline == by_process
