@@ -154,9 +154,11 @@ def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
             # Calibrate: alerts/s one paced connection achieves (1 ms pause + answer time).
             probe = 10
             _wrk_paced(port, work, probe, seconds=2)
-            per_connection = (_counter(port, "kubesentinel_stored_total") - stored_before) / (
-                time.perf_counter() - started
-            ) / probe
+            per_connection = (
+                (_counter(port, "kubesentinel_stored_total") - stored_before)
+                / (time.perf_counter() - started)
+                / probe
+            )
             time.sleep(0.5)
             before = _buckets(port)
             stored_before = _counter(port, "kubesentinel_stored_total")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,18 @@ def _count(path: Path) -> int:
         return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
     finally:
         db.close()
+
+
+def _submit_then_close(
+    writer: StoreProcess,
+    encoded: EncodedWrite,
+    times: int,
+    done: Callable[[], None] = lambda: None,
+) -> None:
+    """A failure is raised by a later submit, or at the latest by close."""
+    for _ in range(times):
+        writer.submit(encoded, done)
+    writer.close()
 
 
 def test_writes_are_committed_in_order_before_their_acknowledgement(tmp_path: Path) -> None:
@@ -69,9 +82,7 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_acknowledged(tmp_path:
     writer.submit(good, lambda: acked.append("good"))
     writer.submit(EncodedWrite(bad_row, b"x", b"[]"), lambda: acked.append("bad"))
     with pytest.raises(StoreError, match="NOT NULL") as caught:
-        for _ in range(3):  # raised by a later submit, or at the latest by close
-            writer.submit(good, lambda: acked.append("after"))
-        writer.close()
+        _submit_then_close(writer, good, 3, lambda: acked.append("after"))
     assert caught.value.file == str(path)
     assert acked == ["good"]
     assert _count(path) == 1
@@ -86,8 +97,7 @@ def test_a_writer_that_dies_is_an_error_not_a_hang(tmp_path: Path) -> None:
     encoded = encode_write([event("a", 0)], [])
     assert encoded is not None
     with pytest.raises(StoreError, match="writer process"):
-        writer.submit(encoded, lambda: None)
-        writer.close()
+        _submit_then_close(writer, encoded, 1)
 
 
 def test_a_store_the_writer_cannot_open_is_reported(tmp_path: Path) -> None:
@@ -95,5 +105,4 @@ def test_a_store_the_writer_cannot_open_is_reported(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all\n" * 100)
     writer = StoreProcess(path)
     with pytest.raises(StoreError, match="corrupt"):
-        writer.submit(EncodedWrite(b"[]", b"", b"[]"), lambda: None)
-        writer.close()
+        _submit_then_close(writer, EncodedWrite(b"[]", b"", b"[]"), 1)

@@ -18,11 +18,13 @@ class Workload:
     namespace: str
     kind: str
     name: str
+    # Stable text key: cluster/namespace/Kind/name. Computed once: the correlator and the
+    # store read it for every event, and workloads are shared between a workload's events.
+    key: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def key(self) -> str:
-        """Stable text key: cluster/namespace/Kind/name."""
-        return f"{self.cluster}/{self.namespace}/{self.kind}/{self.name}"
+    def __post_init__(self) -> None:
+        key = f"{self.cluster}/{self.namespace}/{self.kind}/{self.name}"
+        object.__setattr__(self, "key", key)
 
 
 # Not frozen, like FalcoAlert: built once per alert on the hot path (a frozen __init__ of 18

@@ -15,6 +15,10 @@ class EventFilter:
     deployments: frozenset[str] = frozenset()
     min_priority: Priority = Priority.DEBUG
 
+    @property
+    def accepts_all(self) -> bool:
+        return not self.namespaces and not self.deployments and self.min_priority == Priority.DEBUG
+
     def accept(self, event: Event) -> bool:
         if event.priority < self.min_priority:
             return False

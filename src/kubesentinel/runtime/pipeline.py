@@ -148,7 +148,8 @@ def _commit(
             log.warning("malformed alert at %s: %s", bad.origin, bad.reason)
     if internal:
         _record_internal(internal, metrics)
-    kept = [event for event in events if stages.event_filter.accept(event)]
+    accept = stages.event_filter.accept
+    kept = events if stages.event_filter.accepts_all else [e for e in events if accept(e)]
     clock.observe(kept)
     now = clock.now()
     incidents: list[Incident] = correlator.add(kept, now)
