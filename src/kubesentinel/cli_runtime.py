@@ -63,8 +63,9 @@ def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
                          f"(default: forensics.storage_path/{DEAD_LETTER_NAME})")  # fmt: skip
     monitor.add_argument("--workers", type=int, metavar="N",
-                         help="processes for parsing and enrichment, this one included "
-                         "(default: runtime.workers, capped at the number of cores)")  # fmt: skip
+                         help="processes the monitor may use, capped at the number of cores: "
+                         "with 2 or more the store is written by a process of its own "
+                         "(default: runtime.workers)")  # fmt: skip
     monitor.add_argument("--kube-context", metavar="NAME",
                          help="kubeconfig context for owner lookups")  # fmt: skip
     monitor.add_argument("--no-k8s-lookup", action="store_true",
@@ -169,6 +170,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             workers=workers,
             # A second core commits to the store while this process parses and correlates.
             store_process=workers >= 2,
+            max_batch=min(pipeline.DEFAULT_BATCH, config.runtime.buffer_size),
         )
     finally:
         source.close()
