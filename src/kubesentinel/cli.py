@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,9 +159,12 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     catalogue = _catalogue(config, args.rules).select(args.framework)
-    options = ScanOptions(max_file_bytes=config.static.max_file_size_mb * 1024 * 1024)
+    options = ScanOptions(
+        max_file_bytes=config.static.max_file_size_mb * 1024 * 1024,
+        allowed_registries=config.static.allowed_registries,
+    )
     if pss is not None:
-        options = ScanOptions(max_file_bytes=options.max_file_bytes, pss_version=pss)
+        options = replace(options, pss_version=pss)
     result = scan_paths(args.path, catalogue, options)
     out_is_tty = args.output is None and sys.stdout.isatty()
     report = ScanReport(

@@ -21,6 +21,8 @@ class StaticConfig:
     # Pod Security Standards version the PSS rules follow: "latest" or "v1.30".
     pss_version: str = "latest"
     max_file_size_mb: int = 32
+    # Registries (or registry/path/ prefixes) images may come from; empty: any registry.
+    allowed_registries: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,8 @@ tests/static/rules/<RULE_ID>/expected.yaml:
         object: Deployment/web     # kind/name (kind/namespace/name when namespaced)
         line: 14                   # line of the offending field, or of the object
         message: 'container "app" sets securityContext.privileged: true'
+    options:                       # optional: scan options the rule needs
+      allowed_registries: [registry.example.com]
 """
 
 from __future__ import annotations
@@ -26,8 +28,15 @@ FIXTURES = Path(__file__).parent / "rules"
 RULE_IDS = [rule.id for rule in builtin_catalogue().rules]
 
 
+def _options(rule_id: str) -> ScanOptions:
+    """Scan options a rule's fixtures need (expected.yaml "options", e.g. allowed_registries)."""
+    expected = yaml.safe_load((FIXTURES / rule_id / "expected.yaml").read_text())
+    options = expected.get("options") or {}
+    return ScanOptions(allowed_registries=tuple(options.get("allowed_registries", ())))
+
+
 def _scan(directory: Path, rule_id: str) -> set[tuple[str, str, int, str]]:
-    result = scan_paths([str(directory)], builtin_catalogue(), ScanOptions())
+    result = scan_paths([str(directory)], builtin_catalogue(), _options(rule_id))
     assert not result.errors, [str(e) for e in result.errors]
     return {
         (

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from kubesentinel.models import K8sObject
 
 LATEST_PSS = (1, 37)
+T = TypeVar("T")
 
 
 def namespace_of(obj: K8sObject) -> str:
@@ -20,12 +22,19 @@ def namespace_of(obj: K8sObject) -> str:
 class ScanContext:
     objects: Sequence[K8sObject] = ()
     pss_version: tuple[int, int] = LATEST_PSS
+    # static.allowed_registries: registries (or registry/path prefixes) images may come from;
+    # empty means any.
+    allowed_registries: tuple[str, ...] = ()
     _by_kind: dict[str, list[K8sObject]] = field(default_factory=dict)
     _by_kind_ns: dict[tuple[str, str], list[K8sObject]] = field(default_factory=dict)
+    _memo: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(
-        cls, objects: Iterable[K8sObject], pss_version: tuple[int, int] = LATEST_PSS
+        cls,
+        objects: Iterable[K8sObject],
+        pss_version: tuple[int, int] = LATEST_PSS,
+        allowed_registries: tuple[str, ...] = (),
     ) -> ScanContext:
         objs = list(objects)
         by_kind: dict[str, list[K8sObject]] = defaultdict(list)
@@ -33,7 +42,14 @@ class ScanContext:
         for obj in objs:
             by_kind[obj.kind].append(obj)
             by_kind_ns[obj.kind, namespace_of(obj)].append(obj)
-        return cls(objs, pss_version, dict(by_kind), dict(by_kind_ns))
+        return cls(objs, pss_version, allowed_registries, dict(by_kind), dict(by_kind_ns))
+
+    def memo(self, name: str, build: Callable[[], T]) -> T:
+        """A derived index over the whole scan, built once (cross-object rules ask per object)."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        value: T = self._memo[name]
+        return value
 
     def of_kind(self, *kinds: str) -> list[K8sObject]:
         return [obj for kind in kinds for obj in self._by_kind.get(kind, ())]

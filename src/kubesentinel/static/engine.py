@@ -36,6 +36,7 @@ class ScanOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     pss_version: tuple[int, int] = LATEST_PSS
     workers: int = 0  # 0: one per core for large scans
+    allowed_registries: tuple[str, ...] = ()
 
 
 def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
@@ -54,7 +55,8 @@ def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions)
         result.notices.extend(batch.notices)
         objects.extend(batch.objects)
     result.objects = len(objects)
-    result.findings = evaluate(objects, catalogue, ScanContext.build(objects, options.pss_version))
+    ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
+    result.findings = evaluate(objects, catalogue, ctx)
     return result
 
 

@@ -106,3 +106,54 @@ def image_pull_policy_not_always(
         problem = _pull_policy_problem(container, bool(params.get("defaulting", True)))
         if problem is not None:
             yield Violation(f"{container.label} {problem}", (*container.path, "imagePullPolicy"))
+
+
+DEFAULT_REGISTRY = "docker.io"
+
+
+def registry_of(image: str) -> str:
+    """The registry host an image is pulled from, as the container runtime resolves it: the
+    first path part when it looks like a host (has "." or ":", or is localhost), else
+    Docker Hub."""
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return DEFAULT_REGISTRY
+
+
+def allowed_by(image: str, allowed: tuple[str, ...]) -> bool:
+    """An entry is a registry host ("registry.example.com") or a repository prefix
+    ("registry.example.com/team/"); Docker Hub short names ("nginx") are docker.io/library."""
+    registry = registry_of(image)
+    full = (
+        image
+        if registry != DEFAULT_REGISTRY or image.startswith("docker.io/")
+        else (
+            f"docker.io/{image}" if "/" in image.partition(":")[0] else f"docker.io/library/{image}"
+        )
+    )
+    for entry in allowed:
+        wanted = entry.strip().lower().rstrip("/")
+        if "/" not in wanted:
+            if registry == wanted:
+                return True
+        elif full.lower().startswith(wanted + "/"):
+            return True
+    return False
+
+
+@predicate("image_registry_not_allowed")
+def image_registry_not_allowed(
+    obj: K8sObject, ctx: ScanContext, params: Params
+) -> Iterator[Violation]:
+    """An image comes from outside static.allowed_registries (no finding when it is empty)."""
+    allowed = ctx.allowed_registries
+    if not allowed:
+        return
+    for container, image in _images(obj):
+        if not allowed_by(image.text, allowed):
+            yield Violation(
+                f'{container.label} image "{image.text}" comes from {registry_of(image.text)}, '
+                f"not from an allowed registry ({', '.join(allowed)})",
+                (*container.path, "image"),
+            )

@@ -202,3 +202,109 @@ def network_policy_allows_all(
     for direction in ("ingress", "egress"):
         if direction.capitalize() in types:
             yield from _open_rules(spec, direction)
+
+
+# Annotations that make a cloud load balancer internal (reachable from the VPC only).
+_INTERNAL_LB_ANNOTATIONS: Mapping[str, str] = {
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/azure-load-balancer-internal": "true",
+    "networking.gke.io/load-balancer-type": "internal",
+    "cloud.google.com/load-balancer-type": "internal",
+    "service.beta.kubernetes.io/oci-load-balancer-internal": "true",
+    "service.beta.kubernetes.io/openstack-internal-load-balancer": "true",
+}
+_SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+def _internal_load_balancer(annotations: Mapping[str, Any]) -> bool:
+    return any(
+        _label_text(annotations.get(key)).lower() == value
+        for key, value in _INTERNAL_LB_ANNOTATIONS.items()
+    )
+
+
+def _open_ranges(ranges: list[Any]) -> list[str]:
+    """The source ranges that admit every address (prefix length 0)."""
+    open_ranges = []
+    for cidr in ranges:
+        try:
+            if ipaddress.ip_network(str(cidr).strip(), strict=False).prefixlen == 0:
+                open_ranges.append(str(cidr).strip())
+        except ValueError:
+            continue  # the API server rejects it; not this rule's concern
+    return open_ranges
+
+
+@predicate("load_balancer_open")
+def load_balancer_open(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A LoadBalancer Service that is not internal and restricts no source addresses."""
+    spec = mapping(obj.body.get("spec"))
+    if spec.get("type") != "LoadBalancer":
+        return
+    annotations = mapping(mapping(obj.body.get("metadata")).get("annotations"))
+    if _internal_load_balancer(annotations):
+        return
+    ranges = list(sequence(spec.get("loadBalancerSourceRanges")))
+    path: Path = ("spec", "loadBalancerSourceRanges")
+    if not ranges:  # the annotation is the older form; the field wins when both are set
+        text = annotations.get(_SOURCE_RANGES_ANNOTATION)
+        ranges = [r for r in str(text).split(",") if r.strip()] if text else []
+        path = ("metadata", "annotations", _SOURCE_RANGES_ANNOTATION)
+    if not ranges:
+        yield Violation(
+            "LoadBalancer Service sets no loadBalancerSourceRanges: every address can reach it",
+            ("spec", "type"),
+        )
+    elif open_ranges := _open_ranges(ranges):
+        yield Violation(
+            f"LoadBalancer Service admits every address ({', '.join(open_ranges)})", path
+        )
+
+
+@predicate("service_external_ips")
+def service_external_ips(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A Service lists spec.externalIPs (traffic to those addresses is captured: CVE-2020-8554)."""
+    ips = [str(ip) for ip in sequence(mapping(obj.body.get("spec")).get("externalIPs"))]
+    if ips:
+        yield Violation(f"Service sets externalIPs {', '.join(ips)}", ("spec", "externalIPs"))
+
+
+def _unprotected_namespaces(ctx: ScanContext) -> dict[str, K8sObject]:
+    """Namespace -> the object to report on, for every namespace of the scan that runs
+    workloads and has no NetworkPolicy: its Namespace object when the scan holds one, else
+    its first workload in scan order."""
+
+    def build() -> dict[str, K8sObject]:
+        protected = {
+            namespace_of(p) for p in ctx.of_kind("NetworkPolicy") if _is_k8s_network_policy(p)
+        }
+        reported: dict[str, K8sObject] = {}
+        for obj in ctx.objects:
+            namespace = namespace_of(obj)
+            if namespace in protected or namespace in reported:
+                continue
+            if pod_spec(obj) is not None:
+                found = ctx.find("Namespace", namespace)
+                reported[namespace] = found if found is not None else obj
+        return reported
+
+    return ctx.memo("unprotected_namespaces", build)
+
+
+@predicate("namespace_without_network_policy")
+def namespace_without_network_policy(
+    obj: K8sObject, ctx: ScanContext, params: Params
+) -> Iterator[Violation]:
+    """A namespace runs workloads and no NetworkPolicy of the scan applies in it: one finding
+    per namespace, on its Namespace object or else on its first workload."""
+    namespace = obj.name if obj.kind == "Namespace" else namespace_of(obj)
+    if namespace is None or _unprotected_namespaces(ctx).get(namespace) is not obj:
+        return
+    count = sum(1 for o in ctx.objects if pod_spec(o) is not None and namespace_of(o) == namespace)
+    where = ("metadata", "name")
+    yield Violation(
+        f'namespace "{namespace}" runs {count} workload(s) and has no NetworkPolicy, so every '
+        "pod accepts traffic from anywhere",
+        where,
+    )

@@ -198,3 +198,24 @@ def _resource_covers(have: str, resource: str) -> bool:
 def _any_resource(value: Any) -> bool:
     """ "*/scale" reaches that subresource of every resource, so it is a wildcard too."""
     return isinstance(value, str) and value.startswith("*/")
+
+
+@predicate("default_service_account_binding")
+def default_service_account_binding(
+    obj: K8sObject, ctx: ScanContext, params: Params
+) -> Iterator[Violation]:
+    """A binding names a namespace's "default" ServiceAccount as a subject: every pod that
+    sets no serviceAccountName runs with that role (CIS 5.1.5)."""
+    if not is_rbac(obj, BINDING_KINDS):
+        return
+    role = mapping(obj.body.get("roleRef")).get("name")
+    for index, entry in enumerate(sequence(obj.body.get("subjects"))):
+        subject = mapping(entry)
+        if subject.get("kind") != "ServiceAccount" or subject.get("name") != "default":
+            continue
+        namespace = subject.get("namespace") or obj.namespace or "default"
+        yield Violation(
+            f'binds role "{role}" to the default ServiceAccount of namespace "{namespace}", '
+            "which every pod without serviceAccountName uses",
+            ("subjects", index),
+        )

@@ -20,13 +20,21 @@ Messages name the variable and the kind of credential, never the value.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from kubesentinel.models import K8sObject
 from kubesentinel.static.context import ScanContext
-from kubesentinel.static.podspec import Container, containers, mapping, pod_spec, sequence
+from kubesentinel.static.podspec import (
+    Container,
+    Path,
+    containers,
+    mapping,
+    pod_spec,
+    sequence,
+)
 from kubesentinel.static.predicates import Params, Violation, predicate
 
 _SENSITIVE_PARTS = ("password", "passwd", "secret", "credential", "apikey", "privatekey")
@@ -150,3 +158,125 @@ def secret_in_env_ref(obj: K8sObject, ctx: ScanContext, params: Params) -> Itera
         return
     for container in containers(pod):
         yield from _secret_refs(container)
+
+
+# Words that name a secret-like value too weakly to flag a plain word, strongly enough to flag
+# a high-entropy string: "apiKey: 3f9a..." yes, "key: app.kubernetes.io/name" no.
+_WEAK_SECRET_WORDS = ("key", "auth", "salt", "signature", "sig", "hmac", "bearer", "cred")
+_KEY_VALUE_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][\w.\-]*)\s*[:=]\s*(\S.*?)\s*$")
+_HEX_DIGEST = re.compile(r"(sha\d+:)?[0-9a-f]{32,128}")
+_TOKEN_CHARS = re.compile(r"[A-Za-z0-9+/=_\-.~]{16,}")
+_MIXED = re.compile(r"(?=.*[0-9])(?=.*[A-Za-z])")
+ENTROPY_BITS = 3.5  # bits per character; words and paths stay below, random keys above
+# Annotations that hold no secret whatever their names say: the applied manifest (reported
+# where it is declared), Helm checksums of Secrets, Vault agent paths to secrets.
+_SAFE_ANNOTATION_PREFIXES = (
+    "kubectl.kubernetes.io/last-applied-configuration",
+    "checksum/",
+    "vault.hashicorp.com/",
+    "secrets-store.csi.k8s.io/",
+)
+
+
+def entropy(text: str) -> float:
+    """Shannon entropy of the characters, in bits per character."""
+    if not text:
+        return 0.0
+    counts: dict[str, int] = {}
+    for char in text:
+        counts[char] = counts.get(char, 0) + 1
+    size = len(text)
+    return -sum(n / size * math.log2(n / size) for n in counts.values())
+
+
+def redacted(value: str) -> str:
+    """A hint to find the value again that does not reveal it: length, and at most 3
+    leading characters of a long value."""
+    value = value.strip()
+    if len(value) >= 12:
+        return f'"{value[:3]}..." ({len(value)} characters)'
+    return f"({len(value)} characters)"
+
+
+def _unquoted(value: str) -> str:
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def _weak_secret_name(name: str) -> bool:
+    words = _WORD_SPLIT.split(_CAMEL.sub(" ", name).lower())
+    return any(word in _WEAK_SECRET_WORDS for word in words)
+
+
+def secret_kind(name: str, value: str) -> str | None:
+    """Why a named literal looks like a credential, or None: a known format, a sensitive name
+    with a usable literal, or a weaker name with a high-entropy token (not a hex digest)."""
+    found = credential_format(value)
+    if found is not None:
+        return found
+    text = _unquoted(value.strip())
+    if sensitive_name(name) and looks_like_secret_value(text):
+        return "a literal credential"
+    if (
+        _weak_secret_name(name)
+        and _TOKEN_CHARS.fullmatch(text)
+        and not _HEX_DIGEST.fullmatch(text)
+        and _MIXED.search(text)  # random keys mix letters and digits; dotted names do not
+        and entropy(text) >= ENTROPY_BITS
+        and looks_like_secret_value(text)
+    ):
+        return "a high-entropy secret"
+    return None
+
+
+def _embedded(text: str) -> Iterator[tuple[str, str]]:
+    """(name, value) of the key=value / key: value lines of a file kept in a ConfigMap."""
+    for line in text.splitlines():
+        if line.lstrip().startswith(("#", ";", "//")):
+            continue
+        match = _KEY_VALUE_LINE.match(line)
+        if match:
+            yield match.group(1), match.group(2)
+
+
+@predicate("configmap_credentials")
+def configmap_credentials(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """A ConfigMap value (or a key=value line of a file it holds) looks like a credential."""
+    for key, value in mapping(obj.body.get("data")).items():
+        if not isinstance(value, str):
+            continue
+        path = ("data", key)
+        single = "\n" not in value.strip()
+        found = secret_kind(str(key), value) if single else credential_format(value)
+        if found is not None:
+            yield Violation(f'key "{key}" holds {found} {redacted(value)}', path)
+            continue
+        for name, inner in _embedded(value):
+            found = secret_kind(name, inner)
+            if found is not None:
+                yield Violation(
+                    f'key "{key}" sets {name} to {found} {redacted(_unquoted(inner))}', path
+                )
+
+
+@predicate("annotation_credentials")
+def annotation_credentials(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
+    """An annotation (of the object or its pod template) looks like a credential."""
+    places: list[tuple[Path, Mapping[str, Any]]] = [
+        (("metadata",), mapping(obj.body.get("metadata")))
+    ]
+    pod = pod_spec(obj)
+    if pod is not None and pod.metadata_path != ("metadata",):
+        places.append((pod.metadata_path, pod.metadata))
+    for place, metadata in places:
+        for key, value in mapping(metadata.get("annotations")).items():
+            name = str(key)
+            if not isinstance(value, str) or name.startswith(_SAFE_ANNOTATION_PREFIXES):
+                continue
+            found = secret_kind(name.rsplit("/", 1)[-1], value)
+            if found is not None:
+                yield Violation(
+                    f'annotation "{name}" holds {found} {redacted(value)}',
+                    (*place, "annotations", name),
+                )
