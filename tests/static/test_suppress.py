@@ -350,3 +350,25 @@ def test_table_markdown_and_junit_count_suppressed(annotated: ScanResult) -> Non
     assert "suppressed by annotation: node agent reads host processes" in messages
     assert "suppressed by annotation" in messages  # KS-0003, written without a reason
     assert int(root.get("skipped", "0")) >= 4
+
+
+def test_parallel_scan_suppresses_as_the_serial_scan(tmp_path: Path) -> None:
+    from kubesentinel.static.parallel import PARALLEL_MIN_BYTES
+
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: pod-{i}\n  annotations:\n"
+        '    padding: "{pad}"\n    kubesentinel.io/skip{n}: "KS-0002=host tools"\n'
+        "spec:\n  hostPID: true\n  containers:\n    - name: c\n      image: nginx:1.25\n"
+    )
+    for n in range(30):
+        docs = [pod.format(i=i, n=i % 3 or "", pad="x" * 4000) for i in range(20)]
+        (tmp_path / f"f{n:02}.yaml").write_text("---\n".join(docs))
+    assert sum(p.stat().st_size for p in tmp_path.iterdir()) > PARALLEL_MIN_BYTES
+    catalogue = builtin_catalogue()
+    serial = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=1))
+    parallel = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=2))
+    assert serial.suppressed == parallel.suppressed
+    assert len(serial.suppressed) == 30 * 20
+    # Annotation lines survive the trip back from the workers: 6 lines below the object's.
+    assert {s.suppression.line - s.finding.object_line for s in parallel.suppressed} == {6}
+    assert not [f for f in parallel.findings if f.rule_id == "KS-0002"]

@@ -118,8 +118,9 @@ def _results(
 
 
 def _suppression(suppression: Suppression) -> dict[str, Any]:
-    """In the manifest (annotation) or outside it (config, baseline); viewers such as GitHub code
-    scanning then show the result as dismissed, with the justification."""
+    """In the manifest (annotation) or outside it (config, baseline). SARIF viewers that honour
+    suppressions show the result as dismissed with the justification; GitHub's upload alone
+    may not (the advanced-security/dismiss-alerts action applies them)."""
     kind = "inSource" if suppression.kind == "annotation" else "external"
     sarif: dict[str, Any] = {"kind": kind, "status": "accepted"}
     if suppression.reason:
