@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,8 @@ spec:
 ANNOTATION = '\n  annotations:\n    kubesentinel.io/skip: "KS-0001=accepted: lab only"'
 
 
-def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
-    document: dict[str, object] = json.loads(capsys.readouterr().out)
+def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(capsys.readouterr().out)
     return document
 
 
@@ -69,8 +70,8 @@ def test_write_baseline_then_baseline_reports_only_new_findings(
     )
     assert main(["scan", "-p", "pod.yaml", "--baseline", "b.json", "-f", "json"]) == 1
     document = _json(capsys)
-    assert {f["rule_id"] for f in document["findings"]} == {"KS-0002"}  # type: ignore[union-attr]
-    reasons = {s["suppression"]["reason"] for s in document["suppressed"]}  # type: ignore[union-attr]
+    assert {f["rule_id"] for f in document["findings"]} == {"KS-0002"}
+    reasons = {s["suppression"]["reason"] for s in document["suppressed"]}
     assert reasons == {"baseline"}
 
 

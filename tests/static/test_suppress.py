@@ -6,7 +6,9 @@ The scan runs from tests/static/data so file names are relative, as in CI.
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
 from dataclasses import replace
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -279,8 +281,6 @@ def test_every_finding_is_reported_suppressed_or_below_threshold(
 
 
 def test_json_lists_suppressed_findings_and_validates(annotated: ScanResult) -> None:
-    from importlib.resources import files
-
     schema = json.loads(
         files("kubesentinel.static.formats").joinpath("scan-result.schema.json").read_text()
     )
@@ -340,16 +340,28 @@ def test_table_markdown_and_junit_count_suppressed(annotated: ScanResult) -> Non
     )
     assert "node agent reads host processes |" in markdown
     junit = renderer("junit")(report)
-    import xml.etree.ElementTree as ET
-
     root = ET.fromstring(junit)  # noqa: S314 - our own output, not untrusted XML
     skipped = [c for c in root.iter("testcase") if c.find("skipped") is not None]
     suppressed = [c for c in skipped if c.get("name", "").endswith("(suppressed)")]
     assert len(suppressed) == len(annotated.suppressed) == 4
-    messages = {c.find("skipped").get("message") for c in suppressed}  # type: ignore[union-attr]
+    messages = {skip.get("message") for case in suppressed for skip in case.iter("skipped")}
     assert "suppressed by annotation: node agent reads host processes" in messages
     assert "suppressed by annotation" in messages  # KS-0003, written without a reason
     assert int(root.get("skipped", "0")) >= 4
+
+
+def test_several_rules_in_one_annotation_suppress_nothing_and_say_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pod.yaml").write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  annotations:\n"
+        '    kubesentinel.io/skip: "KS-0002,KS-0001=both"\nspec:\n  hostPID: true\n'
+        "  containers: []\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    result = scan_paths(["pod.yaml"], builtin_catalogue(), ScanOptions())
+    assert not result.suppressed
+    assert "one rule per annotation: add skip2, skip3" in result.warnings[0].message
 
 
 def test_parallel_scan_suppresses_as_the_serial_scan(tmp_path: Path) -> None:

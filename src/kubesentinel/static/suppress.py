@@ -128,7 +128,8 @@ class Suppressor:
             raise _Ignored("no rule id")
         rule_id = self.canonical.get(written.upper())
         if rule_id is None:
-            raise _Ignored(f"unknown rule id {written!r}; nothing is suppressed")
+            several = " (one rule per annotation: add skip2, skip3 ...)" if "," in written else ""
+            raise _Ignored(f"unknown rule id {written!r}; nothing is suppressed{several}")
         suppression = Suppression("annotation", reason.strip() or None, obj.source.file, line)
         container = match.group(2)
         if container is None:
