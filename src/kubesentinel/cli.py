@@ -99,6 +99,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="VERSION",
         help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
     )
+    scan.add_argument(
+        "--baseline",
+        metavar="FILE",
+        help="report only findings not in this baseline; the others are listed as suppressed",
+    )
+    scan.add_argument(
+        "--write-baseline",
+        metavar="FILE",
+        help="write the reported findings (all severities) to FILE as a baseline; exit 0",
+    )
     scan.add_argument("--no-color", action="store_true", help="never colour the table output")
     scan.add_argument("--store", metavar="PATH",
                       help="also save the workloads' findings (all severities) in this SQLite "
@@ -150,6 +160,7 @@ def _catalogue(config: Config, extra: Sequence[str]) -> Catalogue:
 def _scan(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.static.engine import ScanOptions, scan_paths
     from kubesentinel.static.formats import ScanReport, renderer
+    from kubesentinel.static.suppress import build as build_suppressor
 
     started = time.perf_counter()
     threshold = args.severity_threshold or Severity.parse(config.static.severity_threshold)
@@ -158,10 +169,13 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
         pss = parse_pss_version(pss_text)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    catalogue = _catalogue(config, args.rules).select(args.framework)
+    every_rule = _catalogue(config, args.rules)
+    catalogue = every_rule.select(args.framework)
+    suppressor = build_suppressor(every_rule.rules, config.static.skip, args.baseline)
     options = ScanOptions(
         max_file_bytes=config.static.max_file_size_mb * 1024 * 1024,
         allowed_registries=config.static.allowed_registries,
+        suppressor=suppressor,
     )
     if pss is not None:
         options = replace(options, pss_version=pss)
@@ -180,9 +194,24 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     if args.store:
         _save_posture(result, args.store)
     _print_diagnostics(result, quiet=args.quiet)
+    if args.write_baseline:
+        _write_baseline(result, args.write_baseline, quiet=args.quiet)
     if result.errors:
         return EXIT_ERROR
+    if args.write_baseline:
+        return EXIT_CLEAN  # the findings were just accepted
     return EXIT_FINDINGS if report.findings else EXIT_CLEAN
+
+
+def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
+    """What the scan reports, plus findings an older baseline still matches (fixed ones drop
+    out); annotation and config suppressions stay where they are declared."""
+    from kubesentinel.static.baseline import write_baseline
+
+    kept = [s.finding for s in result.suppressed if s.suppression.kind == "baseline"]
+    count = write_baseline(path, [*result.findings, *kept])
+    if not quiet:
+        print(f"kubesentinel: wrote baseline {path} ({count} findings)", file=sys.stderr)
 
 
 def _save_posture(result: ScanResult, store_path: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from kubesentinel.errors import ConfigError
 from kubesentinel.models import Severity
+from kubesentinel.static.skips import SkipRule, parse_skips
 from kubesentinel.static.yamldoc import LineDict, parse_file
 
 MAX_CONFIG_BYTES = 1024 * 1024
@@ -23,6 +24,8 @@ class StaticConfig:
     max_file_size_mb: int = 32
     # Registries (or registry/path/ prefixes) images may come from; empty: any registry.
     allowed_registries: tuple[str, ...] = ()
+    # Findings not to report, with a reason (see static/skips.py and the README).
+    skip: tuple[SkipRule, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +111,8 @@ _CHECKS: Mapping[str, Check] = {
     "forensics.max_size_mb": _positive,
     "reporting.formats": _report_formats,
 }
+# Keys whose value is structured: parsed by their own module, which raises ConfigError.
+_PARSERS: Mapping[str, Callable[[Any, str, int], Any]] = {"static.skip": parse_skips}
 _SECTIONS: Mapping[str, type] = {
     "static": StaticConfig,
     "runtime": RuntimeConfig,
@@ -178,6 +183,10 @@ def _section(name: str, value: Any, path: str, line: int) -> Any:
             raise ConfigError(
                 f"unknown key {name}.{key} (allowed: {', '.join(known)})", file=path, line=key_line
             )
+        parser = _PARSERS.get(f"{name}.{key}")
+        if parser is not None:
+            values[key] = parser(item, path, key_line)
+            continue
         default = getattr(cls(), key)
         values[key] = _typed(f"{name}.{key}", item, default, path, key_line)
     return cls(**values)

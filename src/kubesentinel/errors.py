@@ -4,7 +4,8 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 ├── UsageError                bad command line (KS-E001)
 ├── ConfigError               config.yaml unreadable, unknown key, wrong type (KS-E002)
 ├── InputError                a manifest could not be read or parsed (KS-E010..)
-└── RuleError                 a rule file is invalid (KS-E020)
+├── RuleError                 a rule file is invalid (KS-E020)
+└── BaselineError             a --baseline file is unreadable or not a baseline (KS-E040)
 """
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ class InputError(KubeSentinelError):
 
 class RuleError(KubeSentinelError):
     code = "KS-E020"
+
+
+class BaselineError(KubeSentinelError):
+    code = "KS-E040"
 
 
 class RuntimeLayerError(KubeSentinelError):

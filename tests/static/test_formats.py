@@ -275,7 +275,7 @@ def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
     report = _report(core, Severity.CRITICAL)
     text = renderer("json")(report)
     document = json.loads(text)
-    assert text.startswith('{\n  "schema_version": "1.0",\n')
+    assert text.startswith('{\n  "schema_version": "1.1",\n')
     lines = text.splitlines()
     for finding in document["findings"]:  # one finding per line: greppable, diff-friendly
         assert f"    {json.dumps(finding)}" in {line.rstrip(",") for line in lines}
@@ -288,6 +288,7 @@ def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
         "findings": 5,
         "by_severity": {"critical": 5, "high": 0, "medium": 0, "low": 0},
         "below_threshold": 1,
+        "suppressed": 0,
         "errors": 1,
         "warnings": 1,
         "notices": 2,

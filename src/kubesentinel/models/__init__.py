@@ -7,6 +7,7 @@ from kubesentinel.models.incident import Incident, RiskReason, RuleCount
 from kubesentinel.models.k8s_object import K8sObject, SourceRef
 from kubesentinel.models.rule import References, Rule
 from kubesentinel.models.severity import Severity
+from kubesentinel.models.suppression import Suppressed, Suppression
 
 __all__ = [
     "Event",
@@ -22,5 +23,7 @@ __all__ = [
     "RuleCount",
     "Severity",
     "SourceRef",
+    "Suppressed",
+    "Suppression",
     "Workload",
 ]

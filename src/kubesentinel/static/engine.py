@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity
+from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.inputs import InputFile, discover
@@ -16,11 +16,13 @@ from kubesentinel.static.parallel import read_all
 from kubesentinel.static.podspec import format_path
 from kubesentinel.static.predicates import load_builtin_predicates
 from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES
+from kubesentinel.static.suppress import Suppressor, build
 
 
 @dataclass(slots=True)
 class ScanResult:
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # reported: not suppressed
+    suppressed: list[Suppressed] = field(default_factory=list)
     errors: list[InputError] = field(default_factory=list)
     warnings: list[InputError] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
@@ -37,6 +39,8 @@ class ScanOptions:
     pss_version: tuple[int, int] = LATEST_PSS
     workers: int = 0  # 0: one per core for large scans
     allowed_registries: tuple[str, ...] = ()
+    # Config skips and baseline; None: skip annotations only, checked against the catalogue.
+    suppressor: Suppressor | None = None
 
 
 def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
@@ -56,7 +60,10 @@ def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions)
         objects.extend(batch.objects)
     result.objects = len(objects)
     ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
-    result.findings = evaluate(objects, catalogue, ctx)
+    findings = evaluate(objects, catalogue, ctx)
+    outcome = (options.suppressor or build(catalogue.rules)).apply(objects, findings)
+    result.findings, result.suppressed = outcome.findings, outcome.suppressed
+    result.warnings.extend(outcome.warnings)
     return result
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubesentinel.models import Finding, Severity
+from kubesentinel.models import Finding, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.engine import ScanResult
 
-JSON_SCHEMA_VERSION = "1.0"
+JSON_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,19 @@ class ScanReport:
         return self.result.at_or_above(self.threshold)
 
     @property
+    def suppressed(self) -> list[Suppressed]:
+        """Suppressed findings at or above the threshold: listed with their reason, never failing.
+
+        The threshold applies first, so each finding is in exactly one of ``findings``,
+        ``suppressed`` and ``below_threshold``.
+        """
+        return [s for s in self.result.suppressed if s.finding.severity >= self.threshold]
+
+    @property
     def below_threshold(self) -> int:
-        return len(self.result.findings) - len(self.findings)
+        """Findings below the threshold, suppressed or not."""
+        total = len(self.result.findings) + len(self.result.suppressed)
+        return total - len(self.findings) - len(self.suppressed)
 
 
 Renderer = Callable[[ScanReport], str]

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from pathlib import PurePosixPath, PureWindowsPath
 from urllib.parse import quote
 
-from kubesentinel.models import Finding, ObjectRef, Rule, Severity
+from kubesentinel.models import Finding, ObjectRef, Rule, Severity, Suppressed
 from kubesentinel.static.formats import ScanReport
 
 TOOL_NAME = "kubesentinel"
@@ -49,6 +49,22 @@ def severity_counts(findings: Iterable[Finding]) -> dict[str, int]:
     for finding in findings:
         counts[finding.severity.label] += 1
     return counts
+
+
+def suppression_counts(suppressed: Iterable[Suppressed]) -> dict[str, int]:
+    """Suppressed findings per source (annotation, config, baseline); sources with none left out."""
+    counts = {"annotation": 0, "config": 0, "baseline": 0}
+    for item in suppressed:
+        counts[item.suppression.kind] += 1
+    return {kind: n for kind, n in counts.items() if n}
+
+
+def suppressed_note(suppressed: list[Suppressed]) -> str:
+    """``3 suppressed (1 by annotation, 2 by baseline)``; empty when nothing was suppressed."""
+    if not suppressed:
+        return ""
+    counts = ", ".join(f"{n} by {kind}" for kind, n in suppression_counts(suppressed).items())
+    return f"{len(suppressed)} suppressed ({counts})"
 
 
 def by_file(findings: Iterable[Finding]) -> list[tuple[str, list[Finding]]]:

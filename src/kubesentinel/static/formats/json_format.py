@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding, Rule
+from kubesentinel.models import Finding, Rule, Suppressed
 from kubesentinel.static.formats import JSON_SCHEMA_VERSION, ScanReport
 from kubesentinel.static.formats.common import TOOL_NAME, rules_of, severity_counts
 
@@ -36,6 +36,7 @@ def document(report: ScanReport) -> dict[str, Any]:
     result = report.result
     rules = rules_of(report)
     findings = report.findings
+    suppressed = report.suppressed
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
@@ -46,11 +47,13 @@ def document(report: ScanReport) -> dict[str, Any]:
             "findings": len(findings),
             "by_severity": severity_counts(findings),
             "below_threshold": report.below_threshold,
+            "suppressed": len(suppressed),
             "errors": len(result.errors),
             "warnings": len(result.warnings),
             "notices": len(result.notices),
         },
         "findings": [_finding(f, rules.get(f.rule_id)) for f in findings],
+        "suppressed": [_suppressed(s, rules.get(s.finding.rule_id)) for s in suppressed],
         "errors": [_problem(e) for e in result.errors],
         "warnings": [_problem(w) for w in result.warnings],
         "notices": [{"file": n.file, "line": n.line, "message": n.message} for n in result.notices],
@@ -79,6 +82,12 @@ def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
         "field_path": finding.field_path,
         "references": _references(rule),
     }
+
+
+def _suppressed(item: Suppressed, rule: Rule | None) -> dict[str, Any]:
+    why = item.suppression
+    suppression = {"kind": why.kind, "reason": why.reason, "file": why.file, "line": why.line}
+    return {**_finding(item.finding, rule), "suppression": suppression}
 
 
 def _references(rule: Rule | None) -> dict[str, list[str]]:

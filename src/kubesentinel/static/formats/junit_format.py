@@ -1,8 +1,8 @@
 """JUnit XML for CI test reports (Jenkins, GitLab): a suite per file, a case per object and rule.
 
 A case fails when the rule found something at or above the threshold, is skipped when its
-findings are below it, and input errors are error cases. A file with nothing to report gets one
-passing case, so every scanned file shows up.
+findings are below it or suppressed (with the reason), and input errors are error cases. A file
+with nothing to report gets one passing case, so every scanned file shows up.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding
+from kubesentinel.models import Finding, Suppressed
 from kubesentinel.static.formats import ScanReport
 from kubesentinel.static.formats.common import TOOL_NAME, object_ref, printable
 
@@ -44,6 +44,8 @@ def _suites(report: ScanReport) -> dict[str, _Suite]:
     for (file, _obj, _rule), findings in _cases(result.findings).items():
         case = _case(file, findings, report)
         suites.setdefault(file, _Suite()).cases.append(case)
+    for item in result.suppressed:  # every severity, as findings below the threshold
+        suites.setdefault(item.finding.file, _Suite()).cases.append(_suppressed_case(item))
     for error in result.errors:
         suites.setdefault(error.file or _NO_FILE, _Suite()).cases.append(_error_case(error))
     for warning in result.warnings:
@@ -77,6 +79,14 @@ def _case(file: str, findings: list[Finding], report: ScanReport) -> ET.Element:
     )
     lines.append(f"Remediation: {first.remediation}")
     failure.text = "\n".join(lines)
+    return case
+
+
+def _suppressed_case(item: Suppressed) -> ET.Element:
+    f, why = item.finding, item.suppression
+    case = _testcase(f.file, f"{f.rule_id} {object_ref(f.obj)} {f.field_path} (suppressed)", f.line)
+    reason = f": {why.reason}" if why.reason else ""
+    ET.SubElement(case, "skipped", message=printable(f"suppressed by {why.kind}{reason}"))
     return case
 
 

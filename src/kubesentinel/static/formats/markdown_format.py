@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding
+from kubesentinel.models import Finding, Suppressed
 from kubesentinel.static.formats import ScanReport
 from kubesentinel.static.formats.common import (
     by_file,
@@ -15,6 +15,7 @@ from kubesentinel.static.formats.common import (
     printable,
     rules_of,
     severity_counts,
+    suppressed_note,
     worst_first,
 )
 
@@ -54,6 +55,8 @@ def render(report: ScanReport) -> str:
         )
     if report.findings:
         parts.append(_remediations(report))
+    if report.suppressed:
+        parts.append(_suppressed(report.suppressed))
     parts.extend(_problems("Input errors", report.result.errors))
     parts.extend(_problems("Warnings", report.result.warnings))
     return "\n\n".join(parts) + "\n"
@@ -77,6 +80,8 @@ def _summary(report: ScanReport) -> str:
             f"{plural(report.below_threshold, 'finding')} below the threshold hidden: "
             "use `--severity-threshold low`."
         )
+    if report.suppressed:
+        notes.append(f"{suppressed_note(report.suppressed)}: listed below with their reasons.")
     if result.errors:
         errors = plural(len(result.errors), "input error")
         notes.append(f"{errors}: those inputs were not fully scanned.")
@@ -110,6 +115,25 @@ def _remediations(report: ScanReport) -> str:
         urls = [u for u in rule.references.urls if _LINKABLE.fullmatch(u)]
         link = f"[{escape(rule.id)}]({urls[0]})" if urls else escape(rule.id)
         lines.append(f"- **{link}** {escape(rule.title)}: {escape(rule.remediation)}")
+    return "\n".join(lines)
+
+
+def _suppressed(suppressed: list[Suppressed]) -> str:
+    """Suppressions are review material: a new one in a pull request deserves a look."""
+    lines = [
+        "### Suppressed",
+        "",
+        "| Rule | Object | Where | Suppressed by | Reason |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for item in suppressed[:MAX_ROWS]:
+        f, why = item.finding, item.suppression
+        lines.append(
+            f"| {escape(f.rule_id)} | {code(object_label(f.obj))} | {code(f'{f.file}:{f.line}')} "
+            f"| {why.kind} | {escape(why.reason or '')} |"
+        )
+    if len(suppressed) > MAX_ROWS:
+        lines.extend(["", f"_{plural(len(suppressed) - MAX_ROWS, 'more')} in the JSON report._"])
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding, Rule, Severity
+from kubesentinel.models import Finding, Rule, Severity, Suppression
 from kubesentinel.static.formats import ScanReport
 from kubesentinel.static.formats.common import TOOL_NAME, artifact_uri, object_ref
 from kubesentinel.static.objects import Notice
@@ -42,7 +42,11 @@ def log(report: ScanReport) -> dict[str, Any]:
     run = {
         "tool": {"driver": driver},
         "invocations": [_invocation(report)],
-        "results": _results(report.findings, index),
+        "results": _results(
+            [(f, None) for f in report.findings]
+            + [(s.finding, s.suppression) for s in report.suppressed],
+            index,
+        ),
     }
     return {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
 
@@ -87,10 +91,12 @@ def _help_markdown(rule: Rule) -> str:
     return "\n\n".join(parts)
 
 
-def _results(findings: Iterable[Finding], index: dict[str, int]) -> list[dict[str, Any]]:
+def _results(
+    findings: Iterable[tuple[Finding, Suppression | None]], index: dict[str, int]
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for finding in findings:
+    for finding, suppression in findings:
         fingerprint = _fingerprint(finding)
         # Same rule, object and field twice (two messages): number them as GitHub does.
         seen[fingerprint] = seen.get(fingerprint, 0) + 1
@@ -105,8 +111,24 @@ def _results(findings: Iterable[Finding], index: dict[str, int]) -> list[dict[st
             partialFingerprints={"primaryLocationLineHash": f"{fingerprint}:{seen[fingerprint]}"},
             properties={"severity": finding.severity.label, "fieldPath": finding.field_path},
         )
+        if suppression is not None:
+            result["suppressions"] = [_suppression(suppression)]
         results.append(result)
     return results
+
+
+def _suppression(suppression: Suppression) -> dict[str, Any]:
+    """In the manifest (annotation) or outside it (config, baseline). SARIF viewers that honour
+    suppressions show the result as dismissed with the justification; GitHub's upload alone
+    may not (the advanced-security/dismiss-alerts action applies them)."""
+    kind = "inSource" if suppression.kind == "annotation" else "external"
+    sarif: dict[str, Any] = {"kind": kind, "status": "accepted"}
+    if suppression.reason:
+        sarif["justification"] = suppression.reason
+    if suppression.file is not None:
+        sarif["location"] = _physical(suppression.file, suppression.line)
+    sarif["properties"] = {"source": suppression.kind}
+    return sarif
 
 
 def _fingerprint(finding: Finding) -> str:

@@ -15,6 +15,7 @@ from kubesentinel.static.formats.common import (
     plural,
     printable,
     severity_counts,
+    suppressed_note,
     worst_first,
 )
 
@@ -107,6 +108,8 @@ def _summary(report: ScanReport) -> str:
         text = f"{scanned}: no findings at or above {threshold}."
     if report.below_threshold:
         text += f" {report.below_threshold} below threshold hidden: use --severity-threshold low."
+    if report.suppressed:
+        text += f" {suppressed_note(report.suppressed)}: --format json lists them with reasons."
     if result.errors:
         text += f" {plural(len(result.errors), 'input error')}."
     if result.warnings:
