@@ -11,10 +11,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubesentinel import __version__
+from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
@@ -62,10 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         "--path",
         "-p",
         action="append",
-        required=True,
+        default=[],
         metavar="PATH",
-        help="file or directory (recursive: .yaml, .yml, .json); '-' reads stdin; repeatable",
+        help="file or directory (recursive: .yaml, .yml, .json; Helm charts and Kustomize "
+        "directories are rendered); '-' reads stdin; repeatable",
     )
+    add_input_options(scan)
     scan.add_argument(
         "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
     )
@@ -158,10 +162,12 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     catalogue = _catalogue(config, args.rules).select(args.framework)
-    options = ScanOptions(max_file_bytes=config.static.max_file_size_mb * 1024 * 1024)
+    options = ScanOptions(
+        max_file_bytes=config.static.max_file_size_mb * 1024 * 1024, render=render_options(args)
+    )
     if pss is not None:
-        options = ScanOptions(max_file_bytes=options.max_file_bytes, pss_version=pss)
-    result = scan_paths(args.path, catalogue, options)
+        options = replace(options, pss_version=pss)
+    result = scan_paths(args.path, catalogue, options, cluster_batches(args, catalogue))
     out_is_tty = args.output is None and sys.stdout.isatty()
     report = ScanReport(
         result=result,
