@@ -248,3 +248,12 @@ def test_scan_cluster_against_in_process_api_server_follows_continue_tokens(
     ]
     pod_requests = [r for r in api.requests if r.startswith("/api/v1/pods")]
     assert pod_requests == ["/api/v1/pods?limit=1", "/api/v1/pods?limit=1&continue=1"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "sarif", "junit", "markdown"])
+def test_scan_cluster_against_in_process_api_server_renders_in_every_format(
+    api: ApiServer, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scan", "--cluster", "--format", fmt]) == 1
+    out = capsys.readouterr().out
+    assert f"cluster://{CONTEXT}/prod/Deployment/web" in out

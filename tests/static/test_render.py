@@ -118,6 +118,17 @@ def test_helm_source_comments_put_findings_on_template_lines() -> None:
     )
 
 
+def test_helm_misspelt_field_warning_points_at_the_template() -> None:
+    image, typo = '          image: "nginx:1.25"\n', "          imagePullPolic: Always\n"
+    text = HELM_OUTPUT.replace(image, typo)
+    batch = ReadBatch()
+    read_helm_output(text.encode(), CHART, MB, lambda _kind: True, batch)
+    (warning,) = [w for w in batch.warnings if w.code == "KS-W002"]
+    assert "imagePullPolic" in warning.message
+    # Not in the template: the nearest enclosing key written there, `containers:`.
+    assert (warning.file, warning.line) == (str(CHART / "templates" / "deployment.yaml"), 18)
+
+
 def test_helm_output_without_source_comments_keeps_the_rendered_name() -> None:
     batch = ReadBatch()
     text = b"apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n"

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubesentinel.errors import InputError
+from kubesentinel.static.fieldcheck import unknown_fields
 from kubesentinel.static.inputs import RenderTarget
 from kubesentinel.static.origins import HelmOrigins, KustomizeOrigins, helm_origins
 from kubesentinel.static.reader import ReadBatch, read_bytes
@@ -169,14 +170,19 @@ def _read_rendered(
     read_bytes(rendered, name, is_rule_target, part)
     batch.files.append(name)
     batch.errors.extend(part.errors)
-    batch.warnings.extend(part.warnings)
+    # Parse problems stay on the rendered output's lines; misspelt fields are found again
+    # below, once the objects point at their sources.
+    batch.warnings.extend(w for w in part.warnings if w.code != "KS-W002")
     batch.notices.extend(n for n in part.notices if not n.message.startswith("no YAML documents"))
     # Objects of several renders may share a source file: number them past the ones before.
     offset = max((o.source.doc_index for o in batch.objects), default=-1) + 1
     for obj in part.objects:
         moved = origins.relocate(obj)
         index = moved.source.doc_index + offset
-        batch.objects.append(replace(moved, source=replace(moved.source, doc_index=index)))
+        moved = replace(moved, source=replace(moved.source, doc_index=index))
+        batch.objects.append(moved)
+        if is_rule_target(moved.kind):
+            batch.warnings.extend(unknown_fields(moved))
 
 
 def run_tool(argv: list[str], target: RenderTarget, timeout_s: float, max_bytes: int) -> bytes:
