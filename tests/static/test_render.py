@@ -108,13 +108,16 @@ def test_helm_source_comments_put_findings_on_template_lines() -> None:
         str(CHART / "templates" / "deployment.yaml"),
         17,
     )
+    # `image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"`: that templated line.
+    assert found["KS-0047"].field_path.endswith(".image")
+    assert found["KS-0047"].line == 20
     # Produced by `toYaml .Values.securityContext`: the key the action sits under.
     assert found["KS-0001"].line == 21
     assert found["KS-0001"].field_path.endswith("securityContext.privileged")
-    # `type: {{ .Values.service.type }}`: the enclosing `spec:` of the Service template.
+    # `type: {{ .Values.service.type }}`: the one templated line of that key.
     assert (found["KS-0056"].file, found["KS-0056"].line) == (
         str(CHART / "templates" / "service.yaml"),
-        5,
+        6,
     )
 
 
@@ -125,8 +128,8 @@ def test_helm_misspelt_field_warning_points_at_the_template() -> None:
     read_helm_output(text.encode(), CHART, MB, lambda _kind: True, batch)
     (warning,) = [w for w in batch.warnings if w.code == "KS-W002"]
     assert "imagePullPolic" in warning.message
-    # Not in the template: the nearest enclosing key written there, `containers:`.
-    assert (warning.file, warning.line) == (str(CHART / "templates" / "deployment.yaml"), 18)
+    # Not in the template: the container item holding it, `- name: {{ .Chart.Name }}`.
+    assert (warning.file, warning.line) == (str(CHART / "templates" / "deployment.yaml"), 19)
 
 
 def test_helm_output_without_source_comments_keeps_the_rendered_name() -> None:
@@ -188,8 +191,8 @@ def test_kustomize_overlay_built_with_real_kubectl_points_findings_at_base_files
     found = _by_rule(deployment)
     base_file = (BASE / "deployment.yaml").resolve()
     assert (Path(found["KS-0001"].file).resolve(), found["KS-0001"].line) == (base_file, 12)
-    # hostNetwork comes from the overlay's patch: the enclosing pod spec in the base file.
-    assert (Path(found["KS-0004"].file).resolve(), found["KS-0004"].line) == (base_file, 8)
+    # hostNetwork comes from the overlay's patch: the pod template's `spec:` in the base file.
+    assert (Path(found["KS-0004"].file).resolve(), found["KS-0004"].line) == (base_file, 7)
     # Shown relative to the working directory when below it, like files found by walking.
     if not os.path.relpath(base_file).startswith(".."):
         assert found["KS-0001"].file == os.path.relpath(base_file)
@@ -274,3 +277,26 @@ def test_helm_failure_quotes_helms_error(
     err = capsys.readouterr().err
     assert "KS-E019" in err
     assert "helm template" in err
+
+
+def test_helm_range_loop_documents_all_map_to_the_one_template(tmp_path: Path) -> None:
+    chart = tmp_path / "accounts"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "templates" / "sa.yaml").write_text(
+        "{{- range .Values.accounts }}\n---\napiVersion: v1\nkind: ServiceAccount\n"
+        "metadata:\n  name: {{ . }}\nautomountServiceAccountToken: true\n{{- end }}\n"
+    )
+    document = (
+        "---\n# Source: accounts/templates/sa.yaml\napiVersion: v1\nkind: ServiceAccount\n"
+        "metadata:\n  name: {name}\nautomountServiceAccountToken: true\n"
+    )
+    text = document.replace("{name}", "alpha") + document.replace("{name}", "beta")
+    batch = ReadBatch()
+    read_helm_output(text.encode(), chart, MB, lambda _kind: True, batch)
+    assert [o.name for o in batch.objects] == ["alpha", "beta"]
+    for obj in batch.objects:
+        assert obj.source.file == str(chart / "templates" / "sa.yaml")
+        assert obj.source.line == 3
+        assert obj.body.key_lines["automountServiceAccountToken"] == 7  # type: ignore[attr-defined]
+        assert obj.body["metadata"].key_lines["name"] == 6  # `name: {{ . }}`, for both
+    assert batch.objects[0].source.doc_index != batch.objects[1].source.doc_index

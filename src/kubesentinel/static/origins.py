@@ -2,17 +2,16 @@
 
 Helm prints ``# Source: CHART/templates/FILE`` before every document. The object's file is
 that template (inside the chart directory), and each line of the rendered document is matched
-to the template's own lines: first by aligning the two texts in order (difflib), then by a
-line whose text occurs only once in the template. A line written verbatim in the template
-(``privileged: true``, ``hostNetwork: true``, ``kind: Deployment``) is thus found; a field
-produced by a template action (``{{ toYaml .Values.securityContext | nindent 12 }}``) takes the
-line of the nearest enclosing field that was found, which is the key the action sits under.
+to the template's own lines (see ``_align``): a line written verbatim in the template
+(``hostNetwork: true``, ``kind: Deployment``) or as the templated line of the same key
+(``replicas: {{ .Values.replicaCount }}``) is found; a field produced by a block action
+(``{{ toYaml .Values.securityContext | nindent 12 }}``) takes the line of the key holding it.
 
 Kustomize adds a ``config.kubernetes.io/origin`` annotation (``path:`` of the resource file)
 when the build asks for ``buildMetadata: [originAnnotations]``. The object's file is that
 resource file, and lines are matched by structure: the same field path in the source document
 (list items by ``name``, else by position). Fields added by a patch or a transformer take the
-line of the enclosing mapping in the source. The annotation is removed before rules run.
+line of the key that holds them in the source. The annotation is removed before rules run.
 """
 
 from __future__ import annotations
@@ -92,22 +91,57 @@ def helm_origins(rendered: bytes, chart_dir: Path, max_bytes: int) -> HelmOrigin
 
 
 def _align(segment: _Segment, template: str) -> dict[int, int]:
-    """Rendered line -> template line, for rendered lines found verbatim in the template."""
+    """Rendered line -> template line, for the rendered lines the template shows.
+
+    In order: lines aligned verbatim (difflib); between two aligned runs, a ``key: value``
+    line and the one templated line of that key there (``replicas: {{ .Values.n }}``);
+    then, for documents a loop repeated, a line written once in the template, verbatim or
+    as the only templated line of its key.
+    """
     texts = [line.strip() for line in template.split("\n")]
     mapping: dict[int, int] = {}
-    if len(texts) * len(segment.texts) <= _MAX_ALIGN_PAIRS:
-        matcher = difflib.SequenceMatcher(None, segment.texts, texts, autojunk=False)
-        for block in matcher.get_matching_blocks():
-            for offset in range(block.size):
-                if segment.texts[block.a + offset]:
-                    mapping[segment.lines[block.a + offset]] = block.b + offset + 1
-    seen: dict[str, int] = {}
-    for number, text in enumerate(texts, start=1):
-        seen[text] = 0 if text in seen else number  # 0: occurs more than once
-    for number, text in zip(segment.lines, segment.texts, strict=True):
-        if number not in mapping and text and seen.get(text):
-            mapping[number] = seen[text]
+    rendered = segment.texts
+    if len(texts) * len(rendered) <= _MAX_ALIGN_PAIRS:
+        matcher = difflib.SequenceMatcher(None, rendered, texts, autojunk=False)
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+            if tag == "equal":
+                pairs = zip(range(i1, i2), range(j1, j2), strict=True)
+                mapping.update((segment.lines[i], j + 1) for i, j in pairs if rendered[i])
+            elif tag == "replace":
+                keyed = _templated_keys(texts, j1, j2)
+                for i in range(i1, i2):
+                    line = keyed.get(_key(rendered[i]))
+                    if line:
+                        mapping[segment.lines[i]] = line
+    verbatim = _unique(enumerate(texts, start=1))
+    keyed = _templated_keys(texts, 0, len(texts))
+    for number, text in zip(segment.lines, rendered, strict=True):
+        if number not in mapping and text:
+            line = verbatim.get(text) or keyed.get(_key(text))
+            if line:
+                mapping[number] = line
     return mapping
+
+
+def _unique(numbered: Iterable[tuple[int, str]]) -> dict[str, int]:
+    """Text -> its line number; 0 when the text is on more than one line."""
+    seen: dict[str, int] = {}
+    for number, text in numbered:
+        seen[text] = 0 if text in seen else number
+    return seen
+
+
+def _templated_keys(texts: list[str], start: int, stop: int) -> dict[str, int]:
+    """``key:`` -> line of the one templated line of that key in texts[start:stop]."""
+    keyed = _unique((j + 1, _key(texts[j])) for j in range(start, stop) if "{{" in texts[j])
+    keyed.pop("", None)  # lines that are no `key: value` pair match nothing by key
+    return keyed
+
+
+def _key(text: str) -> str:
+    """``- name: web`` -> ``- name:``; a line that is not ``key: value`` -> ""."""
+    key, colon, _value = text.partition(": ")
+    return key + ":" if colon and key and "{{" not in key and not key.startswith("#") else ""
 
 
 @dataclass(slots=True)
@@ -207,14 +241,15 @@ def _remap_node(node: Any, mapping: Mapping[int, int], parent: int, seen: set[in
         return  # plain data has no lines; a merge-key source shared by two parents: once
     seen.add(id(node))
     node.line = mapping.get(node.line, parent)
+    # A field with no line of its own takes the line of the key (or item) that holds it.
     if isinstance(node, LineDict):
         for key, value in node.items():
-            line = mapping.get(node.key_lines.get(key, -1), node.line)
+            line = mapping.get(node.key_lines.get(key, -1), parent)
             node.key_lines[key] = line
             _remap_node(value, mapping, line, seen)
     else:
         for index, value in enumerate(node):
-            line = mapping.get(node.item_lines[index], node.line)
+            line = mapping.get(node.item_lines[index], parent)
             node.item_lines[index] = line
             _remap_node(value, mapping, line, seen)
 
