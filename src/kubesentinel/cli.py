@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kubesentinel import __version__
+from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
@@ -63,10 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         "--path",
         "-p",
         action="append",
-        required=True,
+        default=[],
         metavar="PATH",
-        help="file or directory (recursive: .yaml, .yml, .json); '-' reads stdin; repeatable",
+        help="file or directory (recursive: .yaml, .yml, .json; Helm charts and Kustomize "
+        "directories are rendered); '-' reads stdin; repeatable",
     )
+    add_input_options(scan)
     scan.add_argument(
         "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
     )
@@ -176,10 +179,11 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
         max_file_bytes=config.static.max_file_size_mb * 1024 * 1024,
         allowed_registries=config.static.allowed_registries,
         suppressor=suppressor,
+        render=render_options(args),
     )
     if pss is not None:
         options = replace(options, pss_version=pss)
-    result = scan_paths(args.path, catalogue, options)
+    result = scan_paths(args.path, catalogue, options, cluster_batches(args, catalogue))
     out_is_tty = args.output is None and sys.stdout.isatty()
     report = ScanReport(
         result=result,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -9,13 +10,14 @@ from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
-from kubesentinel.static.inputs import InputFile, discover
+from kubesentinel.static.inputs import InputFile, RenderTarget, discover
 from kubesentinel.static.locate import line_of
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import read_all
 from kubesentinel.static.podspec import format_path
 from kubesentinel.static.predicates import load_builtin_predicates
-from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES
+from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, ReadBatch
+from kubesentinel.static.render import RenderOptions, render_all
 from kubesentinel.static.suppress import Suppressor, build
 
 
@@ -41,18 +43,45 @@ class ScanOptions:
     allowed_registries: tuple[str, ...] = ()
     # Config skips and baseline; None: skip annotations only, checked against the catalogue.
     suppressor: Suppressor | None = None
+    render: RenderOptions = field(default_factory=RenderOptions)  # Helm and Kustomize inputs
 
 
-def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
+def scan_paths(
+    paths: Sequence[str],
+    catalogue: Catalogue,
+    options: ScanOptions,
+    extra: Iterable[ReadBatch] = (),
+) -> ScanResult:
+    """Scan files, rendered charts and directories, and ``extra`` objects (a live cluster)."""
     result = ScanResult()
     sources: list[InputFile] = []
+    targets: list[RenderTarget] = []
     for item in discover(paths):
         if isinstance(item, InputError):
             result.errors.append(item)
+        elif isinstance(item, RenderTarget):
+            targets.append(item)
         else:
             sources.append(item)
+    batches = read_all(sources, catalogue.target_kinds, options.max_file_bytes, options.workers)
+    if targets:
+        rendered = render_all(
+            targets, catalogue.target_kinds, options.render, options.max_file_bytes
+        )
+        batches = itertools.chain(batches, [rendered])
+    return scan_batches(itertools.chain(batches, extra), catalogue, options, result)
+
+
+def scan_batches(
+    batches: Iterable[ReadBatch],
+    catalogue: Catalogue,
+    options: ScanOptions,
+    result: ScanResult | None = None,
+) -> ScanResult:
+    """Evaluate the rules over objects read by any input (files, renders, a live cluster)."""
+    result = result if result is not None else ScanResult()
     objects: list[K8sObject] = []
-    for batch in read_all(sources, catalogue.target_kinds, options.max_file_bytes, options.workers):
+    for batch in batches:
         result.files.extend(batch.files)
         result.errors.extend(batch.errors)
         result.warnings.extend(batch.warnings)

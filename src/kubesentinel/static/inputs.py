@@ -14,6 +14,9 @@ from kubesentinel.errors import InputError
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 STDIN_NAME = "<stdin>"
+HELM_MARKER = "Chart.yaml"
+# The file names kustomize itself accepts, in its own order of preference.
+KUSTOMIZE_MARKERS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +25,25 @@ class InputFile:
     path: Path | None  # None for stdin
 
 
-def discover(paths: Sequence[str]) -> Iterator[InputFile | InputError]:
-    """Files named directly, and manifest files under directories (sorted, recursive)."""
+@dataclass(frozen=True, slots=True)
+class RenderTarget:
+    """A Helm chart or Kustomize directory: rendered by its tool, then scanned."""
+
+    tool: str  # "helm" or "kustomize"
+    directory: Path  # as given or found, for the names shown in findings
+    marker: str  # Chart.yaml or the kustomization file's name
+
+
+Discovered = InputFile | RenderTarget | InputError
+
+
+def discover(paths: Sequence[str]) -> Iterator[Discovered]:
+    """Files named directly, and manifest files under directories (sorted, recursive).
+
+    A directory holding Chart.yaml or a kustomization file is one render target and is not
+    walked further (its templates and patches are not manifests of their own); naming that
+    marker file directly means its directory.
+    """
     for raw in paths:
         if raw == STDIN:
             yield InputFile(STDIN_NAME, None)
@@ -31,6 +51,8 @@ def discover(paths: Sequence[str]) -> Iterator[InputFile | InputError]:
         path = Path(raw)
         if path.is_dir():
             yield from _walk(path)
+        elif path.is_file() and (target := _render_target(path.parent, [path.name])):
+            yield target
         elif path.is_file():
             yield InputFile(raw, path)
         elif path.exists():
@@ -39,18 +61,23 @@ def discover(paths: Sequence[str]) -> Iterator[InputFile | InputError]:
             yield InputError("no such file or directory", file=raw, code="KS-E016")
 
 
-def _walk(root: Path) -> Iterator[InputFile | InputError]:
+def _render_target(directory: Path, files: Sequence[str]) -> RenderTarget | None:
+    if HELM_MARKER in files:
+        return RenderTarget("helm", directory, HELM_MARKER)
+    for marker in KUSTOMIZE_MARKERS:
+        if marker in files:
+            return RenderTarget("kustomize", directory, marker)
+    return None
+
+
+def _walk(root: Path) -> Iterator[Discovered]:
     for directory, subdirs, files in os.walk(root, onerror=None):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         here = Path(directory)
-        if "Chart.yaml" in files:
+        target = _render_target(here, files)
+        if target is not None:
             subdirs[:] = []
-            yield InputError(
-                "Helm chart: templates must be rendered before scanning",
-                file=str(here),
-                hint=f"run: helm template {here} | kubesentinel scan --path -",
-                code="KS-E017",
-            )
+            yield target
             continue
         for name in sorted(files):
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):

@@ -49,11 +49,18 @@ def _read_one(
     except InputError as exc:
         batch.errors.append(exc)
         return
-    parsed = parse_file(data, source.name, is_rule_target)
+    read_bytes(data, source.name, is_rule_target, batch)
+
+
+def read_bytes(
+    data: bytes, name: str, is_rule_target: Callable[[str], bool], batch: ReadBatch
+) -> None:
+    """Parse one file's bytes into ``batch`` (also used for rendered Helm/Kustomize output)."""
+    parsed = parse_file(data, name, is_rule_target)
     batch.errors.extend(parsed.errors)
     batch.warnings.extend(parsed.warnings)
     for document in parsed.documents:
-        for item in objects_from(document, source.name):
+        for item in objects_from(document, name):
             if isinstance(item, Notice):
                 batch.notices.append(item)
             elif is_rule_target(item.kind):
@@ -64,7 +71,7 @@ def _read_one(
                 if item.kind not in BUILTIN_KINDS:
                     batch.notices.append(_unknown_kind(item))
     if not parsed.documents and not parsed.errors:
-        batch.notices.append(Notice(source.name, 1, "no YAML documents (empty file)"))
+        batch.notices.append(Notice(name, 1, "no YAML documents (empty file)"))
 
 
 def _unknown_kind(obj: K8sObject) -> Notice:

@@ -92,12 +92,17 @@ def rules_of(report: ScanReport) -> dict[str, Rule]:
     return {rule.id: rule for rule in report.catalogue.rules}
 
 
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
 def artifact_uri(file: str) -> tuple[str, bool]:
     """A URI for a scanned path and whether it is relative (to the directory the scan ran in).
 
     Relative paths become forward-slash URI references without ``./``; absolute ones become
     ``file://`` URIs; other names (``<stdin>``) are percent-encoded so the URI stays valid.
     """
+    if _URI.match(file):  # already a URI: objects read by `scan --cluster` (cluster://...)
+        return file, False
     if PureWindowsPath(file).is_absolute() and not file.startswith("/"):
         return PureWindowsPath(file).as_uri(), False
     posix = file.replace("\\", "/")
