@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity
 from kubesentinel.static.catalogue import Catalogue
+from kubesentinel.static.cel_rules import CEL_PREDICATE, cel_check
 from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.inputs import InputFile, discover
 from kubesentinel.static.locate import line_of
@@ -70,7 +71,8 @@ def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContex
                 r for r in catalogue.rules if catalogue.applies(r, obj.kind)
             ]
         for rule in rules:
-            for violation in predicates[rule.predicate](obj, ctx, rule.params):
+            check = cel_check if rule.predicate == CEL_PREDICATE else predicates[rule.predicate]
+            for violation in check(obj, ctx, rule.params):
                 finding = _finding(rule, obj, violation.message, violation.path)
                 key = (
                     rule.id,

@@ -1,0 +1,303 @@
+"""User rules whose condition is CEL, in ValidatingAdmissionPolicy's shape (docs/custom-rules.md).
+
+A rule file gives ``validations`` (and optionally ``variables``) instead of a predicate. Each
+validation whose expression is false on an object is a violation, as in VAP. Expressions are
+parsed and type-checked at load time, so a broken rule fails the run (exit 2) with the rule
+file, the YAML line of the expression and the CEL error; nothing is ever imported or executed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from kubesentinel.errors import RuleError
+from kubesentinel.models import K8sObject
+from kubesentinel.static.cel_env import (
+    CelCompileError,
+    CelEvalError,
+    CelUnavailable,
+    Compiled,
+    activation,
+    compile_expression,
+    evaluate,
+    plain,
+)
+from kubesentinel.static.cel_lines import expression_line
+from kubesentinel.static.context import ScanContext
+from kubesentinel.static.podspec import POD_TEMPLATE_PATHS, Path, dig
+from kubesentinel.static.predicates import Violation
+from kubesentinel.static.yamldoc import LineDict
+
+CEL_PREDICATE = "cel"
+VALIDATION_KEYS = ("expression", "message", "messageExpression", "reason", "fieldPath")
+VARIABLE_KEYS = ("name", "expression")
+REASONS = ("Unauthorized", "Forbidden", "Invalid", "RequestEntityTooLarge")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_VARIABLE_REF = re.compile(r"\bvariables\.([A-Za-z_][A-Za-z0-9_]*)")
+_FIELD_STEP = re.compile(r"\.?([A-Za-z0-9_-]+)|\[(\d+)\]|\['([^']*)'\]")
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    compiled: Compiled
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    expression: str
+    compiled: Compiled
+    message: str
+    message_expression: Compiled | None
+    field_path: Path
+    where: str  # "file:line" of the expression, for runtime error messages
+    uses: tuple[str, ...]  # names of the variables the expression reads
+
+
+@dataclass(frozen=True, slots=True)
+class CelProgram:
+    validations: tuple[Validation, ...]
+    variables: tuple[Variable, ...] = ()
+
+    def check(self, obj: K8sObject) -> Iterator[Violation]:
+        data = dict(_object_data(obj))
+        failed: dict[str, str] = {}
+        if self.variables:
+            data["variables"] = _variables(self.variables, data, failed)
+        bound = activation(data)
+        for validation in self.validations:
+            try:
+                result = evaluate(validation.compiled, bound)
+            except CelEvalError as exc:
+                yield _error(validation, _cause(validation, exc.message, failed))
+                continue
+            if result is False:
+                yield Violation(_message(validation, bound), validation.field_path)
+            elif result is not True:
+                yield _error(validation, f"returned {type(result).__name__}, not a bool")
+
+
+def cel_check(obj: K8sObject, ctx: ScanContext, params: Mapping[str, Any]) -> Iterator[Violation]:
+    """The predicate every CEL rule runs: its compiled program, kept in the rule's params."""
+    program: CelProgram = params["program"]
+    return program.check(obj)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+_last_data: tuple[K8sObject | None, dict[str, Any]] = (None, {})
+
+
+def _object_data(obj: K8sObject) -> dict[str, Any]:
+    """The variables of one object, converted once however many CEL rules read it."""
+    global _last_data  # noqa: PLW0603 - a one-entry cache, replaced on every new object
+    if _last_data[0] is not obj:
+        body = plain(obj.body)
+        template = POD_TEMPLATE_PATHS.get(obj.kind)
+        pod = dig(body, (*template, "spec")) if template is not None else None
+        group, _, version = obj.api_version.rpartition("/")
+        request = {
+            "operation": "CREATE",
+            "kind": {"group": group, "version": version, "kind": obj.kind},
+            "name": obj.name,
+            "namespace": obj.namespace or "",
+            "dryRun": False,
+        }
+        data = {
+            "object": body,
+            "oldObject": None,
+            "request": request,
+            "params": None,
+            "namespaceObject": None,
+            "variables": {},
+            "podSpec": pod if isinstance(pod, dict) else None,
+        }
+        _last_data = (obj, data)
+    return _last_data[1]
+
+
+def _variables(
+    variables: Sequence[Variable], data: dict[str, Any], failed: dict[str, str]
+) -> dict[str, Any]:
+    """VAP variables in order; each sees the earlier ones. Errors surface where one is used."""
+    values: dict[str, Any] = {}
+    for variable in variables:
+        try:
+            values[variable.name] = evaluate(
+                variable.compiled, activation({**data, "variables": dict(values)})
+            )
+        except CelEvalError as exc:
+            failed[variable.name] = exc.message
+    return values
+
+
+def _cause(validation: Validation, message: str, failed: Mapping[str, str]) -> str:
+    for name in validation.uses:
+        if name in failed:
+            return f"variables.{name} failed: {failed[name]}"
+    return message
+
+
+def _error(validation: Validation, cause: str) -> Violation:
+    return Violation(
+        f"CEL expression at {validation.where} could not be evaluated ({cause}); counted as a "
+        "violation, as ValidatingAdmissionPolicy's failurePolicy: Fail does",
+        validation.field_path,
+    )
+
+
+def _message(validation: Validation, bound: Any) -> str:
+    """messageExpression when it gives a one-line, non-blank string; else message (VAP rules)."""
+    if validation.message_expression is not None:
+        try:
+            text = evaluate(validation.message_expression, bound)
+        except CelEvalError:
+            return validation.message
+        if isinstance(text, str) and text.strip() and "\n" not in text:
+            return text
+    return validation.message
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def compile_rule(doc: LineDict, file: str, source: Sequence[str]) -> CelProgram:
+    """Compile a rule's ``variables`` and ``validations``; RuleError names file and line."""
+    variables = _compile_variables(doc, file, source)
+    known = [v.name for v in variables]
+    items = _list_of_mappings(doc, "validations", file, required=True)
+    validations = []
+    for index, item in enumerate(items):
+        where = f"validations[{index}]"
+        _keys(item, ("expression",), VALIDATION_KEYS, file, where)
+        expression = _text(item, "expression", file, where)
+        compiled = _compile(item, "expression", file, source, where, ("bool", "dyn"))
+        uses = _uses(item, expression, known, file, where)
+        message_expression = None
+        if "messageExpression" in item:
+            _text(item, "messageExpression", file, where)
+            message_expression = _compile(
+                item, "messageExpression", file, source, where, ("string", "dyn")
+            )
+            _uses(item, item["messageExpression"], known, file, where, key="messageExpression")
+        if "reason" in item and item["reason"] not in REASONS:
+            _fail(f"{where}.reason must be one of {', '.join(REASONS)}", file, item, "reason")
+        message = (
+            _text(item, "message", file, where)
+            if "message" in item
+            else f"failed expression: {expression.strip()}"
+        )
+        field_path = _field_path(item, file, where) if "fieldPath" in item else ()
+        line = item.key_lines["expression"]
+        validations.append(
+            Validation(expression, compiled, message, message_expression, field_path,
+                       f"{file}:{line}", uses)  # fmt: skip
+        )
+    return CelProgram(tuple(validations), tuple(variables))
+
+
+def _compile_variables(doc: LineDict, file: str, source: Sequence[str]) -> list[Variable]:
+    if "variables" not in doc:
+        return []
+    variables: list[Variable] = []
+    for index, item in enumerate(_list_of_mappings(doc, "variables", file, required=False)):
+        where = f"variables[{index}]"
+        _keys(item, VARIABLE_KEYS, VARIABLE_KEYS, file, where)
+        name = _text(item, "name", file, where)
+        if not _IDENT.match(name):
+            _fail(f"{where}.name {name!r} must be a CEL identifier", file, item, "name")
+        if name in (v.name for v in variables):
+            _fail(f"{where}.name {name!r} is defined twice", file, item, "name")
+        expression = _text(item, "expression", file, where)
+        _uses(item, expression, [v.name for v in variables], file, where)
+        variables.append(Variable(name, _compile(item, "expression", file, source, where, ())))
+    return variables
+
+
+def _compile(
+    item: LineDict, key: str, file: str, source: Sequence[str], where: str, types: Sequence[str]
+) -> Compiled:
+    text = str(item[key])
+    try:
+        compiled = compile_expression(text)
+    except CelUnavailable as exc:  # pragma: no cover - only where no wheel exists
+        raise RuleError(f"CEL rules need the CEL runtime, which failed to import: {exc}",
+                        file=file, line=item.key_lines[key],
+                        hint="pip install cel-expr-python")  # fmt: skip
+    except CelCompileError as exc:
+        line = expression_line(source, item.key_lines[key], exc.line, exc.column)
+        at = f" (expression line {exc.line}, column {exc.column})" if exc.line else ""
+        raise RuleError(f"CEL error in {where}.{key}{at}: {exc.message}",
+                        file=file, line=line) from None  # fmt: skip
+    if types and compiled.result_type not in types:
+        _fail(f"{where}.{key} must evaluate to {types[0]}, but its type is "
+              f"{compiled.result_type}", file, item, key)  # fmt: skip
+    return compiled
+
+
+def _uses(
+    item: LineDict, text: str, known: Sequence[str], file: str, where: str, key: str = "expression"
+) -> tuple[str, ...]:
+    """Variables an expression reads; an undefined one is a load error, not a runtime one."""
+    names = tuple(dict.fromkeys(_VARIABLE_REF.findall(text)))
+    for name in names:
+        if name not in known:
+            defined = ", ".join(known) or "none"
+            _fail(f"{where}.{key} reads variables.{name}, which is not defined before it "
+                  f"(defined: {defined})", file, item, key)  # fmt: skip
+    return names
+
+
+def _field_path(item: LineDict, file: str, where: str) -> Path:
+    """VAP's fieldPath ("spec.containers[0].image", "metadata.labels['team']") as a path."""
+    text = item["fieldPath"]
+    if not isinstance(text, str) or not text.strip():
+        _fail(f"{where}.fieldPath must be a non-empty string", file, item, "fieldPath")
+    steps: list[str | int] = []
+    at = 0
+    while at < len(text):
+        match = _FIELD_STEP.match(text, at)
+        if match is None or match.end() == at:
+            _fail(f"{where}.fieldPath {text!r}: cannot read it after column {at + 1}",
+                  file, item, "fieldPath")  # fmt: skip
+        key, index, quoted = match.groups()
+        steps.append(int(index) if index is not None else (key if key is not None else quoted))
+        at = match.end()
+    return tuple(steps)
+
+
+def _list_of_mappings(doc: LineDict, key: str, file: str, *, required: bool) -> list[LineDict]:
+    value = doc.get(key)
+    if not isinstance(value, list) or (required and not value):
+        _fail(f"{key} must be a list of mappings" + (" (at least one)" if required else ""),
+              file, doc, key)  # fmt: skip
+    for item in value:
+        if not isinstance(item, LineDict):
+            _fail(f"each item of {key} must be a mapping", file, doc, key)
+    return list(value)
+
+
+def _keys(
+    item: LineDict, required: Sequence[str], allowed: Sequence[str], file: str, where: str
+) -> None:
+    for key in item:
+        if key not in allowed:
+            _fail(f"unknown key {key!r} in {where} (allowed: {', '.join(allowed)})",
+                  file, item, key)  # fmt: skip
+    for key in required:
+        if key not in item:
+            raise RuleError(f"{where} has no {key!r}", file=file, line=item.line)
+
+
+def _text(item: LineDict, key: str, file: str, where: str) -> str:
+    value = item.get(key)
+    if not isinstance(value, str) or not value.strip():
+        _fail(f"{where}.{key} must be a non-empty string", file, item, key)
+    return value
+
+
+def _fail(message: str, file: str, node: LineDict, key: str) -> NoReturn:
+    raise RuleError(message, file=file, line=node.key_lines.get(key, node.line))
