@@ -84,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH",
-        help="extra rule file or directory, same format as the built-in rules",
+        help="extra rule file or directory, same format as the built-in rules; conditions "
+        "may be CEL validations (docs/custom-rules.md)",
     )
     scan.add_argument(
         "--framework",
@@ -115,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = rule_commands.add_parser("explain", help="show one rule in full", parents=common)
     explain.add_argument("rule_id", metavar="RULE_ID")
     explain.set_defaults(handler=_rules_explain)
+    for command in (listing, explain):  # user rules show beside the built-ins
+        command.add_argument("--rules", action="append", default=[], metavar="PATH",
+                             help="extra rule file or directory, as for scan")  # fmt: skip
     add_runtime_commands(commands, common)
     return parser
 
@@ -227,7 +231,7 @@ def _print_error(exc: KubeSentinelError, label: str = "error") -> None:
 
 
 def _rules_list(args: argparse.Namespace, config: Config) -> int:
-    catalogue = _catalogue(config, [])
+    catalogue = _catalogue(config, args.rules)
     if args.format == "json":
         payload = [rule_as_dict(rule) for rule in catalogue.rules]
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
@@ -240,7 +244,7 @@ def _rules_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def _rules_explain(args: argparse.Namespace, config: Config) -> int:
-    catalogue = _catalogue(config, [])
+    catalogue = _catalogue(config, args.rules)
     rule = catalogue.get(args.rule_id)
     if rule is None:
         raise UsageError(
@@ -261,12 +265,22 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
+    lines += _cel_lines(rule)
     print("\n".join(lines))
     return EXIT_CLEAN
 
 
+def _cel_lines(rule: Rule) -> list[str]:
+    program = rule.params.get("program")  # set for CEL rules only (static/cel_rules.py)
+    if program is None:
+        return []
+    return ["", f"CEL rule from {rule.source_file}:", *(f"  {line}" for line in program.describe())]
+
+
 def rule_as_dict(rule: Rule) -> dict[str, object]:
     refs = rule.references
+    program = rule.params.get("program")
+    extra = {"source_file": rule.source_file, "cel": program.describe()} if program else {}
     return {
         "id": rule.id,
         "title": rule.title,
@@ -284,4 +298,5 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "concepts": list(refs.concepts),
             "urls": list(refs.urls),
         },
+        **extra,
     }

@@ -146,13 +146,14 @@ def load_rule_file(file: Path) -> list[Rule]:
 def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
     check = _Checker(doc, file)
     is_cel = "validations" in doc
+    check.keys(_REQUIRED, _CEL_KEYS if is_cel else _PREDICATE_KEYS)
     if not is_cel and "predicate" not in doc:
         raise RuleError("a rule needs either 'predicate' (a built-in check) or 'validations' "
                         "(CEL conditions)", file=file, line=doc.line)  # fmt: skip
-    check.keys(_REQUIRED, _CEL_KEYS if is_cel else _PREDICATE_KEYS)
     rule_id = check.string("id")
     if not RULE_ID.match(rule_id):
         check.fail("id", f"rule id {rule_id!r} must look like KS-0001")
+    params: dict[str, object]
     if is_cel:
         predicate, params = CEL_PREDICATE, {"program": compile_rule(doc, file, source)}
     else:

@@ -43,6 +43,7 @@ _FIELD_STEP = re.compile(r"\.?([A-Za-z0-9_-]+)|\[(\d+)\]|\['([^']*)'\]")
 @dataclass(frozen=True, slots=True)
 class Variable:
     name: str
+    expression: str
     compiled: Compiled
 
 
@@ -61,6 +62,13 @@ class Validation:
 class CelProgram:
     validations: tuple[Validation, ...]
     variables: tuple[Variable, ...] = ()
+
+    def describe(self) -> list[str]:
+        """The rule's CEL, for ``rules explain`` and ``rules list --format json``."""
+        lines = [f"variables.{v.name} = {' '.join(v.expression.split())}" for v in self.variables]
+        for validation in self.validations:
+            lines.append(f"must hold: {' '.join(validation.expression.split())}")
+        return lines
 
     def check(self, obj: K8sObject) -> Iterator[Violation]:
         data = dict(_object_data(obj))
@@ -166,138 +174,133 @@ def _message(validation: Validation, bound: Any) -> str:
 
 def compile_rule(doc: LineDict, file: str, source: Sequence[str]) -> CelProgram:
     """Compile a rule's ``variables`` and ``validations``; RuleError names file and line."""
-    variables = _compile_variables(doc, file, source)
-    known = [v.name for v in variables]
-    items = _list_of_mappings(doc, "validations", file, required=True)
-    validations = []
-    for index, item in enumerate(items):
-        where = f"validations[{index}]"
-        _keys(item, ("expression",), VALIDATION_KEYS, file, where)
-        expression = _text(item, "expression", file, where)
-        compiled = _compile(item, "expression", file, source, where, ("bool", "dyn"))
-        uses = _uses(item, expression, known, file, where)
+    return _Loader(file, source).program(doc)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loader:
+    file: str
+    source: Sequence[str]  # the rule file's lines, to place errors inside block scalars
+
+    def program(self, doc: LineDict) -> CelProgram:
+        variables = self.variables(doc) if "variables" in doc else []
+        known = [v.name for v in variables]
+        items = self.mappings(doc, "validations", required=True)
+        return CelProgram(
+            tuple(
+                self.validation(item, f"validations[{i}]", known) for i, item in enumerate(items)
+            ),
+            tuple(variables),
+        )
+
+    def validation(self, item: LineDict, where: str, known: Sequence[str]) -> Validation:
+        self.keys(item, ("expression",), VALIDATION_KEYS, where)
+        expression = self.text(item, "expression", where)
+        compiled = self.compile(item, "expression", where, ("bool", "dyn"))
+        uses = self.uses(item, "expression", where, known)
         message_expression = None
         if "messageExpression" in item:
-            _text(item, "messageExpression", file, where)
-            message_expression = _compile(
-                item, "messageExpression", file, source, where, ("string", "dyn")
-            )
-            _uses(item, item["messageExpression"], known, file, where, key="messageExpression")
+            self.text(item, "messageExpression", where)
+            message_expression = self.compile(item, "messageExpression", where, ("string", "dyn"))
+            self.uses(item, "messageExpression", where, known)
         if "reason" in item and item["reason"] not in REASONS:
-            _fail(f"{where}.reason must be one of {', '.join(REASONS)}", file, item, "reason")
+            self.fail(f"{where}.reason must be one of {', '.join(REASONS)}", item, "reason")
         message = (
-            _text(item, "message", file, where)
+            self.text(item, "message", where)
             if "message" in item
             else f"failed expression: {expression.strip()}"
         )
-        field_path = _field_path(item, file, where) if "fieldPath" in item else ()
-        line = item.key_lines["expression"]
-        validations.append(
-            Validation(expression, compiled, message, message_expression, field_path,
-                       f"{file}:{line}", uses)  # fmt: skip
+        field_path = self.field_path(item, where) if "fieldPath" in item else ()
+        where_in_file = f"{self.file}:{item.key_lines['expression']}"
+        return Validation(
+            expression, compiled, message, message_expression, field_path, where_in_file, uses
         )
-    return CelProgram(tuple(validations), tuple(variables))
 
+    def variables(self, doc: LineDict) -> list[Variable]:
+        variables: list[Variable] = []
+        for index, item in enumerate(self.mappings(doc, "variables", required=False)):
+            where = f"variables[{index}]"
+            self.keys(item, VARIABLE_KEYS, VARIABLE_KEYS, where)
+            name = self.text(item, "name", where)
+            if not _IDENT.match(name):
+                self.fail(f"{where}.name {name!r} must be a CEL identifier", item, "name")
+            if name in (v.name for v in variables):
+                self.fail(f"{where}.name {name!r} is defined twice", item, "name")
+            expression = self.text(item, "expression", where)
+            self.uses(item, "expression", where, [v.name for v in variables])
+            variables.append(
+                Variable(name, expression, self.compile(item, "expression", where, ()))
+            )
+        return variables
 
-def _compile_variables(doc: LineDict, file: str, source: Sequence[str]) -> list[Variable]:
-    if "variables" not in doc:
-        return []
-    variables: list[Variable] = []
-    for index, item in enumerate(_list_of_mappings(doc, "variables", file, required=False)):
-        where = f"variables[{index}]"
-        _keys(item, VARIABLE_KEYS, VARIABLE_KEYS, file, where)
-        name = _text(item, "name", file, where)
-        if not _IDENT.match(name):
-            _fail(f"{where}.name {name!r} must be a CEL identifier", file, item, "name")
-        if name in (v.name for v in variables):
-            _fail(f"{where}.name {name!r} is defined twice", file, item, "name")
-        expression = _text(item, "expression", file, where)
-        _uses(item, expression, [v.name for v in variables], file, where)
-        variables.append(Variable(name, _compile(item, "expression", file, source, where, ())))
-    return variables
+    def compile(self, item: LineDict, key: str, where: str, types: Sequence[str]) -> Compiled:
+        try:
+            compiled = compile_expression(str(item[key]))
+        except CelUnavailable as exc:  # pragma: no cover - only where no wheel exists
+            raise RuleError(f"CEL rules need the CEL runtime, which failed to import: {exc}",
+                            file=self.file, line=item.key_lines[key],
+                            hint="pip install cel-expr-python") from None  # fmt: skip
+        except CelCompileError as exc:
+            line = expression_line(self.source, item.key_lines[key], exc.line, exc.column)
+            at = f" (expression line {exc.line}, column {exc.column})" if exc.line else ""
+            raise RuleError(f"CEL error in {where}.{key}{at}: {exc.message}",
+                            file=self.file, line=line) from None  # fmt: skip
+        if types and compiled.result_type not in types:
+            self.fail(f"{where}.{key} must evaluate to {types[0]}, but its type is "
+                      f"{compiled.result_type}", item, key)  # fmt: skip
+        return compiled
 
+    def uses(self, item: LineDict, key: str, where: str, known: Sequence[str]) -> tuple[str, ...]:
+        """Variables an expression reads; an undefined one is a load error, not a runtime one."""
+        names = tuple(dict.fromkeys(_VARIABLE_REF.findall(str(item[key]))))
+        for name in names:
+            if name not in known:
+                defined = ", ".join(known) or "none"
+                self.fail(f"{where}.{key} reads variables.{name}, which is not defined before "
+                          f"it (defined: {defined})", item, key)  # fmt: skip
+        return names
 
-def _compile(
-    item: LineDict, key: str, file: str, source: Sequence[str], where: str, types: Sequence[str]
-) -> Compiled:
-    text = str(item[key])
-    try:
-        compiled = compile_expression(text)
-    except CelUnavailable as exc:  # pragma: no cover - only where no wheel exists
-        raise RuleError(f"CEL rules need the CEL runtime, which failed to import: {exc}",
-                        file=file, line=item.key_lines[key],
-                        hint="pip install cel-expr-python")  # fmt: skip
-    except CelCompileError as exc:
-        line = expression_line(source, item.key_lines[key], exc.line, exc.column)
-        at = f" (expression line {exc.line}, column {exc.column})" if exc.line else ""
-        raise RuleError(f"CEL error in {where}.{key}{at}: {exc.message}",
-                        file=file, line=line) from None  # fmt: skip
-    if types and compiled.result_type not in types:
-        _fail(f"{where}.{key} must evaluate to {types[0]}, but its type is "
-              f"{compiled.result_type}", file, item, key)  # fmt: skip
-    return compiled
+    def field_path(self, item: LineDict, where: str) -> Path:
+        """VAP's fieldPath ("spec.containers[0].image", "metadata.labels['team']") as a path."""
+        text = self.text(item, "fieldPath", where)
+        steps: list[str | int] = []
+        at = 0
+        while at < len(text):
+            match = _FIELD_STEP.match(text, at)
+            if match is None or match.end() == at:
+                self.fail(f"{where}.fieldPath {text!r}: cannot read it from column {at + 1}",
+                          item, "fieldPath")  # fmt: skip
+            key, index, quoted = match.groups()
+            steps.append(int(index) if index is not None else (key if key is not None else quoted))
+            at = match.end()
+        return tuple(steps)
 
+    def mappings(self, doc: LineDict, key: str, *, required: bool) -> list[LineDict]:
+        value = doc.get(key)
+        if not isinstance(value, list) or (required and not value):
+            least = " (at least one)" if required else ""
+            self.fail(f"{key} must be a list of mappings{least}", doc, key)
+        for item in value:
+            if not isinstance(item, LineDict):
+                self.fail(f"each item of {key} must be a mapping", doc, key)
+        return list(value)
 
-def _uses(
-    item: LineDict, text: str, known: Sequence[str], file: str, where: str, key: str = "expression"
-) -> tuple[str, ...]:
-    """Variables an expression reads; an undefined one is a load error, not a runtime one."""
-    names = tuple(dict.fromkeys(_VARIABLE_REF.findall(text)))
-    for name in names:
-        if name not in known:
-            defined = ", ".join(known) or "none"
-            _fail(f"{where}.{key} reads variables.{name}, which is not defined before it "
-                  f"(defined: {defined})", file, item, key)  # fmt: skip
-    return names
+    def keys(
+        self, item: LineDict, required: Sequence[str], allowed: Sequence[str], where: str
+    ) -> None:
+        for key in item:
+            if key not in allowed:
+                self.fail(f"unknown key {key!r} in {where} (allowed: {', '.join(allowed)})",
+                          item, key)  # fmt: skip
+        for key in required:
+            if key not in item:
+                raise RuleError(f"{where} has no {key!r}", file=self.file, line=item.line)
 
+    def text(self, item: LineDict, key: str, where: str) -> str:
+        value = item.get(key)
+        if not isinstance(value, str) or not value.strip():
+            self.fail(f"{where}.{key} must be a non-empty string", item, key)
+        return value
 
-def _field_path(item: LineDict, file: str, where: str) -> Path:
-    """VAP's fieldPath ("spec.containers[0].image", "metadata.labels['team']") as a path."""
-    text = item["fieldPath"]
-    if not isinstance(text, str) or not text.strip():
-        _fail(f"{where}.fieldPath must be a non-empty string", file, item, "fieldPath")
-    steps: list[str | int] = []
-    at = 0
-    while at < len(text):
-        match = _FIELD_STEP.match(text, at)
-        if match is None or match.end() == at:
-            _fail(f"{where}.fieldPath {text!r}: cannot read it after column {at + 1}",
-                  file, item, "fieldPath")  # fmt: skip
-        key, index, quoted = match.groups()
-        steps.append(int(index) if index is not None else (key if key is not None else quoted))
-        at = match.end()
-    return tuple(steps)
-
-
-def _list_of_mappings(doc: LineDict, key: str, file: str, *, required: bool) -> list[LineDict]:
-    value = doc.get(key)
-    if not isinstance(value, list) or (required and not value):
-        _fail(f"{key} must be a list of mappings" + (" (at least one)" if required else ""),
-              file, doc, key)  # fmt: skip
-    for item in value:
-        if not isinstance(item, LineDict):
-            _fail(f"each item of {key} must be a mapping", file, doc, key)
-    return list(value)
-
-
-def _keys(
-    item: LineDict, required: Sequence[str], allowed: Sequence[str], file: str, where: str
-) -> None:
-    for key in item:
-        if key not in allowed:
-            _fail(f"unknown key {key!r} in {where} (allowed: {', '.join(allowed)})",
-                  file, item, key)  # fmt: skip
-    for key in required:
-        if key not in item:
-            raise RuleError(f"{where} has no {key!r}", file=file, line=item.line)
-
-
-def _text(item: LineDict, key: str, file: str, where: str) -> str:
-    value = item.get(key)
-    if not isinstance(value, str) or not value.strip():
-        _fail(f"{where}.{key} must be a non-empty string", file, item, key)
-    return value
-
-
-def _fail(message: str, file: str, node: LineDict, key: str) -> NoReturn:
-    raise RuleError(message, file=file, line=node.key_lines.get(key, node.line))
+    def fail(self, message: str, node: LineDict, key: str) -> NoReturn:
+        raise RuleError(message, file=self.file, line=node.key_lines.get(key, node.line))
