@@ -27,7 +27,7 @@ from kubesentinel.static.cel_env import (
 )
 from kubesentinel.static.cel_lines import expression_line
 from kubesentinel.static.context import ScanContext
-from kubesentinel.static.podspec import POD_TEMPLATE_PATHS, Path, dig
+from kubesentinel.static.podspec import POD_TEMPLATE_PATHS, Path
 from kubesentinel.static.predicates import Violation
 from kubesentinel.static.yamldoc import LineDict
 
@@ -71,11 +71,10 @@ class CelProgram:
         return lines
 
     def check(self, obj: K8sObject) -> Iterator[Violation]:
-        data = dict(_object_data(obj))
+        data, bound = _object_data(obj)
         failed: dict[str, str] = {}
         if self.variables:
-            data["variables"] = _variables(self.variables, data, failed)
-        bound = activation(data)
+            bound = activation({**data, "variables": _variables(self.variables, data, failed)})
         for validation in self.validations:
             try:
                 result = evaluate(validation.compiled, bound)
@@ -96,16 +95,14 @@ def cel_check(obj: K8sObject, ctx: ScanContext, params: Mapping[str, Any]) -> It
 
 # --- evaluation -------------------------------------------------------------------------------
 
-_last_data: tuple[K8sObject | None, dict[str, Any]] = (None, {})
+_last_data: tuple[K8sObject | None, dict[str, Any], Any] = (None, {}, None)
 
 
-def _object_data(obj: K8sObject) -> dict[str, Any]:
-    """The variables of one object, converted once however many CEL rules read it."""
+def _object_data(obj: K8sObject) -> tuple[dict[str, Any], Any]:
+    """The variables of one object and their binding, made once however many rules read it."""
     global _last_data  # noqa: PLW0603 - a one-entry cache, replaced on every new object
     if _last_data[0] is not obj:
         body = plain(obj.body)
-        template = POD_TEMPLATE_PATHS.get(obj.kind)
-        pod = dig(body, (*template, "spec")) if template is not None else None
         group, _, version = obj.api_version.rpartition("/")
         request = {
             "operation": "CREATE",
@@ -121,10 +118,21 @@ def _object_data(obj: K8sObject) -> dict[str, Any]:
             "params": None,
             "namespaceObject": None,
             "variables": {},
-            "podSpec": pod if isinstance(pod, dict) else None,
+            "podSpec": _pod_spec(body, obj.kind),
         }
-        _last_data = (obj, data)
-    return _last_data[1]
+        _last_data = (obj, data, activation(data))
+    return _last_data[1], _last_data[2]
+
+
+def _pod_spec(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """The pod template's spec (podspec.py knows where each kind keeps it); plain dicts only."""
+    path = POD_TEMPLATE_PATHS.get(kind)
+    if path is None:
+        return None
+    node: Any = body
+    for step in (*path, "spec"):
+        node = node.get(step) if type(node) is dict else None
+    return node if type(node) is dict else None
 
 
 def _variables(
