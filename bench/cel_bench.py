@@ -142,7 +142,7 @@ def library_figures(name: str, make: Callable[[], tuple[Compile, Run]]) -> None:
 def _correct(compile_: Compile, run: Run, text: str, want: object) -> bool:
     try:
         got = run(compile_(text), DEPLOYMENT)
-    except Exception:  # noqa: BLE001 - any failure, compile or run time, counts the same
+    except Exception:  # any failure, compile or run time, counts the same
         return want is None
     return want is not None and got == want
 
@@ -177,8 +177,11 @@ def _run(argv: list[str]) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--libraries-only", action="store_true",
-                        help="only (a): for a Python with the candidates but no kubesentinel")  # fmt: skip
+    parser.add_argument(
+        "--libraries-only",
+        action="store_true",
+        help="only (a): for a Python with the candidates but no kubesentinel",
+    )
     args = parser.parse_args()
     for name, make in LIBRARIES.items():
         library_figures(name, make)

@@ -404,3 +404,17 @@ def test_missing_id_and_duplicate_builtin_id_are_errors(tmp_path: Path) -> None:
     assert (error.line, error.message) == (1, "missing key 'id'")
     error = load_error(tmp_path, body, HEAD.replace("ACME-0001", "KS-0001"))
     assert error.message.startswith("duplicate rule id KS-0001 (also in ")
+
+
+def test_the_rule_in_the_docs_and_the_readme_loads_and_runs(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    for doc in (root / "docs" / "custom-rules.md", root / "README.md"):
+        text = doc.read_text(encoding="utf-8")
+        start = text.index("```yaml\nid: ACME-0003") + len("```yaml\n")
+        path = tmp_path / "doc-rule.yaml"
+        path.write_text(text[start : text.index("```", start)])
+        findings = scan(tmp_path, path)
+        assert {(f.rule_id, f.obj.name) for f in findings} == {
+            ("ACME-0003", "web"),
+            ("ACME-0003", "backup"),
+        }, doc
