@@ -21,6 +21,7 @@ import orjson
 VARIABLES = ("object", "oldObject", "request", "params", "namespaceObject", "variables", "podSpec")
 
 _POSITION = re.compile(r"<input>:(\d+):(\d+): (.*)")
+_STATUS = re.compile(r"^[A-Z_]+: ")
 
 
 class CelUnavailable(Exception):
@@ -107,7 +108,8 @@ def evaluate(compiled: Compiled, bound: Any) -> Any:
     """The plain Python result; CelEvalError for a runtime error (missing key, bad regex...)."""
     value = compiled.program.eval(bound)
     if value.type() == _error_type():
-        raise CelEvalError(str(value.value()))
+        # "NOT_FOUND: Key not found in map : ..." - the status code says nothing more.
+        raise CelEvalError(_STATUS.sub("", str(value.value()), count=1))
     return value.plain_value()
 
 
