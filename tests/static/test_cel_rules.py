@@ -9,8 +9,12 @@ import pytest
 
 from kubesentinel.errors import RuleError
 from kubesentinel.models import Finding
-from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue, load_rule_file
-from kubesentinel.static.cel_rules import CEL_PREDICATE
+from kubesentinel.static.catalogue import (
+    CEL_PREDICATE,
+    builtin_catalogue,
+    load_catalogue,
+    load_rule_file,
+)
 from kubesentinel.static.engine import ScanOptions, scan_paths
 
 HEAD = """\

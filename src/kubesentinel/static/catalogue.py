@@ -11,7 +11,6 @@ from typing import NoReturn
 
 from kubesentinel.errors import RuleError
 from kubesentinel.models import References, Rule, Severity
-from kubesentinel.static.cel_rules import CEL_PREDICATE, compile_rule
 from kubesentinel.static.podspec import WORKLOAD_KINDS
 from kubesentinel.static.predicates import load_builtin_predicates
 from kubesentinel.static.yamldoc import LineDict, parse_file
@@ -19,6 +18,7 @@ from kubesentinel.static.yamldoc import LineDict, parse_file
 BUILTIN_DIR = Path(__file__).parent / "rules"
 KIND_GROUPS: Mapping[str, tuple[str, ...]] = {"workloads": WORKLOAD_KINDS}
 ALL_KINDS = "*"
+CEL_PREDICATE = "cel"  # the predicate of rules with CEL validations (static/cel_rules.py)
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9_-]+$")
 PSS_REF = re.compile(r"^(baseline|restricted):[a-z0-9-]+$")
 
@@ -155,6 +155,8 @@ def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
         check.fail("id", f"rule id {rule_id!r} must look like KS-0001")
     params: dict[str, object]
     if is_cel:
+        from kubesentinel.static.cel_rules import compile_rule  # CEL rules only: not at start-up
+
         predicate, params = CEL_PREDICATE, {"program": compile_rule(doc, file, source)}
     else:
         predicate, params = _predicate(check)

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-import orjson
-
 # VAP's variables (object, oldObject, request, params, namespaceObject, variables) plus
 # KubeSentinel's podSpec. Declared dynamic: manifests have no schema here.
 VARIABLES = ("object", "oldObject", "request", "params", "namespaceObject", "variables", "podSpec")
@@ -59,6 +57,8 @@ def _env() -> Any:
     try:
         from cel_expr_python import cel
         from cel_expr_python.ext import ext_bindings, ext_optional, ext_strings
+
+        from kubesentinel.static.cel_k8s import function_declarations
     except ImportError as exc:  # pragma: no cover - only where no wheel exists
         raise CelUnavailable(str(exc)) from None
     return cel.NewEnv(
@@ -68,6 +68,7 @@ def _env() -> Any:
             ext_optional.ExtOptional(),
             ext_bindings.ExtBindings(),
         ],
+        functions=function_declarations(),
     )
 
 
@@ -121,6 +122,8 @@ def plain(value: Any) -> Any:
     a Deployment in 5 us against 12 us for the Python walk, which stays for what JSON cannot
     hold (integers beyond 64 bits).
     """
+    import orjson  # only scans with CEL rules need it: kept out of start-up
+
     try:
         return orjson.loads(orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS))
     except orjson.JSONEncodeError:

@@ -31,7 +31,6 @@ from kubesentinel.static.podspec import POD_TEMPLATE_PATHS, Path
 from kubesentinel.static.predicates import Violation
 from kubesentinel.static.yamldoc import LineDict
 
-CEL_PREDICATE = "cel"
 VALIDATION_KEYS = ("expression", "message", "messageExpression", "reason", "fieldPath")
 VARIABLE_KEYS = ("name", "expression")
 REASONS = ("Unauthorized", "Forbidden", "Invalid", "RequestEntityTooLarge")

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity
-from kubesentinel.static.catalogue import Catalogue
-from kubesentinel.static.cel_rules import CEL_PREDICATE, cel_check
+from kubesentinel.static.catalogue import CEL_PREDICATE, Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.inputs import InputFile, discover
 from kubesentinel.static.locate import line_of
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import read_all
 from kubesentinel.static.podspec import format_path
-from kubesentinel.static.predicates import load_builtin_predicates
+from kubesentinel.static.predicates import Predicate, load_builtin_predicates
 from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES
 
 
@@ -62,16 +61,17 @@ def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions)
 def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContext) -> list[Finding]:
     """Run every applicable rule over every object; findings sorted by file, line, rule."""
     predicates = load_builtin_predicates()
-    by_kind: dict[str, list[Rule]] = {}
+    by_kind: dict[str, list[tuple[Rule, Predicate]]] = {}
     findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
     for obj in objects:
         rules = by_kind.get(obj.kind)
         if rules is None:
             rules = by_kind[obj.kind] = [
-                r for r in catalogue.rules if catalogue.applies(r, obj.kind)
+                (r, _check_of(r, predicates))
+                for r in catalogue.rules
+                if catalogue.applies(r, obj.kind)
             ]
-        for rule in rules:
-            check = cel_check if rule.predicate == CEL_PREDICATE else predicates[rule.predicate]
+        for rule, check in rules:
             for violation in check(obj, ctx, rule.params):
                 finding = _finding(rule, obj, violation.message, violation.path)
                 key = (
@@ -84,6 +84,14 @@ def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContex
                 )
                 findings.setdefault(key, finding)
     return sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule_id, f.message))
+
+
+def _check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
+    if rule.predicate != CEL_PREDICATE:
+        return predicates[rule.predicate]
+    from kubesentinel.static.cel_rules import cel_check  # CEL rules only: not at start-up
+
+    return cel_check
 
 
 def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ...]) -> Finding:
