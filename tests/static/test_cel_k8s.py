@@ -57,6 +57,8 @@ def test_kubernetes_library_functions(expression: str, expected: object) -> None
     ("expression", "error"),
     [
         ("[].max()", "max called on an empty list"),
+        ("object.tag.find('[') == ''", "unterminated character set"),
+        ("[1, 'a'].isSorted()", "'<=' not supported between instances of 'int' and 'str'"),
         ("quantity('abc') == quantity('1')", "invalid quantity 'abc'"),
         ("quantity('500m').asInteger() == 0", "quantity is not an integer in int64 range"),
         ("quantity('10E').asInteger() == 0", "quantity is not an integer in int64 range"),

@@ -44,6 +44,7 @@ class Variable:
     name: str
     expression: str
     compiled: Compiled
+    reads_variables: bool  # False: it can share the object's binding (saves a conversion)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,8 @@ class CelProgram:
         data, bound = _object_data(obj)
         failed: dict[str, str] = {}
         if self.variables:
-            bound = activation({**data, "variables": _variables(self.variables, data, failed)})
+            values = _variables(self.variables, data, bound, failed)
+            bound = activation({**data, "variables": values})
         for validation in self.validations:
             try:
                 result = evaluate(validation.compiled, bound)
@@ -135,15 +137,15 @@ def _pod_spec(body: dict[str, Any], kind: str) -> dict[str, Any] | None:
 
 
 def _variables(
-    variables: Sequence[Variable], data: dict[str, Any], failed: dict[str, str]
+    variables: Sequence[Variable], data: dict[str, Any], bound: Any, failed: dict[str, str]
 ) -> dict[str, Any]:
     """VAP variables in order; each sees the earlier ones. Errors surface where one is used."""
     values: dict[str, Any] = {}
     for variable in variables:
+        if variable.reads_variables:
+            bound = activation({**data, "variables": dict(values)})
         try:
-            values[variable.name] = evaluate(
-                variable.compiled, activation({**data, "variables": dict(values)})
-            )
+            values[variable.name] = evaluate(variable.compiled, bound)
         except CelEvalError as exc:
             failed[variable.name] = exc.message
     return values
@@ -234,10 +236,9 @@ class _Loader:
             if name in (v.name for v in variables):
                 self.fail(f"{where}.name {name!r} is defined twice", item, "name")
             expression = self.text(item, "expression", where)
-            self.uses(item, "expression", where, [v.name for v in variables])
-            variables.append(
-                Variable(name, expression, self.compile(item, "expression", where, ()))
-            )
+            uses = self.uses(item, "expression", where, [v.name for v in variables])
+            compiled = self.compile(item, "expression", where, ())
+            variables.append(Variable(name, expression, compiled, bool(uses)))
         return variables
 
     def compile(self, item: LineDict, key: str, where: str, types: Sequence[str]) -> Compiled:
