@@ -155,7 +155,7 @@ def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
         check.fail("id", f"rule id {rule_id!r} must look like KS-0001")
     params: dict[str, object]
     if is_cel:
-        from kubesentinel.static.cel_rules import compile_rule  # CEL rules only: not at start-up
+        from kubesentinel.static.cel_load import compile_rule  # CEL rules only: not at start-up
 
         predicate, params = CEL_PREDICATE, {"program": compile_rule(doc, file, source)}
     else:
