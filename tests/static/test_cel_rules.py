@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from kubesentinel.static.catalogue import CEL_PREDICATE, load_rule_file
+from kubesentinel.static.catalogue import CEL_PREDICATE, load_catalogue, load_rule_file
+from kubesentinel.static.engine import ScanOptions, scan_paths
+from kubesentinel.static.parallel import PARALLEL_MIN_BYTES
 from tests.static.cel_helpers import HEAD, rule_file, scan
 
 
@@ -210,3 +212,27 @@ def test_the_rule_in_the_docs_and_the_readme_loads_and_runs(tmp_path: Path) -> N
             ("ACME-0003", "web"),
             ("ACME-0003", "backup"),
         }, doc
+
+
+def test_parallel_reading_gives_cel_rules_the_same_whole_objects(tmp_path: Path) -> None:
+    path = rule_file(tmp_path, """\
+        kinds: ["*"]
+        validations:
+          - expression: "object.?spec.?size.orValue(0) < 5"
+            messageExpression: "object.metadata.name + ' too big'"
+        """)  # fmt: skip
+    pad = "x" * 4000
+    widget = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w-{i}\n"
+    widget += "  annotations: {{pad: " + pad + "}}\nspec: {{size: {size}}}\n"
+    data = tmp_path / "data"
+    data.mkdir()
+    for n in range(30):
+        docs = [widget.format(i=f"{n}-{i}", size=i % 10) for i in range(20)]
+        (data / f"w{n}.yaml").write_text("---\n".join(docs))
+    assert sum(f.stat().st_size for f in data.iterdir()) > PARALLEL_MIN_BYTES
+    catalogue = load_catalogue([path])
+    serial = scan_paths([str(data)], catalogue, ScanOptions(workers=1))
+    parallel = scan_paths([str(data)], catalogue, ScanOptions(workers=2))
+    assert len(serial.findings) == 300  # sizes 5..9 of 600 widgets
+    assert serial.findings == parallel.findings
+    assert serial.findings[0].message == "w-0-5 too big"
