@@ -270,17 +270,27 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
     return EXIT_CLEAN
 
 
+def _cel_of(rule: Rule) -> list[str] | None:
+    """A CEL rule's expressions (static/cel_rules.py); None for a predicate rule."""
+    from kubesentinel.static.catalogue import CEL_PREDICATE
+
+    if rule.predicate != CEL_PREDICATE:
+        return None
+    lines: list[str] = rule.params["program"].describe()
+    return lines
+
+
 def _cel_lines(rule: Rule) -> list[str]:
-    program = rule.params.get("program")  # set for CEL rules only (static/cel_rules.py)
-    if program is None:
+    cel = _cel_of(rule)
+    if cel is None:
         return []
-    return ["", f"CEL rule from {rule.source_file}:", *(f"  {line}" for line in program.describe())]
+    return ["", f"CEL rule from {rule.source_file}:", *(f"  {line}" for line in cel)]
 
 
 def rule_as_dict(rule: Rule) -> dict[str, object]:
     refs = rule.references
-    program = rule.params.get("program")
-    extra = {"source_file": rule.source_file, "cel": program.describe()} if program else {}
+    cel = _cel_of(rule)
+    extra = {"source_file": rule.source_file, "cel": cel} if cel is not None else {}
     return {
         "id": rule.id,
         "title": rule.title,
