@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="PATH",
-        help="extra rule file or directory, same format as the built-in rules",
+        help="extra rule file or directory, same format as the built-in rules; conditions "
+        "may be CEL validations (docs/custom-rules.md)",
     )
     scan.add_argument(
         "--framework",
@@ -129,6 +130,9 @@ def _parser() -> argparse.ArgumentParser:
     explain = rule_commands.add_parser("explain", help="show one rule in full", parents=common)
     explain.add_argument("rule_id", metavar="RULE_ID")
     explain.set_defaults(handler=_rules_explain)
+    for command in (listing, explain):  # user rules show beside the built-ins
+        command.add_argument("--rules", action="append", default=[], metavar="PATH",
+                             help="extra rule file or directory, as for scan")  # fmt: skip
     add_runtime_commands(commands, common)
     return parser
 
@@ -264,7 +268,7 @@ def _print_error(exc: KubeSentinelError, label: str = "error") -> None:
 
 
 def _rules_list(args: argparse.Namespace, config: Config) -> int:
-    catalogue = _catalogue(config, [])
+    catalogue = _catalogue(config, args.rules)
     if args.format == "json":
         payload = [rule_as_dict(rule) for rule in catalogue.rules]
         sys.stdout.write(json.dumps(payload, indent=2) + "\n")
@@ -277,7 +281,7 @@ def _rules_list(args: argparse.Namespace, config: Config) -> int:
 
 
 def _rules_explain(args: argparse.Namespace, config: Config) -> int:
-    catalogue = _catalogue(config, [])
+    catalogue = _catalogue(config, args.rules)
     rule = catalogue.get(args.rule_id)
     if rule is None:
         raise UsageError(
@@ -298,12 +302,32 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
+    lines += _cel_lines(rule)
     print("\n".join(lines))
     return EXIT_CLEAN
 
 
+def _cel_of(rule: Rule) -> list[str] | None:
+    """A CEL rule's expressions (static/cel_rules.py); None for a predicate rule."""
+    from kubesentinel.static.catalogue import CEL_PREDICATE
+
+    if rule.predicate != CEL_PREDICATE:
+        return None
+    lines: list[str] = rule.params["program"].describe()
+    return lines
+
+
+def _cel_lines(rule: Rule) -> list[str]:
+    cel = _cel_of(rule)
+    if cel is None:
+        return []
+    return ["", f"CEL rule from {rule.source_file}:", *(f"  {line}" for line in cel)]
+
+
 def rule_as_dict(rule: Rule) -> dict[str, object]:
     refs = rule.references
+    cel = _cel_of(rule)
+    extra = {"source_file": rule.source_file, "cel": cel} if cel is not None else {}
     return {
         "id": rule.id,
         "title": rule.title,
@@ -321,4 +345,5 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "concepts": list(refs.concepts),
             "urls": list(refs.urls),
         },
+        **extra,
     }

@@ -18,6 +18,7 @@ from kubesentinel.static.yamldoc import LineDict, parse_file
 BUILTIN_DIR = Path(__file__).parent / "rules"
 KIND_GROUPS: Mapping[str, tuple[str, ...]] = {"workloads": WORKLOAD_KINDS}
 ALL_KINDS = "*"
+CEL_PREDICATE = "cel"  # the predicate of rules with CEL validations (static/cel_rules.py)
 RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*-[A-Za-z0-9_-]+$")
 PSS_REF = re.compile(r"^(baseline|restricted):[a-z0-9-]+$")
 
@@ -29,9 +30,11 @@ _REQUIRED = (
     "description",
     "remediation",
     "kinds",
-    "predicate",
 )
 _OPTIONAL = ("params", "references", "aliases", "reads")
+# A rule checks with a built-in predicate or with CEL validations (static/cel_rules.py).
+_PREDICATE_KEYS = ("predicate", *_OPTIONAL)
+_CEL_KEYS = ("validations", "variables", "references", "aliases")
 _REFERENCE_KEYS = ("pss", "cis", "nsa", "peers", "concepts", "urls")
 
 
@@ -50,13 +53,16 @@ class Catalogue:
     def target_kinds(self) -> frozenset[str]:
         """Kinds some rule reads field by field; other documents skip the line-aware parser.
 
-        Rules on every kind ("*") read only metadata, which the fast path keeps.
+        Built-in rules on every kind ("*") read only metadata, which the fast path keeps; a CEL
+        rule on every kind may read any field, so "*" stays in the set and the reader keeps
+        every object whole.
         """
         kinds: set[str] = set()
         for rule in self.rules:
             kinds.update(rule.kinds)
             kinds.update(rule.reads)
-        kinds.discard(ALL_KINDS)
+        if not any(r.predicate == CEL_PREDICATE and ALL_KINDS in r.kinds for r in self.rules):
+            kinds.discard(ALL_KINDS)
         return frozenset(kinds)
 
     def applies(self, rule: Rule, kind: str) -> bool:
@@ -128,24 +134,32 @@ def load_rule_file(file: Path) -> list[Rule]:
     if not parsed.documents:
         raise RuleError("rule file holds no rule", file=name, line=1)
     rules = []
+    source = data.decode("utf-8-sig").splitlines()
     for document in parsed.documents:
         if not isinstance(document.value, LineDict):
             raise RuleError("each YAML document of a rule file must be a mapping (one rule)",
                             file=name, line=document.line)  # fmt: skip
-        rules.append(_rule_from(document.value, name))
+        rules.append(_rule_from(document.value, name, source))
     return rules
 
 
-def _rule_from(doc: LineDict, file: str) -> Rule:
+def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
     check = _Checker(doc, file)
-    check.keys(_REQUIRED, _OPTIONAL)
+    is_cel = "validations" in doc
+    check.keys(_REQUIRED, _CEL_KEYS if is_cel else _PREDICATE_KEYS)
+    if not is_cel and "predicate" not in doc:
+        raise RuleError("a rule needs either 'predicate' (a built-in check) or 'validations' "
+                        "(CEL conditions)", file=file, line=doc.line)  # fmt: skip
     rule_id = check.string("id")
     if not RULE_ID.match(rule_id):
         check.fail("id", f"rule id {rule_id!r} must look like KS-0001")
-    predicates = load_builtin_predicates()
-    predicate = check.string("predicate")
-    if predicate not in predicates:
-        check.fail("predicate", f"unknown predicate {predicate!r}")
+    params: dict[str, object]
+    if is_cel:
+        from kubesentinel.static.cel_load import compile_rule  # CEL rules only: not at start-up
+
+        predicate, params = CEL_PREDICATE, {"program": compile_rule(doc, file, source)}
+    else:
+        predicate, params = _predicate(check)
     try:
         severity = Severity.parse(check.string("severity"))
     except ValueError as exc:
@@ -153,9 +167,6 @@ def _rule_from(doc: LineDict, file: str) -> Rule:
     remediation = check.string("remediation")
     if not remediation.endswith("."):
         check.fail("remediation", "remediation must be one sentence ending with a period")
-    params = doc.get("params", {})
-    if not isinstance(params, Mapping):
-        check.fail("params", "params must be a mapping")
     return Rule(
         id=rule_id,
         title=check.string("title"),
@@ -171,6 +182,16 @@ def _rule_from(doc: LineDict, file: str) -> Rule:
         reads=tuple(check.strings("reads")) if "reads" in doc else (),
         source_file=file,
     )
+
+
+def _predicate(check: _Checker) -> tuple[str, dict[str, object]]:
+    predicate = check.string("predicate")
+    if predicate not in load_builtin_predicates():
+        check.fail("predicate", f"unknown predicate {predicate!r}")
+    params = check.doc.get("params", {})
+    if not isinstance(params, Mapping):
+        check.fail("params", "params must be a mapping")
+    return predicate, dict(params)
 
 
 def _expand_kinds(kinds: list[str], check: _Checker) -> tuple[str, ...]:

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity, Suppressed
-from kubesentinel.static.catalogue import Catalogue
+from kubesentinel.static.catalogue import CEL_PREDICATE, Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover
 from kubesentinel.static.locate import line_of
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import read_all
 from kubesentinel.static.podspec import format_path
-from kubesentinel.static.predicates import load_builtin_predicates
+from kubesentinel.static.predicates import Predicate, load_builtin_predicates
 from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, ReadBatch
 from kubesentinel.static.render import RenderOptions, render_all
 from kubesentinel.static.suppress import Suppressor, build
@@ -99,16 +99,18 @@ def scan_batches(
 def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContext) -> list[Finding]:
     """Run every applicable rule over every object; findings sorted by file, line, rule."""
     predicates = load_builtin_predicates()
-    by_kind: dict[str, list[Rule]] = {}
+    by_kind: dict[str, list[tuple[Rule, Predicate]]] = {}
     findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
     for obj in objects:
         rules = by_kind.get(obj.kind)
         if rules is None:
             rules = by_kind[obj.kind] = [
-                r for r in catalogue.rules if catalogue.applies(r, obj.kind)
+                (r, _check_of(r, predicates))
+                for r in catalogue.rules
+                if catalogue.applies(r, obj.kind)
             ]
-        for rule in rules:
-            for violation in predicates[rule.predicate](obj, ctx, rule.params):
+        for rule, check in rules:
+            for violation in check(obj, ctx, rule.params):
                 finding = _finding(rule, obj, violation.message, violation.path)
                 key = (
                     rule.id,
@@ -120,6 +122,14 @@ def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContex
                 )
                 findings.setdefault(key, finding)
     return sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule_id, f.message))
+
+
+def _check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
+    if rule.predicate != CEL_PREDICATE:
+        return predicates[rule.predicate]
+    from kubesentinel.static.cel_rules import cel_check  # CEL rules only: not at start-up
+
+    return cel_check
 
 
 def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ...]) -> Finding:

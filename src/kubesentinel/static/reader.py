@@ -32,8 +32,10 @@ def read_batch(
 ) -> ReadBatch:
     """Parse files into objects; ``targets`` are the kinds rules read field by field."""
 
+    every_kind = "*" in targets  # a CEL rule on every kind reads whole objects
+
     def is_rule_target(kind: str) -> bool:
-        return kind in targets or kind.endswith("List")
+        return every_kind or kind in targets or kind.endswith("List")
 
     batch = ReadBatch(files=[s.name for s in sources])
     for source in sources:
