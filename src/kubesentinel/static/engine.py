@@ -17,6 +17,7 @@ from kubesentinel.static.parallel import (
     PARALLEL_MIN_OBJECTS,
     cpu_workers,
     fork_map,
+    gc_paused,
     read_all,
     stripes,
 )
@@ -46,6 +47,11 @@ class ScanOptions:
 
 
 def scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
+    with gc_paused():
+        return _scan_paths(paths, catalogue, options)
+
+
+def _scan_paths(paths: Sequence[str], catalogue: Catalogue, options: ScanOptions) -> ScanResult:
     result = ScanResult()
     sources: list[InputFile] = []
     for item in discover(paths):
