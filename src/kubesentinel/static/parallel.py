@@ -41,25 +41,27 @@ def read_all(
 ) -> Iterator[ReadBatch]:
     """Batches in input order; in worker processes too when the input is large and cores allow.
 
-    This process parses batches from the end of the list while the workers take them from the
-    front: it would otherwise sit idle, and its own batches are never pickled.
+    Workers take the batches of big files first (CRD bundles: many bytes, small results once
+    slimmed); this process takes the batches of small files from the other end (workload
+    manifests, whose line-annotated trees cost more to pickle back than to parse here).
     """
     sizes = [_size(s) for s in sources]
     workers = cpu_workers(workers)
     if workers < 2 or sum(sizes) < PARALLEL_MIN_BYTES or any(s.path is None for s in sources):
         yield read_batch(sources, targets, max_file_bytes)
         return
-    batches = _batches(sources, sizes)
+    batches, mean_sizes = _batches(sources, sizes)
+    order = sorted(range(len(batches)), key=lambda i: -mean_sizes[i])
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
     done: dict[int, ReadBatch] = {}
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-        futures = [pool.submit(read_batch, batch, targets, max_file_bytes) for batch in batches]
-        for index in reversed(range(len(batches))):
+        futures = {i: pool.submit(read_batch, batches[i], targets, max_file_bytes) for i in order}
+        for index in reversed(order):
             if not futures[index].cancel():
-                break  # the workers have started this one: the rest of the front is theirs
+                break  # the workers have started this one: the rest is theirs
             done[index] = read_batch(batches[index], targets, max_file_bytes)
-        for index, future in enumerate(futures):
-            yield done[index] if index in done else future.result()
+        for index in range(len(batches)):
+            yield done[index] if index in done else futures[index].result()
 
 
 @contextlib.contextmanager
@@ -117,13 +119,16 @@ def _size(source: InputFile) -> int:
         return 0  # the reader reports the error with the file name
 
 
-def _batches(sources: Sequence[InputFile], sizes: Sequence[int]) -> list[list[InputFile]]:
+def _batches(
+    sources: Sequence[InputFile], sizes: Sequence[int]
+) -> tuple[list[list[InputFile]], list[float]]:
+    """Runs of consecutive files of about BATCH_BYTES, and the mean file size of each run."""
     batches: list[list[InputFile]] = [[]]
-    filled = 0
+    totals = [0]
     for source, size in zip(sources, sizes, strict=True):
-        if filled >= BATCH_BYTES:
+        if totals[-1] >= BATCH_BYTES:
             batches.append([])
-            filled = 0
+            totals.append(0)
         batches[-1].append(source)
-        filled += size
-    return batches
+        totals[-1] += size
+    return batches, [total / len(batch) for total, batch in zip(totals, batches, strict=True)]
