@@ -11,6 +11,7 @@ import contextlib
 import gc
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ PARALLEL_MIN_OBJECTS = 1000
 
 # The task of fork_map, set before the workers fork so they inherit it (closures do not pickle).
 _task: Callable[[int], Any] | None = None
+_task_lock = threading.Lock()  # one fork_map at a time per process (threads of a library user)
 
 
 def cpu_workers(requested: int = 0) -> int:
@@ -82,22 +84,25 @@ def fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
     """``[task(0), ..., task(count - 1)]``, task 0 in this process and the rest in forked workers.
 
     The workers are forked after ``task`` is set, so it may close over anything in memory;
-    only its results are pickled. Without fork (Windows, macOS spawn) it runs serially.
+    only its results are pickled. Without fork (Windows) it runs serially.
     """
     global _task  # noqa: PLW0603 - the one way to hand a closure to forked workers
     if count < 2 or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         return [task(index) for index in range(count)]
-    _task = task
-    try:
-        context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(
-            max_workers=min(workers - 1, count - 1), mp_context=context
-        ) as pool:
-            futures = [pool.submit(_run_task, index) for index in range(1, count)]
-            first = task(0)
-            return [first, *(future.result() for future in futures)]
-    finally:
-        _task = None
+    with _task_lock:
+        _task = task
+        try:
+            return _fork_map(task, count, workers)
+        finally:
+            _task = None
+
+
+def _fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=min(workers - 1, count - 1), mp_context=context) as pool:
+        futures = [pool.submit(_run_task, index) for index in range(1, count)]
+        first = task(0)
+        return [first, *(future.result() for future in futures)]
 
 
 def stripes(count: int, workers: int) -> list[range]:
