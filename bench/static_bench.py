@@ -151,7 +151,10 @@ def checkov(corpus: Path, ours: Throughput, repeat: int) -> list[str]:
         report = Path(tmp) / "checkov.json"
         command = [str(binary), "-d", str(corpus), "--framework", "kubernetes", "--quiet",
                    "--compact", "--skip-download", "-o", "json"]  # fmt: skip
-        runs = [_run_to(command, report) for _ in range(repeat)]
+        try:
+            runs = [_run_to(command, report) for _ in range(repeat)]
+        except (BenchError, OSError) as exc:
+            return [f"checkov: skipped, it did not run: {exc}"]
         resources = _checkov_resources(report)
     wall = statistics.median(r.wall_s for r in runs)
     ratio = wall / ours.wall_s
