@@ -36,10 +36,6 @@ def document(report: ScanReport) -> dict[str, Any]:
     result = report.result
     rules = rules_of(report)
     findings = report.findings
-    # One references object per rule, shared by its findings (built once, not per finding).
-    references = {
-        rule_id: _references(rules.get(rule_id)) for rule_id in {f.rule_id for f in findings}
-    }
     return {
         "schema_version": JSON_SCHEMA_VERSION,
         "tool": {"name": TOOL_NAME, "version": report.tool_version},
@@ -54,14 +50,14 @@ def document(report: ScanReport) -> dict[str, Any]:
             "warnings": len(result.warnings),
             "notices": len(result.notices),
         },
-        "findings": [_finding(f, references[f.rule_id]) for f in findings],
+        "findings": [_finding(f, rules.get(f.rule_id)) for f in findings],
         "errors": [_problem(e) for e in result.errors],
         "warnings": [_problem(w) for w in result.warnings],
         "notices": [{"file": n.file, "line": n.line, "message": n.message} for n in result.notices],
     }
 
 
-def _finding(finding: Finding, references: dict[str, list[str]]) -> dict[str, Any]:
+def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
     obj = finding.obj
     return {
         "rule_id": finding.rule_id,
@@ -81,7 +77,7 @@ def _finding(finding: Finding, references: dict[str, list[str]]) -> dict[str, An
         "doc_index": finding.doc_index,
         "item_index": finding.item_index,
         "field_path": finding.field_path,
-        "references": references,
+        "references": _references(rule),
     }
 
 
