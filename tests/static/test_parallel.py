@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import gc
+import os
 from pathlib import Path
 
 from kubesentinel.static.catalogue import builtin_catalogue
 from kubesentinel.static.engine import ScanOptions, scan_paths
-from kubesentinel.static.parallel import PARALLEL_MIN_BYTES
+from kubesentinel.static.parallel import (
+    PARALLEL_MIN_BYTES,
+    PARALLEL_MIN_OBJECTS,
+    fork_map,
+    gc_paused,
+    stripes,
+)
 
 POD = """apiVersion: v1
 kind: Pod
@@ -51,3 +59,56 @@ def test_parallel_scan_equals_serial_scan(tmp_path: Path) -> None:
     assert len(serial.errors) == 1
     assert serial.files == parallel.files
     assert len(serial.notices) == len(parallel.notices) == 40 * 20  # one per Widget
+
+
+def test_duplicate_paths_dedup_the_same_in_parallel(tmp_path: Path) -> None:
+    """The same file named twice yields each finding once, whichever worker saw each copy."""
+    for n in range(30):
+        docs = [POD.format(i=i, n=n, pad="", host_pid="true", priv="true") for i in range(10)]
+        (tmp_path / f"f{n:02}.yaml").write_text("---\n".join(docs))
+    # An odd object count per copy puts the two copies of each object in different stripes.
+    (tmp_path / "ns.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
+    catalogue = builtin_catalogue()
+    paths = [str(tmp_path), str(tmp_path)]
+    serial = scan_paths(paths, catalogue, ScanOptions(workers=1))
+    parallel = scan_paths(paths, catalogue, ScanOptions(workers=2))
+    assert serial.objects == 2 * (30 * 10 * 2 + 1) >= PARALLEL_MIN_OBJECTS
+    assert serial.findings == parallel.findings
+    once = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=1))
+    assert serial.findings == once.findings
+
+
+def test_fork_map_runs_tasks_in_order_in_forked_workers() -> None:
+    parent = os.getpid()
+    data = list(range(1000))  # inherited by the forked workers, never pickled
+
+    def task(index: int) -> tuple[int, int]:
+        return index, sum(data[index::4]) + (0 if os.getpid() == parent else 1_000_000)
+
+    results = fork_map(task, 4, workers=2)
+    assert [r[0] for r in results] == [0, 1, 2, 3]
+    assert results[0][1] == sum(data[0::4])  # task 0 runs here
+    assert all(r[1] == sum(data[r[0] :: 4]) + 1_000_000 for r in results[1:])
+    assert fork_map(task, 3, workers=1) == [task(0), task(1), task(2)]
+
+
+def test_stripes_deal_every_index_once() -> None:
+    parts = stripes(10, 3)
+    assert [list(p) for p in parts] == [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
+    assert sorted(i for p in stripes(1001, 4) for i in p) == list(range(1001))
+    assert stripes(2, 8) == [range(0, 2, 2), range(1, 2, 2)]
+    assert stripes(0, 2) == [range(0, 0, 1)]
+
+
+def test_gc_paused_restores_the_collector() -> None:
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import pytest
 
@@ -90,3 +91,28 @@ def test_fast_path_documents_of_kinds_no_rule_reads() -> None:
     parsed = parse_file(text, "w.yaml", lambda kind: kind != "Widget")
     assert parsed.documents[0].value["metadata"] == {"name": "w"}
     assert parsed.documents[0].line == 1
+
+
+def test_keys_resolve_as_go_yaml_v2_then_become_strings() -> None:
+    text = b'yes: 1\n"no": 2\n010: 3\n~: 4\n1.5: 5\nplain: 6\n"<<": 7\n0x1F: 8\n'
+    value = parse_file(text, "k.yaml").documents[0].value
+    assert value == {
+        "true": 1, "no": 2, "8": 3, "null": 4, "1.5": 5, "plain": 6, "<<": 7, "31": 8,
+    }  # fmt: skip
+    assert value.key_lines == {key: line for line, key in enumerate(value, start=1)}
+
+
+def test_parsed_documents_pickle_with_their_lines() -> None:
+    """Parse workers send documents back by pickle: values and every line must survive."""
+    text = b"a:\n  b:\n    - x\n    - {c: 1}\n  d: [1, 2]\n"
+    value = parse_file(text, "p.yaml").documents[0].value
+    copy = pickle.loads(pickle.dumps(value, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes
+    assert copy == value
+    assert isinstance(copy, LineDict)
+    assert (copy.line, copy.key_lines) == (1, {"a": 1})
+    assert copy["a"].key_lines == {"b": 2, "d": 5}
+    items = copy["a"]["b"]
+    assert isinstance(items, LineList)
+    assert (items.line, items.item_lines) == (3, [3, 4])
+    assert isinstance(items[1], LineDict)
+    assert items[1].key_lines == {"c": 4}

@@ -13,7 +13,14 @@ from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover
 from kubesentinel.static.locate import line_of
 from kubesentinel.static.objects import Notice
-from kubesentinel.static.parallel import read_all
+from kubesentinel.static.parallel import (
+    PARALLEL_MIN_OBJECTS,
+    cpu_workers,
+    fork_map,
+    gc_paused,
+    read_all,
+    stripes,
+)
 from kubesentinel.static.podspec import format_path
 from kubesentinel.static.predicates import Predicate, load_builtin_predicates
 from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, ReadBatch
@@ -53,6 +60,13 @@ def scan_paths(
     extra: Iterable[ReadBatch] = (),
 ) -> ScanResult:
     """Scan files, rendered charts and directories, and ``extra`` objects (a live cluster)."""
+    with gc_paused():
+        return _scan_paths(paths, catalogue, options, extra)
+
+
+def _scan_paths(
+    paths: Sequence[str], catalogue: Catalogue, options: ScanOptions, extra: Iterable[ReadBatch]
+) -> ScanResult:
     result = ScanResult()
     sources: list[InputFile] = []
     targets: list[RenderTarget] = []
@@ -89,39 +103,68 @@ def scan_batches(
         objects.extend(batch.objects)
     result.objects = len(objects)
     ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
-    findings = evaluate(objects, catalogue, ctx)
+    findings = evaluate(objects, catalogue, ctx, options.workers)
     outcome = (options.suppressor or build(catalogue.rules)).apply(objects, findings)
     result.findings, result.suppressed = outcome.findings, outcome.suppressed
     result.warnings.extend(outcome.warnings)
     return result
 
 
-def evaluate(objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContext) -> list[Finding]:
-    """Run every applicable rule over every object; findings sorted by file, line, rule."""
-    predicates = load_builtin_predicates()
-    by_kind: dict[str, list[tuple[Rule, Predicate]]] = {}
+def evaluate(
+    objects: Iterable[K8sObject], catalogue: Catalogue, ctx: ScanContext, workers: int = 1
+) -> list[Finding]:
+    """Run every applicable rule over every object; findings sorted by file, line, rule.
+
+    Many objects are cut into slices evaluated in forked workers (``workers`` 0: one per core);
+    rules only read the objects and the context, so the slices are independent. Workers send
+    back small hit tuples, not Finding records, as pickling those cost as much as the rules.
+    """
+    objs = list(objects)
+    count = cpu_workers(workers) if len(objs) >= PARALLEL_MIN_OBJECTS else 1
+    parts = stripes(len(objs), count)
+    found = fork_map(lambda i: _hits(objs, parts[i], catalogue, ctx), len(parts), count)
+    hits = found[0] if len(found) == 1 else sorted(itertools.chain(*found), key=_object_index)
     findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
-    for obj in objects:
+    for rule_index, obj_index, message, line, field_path in hits:
+        rule, obj = catalogue.rules[rule_index], objs[obj_index]
+        src = obj.source
+        key = (rule.id, src.file, src.doc_index, src.item_index, field_path, message)
+        if key not in findings:
+            findings[key] = _finding(rule, obj, message, line, field_path)
+    # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
+    rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}
+    return sorted(findings.values(), key=lambda f: (rank[f.file], f.line, f.rule_id, f.message))
+
+
+# (rule index in the catalogue, object index, message, line, dotted field path)
+_Hit = tuple[int, int, str, int, str]
+
+
+def _object_index(hit: _Hit) -> int:
+    return hit[1]  # a stable sort on it restores the serial order of the hits
+
+
+def _hits(
+    objects: Sequence[K8sObject], indexes: range, catalogue: Catalogue, ctx: ScanContext
+) -> list[_Hit]:
+    predicates = load_builtin_predicates()
+    by_kind: dict[str, list[tuple[int, Rule, Predicate]]] = {}
+    hits: list[_Hit] = []
+    for obj_index in indexes:
+        obj = objects[obj_index]
         rules = by_kind.get(obj.kind)
         if rules is None:
             rules = by_kind[obj.kind] = [
-                (r, _check_of(r, predicates))
-                for r in catalogue.rules
+                (i, r, _check_of(r, predicates))
+                for i, r in enumerate(catalogue.rules)
                 if catalogue.applies(r, obj.kind)
             ]
-        for rule, check in rules:
+        for rule_index, rule, check in rules:
             for violation in check(obj, ctx, rule.params):
-                finding = _finding(rule, obj, violation.message, violation.path)
-                key = (
-                    rule.id,
-                    obj.source.file,
-                    obj.source.doc_index,
-                    obj.source.item_index,
-                    finding.field_path,
-                    finding.message,
-                )
-                findings.setdefault(key, finding)
-    return sorted(findings.values(), key=lambda f: (f.file, f.line, f.rule_id, f.message))
+                path = violation.path
+                line = line_of(obj.body, path, obj.source.line)
+                hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
+    return hits
 
 
 def _check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
@@ -132,7 +175,7 @@ def _check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
     return cel_check
 
 
-def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ...]) -> Finding:
+def _finding(rule: Rule, obj: K8sObject, message: str, line: int, field_path: str) -> Finding:
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,
@@ -141,10 +184,10 @@ def _finding(rule: Rule, obj: K8sObject, message: str, path: tuple[str | int, ..
         remediation=rule.remediation,
         obj=ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version),
         file=obj.source.file,
-        line=line_of(obj.body, path, obj.source.line),
+        line=line,
         doc_index=obj.source.doc_index,
         item_index=obj.source.item_index,
-        field_path=format_path(path),
+        field_path=field_path,
         category=rule.category,
         object_line=obj.source.line,
     )

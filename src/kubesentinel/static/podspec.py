@@ -142,12 +142,24 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     )
 
 
+_last_containers: tuple[PodSpec | None, dict[str, tuple[Container, ...]]] = (None, {})
+
+
 def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterator[Container]:
     """Every container of the pod spec, in the given container lists."""
+    # Every rule walks the same pod in turn: build its Container records once (one entry).
+    global _last_containers  # noqa: PLW0603 - a one-entry cache, reset on every new pod
+    if _last_containers[0] is not pod:
+        _last_containers = (pod, {name: tuple(_containers(pod, name)) for name in CONTAINER_LISTS})
+    by_list = _last_containers[1]
     for list_name in lists:
-        for index, spec in enumerate(sequence(pod.spec.get(list_name))):
-            if isinstance(spec, Mapping):
-                yield Container(spec, (*pod.path, list_name, index), list_name)
+        yield from by_list[list_name] if list_name in by_list else _containers(pod, list_name)
+
+
+def _containers(pod: PodSpec, list_name: str) -> Iterator[Container]:
+    for index, spec in enumerate(sequence(pod.spec.get(list_name))):
+        if isinstance(spec, Mapping):
+            yield Container(spec, (*pod.path, list_name, index), list_name)
 
 
 def regular_containers(pod: PodSpec) -> Iterator[Container]:

@@ -301,10 +301,14 @@ def namespace_without_network_policy(
     namespace = obj.name if obj.kind == "Namespace" else namespace_of(obj)
     if namespace is None or _unprotected_namespaces(ctx).get(namespace) is not obj:
         return
-    count = sum(1 for o in ctx.objects if pod_spec(o) is not None and namespace_of(o) == namespace)
-    where = ("metadata", "name")
+    # Distinct workloads: a file scanned twice (two paths naming it) must give one message.
+    workloads = {
+        (o.kind, o.name)
+        for o in ctx.objects
+        if namespace_of(o) == namespace and pod_spec(o) is not None
+    }
     yield Violation(
-        f'namespace "{namespace}" runs {count} workload(s) and has no NetworkPolicy, so every '
-        "pod accepts traffic from anywhere",
-        where,
+        f'namespace "{namespace}" runs {len(workloads)} workload(s) and has no NetworkPolicy, '
+        "so every pod accepts traffic from anywhere",
+        ("metadata", "name"),
     )
