@@ -495,3 +495,23 @@ def test_table_without_findings(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _scan(CORE, monkeypatch, "formats/clean.yaml")
     text = renderer("table")(_report(result, Severity.MEDIUM))
     assert text.splitlines()[-1] == "1 file, 2 objects: no findings at or above medium. 1 warning."
+
+
+@pytest.mark.parametrize("name", ["json", "sarif", "junit", "markdown", "table"])
+def test_a_lone_surrogate_from_a_json_manifest_still_renders(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON allows "\\ud800" escapes that are not valid UTF-8 text: every format must cope."""
+    manifest = tmp_path / "pod.json"
+    manifest.write_text(
+        '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers":'
+        ' [{"name": "a\\ud800b", "image": "nginx:1.27", "securityContext": {"privileged": true}}]}}'
+    )
+    result = scan_paths([str(manifest)], CORE, ScanOptions())
+    assert result.findings
+    text = renderer(name)(_report(result))
+    if name in ("json", "sarif"):
+        text.encode("utf-8")  # escaped: valid UTF-8 for any consumer
+    if name == "sarif":
+        messages = [r["message"]["text"] for r in json.loads(text)["runs"][0]["results"]]
+        assert any("a\ud800b" in m for m in messages)  # escaped, then read back exactly
