@@ -405,3 +405,18 @@ def test_decode_json_reads_like_the_parser_and_names_the_fault() -> None:
     assert parse_module.decode_json(b'{"a": "\xff"}') == {"a": "\ufffd"}
     with pytest.raises(EventError, match="truncated JSON"):
         parse_module.decode_json(b'{"a": ')
+
+
+def test_bytearray_and_memoryview_inputs_parse_like_bytes() -> None:
+    line = _line(_with())
+    for data in (bytearray(line), memoryview(line)):
+        assert parse_alert(data, "x").raw == line  # type: ignore[arg-type]
+    parsed, rejected = parse_batch(
+        [
+            RawAlert(bytearray(b"\x00\x01 garbage"), "a", 0),
+            RawAlert(memoryview(b'{"rule": '), "b", 0),
+        ]  # type: ignore[arg-type]
+    )
+    assert parsed == []
+    assert [r.reason.split(" ")[0] for r in rejected] == ["binary", "truncated"]
+    assert [type(r.data) for r in rejected] == [bytes, bytes]  # the dead-letter file writes them

@@ -100,11 +100,13 @@ def parse_batch(
         try:
             parsed.append((_parse(item.data, item.origin), item.received_ns))
         except _MalformedError as exc:
-            rejected.append(Rejected(item.origin, str(exc), item.data))
+            rejected.append(Rejected(item.origin, str(exc), _utf8(item.data)))
     return parsed, rejected
 
 
 def _parse(data: bytes | str, origin: str) -> FalcoAlert:
+    if type(data) is not bytes and not isinstance(data, str):
+        data = bytes(data)  # a bytearray or memoryview a source handed out
     obj = _decode(data)
     if type(obj) is not dict:
         raise _MalformedError(f"not a JSON object but {_JSON_TYPES.get(type(obj), 'a value')}")
@@ -163,7 +165,9 @@ def _texts(obj: dict[str, Any], fields: dict[str, Any]) -> tuple[str, str, str, 
 
 
 def _utf8(data: bytes | str) -> bytes:
-    return data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    if isinstance(data, str):
+        return data.encode("utf-8", "surrogatepass")
+    return bytes(data)  # bytes, or a bytearray/memoryview a source handed out
 
 
 def _text(obj: dict[str, Any], name: str) -> str | None:
@@ -204,7 +208,7 @@ def _decode(data: bytes | str) -> Any:
 
 def _decode_lossy(data: bytes | str) -> Any:
     """Falco may pass a process's invalid UTF-8 through; keep the alert, replace the bytes."""
-    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    raw = _utf8(data)
     try:
         return json.loads(raw.decode("utf-8", "replace"))
     except (ValueError, RecursionError):
@@ -228,7 +232,7 @@ def _json_reason(data: bytes | str, exc: json.JSONDecodeError) -> str:
 
 
 def _looks_binary(data: bytes | str) -> bool:
-    raw = data if isinstance(data, bytes) else data.encode("utf-8", "surrogatepass")
+    raw = _utf8(data)
     return any(byte < 0x20 and byte not in b"\t\n\r" for byte in raw[:4096])
 
 
