@@ -20,6 +20,7 @@ Usage: python bench/static_bench.py [--corpus DIR] [--repeat N] [--no-checkov]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,11 +93,20 @@ def scan_command(path: Path, output: str, threshold: str = "low") -> list[str]:
     ]
 
 
-def run(command: Sequence[str]) -> Run:
-    """Run one process; wall time and that child's peak RSS (Linux reports ru_maxrss in KiB)."""
-    with tempfile.TemporaryFile() as errors:
+def run(
+    command: Sequence[str],
+    output: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Run:
+    """Run one process; wall time and that child's peak RSS (Linux reports ru_maxrss in KiB).
+    stdout goes to ``output`` when given, else nowhere."""
+    with contextlib.ExitStack() as stack:
+        errors = stack.enter_context(tempfile.TemporaryFile())
+        out = stack.enter_context(output.open("wb")) if output else subprocess.DEVNULL
         start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
+        child = subprocess.Popen(
+            command, stdout=out, stderr=errors, cwd=ROOT, env=None if env is None else dict(env)
+        )
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - start
         child.returncode = code = os.waitstatus_to_exitcode(status)
@@ -199,18 +209,7 @@ def install_checkov() -> Path | str:
 
 def _run_to(command: Sequence[str], output: Path) -> Run:
     """Like run(), stdout to ``output``, with Checkov's offline environment."""
-    env = {**os.environ, **CHECKOV_ENV}
-    with tempfile.TemporaryFile() as errors, output.open("wb") as out:
-        start = time.perf_counter()
-        child = subprocess.Popen(command, stdout=out, stderr=errors, cwd=ROOT, env=env)
-        _, status, usage = os.wait4(child.pid, 0)
-        wall = time.perf_counter() - start
-        child.returncode = code = os.waitstatus_to_exitcode(status)
-        if code not in SCAN_RAN:
-            errors.seek(0)
-            tail = errors.read().decode("utf-8", "replace").strip().splitlines()[-5:]
-            raise BenchError(f"exit {code} from {' '.join(command)}: " + " | ".join(tail))
-    return Run(wall, usage.ru_maxrss / 1024, code)
+    return run(command, output, {**os.environ, **CHECKOV_ENV})
 
 
 def _checkov_resources(report: Path) -> int | str:
