@@ -11,6 +11,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -271,14 +272,39 @@ def test_json_validates_against_its_schema(threshold: Severity, full: ScanResult
     jsonschema.Draft202012Validator(schema).validate(document)
 
 
+def test_json_item_with_a_lone_surrogate_is_escaped_not_dropped(core: ScanResult) -> None:
+    # A JSON manifest may hold "\\ud800"; orjson refuses it, the stdlib writes it escaped.
+    report = _report(core, Severity.LOW)
+    first = report.findings[0]
+    odd = replace(first, message=first.message + "\ud800")
+    report = replace(report, result=replace(core, findings=[odd, *core.findings[1:]]))
+    text = renderer("json")(report)
+    text.encode("utf-8")  # writable as UTF-8
+    assert json.loads(text)["findings"][0]["message"].endswith("\ud800")
+
+
+def test_json_writes_non_ascii_as_escapes_as_documented(core: ScanResult) -> None:
+    report = _report(core, Severity.LOW)
+    first = report.findings[0]
+    odd = replace(first, message=first.message + " caf\u00e9 \u4e2d \U0001f512")
+    report = replace(report, result=replace(core, findings=[odd, *core.findings[1:]]))
+    text = renderer("json")(report)
+    assert text.isascii()
+    assert json.dumps(odd.message)[1:-1] in text
+    assert json.loads(text)["findings"][0]["message"] == odd.message
+
+
 def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
     report = _report(core, Severity.CRITICAL)
     text = renderer("json")(report)
     document = json.loads(text)
     assert text.startswith('{\n  "schema_version": "1.1",\n')
     lines = text.splitlines()
-    for finding in document["findings"]:  # one finding per line: greppable, diff-friendly
-        assert f"    {json.dumps(finding)}" in {line.rstrip(",") for line in lines}
+    start = lines.index('  "findings": [') + 1
+    items = lines[start : start + len(document["findings"])]
+    # one finding per line: greppable, diff-friendly
+    assert [json.loads(line.rstrip(",")) for line in items] == document["findings"]
+    assert all(line.startswith("    {") for line in items)
     assert document["schema_version"] == JSON_SCHEMA_VERSION
     assert document["tool"] == {"name": "kubesentinel", "version": "0.1.0"}
     assert document["threshold"] == "critical"
