@@ -18,9 +18,16 @@ def namespace_of(obj: K8sObject) -> str:
     return obj.namespace or "default"
 
 
+class NeedsWholeScan(BaseException):
+    """A rule asked about other objects of a context that holds none (ScanContext.local).
+
+    The engine catches it and evaluates that rule on that object again once every file is
+    read. A BaseException, so that no ``except Exception`` in a rule can swallow it."""
+
+
 @dataclass(slots=True)
 class ScanContext:
-    objects: Sequence[K8sObject] = ()
+    _objects: Sequence[K8sObject] = ()
     pss_version: tuple[int, int] = LATEST_PSS
     # static.allowed_registries: registries (or registry/path prefixes) images may come from;
     # empty means any.
@@ -28,6 +35,7 @@ class ScanContext:
     _by_kind: dict[str, list[K8sObject]] = field(default_factory=dict)
     _by_kind_ns: dict[tuple[str, str], list[K8sObject]] = field(default_factory=dict)
     _memo: dict[str, Any] = field(default_factory=dict)
+    whole_scan: bool = True
 
     @classmethod
     def build(
@@ -44,20 +52,37 @@ class ScanContext:
             by_kind_ns[obj.kind, namespace_of(obj)].append(obj)
         return cls(objs, pss_version, allowed_registries, dict(by_kind), dict(by_kind_ns))
 
+    @classmethod
+    def local(
+        cls, pss_version: tuple[int, int] = LATEST_PSS, allowed_registries: tuple[str, ...] = ()
+    ) -> ScanContext:
+        """The settings without the objects: rules that read one object run on it while other
+        files are still being read; asking about the others raises NeedsWholeScan."""
+        return cls((), pss_version, allowed_registries, whole_scan=False)
+
+    @property
+    def objects(self) -> Sequence[K8sObject]:
+        self._needs_whole_scan()
+        return self._objects
+
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A derived index over the whole scan, built once (cross-object rules ask per object)."""
+        self._needs_whole_scan()
         if name not in self._memo:
             self._memo[name] = build()
         value: T = self._memo[name]
         return value
 
     def of_kind(self, *kinds: str) -> list[K8sObject]:
+        self._needs_whole_scan()
         return [obj for kind in kinds for obj in self._by_kind.get(kind, ())]
 
     def in_namespace(self, kind: str, namespace: str) -> list[K8sObject]:
+        self._needs_whole_scan()
         return list(self._by_kind_ns.get((kind, namespace), ()))
 
     def find(self, kind: str, name: str, namespace: str | None = None) -> K8sObject | None:
+        self._needs_whole_scan()
         for obj in self._by_kind.get(kind, ()):
             if obj.name == name and (namespace is None or namespace_of(obj) == namespace):
                 return obj
@@ -65,3 +90,7 @@ class ScanContext:
 
     def pss_at_least(self, major: int, minor: int) -> bool:
         return self.pss_version >= (major, minor)
+
+    def _needs_whole_scan(self) -> None:
+        if not self.whole_scan:
+            raise NeedsWholeScan

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule, Severity, Suppressed
-from kubesentinel.static.catalogue import CEL_PREDICATE, Catalogue
+from kubesentinel.models import Finding, K8sObject, Severity, Suppressed
+from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
+from kubesentinel.static.evaluation import (
+    Deferred,
+    Hit,
+    deferred_hits,
+    findings_from,
+    object_hits,
+)
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover
-from kubesentinel.static.locate import line_of
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import (
     PARALLEL_MIN_OBJECTS,
@@ -21,8 +27,6 @@ from kubesentinel.static.parallel import (
     read_all,
     stripes,
 )
-from kubesentinel.static.podspec import format_path
-from kubesentinel.static.predicates import Predicate, load_builtin_predicates
 from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, ReadBatch
 from kubesentinel.static.render import RenderOptions, render_all
 from kubesentinel.static.suppress import Suppressor, build
@@ -77,7 +81,13 @@ def _scan_paths(
             targets.append(item)
         else:
             sources.append(item)
-    batches = read_all(sources, catalogue.target_kinds, options.max_file_bytes, options.workers)
+    batches: Iterable[ReadBatch] = read_all(
+        sources,
+        catalogue.target_kinds,
+        options.max_file_bytes,
+        options.workers,
+        after_read=_batch_checker(catalogue, options),
+    )
     if targets:
         rendered = render_all(
             targets, catalogue.target_kinds, options.render, options.max_file_bytes
@@ -92,22 +102,53 @@ def scan_batches(
     options: ScanOptions,
     result: ScanResult | None = None,
 ) -> ScanResult:
-    """Evaluate the rules over objects read by any input (files, renders, a live cluster)."""
+    """Evaluate the rules over objects read by any input (files, renders, a live cluster).
+
+    Rules that read one object ran on each batch where it was read (or run here for batches
+    that come without); rules that ask about other objects run last, with the whole scan."""
     result = result if result is not None else ScanResult()
+    check = _batch_checker(catalogue, options)
     objects: list[K8sObject] = []
+    hit_lists: list[list[Hit]] = []
+    deferred: list[Deferred] = []
     for batch in batches:
         result.files.extend(batch.files)
         result.errors.extend(batch.errors)
         result.warnings.extend(batch.warnings)
         result.notices.extend(batch.notices)
+        if batch.hits is None:
+            check(batch)
+        offset = len(objects)
         objects.extend(batch.objects)
+        hit_lists.append(_shifted(batch.hits or [], offset))
+        deferred.extend((rule, offset + obj) for rule, obj in batch.deferred)
     result.objects = len(objects)
     ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
-    findings = evaluate(objects, catalogue, ctx, options.workers)
+    hit_lists.append(deferred_hits(objects, deferred, catalogue, ctx))
+    findings = findings_from(hit_lists, objects, catalogue)
     outcome = (options.suppressor or build(catalogue.rules)).apply(objects, findings)
     result.findings, result.suppressed = outcome.findings, outcome.suppressed
     result.warnings.extend(outcome.warnings)
     return result
+
+
+def _shifted(hits: list[Hit], offset: int) -> list[Hit]:
+    """A batch's hits with object indexes counted from the start of the scan."""
+    if not offset:
+        return hits
+    return [(rule, offset + obj, message, line, path) for rule, obj, message, line, path in hits]
+
+
+def _batch_checker(catalogue: Catalogue, options: ScanOptions) -> Callable[[ReadBatch], None]:
+    """Run the rules that read one object over a batch, deferring those that ask for more."""
+    ctx = ScanContext.local(options.pss_version, options.allowed_registries)
+
+    def check(batch: ReadBatch) -> None:
+        deferred: list[Deferred] = []
+        batch.hits = object_hits(batch.objects, range(len(batch.objects)), catalogue, ctx, deferred)
+        batch.deferred = deferred
+
+    return check
 
 
 def evaluate(
@@ -122,72 +163,5 @@ def evaluate(
     objs = list(objects)
     count = cpu_workers(workers) if len(objs) >= PARALLEL_MIN_OBJECTS else 1
     parts = stripes(len(objs), count)
-    found = fork_map(lambda i: _hits(objs, parts[i], catalogue, ctx), len(parts), count)
-    hits = found[0] if len(found) == 1 else sorted(itertools.chain(*found), key=_object_index)
-    findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
-    for rule_index, obj_index, message, line, field_path in hits:
-        rule, obj = catalogue.rules[rule_index], objs[obj_index]
-        src = obj.source
-        key = (rule.id, src.file, src.doc_index, src.item_index, field_path, message)
-        if key not in findings:
-            findings[key] = _finding(rule, obj, message, line, field_path)
-    # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
-    rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}
-    return sorted(findings.values(), key=lambda f: (rank[f.file], f.line, f.rule_id, f.message))
-
-
-# (rule index in the catalogue, object index, message, line, dotted field path)
-_Hit = tuple[int, int, str, int, str]
-
-
-def _object_index(hit: _Hit) -> int:
-    return hit[1]  # a stable sort on it restores the serial order of the hits
-
-
-def _hits(
-    objects: Sequence[K8sObject], indexes: range, catalogue: Catalogue, ctx: ScanContext
-) -> list[_Hit]:
-    predicates = load_builtin_predicates()
-    by_kind: dict[str, list[tuple[int, Rule, Predicate]]] = {}
-    hits: list[_Hit] = []
-    for obj_index in indexes:
-        obj = objects[obj_index]
-        rules = by_kind.get(obj.kind)
-        if rules is None:
-            rules = by_kind[obj.kind] = [
-                (i, r, _check_of(r, predicates))
-                for i, r in enumerate(catalogue.rules)
-                if catalogue.applies(r, obj.kind)
-            ]
-        for rule_index, rule, check in rules:
-            for violation in check(obj, ctx, rule.params):
-                path = violation.path
-                line = line_of(obj.body, path, obj.source.line)
-                hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
-    return hits
-
-
-def _check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
-    if rule.predicate != CEL_PREDICATE:
-        return predicates[rule.predicate]
-    from kubesentinel.static.cel_rules import cel_check  # CEL rules only: not at start-up
-
-    return cel_check
-
-
-def _finding(rule: Rule, obj: K8sObject, message: str, line: int, field_path: str) -> Finding:
-    return Finding(
-        rule_id=rule.id,
-        severity=rule.severity,
-        title=rule.title,
-        message=message,
-        remediation=rule.remediation,
-        obj=ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version),
-        file=obj.source.file,
-        line=line,
-        doc_index=obj.source.doc_index,
-        item_index=obj.source.item_index,
-        field_path=field_path,
-        category=rule.category,
-        object_line=obj.source.line,
-    )
+    found = fork_map(lambda i: object_hits(objs, parts[i], catalogue, ctx), len(parts), count)
+    return findings_from(found, objs, catalogue)

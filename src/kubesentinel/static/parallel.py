@@ -30,7 +30,9 @@ PARALLEL_MIN_OBJECTS = 1000
 
 # The task of fork_map, set before the workers fork so they inherit it (closures do not pickle).
 _task: Callable[[int], Any] | None = None
-_task_lock = threading.Lock()  # one fork_map at a time per process (threads of a library user)
+_after_read: Callable[[ReadBatch], None] | None = None  # read_all's hook, for forked workers
+# One fork_map or read_all at a time per process (threads of a library user).
+_task_lock = threading.Lock()
 
 
 def cpu_workers(requested: int = 0) -> int:
@@ -39,9 +41,16 @@ def cpu_workers(requested: int = 0) -> int:
 
 
 def read_all(
-    sources: Sequence[InputFile], targets: frozenset[str], max_file_bytes: int, workers: int = 0
+    sources: Sequence[InputFile],
+    targets: frozenset[str],
+    max_file_bytes: int,
+    workers: int = 0,
+    after_read: Callable[[ReadBatch], None] | None = None,
 ) -> Iterator[ReadBatch]:
     """Batches in input order; in worker processes too when the input is large and cores allow.
+
+    ``after_read`` runs on each batch in the process that read it (forked workers inherit it),
+    so that work on a batch's objects overlaps the reading of other batches.
 
     Workers take the batches of big files first (CRD bundles: many bytes, small results once
     slimmed); this process takes the batches of small files from the other end (workload
@@ -50,20 +59,51 @@ def read_all(
     sizes = [_size(s) for s in sources]
     workers = cpu_workers(workers)
     if workers < 2 or sum(sizes) < PARALLEL_MIN_BYTES or any(s.path is None for s in sources):
-        yield read_batch(sources, targets, max_file_bytes)
+        yield _read(sources, targets, max_file_bytes, after_read)
         return
     batches, mean_sizes = _batches(sources, sizes)
     order = sorted(range(len(batches)), key=lambda i: -mean_sizes[i])
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    forked = os.name == "posix"
+    context = multiprocessing.get_context("fork" if forked else "spawn")
     done: dict[int, ReadBatch] = {}
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-        futures = {i: pool.submit(read_batch, batches[i], targets, max_file_bytes) for i in order}
-        for index in reversed(order):
-            if not futures[index].cancel():
-                break  # the workers have started this one: the rest is theirs
-            done[index] = read_batch(batches[index], targets, max_file_bytes)
-        for index in range(len(batches)):
-            yield done[index] if index in done else futures[index].result()
+    global _after_read  # noqa: PLW0603 - the one way to hand a closure to forked workers
+    with _task_lock:
+        _after_read = after_read if forked else None  # spawned workers leave the batch as read
+        try:
+            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+                futures = {
+                    i: pool.submit(_read_in_worker, batches[i], targets, max_file_bytes)
+                    for i in order
+                }
+                for index in reversed(order):
+                    if not futures[index].cancel():
+                        break  # the workers have started this one: the rest is theirs
+                    done[index] = _read(batches[index], targets, max_file_bytes, after_read)
+                results = [
+                    done[index] if index in done else futures[index].result()
+                    for index in range(len(batches))
+                ]
+        finally:
+            _after_read = None
+    yield from results
+
+
+def _read(
+    sources: Sequence[InputFile],
+    targets: frozenset[str],
+    max_file_bytes: int,
+    after_read: Callable[[ReadBatch], None] | None,
+) -> ReadBatch:
+    batch = read_batch(sources, targets, max_file_bytes)
+    if after_read is not None:
+        after_read(batch)
+    return batch
+
+
+def _read_in_worker(
+    sources: Sequence[InputFile], targets: frozenset[str], max_file_bytes: int
+) -> ReadBatch:
+    return _read(sources, targets, max_file_bytes, _after_read)
 
 
 @contextlib.contextmanager

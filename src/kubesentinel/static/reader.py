@@ -23,6 +23,10 @@ class ReadBatch:
     errors: list[InputError] = field(default_factory=list)
     warnings: list[InputError] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
+    # Filled by the process that read the batch (engine.check_batch): hits of the rules that
+    # read one object, indexes local to ``objects``; None until then.
+    hits: list[tuple[int, int, str, int, str]] | None = None
+    deferred: list[tuple[int, int]] = field(default_factory=list)  # (rule, object) pairs
 
 
 def read_batch(

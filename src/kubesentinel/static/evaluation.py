@@ -1,0 +1,131 @@
+"""Run rules over objects into compact hits, and turn hits into sorted, distinct findings.
+
+Hits are small tuples, cheap to send between processes: a batch of files is checked by
+the process that read it, right after reading, and only its hits travel. A rule that asks
+about other objects (ScanContext.local raises NeedsWholeScan) is deferred for that object
+and run again once the whole scan is read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+
+from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule
+from kubesentinel.static.catalogue import CEL_PREDICATE, Catalogue
+from kubesentinel.static.context import NeedsWholeScan, ScanContext
+from kubesentinel.static.locate import line_of
+from kubesentinel.static.podspec import format_path
+from kubesentinel.static.predicates import Predicate, load_builtin_predicates
+
+# (rule index in the catalogue, object index, message, line, dotted field path)
+Hit = tuple[int, int, str, int, str]
+# (rule index, object index): a rule to run again on an object with the whole scan's context
+Deferred = tuple[int, int]
+
+
+def object_hits(
+    objects: Sequence[K8sObject],
+    indexes: Iterable[int],
+    catalogue: Catalogue,
+    ctx: ScanContext,
+    deferred: list[Deferred] | None = None,
+) -> list[Hit]:
+    """Every applicable rule on each object of ``indexes``, in object then rule order.
+
+    With ``deferred``, a rule raising NeedsWholeScan on an object is listed there and its
+    violations on that object so far are dropped; without it, the signal propagates."""
+    predicates = load_builtin_predicates()
+    by_kind: dict[str, list[tuple[int, Rule, Predicate]]] = {}
+    hits: list[Hit] = []
+    for obj_index in indexes:
+        obj = objects[obj_index]
+        rules = by_kind.get(obj.kind)
+        if rules is None:
+            rules = by_kind[obj.kind] = [
+                (i, r, check_of(r, predicates))
+                for i, r in enumerate(catalogue.rules)
+                if catalogue.applies(r, obj.kind)
+            ]
+        for rule_index, rule, check in rules:
+            before = len(hits)
+            try:
+                for violation in check(obj, ctx, rule.params):
+                    path = violation.path
+                    line = line_of(obj.body, path, obj.source.line)
+                    hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
+            except NeedsWholeScan:
+                if deferred is None:
+                    raise
+                del hits[before:]
+                deferred.append((rule_index, obj_index))
+    return hits
+
+
+def deferred_hits(
+    objects: Sequence[K8sObject],
+    deferred: Iterable[Deferred],
+    catalogue: Catalogue,
+    ctx: ScanContext,
+) -> list[Hit]:
+    """The deferred (rule, object) pairs, run with the whole scan's context."""
+    predicates = load_builtin_predicates()
+    hits: list[Hit] = []
+    for rule_index, obj_index in deferred:
+        rule, obj = catalogue.rules[rule_index], objects[obj_index]
+        for violation in check_of(rule, predicates)(obj, ctx, rule.params):
+            path = violation.path
+            line = line_of(obj.body, path, obj.source.line)
+            hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
+    return hits
+
+
+def check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
+    if rule.predicate != CEL_PREDICATE:
+        return predicates[rule.predicate]
+    from kubesentinel.static.cel_rules import cel_check  # CEL rules only: not at start-up
+
+    return cel_check
+
+
+def findings_from(
+    hit_lists: Iterable[list[Hit]], objects: Sequence[K8sObject], catalogue: Catalogue
+) -> list[Finding]:
+    """Findings sorted by file, line, rule and message, each reported once.
+
+    The hits are put in serial order first (object, then rule; a stable sort keeps the order
+    of one rule's violations), so that of two hits for the same finding the same one wins
+    however the work was spread."""
+    hits = sorted(itertools.chain.from_iterable(hit_lists), key=_serial_order)
+    findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
+    for rule_index, obj_index, message, line, field_path in hits:
+        rule, obj = catalogue.rules[rule_index], objects[obj_index]
+        src = obj.source
+        key = (rule.id, src.file, src.doc_index, src.item_index, field_path, message)
+        if key not in findings:
+            findings[key] = _finding(rule, obj, message, line, field_path)
+    # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
+    rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}
+    return sorted(findings.values(), key=lambda f: (rank[f.file], f.line, f.rule_id, f.message))
+
+
+def _serial_order(hit: Hit) -> tuple[int, int]:
+    return hit[1], hit[0]
+
+
+def _finding(rule: Rule, obj: K8sObject, message: str, line: int, field_path: str) -> Finding:
+    return Finding(
+        rule_id=rule.id,
+        severity=rule.severity,
+        title=rule.title,
+        message=message,
+        remediation=rule.remediation,
+        obj=ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version),
+        file=obj.source.file,
+        line=line,
+        doc_index=obj.source.doc_index,
+        item_index=obj.source.item_index,
+        field_path=field_path,
+        category=rule.category,
+        object_line=obj.source.line,
+    )
