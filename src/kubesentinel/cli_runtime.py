@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import logging
 import os
 import signal
 import sys
@@ -115,6 +114,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.sources import open_source
 
     min_priority = _check_monitor_args(args)
+    import logging  # the monitor's only: not on the scan's start-up path
+
     logging.basicConfig(format="kubesentinel: %(levelname)s: %(message)s", stream=sys.stderr)
     # Check the inputs before creating anything on disk: posture file, then source, then store.
     posture: Posture | None = load_posture_file(args.posture) if args.posture else None

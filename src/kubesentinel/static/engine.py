@@ -124,7 +124,16 @@ def scan_batches(
         deferred.extend((rule, offset + obj) for rule, obj in batch.deferred)
     result.objects = len(objects)
     ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
-    hit_lists.append(deferred_hits(objects, deferred, catalogue, ctx))
+    # Deferred pairs are many on big scans (every workload asks about NetworkPolicies): spread.
+    count = cpu_workers(options.workers) if len(deferred) >= PARALLEL_MIN_OBJECTS else 1
+    parts = stripes(len(deferred), count)
+    hit_lists.extend(
+        fork_map(
+            lambda i: deferred_hits(objects, [deferred[d] for d in parts[i]], catalogue, ctx),
+            len(parts),
+            count,
+        )
+    )
     findings = findings_from(hit_lists, objects, catalogue)
     outcome = (options.suppressor or build(catalogue.rules)).apply(objects, findings)
     result.findings, result.suppressed = outcome.findings, outcome.suppressed

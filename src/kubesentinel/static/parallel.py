@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 from kubesentinel.static.inputs import InputFile
@@ -63,6 +61,9 @@ def read_all(
         return
     batches, mean_sizes = _batches(sources, sizes)
     order = sorted(range(len(batches)), key=lambda i: -mean_sizes[i])
+    import multiprocessing  # only when forking: these imports cost a small scan ~15 ms
+    from concurrent.futures import ProcessPoolExecutor
+
     forked = os.name == "posix"
     context = multiprocessing.get_context("fork" if forked else "spawn")
     done: dict[int, ReadBatch] = {}
@@ -127,7 +128,7 @@ def fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
     only its results are pickled. Without fork (Windows) it runs serially.
     """
     global _task  # noqa: PLW0603 - the one way to hand a closure to forked workers
-    if count < 2 or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if count < 2 or workers < 2 or os.name != "posix":
         return [task(index) for index in range(count)]
     with _task_lock:
         _task = task
@@ -138,6 +139,9 @@ def fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
 
 
 def _fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=min(workers - 1, count - 1), mp_context=context) as pool:
         futures = [pool.submit(_run_task, index) for index in range(1, count)]
