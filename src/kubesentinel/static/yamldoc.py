@@ -5,7 +5,8 @@ Semantics follow what kubectl reads (go-yaml v2, YAML 1.1): ``yes``/``on``/``y``
 timestamps stay strings. Nothing is ever constructed from a tag: ``!!python/object`` is data.
 
 Documents are cut at ``---`` lines first, so one broken document does not hide the others, and
-documents of kinds no rule reads are only validated by a fast parser when one is installed.
+documents of kinds no rule reads are only validated by a fast parser when one is installed
+(fastdoc), which keeps just their apiVersion, kind and metadata.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ import yaml
 from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
 from kubesentinel.errors import InputError
-
-_fast_yaml: Any
-try:  # Optional accelerator; everything works without it.
-    import yaml_rs as _fast_yaml
-except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    _fast_yaml = None
+from kubesentinel.static import fastdoc
 
 MAX_DEPTH = 200
 MAX_EXPANDED_NODES = 2_000_000
@@ -311,19 +307,12 @@ def _compose_all(chunk: bytes) -> Iterator[yaml.Node]:
 
 
 def _fast_parse(chunk: bytes, is_rule_target: Callable[[str], bool]) -> Any | None:
-    """Parse a document no rule will read with the fast parser; None means take the full path."""
-    if _fast_yaml is None:
-        return None
+    """Identity of a document no rule will read (fastdoc); None means take the full path."""
     kinds = _top_level_kinds(chunk)
     if len(kinds) != 1 or is_rule_target(kinds[0].decode()):
         return None
-    try:
-        value = _fast_yaml.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
-    except BaseException:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
-        return None
-    if is_rule_target(value["kind"]):
+    value = fastdoc.identity(chunk)
+    if value is None or is_rule_target(value["kind"]):
         return None
     return value
 

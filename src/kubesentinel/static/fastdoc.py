@@ -1,0 +1,55 @@
+"""Identity of documents no rule reads: validated by a fast parser, parsed once per content.
+
+Only apiVersion, kind and metadata are kept (the reader keeps no more of such objects). The
+same CRD is often vendored many times (a fifth of the CRD bytes of the shared corpus are
+copies), so large documents are remembered by a SHA-256 of their bytes: hashing costs about
+a tenth of parsing them. Hits get their own deep copy, since callers may edit metadata.
+
+rapidyaml parses 2.5x faster but was measured and rejected (bench notes in the README): it
+does not report duplicate keys, which we must warn about, and checking them from Python
+through its node API costs more than parsing with yaml_rs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from typing import Any
+
+_parser: Any
+try:  # Optional accelerator; without it every document takes the line-aware parser.
+    import yaml_rs as _parser
+except ImportError:  # pragma: no cover - exercised only where the wheel is missing
+    _parser = None
+
+IDENTITY_KEYS = ("apiVersion", "kind", "metadata")
+CACHE_MIN_BYTES = 16 * 1024  # smaller documents parse faster than a hit is copied
+CACHE_MAX_ENTRIES = 1024  # identities are small; the bound is for long-lived processes
+
+_seen: dict[bytes, dict[str, Any]] = {}
+
+
+def identity(chunk: bytes) -> dict[str, Any] | None:
+    """apiVersion, kind and metadata of a valid one-document chunk; None means "parse fully".
+
+    None when the fast parser is missing or refuses the chunk (malformed YAML, duplicate keys,
+    undefined aliases: the full parser then reports them with their line), or when the chunk
+    is not one mapping with a string ``kind``.
+    """
+    if _parser is None:
+        return None
+    key = hashlib.sha256(chunk).digest() if len(chunk) >= CACHE_MIN_BYTES else None
+    if key is not None and key in _seen:
+        return copy.deepcopy(_seen[key])
+    try:
+        value = _parser.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
+    except BaseException:  # the Rust parser may raise anything, even PanicException
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
+        return None
+    slim = {name: value[name] for name in IDENTITY_KEYS if name in value}
+    if key is not None:
+        if len(_seen) >= CACHE_MAX_ENTRIES:
+            _seen.clear()
+        _seen[key] = copy.deepcopy(slim)
+    return slim
