@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 from typing import Any
 
 _parser: Any
@@ -25,6 +26,9 @@ except ImportError:  # pragma: no cover - exercised only where the wheel is miss
 IDENTITY_KEYS = ("apiVersion", "kind", "metadata")
 CACHE_MIN_BYTES = 16 * 1024  # smaller documents parse faster than a hit is copied
 CACHE_MAX_ENTRIES = 1024  # identities are small; the bound is for long-lived processes
+
+_ANCHOR = re.compile(rb"&([0-9A-Za-z_-]+)")
+_BEFORE_ANCHOR = frozenset(b" \t\r\n[{,")
 
 _seen: dict[bytes, dict[str, Any]] = {}
 
@@ -53,3 +57,18 @@ def identity(chunk: bytes) -> dict[str, Any] | None:
             _seen.clear()
         _seen[key] = copy.deepcopy(slim)
     return slim
+
+
+def repeats_anchor(chunk: bytes) -> bool:
+    """Whether an anchor name may occur twice: yaml_rs takes that (YAML 1.2 does), libyaml not.
+
+    Text such as ``a &x b`` inside a string also counts; the caller then asks libyaml.
+    """
+    if b"&" not in chunk:  # the common case: one memchr over the chunk
+        return False
+    names = [
+        match.group(1)
+        for match in _ANCHOR.finditer(chunk)
+        if not match.start() or chunk[match.start() - 1] in _BEFORE_ANCHOR
+    ]
+    return len(names) != len(set(names))

@@ -314,7 +314,20 @@ def _fast_parse(chunk: bytes, is_rule_target: Callable[[str], bool]) -> Any | No
     value = fastdoc.identity(chunk)
     if value is None or is_rule_target(value["kind"]):
         return None
+    if fastdoc.repeats_anchor(chunk) and not _composes(chunk):
+        return None  # the full path reports libyaml's error with its line
     return value
+
+
+def _composes(chunk: bytes) -> bool:
+    if _bracket_depth(chunk) > MAX_DEPTH:
+        return False
+    try:
+        for _node in _compose_all(chunk):
+            pass
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def _first_content_line(chunk: bytes) -> int:
