@@ -110,6 +110,16 @@ def test_duplicate_keys_are_warned_about_as_on_the_full_path() -> None:
     assert [(w.code, w.line) for w in fast.warnings] == [("KS-W001", 9)]
 
 
+@pytest.mark.parametrize("second", [b"Widget", b"Pod"])
+def test_a_second_top_level_kind_takes_the_full_path(second: bytes) -> None:
+    text = HEAD + b"kind: " + second + b"\n"
+    parsed = _parse(text, lambda kind: kind == "Pod")
+    assert _errors(parsed) == _errors(_parse(text, _full))
+    assert [(w.code, w.line) for w in parsed.warnings] == [("KS-W001", 5)]
+    assert isinstance(parsed.documents[0].value, LineDict)
+    assert parsed.documents[0].value["kind"] == second.decode()
+
+
 def test_a_later_document_of_the_file_keeps_its_line() -> None:
     text = b"apiVersion: v1\nkind: Widget\nmetadata: {name: a}\n---\n" + HEAD + b"spec: [\n"
     parsed = _parse(text, _fast)

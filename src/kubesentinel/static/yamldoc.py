@@ -236,13 +236,17 @@ def _line_starts_with(data: bytes, prefix: bytes) -> Iterator[int]:
         at = data.find(needle, at + 1)
 
 
-def _top_level_kinds(chunk: bytes) -> list[bytes]:
-    """Values of column-0 ``kind:`` lines, read without parsing."""
-    kinds = []
+def _first_top_level_kind(chunk: bytes) -> bytes | None:
+    """Value of the first column-0 ``kind:`` line, read without parsing.
+
+    The first is enough: a second top-level ``kind`` is a duplicate key, which the fast parser
+    refuses, and the kind it parses is checked again. Not looking further saves a pass over
+    each large document.
+    """
     for at in _line_starts_with(chunk, b"kind:"):
         match = _KIND_VALUE.match(chunk, at + 5)
-        kinds.append(match.group(1) if match else b"")
-    return kinds
+        return match.group(1) if match else b""
+    return None
 
 
 def _move_directives(chunk: bytes) -> bytes:
@@ -308,8 +312,8 @@ def _compose_all(chunk: bytes) -> Iterator[yaml.Node]:
 
 def _fast_parse(chunk: bytes, is_rule_target: Callable[[str], bool]) -> Any | None:
     """Identity of a document no rule will read (fastdoc); None means take the full path."""
-    kinds = _top_level_kinds(chunk)
-    if len(kinds) != 1 or is_rule_target(kinds[0].decode()):
+    kind = _first_top_level_kind(chunk)
+    if kind is None or is_rule_target(kind.decode()):
         return None
     value = fastdoc.identity(chunk)
     if value is None or is_rule_target(value["kind"]):
