@@ -5,7 +5,8 @@ Semantics follow what kubectl reads (go-yaml v2, YAML 1.1): ``yes``/``on``/``y``
 timestamps stay strings. Nothing is ever constructed from a tag: ``!!python/object`` is data.
 
 Documents are cut at ``---`` lines first, so one broken document does not hide the others, and
-documents of kinds no rule reads are only validated by a fast parser when one is installed.
+documents of kinds no rule reads are only validated by a fast parser when one is installed
+(fastdoc), which keeps just their apiVersion, kind and metadata.
 """
 
 from __future__ import annotations
@@ -21,12 +22,7 @@ import yaml
 from yaml.cyaml import CParser  # type: ignore[attr-defined]
 
 from kubesentinel.errors import InputError
-
-_fast_yaml: Any
-try:  # Optional accelerator; everything works without it.
-    import yaml_rs as _fast_yaml
-except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    _fast_yaml = None
+from kubesentinel.static import fastdoc
 
 MAX_DEPTH = 200
 MAX_EXPANDED_NODES = 2_000_000
@@ -240,13 +236,17 @@ def _line_starts_with(data: bytes, prefix: bytes) -> Iterator[int]:
         at = data.find(needle, at + 1)
 
 
-def _top_level_kinds(chunk: bytes) -> list[bytes]:
-    """Values of column-0 ``kind:`` lines, read without parsing."""
-    kinds = []
+def _first_top_level_kind(chunk: bytes) -> bytes | None:
+    """Value of the first column-0 ``kind:`` line, read without parsing.
+
+    The first is enough: a second top-level ``kind`` is a duplicate key, which the fast parser
+    refuses, and the kind it parses is checked again. Not looking further saves a pass over
+    each large document.
+    """
     for at in _line_starts_with(chunk, b"kind:"):
         match = _KIND_VALUE.match(chunk, at + 5)
-        kinds.append(match.group(1) if match else b"")
-    return kinds
+        return match.group(1) if match else b""
+    return None
 
 
 def _move_directives(chunk: bytes) -> bytes:
@@ -311,21 +311,27 @@ def _compose_all(chunk: bytes) -> Iterator[yaml.Node]:
 
 
 def _fast_parse(chunk: bytes, is_rule_target: Callable[[str], bool]) -> Any | None:
-    """Parse a document no rule will read with the fast parser; None means take the full path."""
-    if _fast_yaml is None:
+    """Identity of a document no rule will read (fastdoc); None means take the full path."""
+    kind = _first_top_level_kind(chunk)
+    if kind is None or is_rule_target(kind.decode()):
         return None
-    kinds = _top_level_kinds(chunk)
-    if len(kinds) != 1 or is_rule_target(kinds[0].decode()):
+    value = fastdoc.identity(chunk)
+    if value is None or is_rule_target(value["kind"]):
         return None
-    try:
-        value = _fast_yaml.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
-    except BaseException:
-        return None
-    if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
-        return None
-    if is_rule_target(value["kind"]):
-        return None
+    if fastdoc.repeats_anchor(chunk) and not _composes(chunk):
+        return None  # the full path reports libyaml's error with its line
     return value
+
+
+def _composes(chunk: bytes) -> bool:
+    if _bracket_depth(chunk) > MAX_DEPTH:
+        return False
+    try:
+        for _node in _compose_all(chunk):
+            pass
+    except yaml.YAMLError:
+        return False
+    return True
 
 
 def _first_content_line(chunk: bytes) -> int:
