@@ -58,17 +58,35 @@ _PLACEHOLDERS = frozenset(
      "none", "null", "nil", "undefined", "na", "empty", "unset", "notset"}
 )  # fmt: skip
 
-# (description, pattern): formats that are credentials whatever the variable is called.
-_CREDENTIAL_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a private key", re.compile(r"-{3,}\s*BEGIN\s+[A-Z0-9 ]*PRIVATE\s+KEY", re.IGNORECASE)),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,})")),
-    ("a GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("a Stripe live key", re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
-    ("a JSON Web Token", re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*", re.ASCII)),
-    ("a URL with an embedded password", re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@")),
+# (description, hints, pattern): formats that are credentials whatever the variable is called.
+# A match needs one of the hints verbatim; testing them first spares most values the regex
+# scan (the patterns cannot use a literal prefix search, and ConfigMaps hold whole files).
+_CREDENTIAL_FORMATS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        "a private key",
+        ("---",),
+        re.compile(r"-{3,}\s*BEGIN\s+[A-Z0-9 ]*PRIVATE\s+KEY", re.IGNORECASE),
+    ),
+    ("an AWS access key id", ("AKIA", "ASIA"), re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    (
+        "a GitHub token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,})"),
+    ),
+    ("a GitLab token", ("glpat-",), re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("a Slack token", ("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", ("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("a Stripe live key", ("k_live_",), re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
+    (
+        "a JSON Web Token",
+        ("eyJ",),
+        re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*", re.ASCII),
+    ),
+    (
+        "a URL with an embedded password",
+        ("://",),
+        re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@"),
+    ),
 )
 
 
@@ -83,8 +101,8 @@ def sensitive_name(name: str) -> bool:
 
 def credential_format(value: str) -> str | None:
     """Which known credential format the value contains, if any."""
-    for description, pattern in _CREDENTIAL_FORMATS:
-        if pattern.search(value):
+    for description, hints, pattern in _CREDENTIAL_FORMATS:
+        if any(hint in value for hint in hints) and pattern.search(value):
             return description
     return None
 
