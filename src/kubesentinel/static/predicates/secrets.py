@@ -20,6 +20,7 @@ Messages name the variable and the kind of credential, never the value.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ from kubesentinel.static.predicates import Params, Violation, predicate
 _SENSITIVE_PARTS = ("password", "passwd", "secret", "credential", "apikey", "privatekey")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 _VAR_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_.-]*\)")
 _NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
@@ -90,9 +92,10 @@ _CREDENTIAL_FORMATS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = 
 )
 
 
+@functools.lru_cache(maxsize=4096)  # names repeat across a scan: env vars, annotation keys
 def sensitive_name(name: str) -> bool:
     """password/secret/credential/api key/private key anywhere, or a word ending in token."""
-    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    compact = _NOT_ALNUM.sub("", name.lower())
     if any(part in compact for part in _SENSITIVE_PARTS):
         return True
     words = _WORD_SPLIT.split(_CAMEL.sub(" ", name))
@@ -102,8 +105,11 @@ def sensitive_name(name: str) -> bool:
 def credential_format(value: str) -> str | None:
     """Which known credential format the value contains, if any."""
     for description, hints, pattern in _CREDENTIAL_FORMATS:
-        if any(hint in value for hint in hints) and pattern.search(value):
-            return description
+        for hint in hints:
+            if hint in value:
+                if pattern.search(value):
+                    return description
+                break
     return None
 
 
@@ -114,7 +120,7 @@ def looks_like_secret_value(value: Any) -> bool:
     text = value.strip()
     if not text or _VAR_REF.search(text) or _TEMPLATE.search(text):
         return False  # built from references the kubelet or a template engine fills in
-    lowered = re.sub(r"[^a-z0-9]", "", text.lower())
+    lowered = _NOT_ALNUM.sub("", text.lower())
     if lowered in _BOOLEAN_WORDS or lowered in _PLACEHOLDERS:
         return False
     if _NUMBER.fullmatch(text) or _DURATION_OR_SIZE.fullmatch(text) or _MASK.fullmatch(text):
@@ -222,6 +228,7 @@ def _unquoted(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _weak_secret_name(name: str) -> bool:
     words = _WORD_SPLIT.split(_CAMEL.sub(" ", name).lower())
     return any(word in _WEAK_SECRET_WORDS for word in words)
