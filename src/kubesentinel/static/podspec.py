@@ -88,7 +88,8 @@ class PodSpec:
 def mapping(value: Any) -> Mapping[str, Any]:
     """The value if it is a mapping, else an empty one (manifests are untrusted).
 
-    Parsed manifests hold plain dicts; checking ``dict`` avoids the slow ABC check on hot paths.
+    Parsed manifests hold plain dicts (LineDict from files, dict from JSON and the cluster);
+    checking ``dict`` avoids the slow ABC check on hot paths, and predicates do the same.
     """
     return value if isinstance(value, dict) else EMPTY
 
@@ -104,7 +105,7 @@ def dig(root: Any, path: Path) -> Any:
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
                 return None
-        elif not isinstance(node, Mapping):
+        elif not isinstance(node, (dict, Mapping)):  # dict first: no ABC check on parsed data
             return None
         node = node[step] if isinstance(step, int) else node.get(step)
         if node is None:
@@ -129,10 +130,10 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     if template_path is None:
         return None
     template = obj.body if not template_path else dig(obj.body, template_path)
-    if not isinstance(template, Mapping):
+    if not isinstance(template, (dict, Mapping)):  # the body itself for a Pod
         return None
     spec = template.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         return None
     return PodSpec(
         spec=spec,
@@ -158,7 +159,7 @@ def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterat
 
 def _containers(pod: PodSpec, list_name: str) -> Iterator[Container]:
     for index, spec in enumerate(sequence(pod.spec.get(list_name))):
-        if isinstance(spec, Mapping):
+        if isinstance(spec, dict):
             yield Container(spec, (*pod.path, list_name, index), list_name)
 
 

@@ -40,7 +40,7 @@ def normalize(host_path: str) -> str:
 
 def host_path_volumes(pod: PodSpec) -> Iterator[HostPathVolume]:
     for index, volume in enumerate(sequence(pod.spec.get("volumes"))):
-        if not isinstance(volume, Mapping) or not isinstance(volume.get("hostPath"), Mapping):
+        if not isinstance(volume, dict) or not isinstance(volume.get("hostPath"), dict):
             continue
         path, name = volume["hostPath"].get("path"), volume.get("name")
         yield HostPathVolume(
@@ -61,7 +61,7 @@ def mounts_of(pod: PodSpec, volume: HostPathVolume) -> Iterator[Mount]:
     """Every volumeMounts entry, in any container, that mounts the volume."""
     for container in containers(pod):
         for index, mount in enumerate(sequence(container.spec.get("volumeMounts"))):
-            if isinstance(mount, Mapping) and volume.name and mount.get("name") == volume.name:
+            if isinstance(mount, dict) and volume.name and mount.get("name") == volume.name:
                 yield Mount(container, mount, (*container.path, "volumeMounts", index))
 
 

@@ -181,7 +181,7 @@ def _policy_types(spec: Mapping[str, Any]) -> set[str]:
 
 
 def _is_empty_selector(selector: Any) -> bool:
-    return isinstance(selector, Mapping) and not (
+    return isinstance(selector, dict) and not (
         mapping(selector.get("matchLabels")) or sequence(selector.get("matchExpressions"))
     )
 

@@ -246,7 +246,7 @@ def _covered(policy: _Policy, wanted: list[Request]) -> list[Request]:
 def _rules(role: K8sObject) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """(index, rule) for each mapping under rules (manifests are untrusted)."""
     for index, rule in enumerate(sequence(role.body.get("rules"))):
-        if isinstance(rule, Mapping):
+        if isinstance(rule, dict):
             yield index, rule
 
 

@@ -132,7 +132,7 @@ def looks_like_secret_value(value: Any) -> bool:
 def _literal_env(container: Container) -> Iterator[tuple[int, str, Any]]:
     """(index, name, value) of env entries that set a literal value, not valueFrom."""
     for index, entry in enumerate(sequence(container.spec.get("env"))):
-        if not isinstance(entry, Mapping) or entry.get("valueFrom") is not None:
+        if not isinstance(entry, dict) or entry.get("valueFrom") is not None:
             continue
         name = entry.get("name")
         yield index, name if isinstance(name, str) else f"env[{index}]", entry.get("value")
