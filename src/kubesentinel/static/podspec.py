@@ -7,7 +7,7 @@ field path next to the value so a finding can point at the right line.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubesentinel.models import K8sObject
@@ -32,11 +32,27 @@ CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralCo
 EMPTY: Mapping[str, Any] = {}
 
 
+_LIST_WORDS = {
+    "containers": "container",
+    "initContainers": "init container",
+    "ephemeralContainers": "ephemeral container",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     spec: Mapping[str, Any]
     path: Path
     list_name: str  # containers, initContainers or ephemeralContainers
+    # Derived once: dozens of rules ask each container for them (containers() reuses records).
+    label: str = field(init=False, repr=False, compare=False)
+    _security_context: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # How messages name the container: 'container "app"', 'init container "setup"'.
+        word = _LIST_WORDS.get(self.list_name, self.list_name)
+        object.__setattr__(self, "label", f'{word} "{self.name}"')
+        object.__setattr__(self, "_security_context", mapping(self.spec.get("securityContext")))
 
     @property
     def name(self) -> str:
@@ -44,21 +60,11 @@ class Container:
         return str(name) if name is not None else f"{self.list_name}[{self.path[-1]}]"
 
     @property
-    def label(self) -> str:
-        """How messages name the container: 'container "app"', 'init container "setup"'."""
-        word = {
-            "containers": "container",
-            "initContainers": "init container",
-            "ephemeralContainers": "ephemeral container",
-        }[self.list_name]
-        return f'{word} "{self.name}"'
-
-    @property
     def is_regular(self) -> bool:
         return self.list_name == "containers"
 
     def security_context(self) -> Mapping[str, Any]:
-        return mapping(self.spec.get("securityContext"))
+        return self._security_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,18 +149,25 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     )
 
 
-_last_containers: tuple[PodSpec | None, dict[str, tuple[Container, ...]]] = (None, {})
+# The container records of the last pod asked for: per list name, and per tuple of lists.
+_last_containers: tuple[PodSpec | None, dict[Any, tuple[Container, ...]]] = (None, {})
 
 
-def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterator[Container]:
+def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> tuple[Container, ...]:
     """Every container of the pod spec, in the given container lists."""
     # Every rule walks the same pod in turn: build its Container records once (one entry).
     global _last_containers  # noqa: PLW0603 - a one-entry cache, reset on every new pod
     if _last_containers[0] is not pod:
         _last_containers = (pod, {name: tuple(_containers(pod, name)) for name in CONTAINER_LISTS})
-    by_list = _last_containers[1]
-    for list_name in lists:
-        yield from by_list[list_name] if list_name in by_list else _containers(pod, list_name)
+    cache = _last_containers[1]
+    found = cache.get(lists)
+    if found is None:
+        found = cache[lists] = tuple(
+            container
+            for name in lists
+            for container in (cache[name] if name in cache else _containers(pod, name))
+        )
+    return found
 
 
 def _containers(pod: PodSpec, list_name: str) -> Iterator[Container]:
@@ -163,7 +176,7 @@ def _containers(pod: PodSpec, list_name: str) -> Iterator[Container]:
             yield Container(spec, (*pod.path, list_name, index), list_name)
 
 
-def regular_containers(pod: PodSpec) -> Iterator[Container]:
+def regular_containers(pod: PodSpec) -> tuple[Container, ...]:
     return containers(pod, ("containers",))
 
 
