@@ -9,7 +9,12 @@ import pytest
 from kubesentinel.config import load_config
 from kubesentinel.errors import ConfigError
 from kubesentinel.static.predicates.images import allowed_by, registry_of
-from kubesentinel.static.predicates.secrets import entropy, redacted, secret_kind
+from kubesentinel.static.predicates.secrets import (
+    credential_format,
+    entropy,
+    redacted,
+    secret_kind,
+)
 
 
 @pytest.mark.parametrize(
@@ -89,3 +94,27 @@ def test_redaction_never_shows_a_value_in_full() -> None:
 )
 def test_secret_kind(name: str, value: str, kind: str | None) -> None:
     assert secret_kind(name, value) == kind
+
+
+@pytest.mark.parametrize(
+    ("token", "kind"),
+    [
+        ("-----BEGIN RSA PRIVATE KEY-----", "a private key"),
+        ("-----begin private key-----", "a private key"),  # any case, not only PRIVATE
+        ("AKIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+        ("ASIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+        ("ghp_" + "a1" * 18, "a GitHub token"),
+        ("ghs_" + "a1" * 18, "a GitHub token"),
+        ("github_pat_" + "a1" * 20, "a GitHub token"),
+        ("glpat-" + "a1" * 10, "a GitLab token"),
+        ("xoxb-" + "1" * 10, "a Slack token"),
+        ("AIza" + "a" * 35, "a Google API key"),
+        ("rk_live_" + "a1" * 10, "a Stripe live key"),
+        ("eyJhbGciOiJI.eyJzdWIiOiIx.c2ln", "a JSON Web Token"),
+        ("https://app:s3cret@db.example.com", "a URL with an embedded password"),
+    ],
+)
+def test_credential_formats_are_found_inside_longer_text(token: str, kind: str) -> None:
+    # Each format is tried only when one of its literal hints occurs: a hint that a real match
+    # can lack would hide credentials, which this catches.
+    assert credential_format(f"first line\nsetting = {token}\nlast line") == kind

@@ -8,6 +8,7 @@ and run again once the whole scan is read.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -53,7 +54,7 @@ def object_hits(
                 for violation in check(obj, ctx, rule.params):
                     path = violation.path
                     line = line_of(obj.body, path, obj.source.line)
-                    hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
+                    hits.append((rule_index, obj_index, violation.message, line, _dotted(path)))
             except NeedsWholeScan:
                 if deferred is None:
                     raise
@@ -76,8 +77,12 @@ def deferred_hits(
         for violation in check_of(rule, predicates)(obj, ctx, rule.params):
             path = violation.path
             line = line_of(obj.body, path, obj.source.line)
-            hits.append((rule_index, obj_index, violation.message, line, format_path(path)))
+            hits.append((rule_index, obj_index, violation.message, line, _dotted(path)))
     return hits
+
+
+# Objects share their field paths (spec.template.spec.containers[0].securityContext...).
+_dotted = functools.lru_cache(maxsize=4096)(format_path)
 
 
 def check_of(rule: Rule, predicates: Mapping[str, Predicate]) -> Predicate:
@@ -97,13 +102,24 @@ def findings_from(
     of one rule's violations), so that of two hits for the same finding the same one wins
     however the work was spread."""
     hits = sorted(itertools.chain.from_iterable(hit_lists), key=_serial_order)
-    findings: dict[tuple[str, str, int, int | None, str, str], Finding] = {}
+    # An object has many findings: its reference and source are looked up once, the source as
+    # a small int, so that the key of a finding hashes only strings it already hashed before.
+    sources: dict[tuple[str, int, int | None], int] = {}
+    seen: dict[int, tuple[int, ObjectRef]] = {}
+    findings: dict[tuple[str, int, str, str], Finding] = {}
     for rule_index, obj_index, message, line, field_path in hits:
         rule, obj = catalogue.rules[rule_index], objects[obj_index]
-        src = obj.source
-        key = (rule.id, src.file, src.doc_index, src.item_index, field_path, message)
+        known = seen.get(obj_index)
+        if known is None:
+            src = obj.source
+            source = sources.setdefault((src.file, src.doc_index, src.item_index), len(sources))
+            ref = ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version)
+            known = seen[obj_index] = (source, ref)
+        key = (rule.id, known[0], field_path, message)
         if key not in findings:
-            findings[key] = _finding(rule, obj, message, line, field_path)
+            findings[key] = _finding(
+                rule, obj, known[1], message=message, line=line, field_path=field_path
+            )
     # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
     rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}
     return sorted(findings.values(), key=lambda f: (rank[f.file], f.line, f.rule_id, f.message))
@@ -113,14 +129,16 @@ def _serial_order(hit: Hit) -> tuple[int, int]:
     return hit[1], hit[0]
 
 
-def _finding(rule: Rule, obj: K8sObject, message: str, line: int, field_path: str) -> Finding:
+def _finding(
+    rule: Rule, obj: K8sObject, ref: ObjectRef, *, message: str, line: int, field_path: str
+) -> Finding:
     return Finding(
         rule_id=rule.id,
         severity=rule.severity,
         title=rule.title,
         message=message,
         remediation=rule.remediation,
-        obj=ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version),
+        obj=ref,
         file=obj.source.file,
         line=line,
         doc_index=obj.source.doc_index,

@@ -19,10 +19,13 @@ def line_of(body: Any, path: Path, object_line: int) -> int:
             if isinstance(node, LineList):
                 line = node.item_lines[step]
             node = node[step]
-        else:
+        elif isinstance(node, LineDict):  # parsed from a file
+            if step not in node:
+                return object_line
+            line = node.key_lines.get(step, line)
+            node = node[step]
+        else:  # read from a cluster (plain dicts), or not a mapping at all
             if not isinstance(node, dict) or step not in node:
                 return object_line
-            if isinstance(node, LineDict):
-                line = node.key_lines.get(step, line)
             node = node[step]
     return line

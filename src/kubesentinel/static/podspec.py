@@ -7,7 +7,7 @@ field path next to the value so a finding can point at the right line.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubesentinel.models import K8sObject
@@ -32,11 +32,27 @@ CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralCo
 EMPTY: Mapping[str, Any] = {}
 
 
+_LIST_WORDS = {
+    "containers": "container",
+    "initContainers": "init container",
+    "ephemeralContainers": "ephemeral container",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Container:
     spec: Mapping[str, Any]
     path: Path
     list_name: str  # containers, initContainers or ephemeralContainers
+    # Derived once: dozens of rules ask each container for them (containers() reuses records).
+    label: str = field(init=False, repr=False, compare=False)
+    _security_context: Mapping[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # How messages name the container: 'container "app"', 'init container "setup"'.
+        word = _LIST_WORDS.get(self.list_name, self.list_name)
+        object.__setattr__(self, "label", f'{word} "{self.name}"')
+        object.__setattr__(self, "_security_context", mapping(self.spec.get("securityContext")))
 
     @property
     def name(self) -> str:
@@ -44,21 +60,11 @@ class Container:
         return str(name) if name is not None else f"{self.list_name}[{self.path[-1]}]"
 
     @property
-    def label(self) -> str:
-        """How messages name the container: 'container "app"', 'init container "setup"'."""
-        word = {
-            "containers": "container",
-            "initContainers": "init container",
-            "ephemeralContainers": "ephemeral container",
-        }[self.list_name]
-        return f'{word} "{self.name}"'
-
-    @property
     def is_regular(self) -> bool:
         return self.list_name == "containers"
 
     def security_context(self) -> Mapping[str, Any]:
-        return mapping(self.spec.get("securityContext"))
+        return self._security_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +94,8 @@ class PodSpec:
 def mapping(value: Any) -> Mapping[str, Any]:
     """The value if it is a mapping, else an empty one (manifests are untrusted).
 
-    Parsed manifests hold plain dicts; checking ``dict`` avoids the slow ABC check on hot paths.
+    Parsed manifests hold plain dicts (LineDict from files, dict from JSON and the cluster);
+    checking ``dict`` avoids the slow ABC check on hot paths, and predicates do the same.
     """
     return value if isinstance(value, dict) else EMPTY
 
@@ -104,7 +111,7 @@ def dig(root: Any, path: Path) -> Any:
         if isinstance(step, int):
             if not isinstance(node, list) or step >= len(node):
                 return None
-        elif not isinstance(node, Mapping):
+        elif not isinstance(node, (dict, Mapping)):  # dict first: no ABC check on parsed data
             return None
         node = node[step] if isinstance(step, int) else node.get(step)
         if node is None:
@@ -129,10 +136,10 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     if template_path is None:
         return None
     template = obj.body if not template_path else dig(obj.body, template_path)
-    if not isinstance(template, Mapping):
+    if not isinstance(template, (dict, Mapping)):  # the body itself for a Pod
         return None
     spec = template.get("spec")
-    if not isinstance(spec, Mapping):
+    if not isinstance(spec, dict):
         return None
     return PodSpec(
         spec=spec,
@@ -142,27 +149,34 @@ def _find_pod_spec(obj: K8sObject) -> PodSpec | None:
     )
 
 
-_last_containers: tuple[PodSpec | None, dict[str, tuple[Container, ...]]] = (None, {})
+# The container records of the last pod asked for: per list name, and per tuple of lists.
+_last_containers: tuple[PodSpec | None, dict[Any, tuple[Container, ...]]] = (None, {})
 
 
-def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> Iterator[Container]:
+def containers(pod: PodSpec, lists: tuple[str, ...] = CONTAINER_LISTS) -> tuple[Container, ...]:
     """Every container of the pod spec, in the given container lists."""
     # Every rule walks the same pod in turn: build its Container records once (one entry).
     global _last_containers  # noqa: PLW0603 - a one-entry cache, reset on every new pod
     if _last_containers[0] is not pod:
         _last_containers = (pod, {name: tuple(_containers(pod, name)) for name in CONTAINER_LISTS})
-    by_list = _last_containers[1]
-    for list_name in lists:
-        yield from by_list[list_name] if list_name in by_list else _containers(pod, list_name)
+    cache = _last_containers[1]
+    found = cache.get(lists)
+    if found is None:
+        found = cache[lists] = tuple(
+            container
+            for name in lists
+            for container in (cache[name] if name in cache else _containers(pod, name))
+        )
+    return found
 
 
 def _containers(pod: PodSpec, list_name: str) -> Iterator[Container]:
     for index, spec in enumerate(sequence(pod.spec.get(list_name))):
-        if isinstance(spec, Mapping):
+        if isinstance(spec, dict):
             yield Container(spec, (*pod.path, list_name, index), list_name)
 
 
-def regular_containers(pod: PodSpec) -> Iterator[Container]:
+def regular_containers(pod: PodSpec) -> tuple[Container, ...]:
     return containers(pod, ("containers",))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections.abc import Iterator, Mapping
@@ -30,6 +31,7 @@ class Mount:
     path: Path  # of the volumeMounts entry
 
 
+@functools.lru_cache(maxsize=4096)  # pods share their host paths; pure, and strings are small
 def normalize(host_path: str) -> str:
     """/var/run//docker.sock/ and /var/run/./docker.sock name the same host file."""
     collapsed = _SLASHES.sub("/", host_path.strip())
@@ -38,7 +40,7 @@ def normalize(host_path: str) -> str:
 
 def host_path_volumes(pod: PodSpec) -> Iterator[HostPathVolume]:
     for index, volume in enumerate(sequence(pod.spec.get("volumes"))):
-        if not isinstance(volume, Mapping) or not isinstance(volume.get("hostPath"), Mapping):
+        if not isinstance(volume, dict) or not isinstance(volume.get("hostPath"), dict):
             continue
         path, name = volume["hostPath"].get("path"), volume.get("name")
         yield HostPathVolume(
@@ -59,7 +61,7 @@ def mounts_of(pod: PodSpec, volume: HostPathVolume) -> Iterator[Mount]:
     """Every volumeMounts entry, in any container, that mounts the volume."""
     for container in containers(pod):
         for index, mount in enumerate(sequence(container.spec.get("volumeMounts"))):
-            if isinstance(mount, Mapping) and volume.name and mount.get("name") == volume.name:
+            if isinstance(mount, dict) and volume.name and mount.get("name") == volume.name:
                 yield Mount(container, mount, (*container.path, "volumeMounts", index))
 
 
@@ -78,15 +80,23 @@ def host_path_mount_writable(
                 )
 
 
+@functools.lru_cache(maxsize=64)  # one entry per rule of the catalogue
+def _normalized(paths: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(normalize(path) for path in paths)
+
+
 @predicate("host_path_in_list")
 def host_path_in_list(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A hostPath volume points at one of params.paths (exact host paths, normalized).
 
     Reported at each container mount; a volume no container mounts is reported on its own.
     """
-    listed = {normalize(str(path)) for path in params["paths"]}
+    volumes = list(_volumes(obj))
+    if not volumes:
+        return  # most pods: no hostPath volume, so no need to read the list
+    listed = _normalized(tuple(str(path) for path in params["paths"]))
     what = params["what"]
-    for pod, volume in _volumes(obj):
+    for pod, volume in volumes:
         if normalize(volume.host_path) not in listed:
             continue
         where = f'"{volume.host_path}" (volume "{volume.name}")'

@@ -66,44 +66,80 @@ def _label_text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _expression_matches(expression: Any, labels: Mapping[str, Any]) -> bool:
-    expr = mapping(expression)
-    key, operator = expr.get("key"), expr.get("operator")
-    if not isinstance(key, str):
-        return False  # an expression without a key makes the selector invalid
-    values = {_label_text(v) for v in sequence(expr.get("values"))}
-    present = key in labels
-    value = _label_text(labels[key]) if present else None
-    if operator == "In":
-        return present and value in values
-    if operator == "NotIn":
-        return not present or value not in values
-    if operator == "Exists":
-        return present
-    if operator == "DoesNotExist":
-        return not present
-    return False  # an unknown operator makes the selector invalid: it selects nothing
+# A label selector read once: matchLabels as (key, value text) pairs, and matchExpressions as
+# (key, operator, value texts). Policies are matched against every workload of their namespace.
+_Selector = tuple[tuple[tuple[Any, str], ...], tuple[tuple[str, str, frozenset[str]], ...]]
+_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+def _compile(selector: Any) -> _Selector | None:
+    """A metav1.LabelSelector, or None when it is invalid and so selects nothing."""
+    if selector is None:
+        return (), ()  # an empty selector matches everything
+    if not isinstance(selector, Mapping):
+        return None
+    match_labels = selector.get("matchLabels")
+    if match_labels is not None and not isinstance(match_labels, Mapping):
+        return None
+    pairs = tuple((key, _label_text(value)) for key, value in mapping(match_labels).items())
+    expressions = []
+    for expression in sequence(selector.get("matchExpressions")):
+        expr = mapping(expression)
+        key, operator = expr.get("key"), expr.get("operator")
+        if not isinstance(key, str) or operator not in _OPERATORS:
+            return None  # no key, or an unknown operator: the selector is invalid
+        values = frozenset(_label_text(v) for v in sequence(expr.get("values")))
+        expressions.append((key, str(operator), values))
+    return pairs, tuple(expressions)
+
+
+def _label_texts(labels: Mapping[Any, Any]) -> dict[Any, str]:
+    return {key: _label_text(value) for key, value in labels.items()}
+
+
+def _matches(selector: _Selector, texts: Mapping[Any, str]) -> bool:
+    """Every matchLabels pair and expression holds for the labels (as _label_texts)."""
+    pairs, expressions = selector
+    for key, wanted in pairs:
+        if texts.get(key) != wanted:
+            return False
+    for key, operator, values in expressions:
+        value = texts.get(key)  # None: the label is absent
+        if operator == "In":
+            holds = value is not None and value in values
+        elif operator == "NotIn":
+            holds = value is None or value not in values
+        else:
+            holds = (value is not None) == (operator == "Exists")
+        if not holds:
+            return False
+    return True
 
 
 def selector_matches(selector: Any, labels: Mapping[str, Any]) -> bool:
     """metav1.LabelSelector semantics: every matchLabels pair and expression must hold;
     an empty selector matches everything."""
-    if selector is None:
-        return True
-    if not isinstance(selector, Mapping):
-        return False
-    match_labels = selector.get("matchLabels")
-    if match_labels is not None and not isinstance(match_labels, Mapping):
-        return False
-    for key, wanted in mapping(match_labels).items():
-        if key not in labels or _label_text(labels[key]) != _label_text(wanted):
-            return False
-    return all(_expression_matches(e, labels) for e in sequence(selector.get("matchExpressions")))
+    compiled = _compile(selector)
+    return compiled is not None and _matches(compiled, _label_texts(labels))
 
 
 def _is_k8s_network_policy(obj: K8sObject) -> bool:
     # CNI-specific policies (Calico, Cilium) have other shapes and do not count.
     return obj.kind == "NetworkPolicy" and obj.api_version.startswith(NETWORK_POLICY_GROUP)
+
+
+def _pod_selectors(ctx: ScanContext) -> dict[str, tuple[_Selector, ...]]:
+    """Namespace -> the distinct valid pod selectors of its NetworkPolicies in the scan."""
+
+    def build() -> dict[str, tuple[_Selector, ...]]:
+        found: dict[str, dict[_Selector, None]] = {}
+        for policy in ctx.of_kind("NetworkPolicy"):
+            selector = _compile(mapping(policy.body.get("spec")).get("podSelector"))
+            if _is_k8s_network_policy(policy) and selector is not None:
+                found.setdefault(namespace_of(policy), {})[selector] = None
+        return {namespace: tuple(selectors) for namespace, selectors in found.items()}
+
+    return ctx.memo("network_pod_selectors", build)
 
 
 @predicate("network_policy_missing")
@@ -112,12 +148,10 @@ def network_policy_missing(obj: K8sObject, ctx: ScanContext, params: Params) -> 
     pod = pod_spec(obj)
     if pod is None:
         return
-    labels = mapping(pod.metadata.get("labels"))
+    texts = _label_texts(mapping(pod.metadata.get("labels")))
     namespace = namespace_of(obj)
-    for policy in ctx.in_namespace("NetworkPolicy", namespace):
-        spec = mapping(policy.body.get("spec"))
-        if _is_k8s_network_policy(policy) and selector_matches(spec.get("podSelector"), labels):
-            return
+    if any(_matches(selector, texts) for selector in _pod_selectors(ctx).get(namespace, ())):
+        return
     yield Violation(
         f'no NetworkPolicy in namespace "{namespace}" selects the pods of this workload',
         (*pod.metadata_path, "labels"),
@@ -147,7 +181,7 @@ def _policy_types(spec: Mapping[str, Any]) -> set[str]:
 
 
 def _is_empty_selector(selector: Any) -> bool:
-    return isinstance(selector, Mapping) and not (
+    return isinstance(selector, dict) and not (
         mapping(selector.get("matchLabels")) or sequence(selector.get("matchExpressions"))
     )
 
@@ -270,6 +304,19 @@ def service_external_ips(obj: K8sObject, ctx: ScanContext, params: Params) -> It
         yield Violation(f"Service sets externalIPs {', '.join(ips)}", ("spec", "externalIPs"))
 
 
+def _workloads(ctx: ScanContext) -> dict[str, list[K8sObject]]:
+    """Namespace -> the objects of the scan that run pods there, in scan order."""
+
+    def build() -> dict[str, list[K8sObject]]:
+        found: dict[str, list[K8sObject]] = {}
+        for obj in ctx.objects:
+            if pod_spec(obj) is not None:
+                found.setdefault(namespace_of(obj), []).append(obj)
+        return found
+
+    return ctx.memo("workloads_by_namespace", build)
+
+
 def _unprotected_namespaces(ctx: ScanContext) -> dict[str, K8sObject]:
     """Namespace -> the object to report on, for every namespace of the scan that runs
     workloads and has no NetworkPolicy: its Namespace object when the scan holds one, else
@@ -280,13 +327,10 @@ def _unprotected_namespaces(ctx: ScanContext) -> dict[str, K8sObject]:
             namespace_of(p) for p in ctx.of_kind("NetworkPolicy") if _is_k8s_network_policy(p)
         }
         reported: dict[str, K8sObject] = {}
-        for obj in ctx.objects:
-            namespace = namespace_of(obj)
-            if namespace in protected or namespace in reported:
-                continue
-            if pod_spec(obj) is not None:
+        for namespace, workloads in _workloads(ctx).items():
+            if namespace not in protected:
                 found = ctx.find("Namespace", namespace)
-                reported[namespace] = found if found is not None else obj
+                reported[namespace] = found if found is not None else workloads[0]
         return reported
 
     return ctx.memo("unprotected_namespaces", build)
@@ -302,11 +346,7 @@ def namespace_without_network_policy(
     if namespace is None or _unprotected_namespaces(ctx).get(namespace) is not obj:
         return
     # Distinct workloads: a file scanned twice (two paths naming it) must give one message.
-    workloads = {
-        (o.kind, o.name)
-        for o in ctx.objects
-        if namespace_of(o) == namespace and pod_spec(o) is not None
-    }
+    workloads = {(o.kind, o.name) for o in _workloads(ctx)[namespace]}
     yield Violation(
         f'namespace "{namespace}" runs {len(workloads)} workload(s) and has no NetworkPolicy, '
         "so every pod accepts traffic from anywhere",

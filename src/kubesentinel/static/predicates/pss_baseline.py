@@ -103,7 +103,7 @@ def setters(pod: PodSpec) -> Iterator[tuple[str, Mapping[str, Any], Path]]:
 def volumes(pod: PodSpec) -> Iterator[tuple[str, Mapping[str, Any], Path]]:
     """Each entry of spec.volumes: its name for messages, the entry, and its path."""
     for index, volume in enumerate(sequence(pod.spec.get("volumes"))):
-        if isinstance(volume, Mapping):
+        if isinstance(volume, dict):
             name = volume.get("name")
             label = f'volume "{name}"' if name is not None else f"volumes[{index}]"
             yield label, volume, (*pod.path, "volumes", index)

@@ -13,6 +13,7 @@ in the same scan) to at least one subject, because peers report one or the other
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubesentinel.models import K8sObject
@@ -48,15 +49,13 @@ def rbac_wildcard(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[
 @predicate("rbac_grants")
 def rbac_grants(obj: K8sObject, ctx: ScanContext, params: Params) -> Iterator[Violation]:
     """A role grants one of params.grants, or a binding hands such a role to a subject."""
-    wanted = _requests(params)
     if is_rbac(obj, ROLE_KINDS):
-        for index, rule in _rules(obj):
-            if hits := _covered(rule, wanted):
-                yield Violation(f"rules[{index}] grants {describe(hits)}", ("rules", index))
+        for index, hits in _grants(obj, ctx, params):
+            yield Violation(f"rules[{index}] grants {describe(hits)}", ("rules", index))
         return
     who = subjects(obj)
     for role in bound_roles(obj, ctx):
-        hits = [hit for _, rule in _rules(role) for hit in _covered(rule, wanted)]
+        hits = [hit for _, granted in _grants(role, ctx, params) for hit in granted]
         if hits and who:
             yield Violation(
                 f'binds {role.kind} "{role.name}", which grants {describe(hits)}, to {who}',
@@ -74,8 +73,8 @@ def cluster_admin_binding(obj: K8sObject, ctx: ScanContext, params: Params) -> I
         yield Violation(f'binds ClusterRole "{CLUSTER_ADMIN}" to {who}', ("roleRef", "name"))
         return
     for role in bound_roles(obj, ctx):
-        for index, rule in _rules(role):
-            verbs = _admin_verbs(rule)
+        for index, policy in _policies(role, ctx):
+            verbs = _admin_verbs(policy)
             if verbs:
                 yield Violation(
                     f'binds {role.kind} "{role.name}", whose rules[{index}] grants '
@@ -85,22 +84,23 @@ def cluster_admin_binding(obj: K8sObject, ctx: ScanContext, params: Params) -> I
                 break
 
 
-def _admin_verbs(rule: Mapping[str, Any]) -> str | None:
+def _admin_verbs(policy: _Policy) -> str | None:
     """ "*" verbs, or every read and write verb spelled out, on everything in every group.
 
     The spelled-out form lacks escalate/bind/impersonate, but write access to every resource
     (pods, roles, bindings) reaches cluster-admin anyway, which is why Polaris counts it.
     """
-    if covers(rule, (ALL, ALL, ALL)):
+    if _covered(policy, [(ALL, ALL, ALL)]):
         return '"*" verbs'
-    if all(covers(rule, (verb, ALL, ALL)) for verb in ADMIN_VERBS):
+    if all(_covered(policy, [(verb, ALL, ALL)]) for verb in ADMIN_VERBS):
         return "all read and write verbs"
     return None
 
 
 def covers(rule: Mapping[str, Any], request: Request) -> bool:
     """The authorizer's match of one policy rule against one request (no resource name)."""
-    return bool(_covered(rule, [request]))
+    policy = _policy(rule)
+    return policy is not None and bool(_covered(policy, [request]))
 
 
 def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
@@ -109,13 +109,29 @@ def bound_roles(binding: K8sObject, ctx: ScanContext) -> list[K8sObject]:
         return []
     ref = mapping(binding.body.get("roleRef"))
     kind, name = ref.get("kind"), ref.get("name")
+    if not isinstance(name, str):
+        return []  # object names are strings: no role of the scan has this one
     if kind == "ClusterRole":
-        candidates = ctx.of_kind("ClusterRole")
+        key = ("ClusterRole", "", name)
     elif kind == "Role" and binding.kind == "RoleBinding":
-        candidates = ctx.in_namespace("Role", namespace_of(binding))
+        key = ("Role", namespace_of(binding), name)
     else:
         return []
-    return [role for role in candidates if role.name == name and is_rbac(role, ROLE_KINDS)]
+    return list(_roles_by_name(ctx).get(key, ()))
+
+
+def _roles_by_name(ctx: ScanContext) -> dict[tuple[str, str, str], list[K8sObject]]:
+    """(kind, namespace or "" for a ClusterRole, name) -> the scan's roles, in scan order."""
+
+    def build() -> dict[tuple[str, str, str], list[K8sObject]]:
+        index: dict[tuple[str, str, str], list[K8sObject]] = {}
+        for role in ctx.of_kind("ClusterRole", "Role"):
+            if is_rbac(role, ROLE_KINDS):
+                namespace = namespace_of(role) if role.kind == "Role" else ""
+                index.setdefault((role.kind, namespace, role.name), []).append(role)
+        return index
+
+    return ctx.memo("rbac_roles_by_name", build)
 
 
 def is_rbac(obj: K8sObject, kinds: frozenset[str]) -> bool:
@@ -150,6 +166,59 @@ def describe(hits: Iterable[Request]) -> str:
     return "; ".join(parts)
 
 
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    """A policy rule's lists as the authorizer reads them (strings only)."""
+
+    verbs: frozenset[str]
+    groups: frozenset[str]
+    resources: tuple[str, ...]
+
+
+def _policy(rule: Mapping[str, Any]) -> _Policy | None:
+    """None for a rule narrowed to named objects (resourceNames): it grants no open access."""
+    if sequence(rule.get("resourceNames")):
+        return None
+    verbs, groups = _strings(rule, "verbs"), _strings(rule, "apiGroups")
+    return _Policy(frozenset(verbs), frozenset(groups), tuple(_strings(rule, "resources")))
+
+
+def _policies(role: K8sObject, ctx: ScanContext) -> list[tuple[int, _Policy]]:
+    """(index, policy) of the role's rules that are not narrowed; read once per scan, as
+    every binding to the role and several rules of the catalogue ask again."""
+    # Keyed by id(); each entry holds the role, so that no other object can take its id.
+    cache: dict[int, tuple[K8sObject, list[tuple[int, _Policy]]]] = ctx.memo("rbac_rules", dict)
+    entry = cache.get(id(role))
+    if entry is None:
+        parsed = ((index, _policy(rule)) for index, rule in _rules(role))
+        entry = cache[id(role)] = (role, [(i, p) for i, p in parsed if p is not None])
+    return entry[1]
+
+
+_Granted = list[tuple[int, list[Request]]]
+
+
+def _grants(role: K8sObject, ctx: ScanContext, params: Params) -> _Granted:
+    """(index, requests granted) of the role's rules that grant any of params.grants."""
+    cache: dict[tuple[int, int], tuple[K8sObject, Params, _Granted]] = ctx.memo("rbac_grants", dict)
+    key = (id(role), id(params))  # the entry holds both, so neither id can be reused
+    entry = cache.get(key)
+    if entry is None:
+        wanted = _wanted(params, ctx)
+        granted = ((index, _covered(policy, wanted)) for index, policy in _policies(role, ctx))
+        entry = cache[key] = (role, params, [(index, hits) for index, hits in granted if hits])
+    return entry[2]
+
+
+def _wanted(params: Params, ctx: ScanContext) -> list[Request]:
+    """_requests of a rule's params, expanded once per scan."""
+    cache: dict[int, tuple[Params, list[Request]]] = ctx.memo("rbac_requests", dict)
+    entry = cache.get(id(params))
+    if entry is None:
+        entry = cache[id(params)] = (params, _requests(params))  # held: its id stays unique
+    return entry[1]
+
+
 def _requests(params: Params) -> list[Request]:
     """params.grants: [{apiGroup, resources, verbs}] expanded to single requests, in order."""
     requests: list[Request] = []
@@ -161,12 +230,9 @@ def _requests(params: Params) -> list[Request]:
     return requests
 
 
-def _covered(rule: Mapping[str, Any], wanted: list[Request]) -> list[Request]:
-    """The requests one policy rule authorizes (its lists are read once for all of them)."""
-    if sequence(rule.get("resourceNames")):  # narrowed to named objects
-        return []
-    verbs, groups = set(_strings(rule, "verbs")), set(_strings(rule, "apiGroups"))
-    resources = _strings(rule, "resources")
+def _covered(policy: _Policy, wanted: list[Request]) -> list[Request]:
+    """The requests one policy rule authorizes."""
+    verbs, groups, resources = policy.verbs, policy.groups, policy.resources
     any_verb, any_group = ALL in verbs, ALL in groups
     return [
         (verb, group, resource)
@@ -180,7 +246,7 @@ def _covered(rule: Mapping[str, Any], wanted: list[Request]) -> list[Request]:
 def _rules(role: K8sObject) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """(index, rule) for each mapping under rules (manifests are untrusted)."""
     for index, rule in enumerate(sequence(role.body.get("rules"))):
-        if isinstance(rule, Mapping):
+        if isinstance(rule, dict):
             yield index, rule
 
 

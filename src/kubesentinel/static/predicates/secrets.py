@@ -20,6 +20,7 @@ Messages name the variable and the kind of credential, never the value.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -40,6 +41,7 @@ from kubesentinel.static.predicates import Params, Violation, predicate
 _SENSITIVE_PARTS = ("password", "passwd", "secret", "credential", "apikey", "privatekey")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
 
 _VAR_REF = re.compile(r"\$\([A-Za-z_][A-Za-z0-9_.-]*\)")
 _NUMBER = re.compile(r"[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
@@ -58,23 +60,42 @@ _PLACEHOLDERS = frozenset(
      "none", "null", "nil", "undefined", "na", "empty", "unset", "notset"}
 )  # fmt: skip
 
-# (description, pattern): formats that are credentials whatever the variable is called.
-_CREDENTIAL_FORMATS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a private key", re.compile(r"-{3,}\s*BEGIN\s+[A-Z0-9 ]*PRIVATE\s+KEY", re.IGNORECASE)),
-    ("an AWS access key id", re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("a GitHub token", re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,})")),
-    ("a GitLab token", re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
-    ("a Slack token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("a Stripe live key", re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
-    ("a JSON Web Token", re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*", re.ASCII)),
-    ("a URL with an embedded password", re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@")),
+# (description, hints, pattern): formats that are credentials whatever the variable is called.
+# A match needs one of the hints verbatim; testing them first spares most values the regex
+# scan (the patterns cannot use a literal prefix search, and ConfigMaps hold whole files).
+_CREDENTIAL_FORMATS: tuple[tuple[str, tuple[str, ...], re.Pattern[str]], ...] = (
+    (
+        "a private key",
+        ("---",),
+        re.compile(r"-{3,}\s*BEGIN\s+[A-Z0-9 ]*PRIVATE\s+KEY", re.IGNORECASE),
+    ),
+    ("an AWS access key id", ("AKIA", "ASIA"), re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")),
+    (
+        "a GitHub token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{36,}|github_pat_\w{40,})"),
+    ),
+    ("a GitLab token", ("glpat-",), re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}")),
+    ("a Slack token", ("xox",), re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("a Google API key", ("AIza",), re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("a Stripe live key", ("k_live_",), re.compile(r"\b[rs]k_live_[0-9A-Za-z]{20,}")),
+    (
+        "a JSON Web Token",
+        ("eyJ",),
+        re.compile(r"\beyJ[\w-]{8,}\.eyJ[\w-]{8,}\.[\w-]*", re.ASCII),
+    ),
+    (
+        "a URL with an embedded password",
+        ("://",),
+        re.compile(r"://[^/:@\s]*:(?!\$[({]|\{\{)[^/@\s]+@"),
+    ),
 )
 
 
+@functools.lru_cache(maxsize=4096)  # names repeat across a scan: env vars, annotation keys
 def sensitive_name(name: str) -> bool:
     """password/secret/credential/api key/private key anywhere, or a word ending in token."""
-    compact = re.sub(r"[^a-z0-9]", "", name.lower())
+    compact = _NOT_ALNUM.sub("", name.lower())
     if any(part in compact for part in _SENSITIVE_PARTS):
         return True
     words = _WORD_SPLIT.split(_CAMEL.sub(" ", name))
@@ -83,9 +104,12 @@ def sensitive_name(name: str) -> bool:
 
 def credential_format(value: str) -> str | None:
     """Which known credential format the value contains, if any."""
-    for description, pattern in _CREDENTIAL_FORMATS:
-        if pattern.search(value):
-            return description
+    for description, hints, pattern in _CREDENTIAL_FORMATS:
+        for hint in hints:
+            if hint in value:
+                if pattern.search(value):
+                    return description
+                break
     return None
 
 
@@ -96,7 +120,7 @@ def looks_like_secret_value(value: Any) -> bool:
     text = value.strip()
     if not text or _VAR_REF.search(text) or _TEMPLATE.search(text):
         return False  # built from references the kubelet or a template engine fills in
-    lowered = re.sub(r"[^a-z0-9]", "", text.lower())
+    lowered = _NOT_ALNUM.sub("", text.lower())
     if lowered in _BOOLEAN_WORDS or lowered in _PLACEHOLDERS:
         return False
     if _NUMBER.fullmatch(text) or _DURATION_OR_SIZE.fullmatch(text) or _MASK.fullmatch(text):
@@ -108,7 +132,7 @@ def looks_like_secret_value(value: Any) -> bool:
 def _literal_env(container: Container) -> Iterator[tuple[int, str, Any]]:
     """(index, name, value) of env entries that set a literal value, not valueFrom."""
     for index, entry in enumerate(sequence(container.spec.get("env"))):
-        if not isinstance(entry, Mapping) or entry.get("valueFrom") is not None:
+        if not isinstance(entry, dict) or entry.get("valueFrom") is not None:
             continue
         name = entry.get("name")
         yield index, name if isinstance(name, str) else f"env[{index}]", entry.get("value")
@@ -204,6 +228,7 @@ def _unquoted(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def _weak_secret_name(name: str) -> bool:
     words = _WORD_SPLIT.split(_CAMEL.sub(" ", name).lower())
     return any(word in _WEAK_SECRET_WORDS for word in words)

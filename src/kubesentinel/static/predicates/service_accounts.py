@@ -27,10 +27,22 @@ def service_account_name(pod: PodSpec) -> tuple[str, str | None]:
 def _service_account(obj: K8sObject, ctx: ScanContext, name: str) -> K8sObject | None:
     """The ServiceAccount the pod names, preferring one from the pod's own file when the scan
     holds several with that name (separate examples side by side, not one cluster)."""
-    found = [a for a in ctx.in_namespace("ServiceAccount", namespace_of(obj)) if a.name == name]
+    found = _accounts(ctx).get((namespace_of(obj), name), [])
     same_file = [a for a in found if a.source.file == obj.source.file]
     candidates = same_file or found
     return candidates[0] if candidates else None
+
+
+def _accounts(ctx: ScanContext) -> dict[tuple[str, str], list[K8sObject]]:
+    """(namespace, name) -> the scan's ServiceAccounts, in scan order (built once per scan)."""
+
+    def build() -> dict[tuple[str, str], list[K8sObject]]:
+        index: dict[tuple[str, str], list[K8sObject]] = {}
+        for account in ctx.of_kind("ServiceAccount"):
+            index.setdefault((namespace_of(account), account.name), []).append(account)
+        return index
+
+    return ctx.memo("service_accounts_by_name", build)
 
 
 def _token_problem(obj: K8sObject, ctx: ScanContext, pod: PodSpec) -> str | None:
