@@ -17,12 +17,15 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kubesentinel.errors import InputError
 from kubesentinel.static.fieldcheck import unknown_fields
 from kubesentinel.static.inputs import RenderTarget
-from kubesentinel.static.origins import HelmOrigins, KustomizeOrigins, helm_origins
 from kubesentinel.static.reader import ReadBatch, read_bytes
+
+if TYPE_CHECKING:  # origins load only when a chart or kustomization is rendered
+    from kubesentinel.static.origins import HelmOrigins, KustomizeOrigins
 
 RENDER_TIMEOUT_S = 120.0
 HELM_INSTALL = "install helm 3: https://helm.sh/docs/intro/install/"
@@ -101,6 +104,8 @@ def read_helm_output(
     batch: ReadBatch,
 ) -> None:
     """Objects of a ``helm template`` output, each moved to its template file and line."""
+    from kubesentinel.static.origins import helm_origins
+
     origins = helm_origins(rendered, chart_dir, max_bytes)
     _read_rendered(rendered, f"{chart_dir} (helm template)", origins, is_rule_target, batch)
 
@@ -140,6 +145,8 @@ def _read_kustomize(
         if rendered is None:
             argv = [*command, str(target.directory)]
             rendered = run_tool(argv, target, options.timeout_s, max_bytes)
+        from kubesentinel.static.origins import KustomizeOrigins
+
         origins = KustomizeOrigins(root, kustomization, max_bytes)
         name = f"{target.directory} (kustomize build)"
         _read_rendered(rendered, name, origins, is_rule_target, batch)

@@ -21,13 +21,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from kubesentinel.errors import ConfigError, InputError
 from kubesentinel.models import Finding, K8sObject, Rule, Suppressed, Suppression
-from kubesentinel.static.baseline import Baseline, load_baseline
 from kubesentinel.static.podspec import containers, format_path, mapping, pod_spec
 from kubesentinel.static.skips import SkipRule
 from kubesentinel.static.yamldoc import LineDict
+
+if TYPE_CHECKING:  # baselines load only with --baseline
+    from kubesentinel.static.baseline import Baseline
 
 PREFIX = "kubesentinel.io/skip"
 # skip, skip2, skip.app, skip2.app: container names are DNS labels, so the key stays valid.
@@ -195,5 +198,9 @@ def build(
                 hint="`kubesentinel rules list` shows the rule ids",
             )
         resolved.append(replace(skip, rule=rule_id))
-    baseline = load_baseline(baseline_path, canonical) if baseline_path else None
+    baseline = None
+    if baseline_path:
+        from kubesentinel.static.baseline import load_baseline
+
+        baseline = load_baseline(baseline_path, canonical)
     return Suppressor(canonical, tuple(resolved), baseline)
