@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ KUSTOMIZE_MARKERS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 class InputFile:
     name: str  # as shown in findings: the path as given or found, "<stdin>" for "-"
     path: Path | None  # None for stdin
+    size: int | None = None  # bytes, when discovery saw it (spares the reader a stat call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,10 +84,20 @@ def _walk(root: Path) -> Iterator[Discovered]:
         for name in sorted(files):
             if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
                 path = here / name
-                if path.is_file():
-                    yield InputFile(str(path), path)
+                size = _regular_file_size(path)
+                if size is not None:
+                    yield InputFile(str(path), path, size)
                 else:  # a FIFO, socket or dangling link: reading it could block or fail
                     yield InputError("not a regular file", file=str(path), code="KS-E016")
+
+
+def _regular_file_size(path: Path) -> int | None:
+    """Size of a regular file (links followed); None for anything else. One stat call."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def read_limited(source: InputFile, max_bytes: int) -> bytes:

@@ -162,6 +162,8 @@ def _run_task(index: int) -> Any:
 
 
 def _size(source: InputFile) -> int:
+    if source.size is not None:
+        return source.size
     try:
         return source.path.stat().st_size if source.path is not None else 0
     except OSError:
