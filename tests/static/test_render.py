@@ -1,8 +1,11 @@
 """Helm charts and Kustomize directories: rendering with the real tools, findings on the sources.
 
-kubectl is installed here, so Kustomize runs for real. helm is not (no Debian or PyPI package
-ships it): tests that need the binary skip, the missing-binary path runs for real with a PATH
-that lacks it, and the ``# Source:`` mapping is tested on output in helm's documented format.
+kubectl is installed here, so Kustomize runs for real. The helm binary is not (no Debian, PyPI
+or npm package ships it for Linux): tests that run ``helm template`` use it when it is on PATH,
+else a ``helm template`` command built on Helm's own engine (tests/static/helm_engine.py, with
+helm-python-sdk: Helm v4's library renders the chart), else they skip. The missing-binary path
+runs for real with a PATH that lacks helm, and the ``# Source:`` mapping is also tested on
+output in helm's documented format.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from kubesentinel.static.engine import ScanOptions, evaluate, scan_paths
 from kubesentinel.static.inputs import RenderTarget, discover
 from kubesentinel.static.reader import ReadBatch
 from kubesentinel.static.render import RenderOptions, read_helm_output
+from tests.static import helm_engine
 
 DATA = Path(__file__).parent / "data" / "render"
 CHART = DATA / "helm" / "web"
@@ -32,10 +36,24 @@ needs_kustomize = pytest.mark.skipif(
     shutil.which("kubectl") is None and shutil.which("kustomize") is None,
     reason="needs kubectl or kustomize on PATH",
 )
-needs_helm = pytest.mark.skipif(
-    shutil.which("helm") is None,
-    reason="needs the helm binary, which is not installed here (no Debian or PyPI package)",
-)
+
+
+@pytest.fixture
+def helm_on_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """ "binary" when a real helm is on PATH, "engine" when the Helm-engine command stands in."""
+    if shutil.which("helm") is not None:
+        return "binary"
+    if not helm_engine.available():
+        pytest.skip(
+            "needs helm on PATH, or Helm's engine from helm-python-sdk "
+            "(.venv/bin/pip install helm-python-sdk; .ci/run installs it)"
+        )
+    bin_dir = tmp_path / "helm-bin"
+    bin_dir.mkdir()
+    helm_engine.install_on_path(bin_dir)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    return "engine"
+
 
 # `helm template web` output, in the format helm 3 documents: each document opens with
 # "---" and a "# Source: CHART/PATH" comment, in install order (Service before Deployment).
@@ -252,8 +270,7 @@ def test_scan_needs_a_path_or_the_cluster(capsys: pytest.CaptureFixture[str]) ->
     assert "nothing to scan" in capsys.readouterr().err
 
 
-@needs_helm
-def test_helm_chart_rendered_with_real_helm_points_findings_at_templates() -> None:
+def test_helm_chart_rendered_by_helm_points_findings_at_templates(helm_on_path: str) -> None:
     options = ScanOptions(render=RenderOptions(set_values=("securityContext.privileged=false",)))
     result = scan_paths([str(CHART)], builtin_catalogue(), options)
     assert not result.errors
@@ -265,9 +282,8 @@ def test_helm_chart_rendered_with_real_helm_points_findings_at_templates() -> No
     )
 
 
-@needs_helm
 def test_helm_failure_quotes_helms_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    helm_on_path: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     chart = tmp_path / "bad"
     (chart / "templates").mkdir(parents=True)
