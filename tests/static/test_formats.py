@@ -272,26 +272,26 @@ def test_json_validates_against_its_schema(threshold: Severity, full: ScanResult
     jsonschema.Draft202012Validator(schema).validate(document)
 
 
+def _json_with_message_suffix(core: ScanResult, suffix: str) -> tuple[str, str]:
+    """The JSON report with ``suffix`` added to the first finding's message, and that message."""
+    first = core.findings[0]
+    odd = replace(first, message=first.message + suffix)
+    report = _report(replace(core, findings=[odd, *core.findings[1:]]), Severity.LOW)
+    return renderer("json")(report), odd.message
+
+
 def test_json_item_with_a_lone_surrogate_is_escaped_not_dropped(core: ScanResult) -> None:
     # A JSON manifest may hold "\\ud800"; orjson refuses it, the stdlib writes it escaped.
-    report = _report(core, Severity.LOW)
-    first = report.findings[0]
-    odd = replace(first, message=first.message + "\ud800")
-    report = replace(report, result=replace(core, findings=[odd, *core.findings[1:]]))
-    text = renderer("json")(report)
+    text, message = _json_with_message_suffix(core, "\ud800")
     text.encode("utf-8")  # writable as UTF-8
-    assert json.loads(text)["findings"][0]["message"].endswith("\ud800")
+    assert json.loads(text)["findings"][0]["message"] == message
 
 
 def test_json_writes_non_ascii_as_escapes_as_documented(core: ScanResult) -> None:
-    report = _report(core, Severity.LOW)
-    first = report.findings[0]
-    odd = replace(first, message=first.message + " caf\u00e9 \u4e2d \U0001f512")
-    report = replace(report, result=replace(core, findings=[odd, *core.findings[1:]]))
-    text = renderer("json")(report)
+    text, message = _json_with_message_suffix(core, " caf\u00e9 \u4e2d \U0001f512")
     assert text.isascii()
-    assert json.dumps(odd.message)[1:-1] in text
-    assert json.loads(text)["findings"][0]["message"] == odd.message
+    assert json.dumps(message)[1:-1] in text
+    assert json.loads(text)["findings"][0]["message"] == message
 
 
 def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
