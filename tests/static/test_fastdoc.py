@@ -212,6 +212,17 @@ def test_a_parser_crash_falls_back_to_the_full_path(monkeypatch: pytest.MonkeyPa
     assert isinstance(parsed.documents[0].value, LineDict)
 
 
+def test_ctrl_c_during_a_fast_parse_stops_the_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Interrupted:
+        @staticmethod
+        def loads(text: str, parse_datetime: bool) -> object:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastdoc, "_parser", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _parse(IDENTITY_CASES["block"], _fast)
+
+
 def test_documents_rules_read_never_take_the_fast_path() -> None:
     parsed = _parse(IDENTITY_CASES["block"], lambda kind: kind == "Widget")
     assert isinstance(parsed.documents[0].value, LineDict)

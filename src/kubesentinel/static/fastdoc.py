@@ -53,6 +53,8 @@ def identity(chunk: bytes) -> dict[str, Any] | None:
         return copy.deepcopy(_seen[key])
     try:
         value = _parser.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
+    except (KeyboardInterrupt, SystemExit):
+        raise  # Ctrl-C during a parse stops the scan, as anywhere else
     except BaseException:  # the Rust parser may raise anything, even PanicException
         return None
     if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
