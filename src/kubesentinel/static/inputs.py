@@ -105,21 +105,48 @@ def read_limited(source: InputFile, max_bytes: int) -> bytes:
     try:
         if source.path is None:
             return _read_stream(sys.stdin.buffer, source.name, max_bytes)
-        with source.path.open("rb") as stream:
-            return _read_stream(stream, source.name, max_bytes)
+        with source.path.open("rb", buffering=0) as stream:
+            size = os.fstat(stream.fileno()).st_size
+            return _read_stream(stream, source.name, max_bytes, size)
     except OSError as exc:
         raise InputError(
             f"cannot read: {exc.strerror or exc}", file=source.name, code="KS-E016"
         ) from None
 
 
-def _read_stream(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
-    data = stream.read(max_bytes + 1)
+def _read_stream(stream: BinaryIO, name: str, max_bytes: int, size: int | None = None) -> bytes:
+    """At most ``max_bytes`` bytes, else KS-E018. With the file's ``size`` from fstat, a larger
+    file is refused unread, and a smaller one read with a buffer of its size: a read of
+    ``max_bytes + 1`` allocates that much for every file (32 MB by default)."""
+    if size is not None and size > max_bytes:
+        raise _too_large(name, max_bytes)
+    if size is None:
+        data = _read_up_to(stream, max_bytes + 1)
+    else:
+        data = _read_up_to(stream, size + 1)
+        if len(data) > size:  # the file grew since fstat: read on, to the limit
+            data += _read_up_to(stream, max_bytes + 1 - len(data))
     if len(data) > max_bytes:
-        raise InputError(
-            f"larger than the {max_bytes // (1024 * 1024)} MB limit; not parsed",
-            file=name,
-            hint="raise static.max_file_size_mb in config.yaml if this file is expected",
-            code="KS-E018",
-        )
+        raise _too_large(name, max_bytes)
     return data
+
+
+def _too_large(name: str, max_bytes: int) -> InputError:
+    return InputError(
+        f"larger than the {max_bytes // (1024 * 1024)} MB limit; not parsed",
+        file=name,
+        hint="raise static.max_file_size_mb in config.yaml if this file is expected",
+        code="KS-E018",
+    )
+
+
+def _read_up_to(stream: BinaryIO, count: int) -> bytes:
+    """``count`` bytes, or fewer at the end of the stream (an unbuffered read may stop short)."""
+    parts: list[bytes] = []
+    while count > 0:
+        part = stream.read(count)
+        if not part:
+            break
+        parts.append(part)
+        count -= len(part)
+    return b"".join(parts)
