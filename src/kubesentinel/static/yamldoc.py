@@ -220,9 +220,9 @@ def _chunks(data: bytes) -> Iterator[tuple[int, bytes]]:
     bounds = [*starts, len(data)]
     line = 1
     for begin, end in itertools.pairwise(bounds):
-        chunk = data[begin:end]
-        yield line, _move_directives(chunk)
-        line += chunk.count(b"\n")
+        yield line, _move_directives(data[begin:end])
+        if end < len(data):  # the last chunk's lines are not counted: nothing follows it
+            line += data.count(b"\n", begin, end)
 
 
 def _line_starts_with(data: bytes, prefix: bytes) -> Iterator[int]:
