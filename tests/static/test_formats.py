@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
 from kubesentinel.errors import InputError
@@ -292,6 +293,18 @@ def test_json_writes_non_ascii_as_escapes_as_documented(core: ScanResult) -> Non
     assert text.isascii()
     assert json.dumps(message)[1:-1] in text
     assert json.loads(text)["findings"][0]["message"] == message
+
+
+def test_json_lines_cut_from_one_encoding_equal_items_encoded_one_by_one(
+    core: ScanResult,
+) -> None:
+    text, message = _json_with_message_suffix(core, ' "},{"rule_id": "KS-9999"} ')
+    document = json.loads(text)
+    assert document["findings"][0]["message"] == message  # the look-alike stayed in its string
+    lines = text.splitlines()
+    start = lines.index('  "findings": [') + 1
+    items = [line.rstrip(",") for line in lines[start : start + len(document["findings"])]]
+    assert items == [f"    {orjson.dumps(f).decode()}" for f in document["findings"]]
 
 
 def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:

@@ -82,6 +82,9 @@ class Suppressor:
             if found:
                 source = obj.source
                 directives[source.file, source.doc_index, source.item_index] = found
+        if not directives and not self.skips and self.baseline is None:
+            outcome.findings.extend(findings)  # nothing can suppress: skip the matching
+            return outcome
         for finding in findings:
             own = directives.get((finding.file, finding.doc_index, finding.item_index), ())
             suppression = self._match(finding, own)
