@@ -1,8 +1,9 @@
 """Spread a scan over the machine's cores when it is big enough to pay for the workers.
 
-Two stages fan out: file parsing (batches of files to a process pool) and rule evaluation
-(slices of the object list to forked workers that inherit the parsed objects, so nothing but
-the findings crosses a process boundary).
+A scan fans out once: batches of files go to a process pool, and each batch's one-object
+rules run where it was read (read_all's ``after_read``), so only objects and small hit tuples
+cross a process boundary. fork_map serves engine.evaluate, which rates a list of objects
+already in memory: slices go to forked workers that inherit them.
 """
 
 from __future__ import annotations
