@@ -86,6 +86,8 @@ MALFORMED = {
     "unclosed bracket": (HEAD + b"spec:\n  a: [1, 2\n  b: 1\n", 7),
     "unclosed brace": (HEAD + b"spec:\n  a: {x: 1\n  b: 1\n", 7),
     "tab indentation": (HEAD + b"spec:\n\ta: 1\n", 6),
+    # yaml_rs takes a tab after the spaces of an indentation; libyaml does not.
+    "tab after indentation spaces": (HEAD + b"spec:\n  status:\n    \t type: string\n", 7),
     "key in a sequence": (HEAD + b"spec:\n  - 1\n  b: 2\n", 7),
     "two colons": (HEAD + b"spec: a: b\n", 5),
     "undefined alias": (HEAD + b"spec:\n  a: *nope\n", 6),
