@@ -87,6 +87,8 @@ MALFORMED = {
     "unclosed brace": (HEAD + b"spec:\n  a: {x: 1\n  b: 1\n", 7),
     "tab indentation": (HEAD + b"spec:\n\ta: 1\n", 6),
     # yaml_rs takes a tab after the spaces of an indentation; libyaml does not.
+    "null key in metadata": (b"apiVersion: v1\nkind: Widget\nmetadata:\n  name: w\n:  x: 1\n", 5),
+    "null key at the top": (HEAD + b": x\n", 5),
     "tab after indentation spaces": (HEAD + b"spec:\n  status:\n    \t type: string\n", 7),
     "key in a sequence": (HEAD + b"spec:\n  - 1\n  b: 2\n", 7),
     "two colons": (HEAD + b"spec: a: b\n", 5),

@@ -62,11 +62,24 @@ def identity(chunk: bytes) -> dict[str, Any] | None:
     if not isinstance(value, dict) or not isinstance(value.get("kind"), str):
         return None
     slim = {name: value[name] for name in IDENTITY_KEYS if name in value}
+    if not (all(type(k) is str for k in value) and _string_keys(slim.get("metadata"))):
+        # A null key (a line starting ": ") yaml_rs takes and libyaml refuses, or a key that
+        # YAML 1.1 reads apart (yes, 1): the full parser decides, as for the rest of the scan.
+        return None
     if key is not None:
         if len(_seen) >= CACHE_MAX_ENTRIES:
             _seen.clear()
         _seen[key] = copy.deepcopy(slim)
     return slim
+
+
+def _string_keys(value: Any) -> bool:
+    """Every mapping key in ``value`` is a string (identities are small: a full walk)."""
+    if isinstance(value, dict):
+        return all(type(k) is str and _string_keys(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_string_keys(item) for item in value)
+    return True
 
 
 def repeats_anchor(chunk: bytes) -> bool:
