@@ -5,7 +5,11 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 ├── ConfigError               config.yaml unreadable, unknown key, wrong type (KS-E002)
 ├── InputError                a manifest could not be read or parsed (KS-E010..)
 ├── RuleError                 a rule file is invalid (KS-E020)
-└── BaselineError             a --baseline file is unreadable or not a baseline (KS-E040)
+├── BaselineError             a --baseline file is unreadable or not a baseline (KS-E040)
+└── RuntimeLayerError         the runtime monitor (KS-E030)
+    ├── EventError            one event could not be parsed; dead-lettered (KS-E031)
+    ├── SourceError           a source cannot be opened or read (KS-E032)
+    └── StoreError            the incident store cannot be opened or written (KS-E033)
 """
 
 from __future__ import annotations

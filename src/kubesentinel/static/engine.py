@@ -10,13 +10,7 @@ from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, K8sObject, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
-from kubesentinel.static.evaluation import (
-    Deferred,
-    Hit,
-    deferred_hits,
-    findings_from,
-    object_hits,
-)
+from kubesentinel.static.evaluation import deferred_hits, findings_from, object_hits
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import (
@@ -27,7 +21,7 @@ from kubesentinel.static.parallel import (
     read_all,
     stripes,
 )
-from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, ReadBatch
+from kubesentinel.static.reader import DEFAULT_MAX_FILE_BYTES, Deferred, Hit, ReadBatch
 from kubesentinel.static.render import RenderOptions, render_all
 from kubesentinel.static.suppress import Suppressor, build
 

@@ -16,6 +16,12 @@ from kubesentinel.static.yamldoc import parse_file
 DEFAULT_MAX_FILE_BYTES = 32 * 1024 * 1024
 
 
+# (rule index in the catalogue, object index, message, line, dotted field path)
+Hit = tuple[int, int, str, int, str]
+# (rule index, object index): a rule to run again on an object with the whole scan's context
+Deferred = tuple[int, int]
+
+
 @dataclass(slots=True)
 class ReadBatch:
     files: list[str] = field(default_factory=list)
@@ -23,10 +29,10 @@ class ReadBatch:
     errors: list[InputError] = field(default_factory=list)
     warnings: list[InputError] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
-    # Filled by the process that read the batch (engine.check_batch): hits of the rules that
+    # Filled by the process that read the batch (engine._batch_checker): hits of the rules that
     # read one object, indexes local to ``objects``; None until then.
-    hits: list[tuple[int, int, str, int, str]] | None = None
-    deferred: list[tuple[int, int]] = field(default_factory=list)  # (rule, object) pairs
+    hits: list[Hit] | None = None
+    deferred: list[Deferred] = field(default_factory=list)
 
 
 def read_batch(

@@ -57,8 +57,8 @@ def _encode_items(items: list[Any]) -> bytes:
         whole = orjson.dumps(items)
     except TypeError:  # a lone surrogate: item by item, that item through the stdlib
         return b",\n    ".join(_encode(item) for item in items)
-    boundary = b"},{" + orjson.dumps(first) + b":"
-    return whole[1:-1].replace(boundary, b"},\n    {" + orjson.dumps(first) + b":")
+    key = orjson.dumps(first) + b":"
+    return whole[1:-1].replace(b"},{" + key, b"},\n    {" + key)
 
 
 def _encode(value: Any) -> bytes:
