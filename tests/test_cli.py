@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,41 @@ def test_installed_entry_points(command: list[str], tmp_path: Path) -> None:
     assert done.returncode == 1, done.stderr
     assert "KS-0002" in done.stdout
     assert "\x1b[" not in done.stdout  # not a terminal: no colours
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("encoding", ["utf-8", "latin-1"])
+def test_a_scan_process_writes_everything_before_it_exits(encoding: str, tmp_path: Path) -> None:
+    """The console script ends a scan with os._exit: stdout, stderr and --output must be
+    complete by then, whatever the output encoding, with the right exit code."""
+    pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{}\n  labels: {{a: b}}\n  labels: {{}}\n"
+    pods = "---\n".join(
+        pod.format(i) + "spec:\n  hostPID: true\n  containers: []\n" for i in range(300)
+    )
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(pods)
+    (tmp_path / "clean.yaml").write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n")
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    scan = [sys.executable, "-m", "kubesentinel", "scan", "-f", "json"]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*scan, *args], capture_output=True, text=True, check=False, env=env, timeout=60
+        )
+
+    done = run("--path", str(manifest))
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["summary"]["objects"] == 300
+    assert {f["object"]["name"] for f in report["findings"]} == {f"p{i}" for i in range(300)}
+    assert done.stderr.count("duplicate key 'labels'") == 300
+    out = tmp_path / "report.json"
+    assert run("--path", str(manifest), "--output", str(out)).returncode == 1
+    assert json.loads(out.read_text()) == report
+    assert run("--path", str(tmp_path / "clean.yaml")).returncode == 0
+    missing = run("--path", str(tmp_path / "missing.yaml"))
+    assert missing.returncode == 2
+    assert "no such file or directory" in missing.stderr
 
 
 def test_user_rules_from_flag_and_config(

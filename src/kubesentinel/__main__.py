@@ -1,4 +1,4 @@
-from kubesentinel.cli import main
+from kubesentinel.cli import run
 
 if __name__ == "__main__":  # not when multiprocessing's spawn imports this module
-    raise SystemExit(main())
+    run()

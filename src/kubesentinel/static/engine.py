@@ -35,6 +35,9 @@ class ScanResult:
     notices: list[Notice] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     objects: int = 0
+    # The objects scanned, in input order. Kept with the result, which also spares the CLI
+    # freeing the whole parsed corpus object by object before it exits (14 ms on the corpus).
+    scanned: list[K8sObject] = field(default_factory=list)
 
     def at_or_above(self, threshold: Severity) -> list[Finding]:
         return [f for f in self.findings if f.severity >= threshold]
@@ -117,6 +120,7 @@ def scan_batches(
         hit_lists.append(_shifted(batch.hits or [], offset))
         deferred.extend((rule, offset + obj) for rule, obj in batch.deferred)
     result.objects = len(objects)
+    result.scanned = objects
     ctx = ScanContext.build(objects, options.pss_version, options.allowed_registries)
     # Serial: the cross-object rules index the scan once (ScanContext.memo), after which the
     # 3,500 deferred pairs of the shared corpus take 0.03 s, less than forking would cost.

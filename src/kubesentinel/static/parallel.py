@@ -166,7 +166,7 @@ def _size(source: InputFile) -> int:
     if source.size is not None:
         return source.size
     try:
-        return source.path.stat().st_size if source.path is not None else 0
+        return os.stat(source.path).st_size if source.path is not None else 0
     except OSError:
         return 0  # the reader reports the error with the file name
 

@@ -1,7 +1,10 @@
-"""Renderers of a scan report. Each module exposes ``render(report) -> str``."""
+"""Renderers of a scan report. Each module exposes ``render(report) -> str``, and may expose
+``encode(report) -> list[Chunk]``: the same text as UTF-8 chunks, for writing big reports
+without joining them into one string first."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +46,8 @@ class ScanReport:
 
 
 Renderer = Callable[[ScanReport], str]
+Chunk = bytes | memoryview
+Encoder = Callable[[ScanReport], list[Chunk]]
 FORMAT_NAMES = ("table", "json", "sarif", "junit", "markdown")
 
 
@@ -53,3 +58,13 @@ def renderer(name: str) -> Renderer:
     module = __import__(f"kubesentinel.static.formats.{name}_format", fromlist=["render"])
     render: Renderer = module.render
     return render
+
+
+def encoder(name: str) -> Encoder:
+    """The format's ``encode`` function, or its ``render`` output encoded as UTF-8."""
+    render = renderer(name)
+    module = sys.modules[render.__module__]
+    encode: Encoder | None = getattr(module, "encode", None)
+    if encode is not None:
+        return encode
+    return lambda report: [render(report).encode()]

@@ -11,40 +11,53 @@ import orjson
 
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, References, Rule, Suppressed
-from kubesentinel.static.formats import JSON_SCHEMA_VERSION, ScanReport
+from kubesentinel.static.formats import JSON_SCHEMA_VERSION, Chunk, ScanReport
 from kubesentinel.static.formats.common import TOOL_NAME, rules_of, severity_counts
 
 
 def render(report: ScanReport) -> str:
-    """Top-level keys one per line and list items one per line, each item compact.
+    return b"".join(encode(report)).decode()
+
+
+def encode(report: ScanReport) -> list[Chunk]:
+    """The report as UTF-8 chunks that concatenate to one JSON document: top-level keys one
+    per line and list items one per line, each item compact.
 
     orjson encodes a 10,000-finding report in about 0.02 s where the stdlib took 0.15 s
     (measured on the real corpus); an item orjson refuses (a lone surrogate from a JSON
     manifest) is written by the stdlib with ASCII escapes instead, so nothing is dropped.
+    Chunks, not one string: the findings list of the corpus is 9 MB, and each copy of it
+    (joining, decoding, encoding again to write) cost ~4 ms in copying and page faults.
     """
-    lines = [b"{"]
+    chunks: list[Chunk] = [b"{\n"]
     items = list(document(report).items())
     for position, (key, value) in enumerate(items):
         comma = b"," if position < len(items) - 1 else b""
         name = _encode(key)
         if isinstance(value, list) and value:
-            lines.append(b"  %s: [\n    %s\n  ]%s" % (name, _encode_items(value), comma))
+            chunks += [b"  %s: [\n    " % name, _encode_items(value), b"\n  ]%s\n" % comma]
         else:
-            lines.append(b"  %s: %s%s" % (name, _encode(value), comma))
-    lines.append(b"}\n")
-    text = b"\n".join(lines).decode()
-    return text if text.isascii() else _NON_ASCII.sub(_escape, text)
+            chunks.append(b"  %s: %s%s\n" % (name, _encode(value), comma))
+    chunks.append(b"}\n")
+    return chunks
 
 
 # Outside strings JSON is ASCII, so every other character sits in a string and may be escaped.
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+def _ascii(data: bytes) -> bytes:
+    """Non-ASCII characters as \\uXXXX escapes (what the stdlib writes by default)."""
+    if data.isascii():
+        return data
+    return _NON_ASCII.sub(_escape, data.decode()).encode()
+
+
 def _escape(match: re.Match[str]) -> str:
     return json.dumps(match.group())[1:-1]  # \uXXXX, a surrogate pair above U+FFFF
 
 
-def _encode_items(items: list[Any]) -> bytes:
+def _encode_items(items: list[Any]) -> Chunk:
     """The items of a list, one per line. Items that are mappings with the same first key are
     encoded in one call and cut where ``},{"key":`` occurs: inside a JSON string that text
     cannot occur, as every quote there is escaped, and a nested match would only add whitespace
@@ -58,12 +71,13 @@ def _encode_items(items: list[Any]) -> bytes:
     except TypeError:  # a lone surrogate: item by item, that item through the stdlib
         return b",\n    ".join(_encode(item) for item in items)
     key = orjson.dumps(first) + b":"
-    return whole[1:-1].replace(b"},{" + key, b"},\n    {" + key)
+    lines = _ascii(whole.replace(b"},{" + key, b"},\n    {" + key))
+    return memoryview(lines)[1:-1]  # without the brackets, and without copying 9 MB for it
 
 
 def _encode(value: Any) -> bytes:
     try:
-        return orjson.dumps(value)
+        return _ascii(orjson.dumps(value))
     except TypeError:
         return json.dumps(value).encode()
 
