@@ -276,7 +276,7 @@ def test_json_validates_against_its_schema(threshold: Severity, full: ScanResult
 def _json_with_message_suffix(core: ScanResult, suffix: str) -> tuple[str, str]:
     """The JSON report with ``suffix`` added to the first finding's message, and that message."""
     first = core.findings[0]
-    odd = replace(first, message=first.message + suffix)
+    odd = first._replace(message=first.message + suffix)
     report = _report(replace(core, findings=[odd, *core.findings[1:]]), Severity.LOW)
     return renderer("json")(report), odd.message
 

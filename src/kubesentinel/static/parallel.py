@@ -1,9 +1,9 @@
 """Spread a scan over the machine's cores when it is big enough to pay for the workers.
 
-A scan fans out once: batches of files go to a process pool, and each batch's one-object
-rules run where it was read (read_all's ``after_read``), so only objects and small hit tuples
-cross a process boundary. fork_map serves engine.evaluate, which rates a list of objects
-already in memory: slices go to forked workers that inherit them.
+A scan fans out once: batches of files are shared with forked helper processes (forked.py),
+and each batch's one-object rules run where it was read (read_all's ``after_read``), so only
+objects and small hit tuples cross a process boundary. fork_map serves engine.evaluate, which
+rates a list of objects already in memory: slices go to forked workers that inherit them.
 """
 
 from __future__ import annotations
@@ -29,8 +29,7 @@ PARALLEL_MIN_OBJECTS = 1000
 
 # The task of fork_map, set before the workers fork so they inherit it (closures do not pickle).
 _task: Callable[[int], Any] | None = None
-_after_read: Callable[[ReadBatch], None] | None = None  # read_all's hook, for forked workers
-# One fork_map or read_all at a time per process (threads of a library user).
+# One fork_map at a time per process (threads of a library user).
 _task_lock = threading.Lock()
 
 
@@ -62,32 +61,49 @@ def read_all(
         return
     batches, mean_sizes = _batches(sources, sizes)
     order = sorted(range(len(batches)), key=lambda i: -mean_sizes[i])
-    import multiprocessing  # only when forking: these imports cost a small scan ~15 ms
+    if hasattr(os, "fork"):
+        from kubesentinel.static.forked import two_ended
+
+        by_position = two_ended(
+            len(order),
+            workers - 1,
+            lambda position: _read(batches[order[position]], targets, max_file_bytes, after_read),
+        )
+        by_index = dict(zip(order, by_position, strict=True))
+        yield from (by_index[index] for index in range(len(batches)))
+        return
+    yield from _read_spawned(
+        batches, order, targets, max_file_bytes, workers=workers, after_read=after_read
+    )
+
+
+def _read_spawned(
+    batches: Sequence[Sequence[InputFile]],
+    order: Sequence[int],
+    targets: frozenset[str],
+    max_file_bytes: int,
+    *,
+    workers: int,
+    after_read: Callable[[ReadBatch], None] | None,
+) -> list[ReadBatch]:
+    """Without fork (Windows): a pool of spawned workers takes batches from the front and this
+    process takes them from the back. Spawned workers cannot inherit ``after_read``: the scan
+    runs the rules of their batches when it collects them."""
+    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    forked = os.name == "posix"
-    context = multiprocessing.get_context("fork" if forked else "spawn")
+    context = multiprocessing.get_context("spawn")
     done: dict[int, ReadBatch] = {}
-    global _after_read  # noqa: PLW0603 - the one way to hand a closure to forked workers
-    with _task_lock:
-        _after_read = after_read if forked else None  # spawned workers leave the batch as read
-        try:
-            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
-                futures = {
-                    i: pool.submit(_read_in_worker, batches[i], targets, max_file_bytes)
-                    for i in order
-                }
-                for index in reversed(order):
-                    if not futures[index].cancel():
-                        break  # the workers have started this one: the rest is theirs
-                    done[index] = _read(batches[index], targets, max_file_bytes, after_read)
-                results = [
-                    done[index] if index in done else futures[index].result()
-                    for index in range(len(batches))
-                ]
-        finally:
-            _after_read = None
-    yield from results
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        futures = {i: pool.submit(_read, batches[i], targets, max_file_bytes, None) for i in order}
+        for index in reversed(order):
+            if not futures[index].cancel():
+                break  # the workers have started this one: the rest is theirs
+            done[index] = _read(batches[index], targets, max_file_bytes, after_read)
+        return [
+            done[index] if index in done else futures[index].result()
+            for index in range(len(batches))
+        ]
 
 
 def _read(
@@ -100,12 +116,6 @@ def _read(
     if after_read is not None:
         after_read(batch)
     return batch
-
-
-def _read_in_worker(
-    sources: Sequence[InputFile], targets: frozenset[str], max_file_bytes: int
-) -> ReadBatch:
-    return _read(sources, targets, max_file_bytes, _after_read)
 
 
 @contextlib.contextmanager

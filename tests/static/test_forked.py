@@ -1,0 +1,87 @@
+"""Tasks shared with forked helpers from both ends: each once, in order, failures raised here,
+and no helper process left behind whatever happens."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from kubesentinel.static.forked import HelperFailed, two_ended
+
+
+def _no_children_left() -> bool:
+    try:
+        os.waitpid(-1, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("helpers", [1, 3])
+def test_every_task_runs_once_and_results_come_back_in_order(helpers: int) -> None:
+    parent = os.getpid()
+    data = list(range(500))  # inherited by the helpers, never pickled
+
+    def run(position: int) -> tuple[int, int, bool]:
+        time.sleep(0.001)  # long enough that helpers and this process all take some
+        return position, data[position] * 2, os.getpid() == parent
+
+    results = two_ended(len(data), helpers, run)
+    assert [r[:2] for r in results] == [(p, p * 2) for p in range(500)]
+    here = [r[0] for r in results if r[2]]
+    assert 0 < len(here) < len(data)  # both sides worked
+    assert here == list(range(here[0], len(data)))  # this process took them from the back
+    assert _no_children_left()
+
+
+def test_no_tasks_and_more_helpers_than_tasks() -> None:
+    assert two_ended(0, 2, lambda p: p) == []
+    assert two_ended(2, 5, lambda p: p * 10) == [0, 10]
+    assert _no_children_left()
+
+
+def test_a_helper_that_raises_is_raised_here_with_its_traceback() -> None:
+    parent = os.getpid()
+
+    def run(position: int) -> int:
+        if os.getpid() != parent:
+            raise ValueError(f"bad input at {position}")
+        time.sleep(0.01)
+        return position
+
+    with pytest.raises(HelperFailed, match=r"(?s)failed:.*ValueError: bad input at 0"):
+        two_ended(20, 1, run)
+    assert _no_children_left()
+
+
+def test_a_helper_killed_by_a_signal_is_an_error_not_a_silent_loss() -> None:
+    parent = os.getpid()
+
+    def run(position: int) -> int:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(0.01)
+        return position
+
+    with pytest.raises(HelperFailed, match="killed by signal 9"):
+        two_ended(20, 1, run)
+    assert _no_children_left()
+
+
+def test_a_failure_here_stops_the_helpers_and_reaps_them() -> None:
+    parent = os.getpid()
+
+    def run(position: int) -> int:
+        if os.getpid() == parent:
+            raise KeyboardInterrupt  # as Ctrl-C would, while helpers still work
+        time.sleep(0.05)
+        return position
+
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        two_ended(200, 2, run)
+    assert time.monotonic() - started < 5  # killed, not waited for through 200 tasks
+    assert _no_children_left()
