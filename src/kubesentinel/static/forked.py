@@ -4,8 +4,9 @@ Helpers take tasks from the front and this process takes them from the back unti
 meet, so a caller that sorts its tasks can choose which kind stays here (the scan keeps the
 small workload files, whose results cost more to send than to compute). The claims are two
 counters in one shared page, changed under a POSIX record lock, which the kernel drops if a
-helper dies. Each helper sends all its results once, pickled, through its own pipe when the
-tasks run out: our own child over our own pipe, so nothing untrusted is unpickled.
+helper dies. A helper sends each result as soon as it has it, pickled, through its own pipe;
+this process unpickles what has arrived between its own tasks, so that neither waits on the
+other at the end. Our own child over our own pipe: nothing untrusted is unpickled.
 
 Plain fork, pipes and a lock, where concurrent.futures' process pool cost a scan 15 ms in
 imports and start-up; a helper's failure is raised here, and nothing is left running.
@@ -22,40 +23,45 @@ import struct
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import NoReturn, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
 
 _COUNTERS = struct.Struct("qq")  # next position from the front, one past the next from the back
+_FRAME = struct.Struct("q")  # length of the pickle that follows
+_RESULT, _FAILURE = 0, 1
+# A bigger pipe lets a helper run on while this process is busy with a task of its own (Linux;
+# the default of 64 KiB elsewhere, or where the system's limit is lower).
+_PIPE_BYTES = 1024 * 1024
 
 
 class HelperFailed(RuntimeError):
     """A helper process raised, or ended without sending its results."""
 
 
+@dataclass(slots=True)
+class _Helper:
+    pid: int
+    pipe: int  # read end
+    pending: bytearray = field(default_factory=bytearray)  # bytes of frames not yet complete
+    finished: bool = False
+
+
 def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     """``[run(0), ..., run(count - 1)]``; ``helpers`` forked processes share the work."""
     claims = _Claims(count)
-    children: list[tuple[int, int]] = []  # pid, read end of its pipe
+    children: list[_Helper] = []
     results: dict[int, T] = {}
     try:
         for _ in range(helpers):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # the helper: never returns into the caller's frames
-                _helper(claims, run, write_end, [read_end, *(fd for _, fd in children)])
-            os.close(write_end)
-            children.append((pid, read_end))
+            children.append(_fork_helper(claims, run, [c.pipe for c in children]))
         while (position := claims.take_back()) is not None:
             results[position] = run(position)
-        while children:
-            pid, read_end = children[0]
-            with open(read_end, "rb", closefd=False) as stream:
-                data = stream.read()  # to the end: the helper has written all and exits
-            _, status = os.waitpid(pid, 0)
-            os.close(read_end)
-            children.pop(0)
-            results.update(_unpack(pid, data, status))
+            for child in children:
+                _receive(child, results, wait=False)
+        for child in children:
+            _receive(child, results, wait=True)
     except BaseException:
         claims.stop()
         _stop(children)
@@ -66,6 +72,64 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     if missing:  # every helper reported success: a bug, never a silent loss
         raise HelperFailed(f"tasks {missing[:5]} were claimed but no result came back")
     return [results[position] for position in range(count)]
+
+
+def _fork_helper(claims: _Claims, run: Callable[[int], T], others: Sequence[int]) -> _Helper:
+    read_end, write_end = os.pipe()
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with suppress(OSError):
+            fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    pid = os.fork()
+    if pid == 0:  # the helper: never returns into the caller's frames
+        _helper(claims, run, write_end, [read_end, *others])
+    os.close(write_end)
+    os.set_blocking(read_end, False)
+    return _Helper(pid, read_end)
+
+
+def _receive(child: _Helper, results: dict[int, Any], *, wait: bool) -> None:
+    """Unpickle the results that have arrived from ``child``; with ``wait``, all of them, up
+    to the end of its pipe, and reap it."""
+    if child.finished:
+        return
+    if wait:
+        os.set_blocking(child.pipe, True)
+    while True:
+        try:
+            data = os.read(child.pipe, _PIPE_BYTES)
+        except BlockingIOError:
+            break  # nothing more for now
+        if not data:
+            break
+        child.pending += data
+        _take_frames(child, results)
+    if wait:
+        _, status = os.waitpid(child.pid, 0)
+        os.close(child.pipe)
+        child.finished = True
+        if child.pending or status != 0:
+            raise HelperFailed(
+                f"scan helper process {child.pid} ended before sending all its results "
+                f"({_ended(status)})"
+            )
+
+
+def _take_frames(child: _Helper, results: dict[int, Any]) -> None:
+    pending = child.pending
+    at = 0
+    with memoryview(pending) as view:
+        while len(view) - at >= _FRAME.size:
+            (length,) = _FRAME.unpack_from(view, at)
+            start = at + _FRAME.size
+            if len(view) - start < length:
+                break
+            # Our own child, over our own pipe: not untrusted data.
+            kind, position, value = pickle.loads(view[start : start + length])  # noqa: S301
+            if kind == _FAILURE:
+                raise HelperFailed(f"scan helper process {child.pid} failed:\n{value}")
+            results[position] = value
+            at = start + length
+    del pending[:at]
 
 
 class _Claims:
@@ -125,35 +189,27 @@ def _shared_file() -> int:
 def _helper(
     claims: _Claims, run: Callable[[int], T], write_end: int, inherited: Sequence[int]
 ) -> NoReturn:
-    """Run claims from the front, send ``(True, [(position, result), ...])`` or ``(False,
-    traceback text)``, and exit without unwinding into the caller's frames."""
+    """Run claims from the front, sending each result as it comes (or the traceback of a
+    failure), and exit without unwinding into the caller's frames."""
     status = 0
     try:
-        for fd in inherited:  # the parent's ends of the pipes: not ours to hold open
-            os.close(fd)
-        done: list[tuple[int, T]] = []
-        while (position := claims.take_front()) is not None:
-            done.append((position, run(position)))
-        payload = pickle.dumps((True, done), protocol=pickle.HIGHEST_PROTOCOL)
-    except BaseException:  # every failure goes back to the parent, as text
-        status = 1
-        payload = pickle.dumps((False, traceback.format_exc()))
-    try:
-        with open(write_end, "wb") as out:
-            out.write(payload)
+        with open(write_end, "wb", buffering=0) as out:
+            try:
+                for fd in inherited:  # the parent's ends of the pipes: not ours to hold open
+                    os.close(fd)
+                while (position := claims.take_front()) is not None:
+                    _send(out, (_RESULT, position, run(position)))
+            except BaseException:  # every failure goes back to the parent, as text
+                status = 1
+                _send(out, (_FAILURE, -1, traceback.format_exc()))
     except BaseException:  # the parent is gone or stopped reading
         status = 1
     os._exit(status)
 
 
-def _unpack(pid: int, data: bytes, status: int) -> list[tuple[int, T]]:
-    if not data:
-        raise HelperFailed(f"scan helper process {pid} ended without results ({_ended(status)})")
-    ok, body = pickle.loads(data)  # noqa: S301 - our own child, over our own pipe
-    if not ok:
-        raise HelperFailed(f"scan helper process {pid} failed:\n{body}")
-    done: list[tuple[int, T]] = body
-    return done
+def _send(out: Any, message: tuple[int, int, Any]) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    out.write(_FRAME.pack(len(payload)) + payload)
 
 
 def _ended(status: int) -> str:
@@ -162,12 +218,15 @@ def _ended(status: int) -> str:
     return f"exit status {os.waitstatus_to_exitcode(status)}"
 
 
-def _stop(children: Sequence[tuple[int, int]]) -> None:
+def _stop(children: Sequence[_Helper]) -> None:
     """Kill and reap helpers still running: an interrupted or failed scan leaves none behind."""
-    for pid, read_end in children:
+    for child in children:
+        if child.finished:
+            continue
         with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+            os.kill(child.pid, signal.SIGKILL)
         with suppress(OSError):
-            os.close(read_end)
+            os.close(child.pipe)
         with suppress(ChildProcessError):
-            os.waitpid(pid, 0)
+            os.waitpid(child.pid, 0)
+        child.finished = True
