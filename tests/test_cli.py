@@ -186,3 +186,27 @@ def test_config_is_accepted_before_and_after_the_command(
     assert main(["scan", "--config", str(config), "--path", str(manifest)]) == 0
     assert main(["rules", "list", "--config", str(config)]) == 0
     capsys.readouterr()
+
+
+@pytest.mark.parametrize("columns", [50, 120])
+def test_help_wraps_to_the_terminal_width_as_argparse_does(
+    columns: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parser looks the width up once; its help must equal argparse's own formatting."""
+    import argparse
+
+    from kubesentinel import cli
+
+    monkeypatch.setenv("COLUMNS", str(columns))
+    cli._help_width.cache_clear()
+    try:
+        parser = cli._parser()
+        scan = next(
+            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
+        ).choices["scan"]
+        ours = scan.format_help()
+        scan.formatter_class = argparse.HelpFormatter
+        assert ours == scan.format_help()
+        assert (ours.index("[--path PATH]") > ours.index("\n")) == (columns == 50)  # wrapped
+    finally:
+        cli._help_width.cache_clear()

@@ -12,14 +12,15 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
-from kubesentinel.models import Priority
 
 if TYPE_CHECKING:
+    from kubesentinel.models import Priority
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
@@ -32,7 +33,7 @@ OWNER_TTL_S = 300.0
 SWITCH_INTERVAL_S = 0.0005
 
 
-def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     """Register the runtime subcommands on the CLI's subparsers."""
     monitor = commands.add_parser(
         "monitor", help="ingest Falco alerts and correlate incidents", parents=parents
@@ -184,6 +185,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
 
 def _check_monitor_args(args: argparse.Namespace) -> Priority:
     """Usage errors before anything starts; returns the parsed --min-priority."""
+    from kubesentinel.models import Priority
+
     try:
         min_priority = Priority.parse(args.min_priority)
     except ValueError as exc:

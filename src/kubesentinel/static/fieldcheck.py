@@ -7,7 +7,6 @@ see the misspelt field. Field lists: Kubernetes v1.34 core/v1 types.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -146,6 +145,8 @@ def _check(
     for key in node:
         if key in known:
             continue
+        import difflib  # only for a misspelt field
+
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
         hint = f"did you mean {close[0]!r}?" if close else None
         yield InputError(

@@ -20,7 +20,6 @@ import os
 import pickle
 import signal
 import struct
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -200,6 +199,8 @@ def _helper(
                 while (position := claims.take_front()) is not None:
                     _send(out, (_RESULT, position, run(position)))
             except BaseException:  # every failure goes back to the parent, as text
+                import traceback
+
                 status = 1
                 _send(out, (_FAILURE, -1, traceback.format_exc()))
     except BaseException:  # the parent is gone or stopped reading

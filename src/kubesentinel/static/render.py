@@ -11,9 +11,6 @@ changed; if that wrapper cannot be built, the directory is built as it is (witho
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,6 +74,8 @@ def _read_helm(
     is_rule_target: Callable[[str], bool],
     batch: ReadBatch,
 ) -> None:
+    import shutil  # only when rendering: not at start-up
+
     helm = shutil.which("helm")
     if helm is None:
         raise InputError(
@@ -117,6 +116,8 @@ def _read_kustomize(
     is_rule_target: Callable[[str], bool],
     batch: ReadBatch,
 ) -> None:
+    import tempfile  # only when rendering: not at start-up
+
     command = kustomize_command()
     if command is None:
         raise InputError(
@@ -154,6 +155,8 @@ def _read_kustomize(
 
 def kustomize_command() -> list[str] | None:
     """The standalone kustomize when installed (usually newer), else ``kubectl kustomize``."""
+    import shutil  # only when rendering: not at start-up
+
     kustomize = shutil.which("kustomize")
     if kustomize is not None:
         return [kustomize, "build"]
@@ -194,6 +197,8 @@ def _read_rendered(
 
 def run_tool(argv: list[str], target: RenderTarget, timeout_s: float, max_bytes: int) -> bytes:
     """Run a renderer; its stdout, or an error quoting the end of its stderr."""
+    import subprocess  # only when rendering: not at start-up
+
     tool = Path(argv[0]).name
     shown = " ".join([tool, *argv[1:3]])
     try:
