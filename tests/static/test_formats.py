@@ -32,6 +32,7 @@ from kubesentinel.static.formats import (
     renderer,
 )
 from kubesentinel.static.formats.common import artifact_uri
+from kubesentinel.static.formats.json_format import document as json_document
 from kubesentinel.static.formats.markdown_format import code, escape
 from tests.conftest import ROOT, shared_path
 
@@ -305,6 +306,34 @@ def test_json_lines_cut_from_one_encoding_equal_items_encoded_one_by_one(
     start = lines.index('  "findings": [') + 1
     items = [line.rstrip(",") for line in lines[start : start + len(document["findings"])]]
     assert items == [f"    {orjson.dumps(f).decode()}" for f in document["findings"]]
+
+
+def test_json_finding_lines_equal_the_stdlib_encoding_of_each_finding(core: ScanResult) -> None:
+    """Finding lines are assembled from parts encoded once per rule, object and file: each
+    must equal the standard library's compact encoding of that finding's document item (but
+    DEL, which orjson leaves as is), for odd values too (escapes, null namespace, List items, a rule not in the catalogue, a title
+    that differs between findings of one rule, a lone surrogate)."""
+    first, second = core.findings[0], core.findings[1]
+    odd = [
+        first._replace(message='quote " backslash \\ tab \t caf\u00e9 \U0001f512 \x1b'),
+        first._replace(obj=first.obj.__class__("Pod", None, "p\u00e9", "v1"), item_index=3),
+        first._replace(
+            rule_id="ACME-0001", title="Not in the catalogue", file="d\u00e9j\u00e0.yaml"
+        ),
+        first._replace(title="Another title for the same rule", field_path=""),
+        second._replace(message="lone \ud800 surrogate"),
+        second,
+    ]
+    report = _report(replace(core, findings=odd), Severity.LOW)
+    text = renderer("json")(report)
+    lines = text.splitlines()
+    start = lines.index('  "findings": [') + 1
+    written = [line.strip().rstrip(",") for line in lines[start : start + len(odd)]]
+    expected = [
+        json.dumps(item, separators=(",", ":")) for item in json_document(report)["findings"]
+    ]
+    assert written == expected
+    assert json.loads(text)["findings"] == json_document(report)["findings"]
 
 
 def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:

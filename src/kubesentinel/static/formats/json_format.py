@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 import orjson
 
 from kubesentinel.errors import InputError
-from kubesentinel.models import Finding, References, Rule, Suppressed
+from kubesentinel.models import Finding, ObjectRef, References, Rule, Severity, Suppressed
 from kubesentinel.static.formats import JSON_SCHEMA_VERSION, Chunk, ScanReport
 from kubesentinel.static.formats.common import TOOL_NAME, rules_of, severity_counts
 
@@ -30,16 +31,78 @@ def encode(report: ScanReport) -> list[Chunk]:
     (joining, decoding, encoding again to write) cost ~4 ms in copying and page faults.
     """
     chunks: list[Chunk] = [b"{\n"]
-    items = list(document(report).items())
+    findings = report.findings
+    items = list(_document(report, _Later()).items())
     for position, (key, value) in enumerate(items):
         comma = b"," if position < len(items) - 1 else b""
         name = _encode(key)
-        if isinstance(value, list) and value:
-            chunks += [b"  %s: [\n    " % name, _encode_items(value), b"\n  ]%s\n" % comma]
+        lines: Chunk | None = None
+        if isinstance(value, _Later):
+            lines = _finding_lines(findings, rules_of(report)) if findings else b""
+        elif isinstance(value, list) and value:
+            lines = _encode_items(value)
+        if lines:
+            chunks += [b"  %s: [\n    " % name, lines, b"\n  ]%s\n" % comma]
+        elif lines is not None:  # no findings
+            chunks.append(b"  %s: []%s\n" % (name, comma))
         else:
             chunks.append(b"  %s: %s%s\n" % (name, _encode(value), comma))
     chunks.append(b"}\n")
     return chunks
+
+
+class _Later:
+    """Stands for the findings list in the document while the rest is encoded."""
+
+
+def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> bytes:
+    """The findings, one per line, byte for byte what encoding each one's ``_finding`` dict
+    would give, from parts encoded once per rule, object and file (0.04 -> 0.02 s for the
+    11,000 findings of the corpus). A finding orjson refuses (a lone surrogate) goes
+    through ``_encode`` on its own."""
+    dumps = orjson.dumps
+    heads: dict[tuple[str, Severity, str], bytes] = {}
+    middles: dict[tuple[str, str], bytes] = {}
+    tails: dict[str, bytes] = {}
+    objects: dict[ObjectRef, bytes] = {}
+    files: dict[str, bytes] = {}
+    lines: list[bytes] = []
+    for finding in findings:
+        try:
+            head_key = (finding.rule_id, finding.severity, finding.title)
+            head = heads.get(head_key)
+            if head is None:
+                head = heads[head_key] = b'{"rule_id":%s,"severity":%s,"title":%s,"message":' % (
+                    dumps(finding.rule_id),
+                    dumps(finding.severity.label),
+                    dumps(finding.title),
+                )
+            middle_key = (finding.remediation, finding.category)
+            middle = middles.get(middle_key)
+            if middle is None:
+                middle = middles[middle_key] = b',"remediation":%s,"category":%s,"object":' % (
+                    dumps(finding.remediation),
+                    dumps(finding.category),
+                )
+            obj = objects.get(finding.obj)
+            if obj is None:
+                obj = objects[finding.obj] = dumps(_object(finding.obj))
+            file = files.get(finding.file)
+            if file is None:
+                file = files[finding.file] = b',"file":%s,"line":' % dumps(finding.file)
+            tail = tails.get(finding.rule_id)
+            if tail is None:
+                references = dumps(_references(rules.get(finding.rule_id)))
+                tail = tails[finding.rule_id] = b',"references":%s}' % references
+            item = b"null" if finding.item_index is None else b"%d" % finding.item_index
+            lines.append(
+                b'%s%s%s%s%s%d,"doc_index":%d,"item_index":%s,"field_path":%s%s'
+                % (head, dumps(finding.message), middle, obj, file, finding.line,
+                   finding.doc_index, item, dumps(finding.field_path), tail)
+            )  # fmt: skip
+        except TypeError:
+            lines.append(_encode(_finding(finding, rules.get(finding.rule_id))))
+    return _ascii(b",\n    ".join(lines))
 
 
 # Outside strings JSON is ASCII, so every other character sits in a string and may be escaped.
@@ -79,11 +142,16 @@ def _encode(value: Any) -> bytes:
     try:
         return _ascii(orjson.dumps(value))
     except TypeError:
-        return json.dumps(value).encode()
+        return json.dumps(value, separators=(",", ":")).encode()  # compact, as orjson writes
 
 
 def document(report: ScanReport) -> dict[str, Any]:
     """The report as plain JSON data, keys in schema order."""
+    rules = rules_of(report)
+    return _document(report, [_finding(f, rules.get(f.rule_id)) for f in report.findings])
+
+
+def _document(report: ScanReport, finding_items: object) -> dict[str, Any]:
     result = report.result
     rules = rules_of(report)
     findings = report.findings
@@ -103,7 +171,7 @@ def document(report: ScanReport) -> dict[str, Any]:
             "warnings": len(result.warnings),
             "notices": len(result.notices),
         },
-        "findings": [_finding(f, rules.get(f.rule_id)) for f in findings],
+        "findings": finding_items,
         "suppressed": [_suppressed(s, rules.get(s.finding.rule_id)) for s in suppressed],
         "errors": [_problem(e) for e in result.errors],
         "warnings": [_problem(w) for w in result.warnings],
@@ -112,7 +180,6 @@ def document(report: ScanReport) -> dict[str, Any]:
 
 
 def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
-    obj = finding.obj
     return {
         "rule_id": finding.rule_id,
         "severity": finding.severity.label,
@@ -120,18 +187,22 @@ def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
         "message": finding.message,
         "remediation": finding.remediation,
         "category": finding.category,
-        "object": {
-            "api_version": obj.api_version,
-            "kind": obj.kind,
-            "namespace": obj.namespace,
-            "name": obj.name,
-        },
+        "object": _object(finding.obj),
         "file": finding.file,
         "line": finding.line,
         "doc_index": finding.doc_index,
         "item_index": finding.item_index,
         "field_path": finding.field_path,
         "references": _references(rule),
+    }
+
+
+def _object(obj: ObjectRef) -> dict[str, Any]:
+    return {
+        "api_version": obj.api_version,
+        "kind": obj.kind,
+        "namespace": obj.namespace,
+        "name": obj.name,
     }
 
 
