@@ -109,3 +109,35 @@ def test_examples_scan_equals_one_pass_with_the_whole_scan() -> None:
     result = scan_paths([str(EXAMPLES)], builtin_catalogue(), ScanOptions(workers=1))
     assert result.findings
     assert result.findings == _one_pass([str(EXAMPLES)])
+
+
+def test_each_finding_carries_its_rule_and_its_object_in_the_right_fields(
+    tmp_path: Path,
+) -> None:
+    """Findings are built field by field in order, without keywords: every field must hold
+    what its name says."""
+    (tmp_path / "list.yaml").write_text(
+        "apiVersion: v1\nkind: List\nitems:\n"
+        "  - apiVersion: v1\n    kind: Namespace\n    metadata: {name: ns}\n"
+        "  - apiVersion: v1\n    kind: Pod\n    metadata: {name: p, namespace: ns}\n"
+        "    spec:\n      hostPID: true\n      containers: [{name: c, image: 'x:1'}]\n"
+    )
+    catalogue = builtin_catalogue()
+    result = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=1))
+    rules = {rule.id: rule for rule in catalogue.rules}
+    host_pid = next(f for f in result.findings if f.rule_id == "KS-0002")
+    rule = rules["KS-0002"]
+    assert (host_pid.severity, host_pid.title, host_pid.remediation, host_pid.category) == (
+        rule.severity, rule.title, rule.remediation, rule.category,
+    )  # fmt: skip
+    assert (host_pid.obj.kind, host_pid.obj.namespace, host_pid.obj.name) == ("Pod", "ns", "p")
+    assert host_pid.obj.api_version == "v1"
+    assert (host_pid.file, host_pid.doc_index, host_pid.item_index) == (
+        str(tmp_path / "list.yaml"), 0, 1,
+    )  # fmt: skip
+    assert (host_pid.line, host_pid.object_line) == (11, 7)
+    assert host_pid.field_path == "spec.hostPID"
+    assert "hostPID" in host_pid.message
+    for finding in result.findings:
+        assert finding.rule_id in rules
+        assert finding.severity == rules[finding.rule_id].severity

@@ -311,8 +311,9 @@ def test_json_lines_cut_from_one_encoding_equal_items_encoded_one_by_one(
 def test_json_finding_lines_equal_the_stdlib_encoding_of_each_finding(core: ScanResult) -> None:
     """Finding lines are assembled from parts encoded once per rule, object and file: each
     must equal the standard library's compact encoding of that finding's document item (but
-    DEL, which orjson leaves as is), for odd values too (escapes, null namespace, List items, a rule not in the catalogue, a title
-    that differs between findings of one rule, a lone surrogate)."""
+    DEL, which orjson leaves as is), for odd values too (escapes, null namespace, List items,
+    a rule not in the catalogue, a title that differs between findings of one rule, a lone
+    surrogate)."""
     first, second = core.findings[0], core.findings[1]
     odd = [
         first._replace(message='quote " backslash \\ tab \t caf\u00e9 \U0001f512 \x1b'),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 
 from kubesentinel.models import Finding, K8sObject, ObjectRef, Rule
@@ -108,49 +109,38 @@ def findings_from(
     The hits are put in serial order first (object, then rule; a stable sort keeps the order
     of one rule's violations), so that of two hits for the same finding the same one wins
     however the work was spread."""
-    hits = sorted(itertools.chain.from_iterable(hit_lists), key=_serial_order)
-    # An object has many findings: its reference and source are looked up once, the source as
-    # a small int, so that the key of a finding hashes only strings it already hashed before.
+    hits = sorted(itertools.chain.from_iterable(hit_lists), key=_SERIAL_ORDER)
+    # An object has many findings and a rule many more: the parts of a finding that come from
+    # its object or its rule are looked up once, and an object's source is keyed as a small
+    # int, so that the key of a finding hashes only strings it already hashed before.
     sources: dict[tuple[str, int, int | None], int] = {}
-    seen: dict[int, tuple[int, ObjectRef]] = {}
+    seen: dict[int, tuple[int, ObjectRef, str, int, int | None, int]] = {}
+    rules = [(r.id, r.severity, r.title, r.remediation, r.category) for r in catalogue.rules]
     findings: dict[tuple[str, int, str, str], Finding] = {}
     for rule_index, obj_index, message, line, field_path in hits:
-        rule, obj = catalogue.rules[rule_index], objects[obj_index]
         known = seen.get(obj_index)
         if known is None:
+            obj = objects[obj_index]
             src = obj.source
             source = sources.setdefault((src.file, src.doc_index, src.item_index), len(sources))
             ref = ObjectRef(obj.kind, obj.namespace, obj.name, obj.api_version)
-            known = seen[obj_index] = (source, ref)
-        key = (rule.id, known[0], field_path, message)
+            known = seen[obj_index] = (source, ref, src.file, src.doc_index, src.item_index,
+                                       src.line)  # fmt: skip
+        rule_id, severity, title, remediation, category = rules[rule_index]
+        key = (rule_id, known[0], field_path, message)
         if key not in findings:
-            findings[key] = _finding(
-                rule, obj, known[1], message=message, line=line, field_path=field_path
-            )
+            _, ref, file, doc_index, item_index, object_line = known
+            findings[key] = _new_finding(
+                Finding,
+                (rule_id, severity, title, message, remediation, ref, file, line, doc_index,
+                 item_index, field_path, category, object_line),
+            )  # fmt: skip
     # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
     rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}
     return sorted(findings.values(), key=lambda f: (rank[f.file], f.line, f.rule_id, f.message))
 
 
-def _serial_order(hit: Hit) -> tuple[int, int]:
-    return hit[1], hit[0]
-
-
-def _finding(
-    rule: Rule, obj: K8sObject, ref: ObjectRef, *, message: str, line: int, field_path: str
-) -> Finding:
-    return Finding(
-        rule_id=rule.id,
-        severity=rule.severity,
-        title=rule.title,
-        message=message,
-        remediation=rule.remediation,
-        obj=ref,
-        file=obj.source.file,
-        line=line,
-        doc_index=obj.source.doc_index,
-        item_index=obj.source.item_index,
-        field_path=field_path,
-        category=rule.category,
-        object_line=obj.source.line,
-    )
+_SERIAL_ORDER = operator.itemgetter(1, 0)  # of a hit: object, then rule
+# Finding's fields in order, without the keyword-matching constructor: 11,000 findings on
+# the corpus, 0.8 -> 0.3 us each. test_evaluation checks the fields land where they belong.
+_new_finding = tuple.__new__
