@@ -73,6 +73,14 @@ class ScanContext:
         value: T = self._memo[name]
         return value
 
+    def cache(self, name: str, build: Callable[[], T]) -> T:
+        """A cache of work on single objects (a role's parsed rules), kept for the scan or the
+        worker; unlike memo it asks nothing about other objects, so local contexts have it."""
+        if name not in self._memo:
+            self._memo[name] = build()
+        value: T = self._memo[name]
+        return value
+
     def of_kind(self, *kinds: str) -> list[K8sObject]:
         self._needs_whole_scan()
         return [obj for kind in kinds for obj in self._by_kind.get(kind, ())]

@@ -185,9 +185,10 @@ def _policy(rule: Mapping[str, Any]) -> _Policy | None:
 
 def _policies(role: K8sObject, ctx: ScanContext) -> list[tuple[int, _Policy]]:
     """(index, policy) of the role's rules that are not narrowed; read once per scan, as
-    every binding to the role and several rules of the catalogue ask again."""
+    every binding to the role and several rules of the catalogue ask again. A cache of the
+    role alone: roles are checked where their file is read, only bindings wait for the scan."""
     # Keyed by id(); each entry holds the role, so that no other object can take its id.
-    cache: dict[int, tuple[K8sObject, list[tuple[int, _Policy]]]] = ctx.memo("rbac_rules", dict)
+    cache: dict[int, tuple[K8sObject, list[tuple[int, _Policy]]]] = ctx.cache("rbac_rules", dict)
     entry = cache.get(id(role))
     if entry is None:
         parsed = ((index, _policy(rule)) for index, rule in _rules(role))
@@ -200,7 +201,9 @@ _Granted = list[tuple[int, list[Request]]]
 
 def _grants(role: K8sObject, ctx: ScanContext, params: Params) -> _Granted:
     """(index, requests granted) of the role's rules that grant any of params.grants."""
-    cache: dict[tuple[int, int], tuple[K8sObject, Params, _Granted]] = ctx.memo("rbac_grants", dict)
+    cache: dict[tuple[int, int], tuple[K8sObject, Params, _Granted]] = ctx.cache(
+        "rbac_grants", dict
+    )
     key = (id(role), id(params))  # the entry holds both, so neither id can be reused
     entry = cache.get(key)
     if entry is None:
@@ -212,7 +215,7 @@ def _grants(role: K8sObject, ctx: ScanContext, params: Params) -> _Granted:
 
 def _wanted(params: Params, ctx: ScanContext) -> list[Request]:
     """_requests of a rule's params, expanded once per scan."""
-    cache: dict[int, tuple[Params, list[Request]]] = ctx.memo("rbac_requests", dict)
+    cache: dict[int, tuple[Params, list[Request]]] = ctx.cache("rbac_requests", dict)
     entry = cache.get(id(params))
     if entry is None:
         entry = cache[id(params)] = (params, _requests(params))  # held: its id stays unique
