@@ -43,8 +43,9 @@ lint: deps
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
 
-docs: deps  ## regenerate docs/rules.md from the rule catalogue
+docs: deps  ## regenerate docs/rules.md and the rule bundle from the rule catalogue
 	$(BIN)/python -m kubesentinel.static.ruledocs > docs/rules.md
+	$(BIN)/python -m kubesentinel.static.rulebundle > src/kubesentinel/static/rules.bundle.json
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.errors import RuleError
-from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue, load_rule_file
+from kubesentinel.static import rulebundle
+from kubesentinel.static.catalogue import (
+    BUILTIN_DIR,
+    builtin_catalogue,
+    load_catalogue,
+    load_rule_file,
+)
 from kubesentinel.static.predicates import load_builtin_predicates
 from kubesentinel.static.ruledocs import render
 
@@ -51,6 +57,36 @@ def test_rule_docs_are_up_to_date() -> None:
     assert docs.strip() == render(builtin_catalogue()).strip(), (
         "run `make docs` and commit docs/rules.md"
     )
+
+
+def test_rule_bundle_holds_exactly_the_rule_files() -> None:
+    """Scans load the built-in rules from the bundle: it must equal the YAML files, field for
+    field, and builtin_catalogue must come from it."""
+    from_yaml = load_catalogue([BUILTIN_DIR])
+    assert rulebundle.BUNDLE.read_text(encoding="utf-8") == rulebundle.dump(from_yaml.rules), (
+        "run `make docs` and commit src/kubesentinel/static/rules.bundle.json"
+    )
+    bundled = rulebundle.load(rulebundle.BUNDLE.read_bytes(), BUILTIN_DIR)
+    assert bundled == from_yaml.rules
+    assert builtin_catalogue().rules == from_yaml.rules
+    assert [Path(r.source_file) for r in bundled] == [Path(r.source_file) for r in from_yaml.rules]
+
+
+def test_a_bundle_of_another_layout_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert rulebundle.load(b'{"format": 999, "rules": []}', BUILTIN_DIR) is None
+    stale = tmp_path / "rules.bundle.json"
+    stale.write_text('{"format": 999, "rules": []}')
+    monkeypatch.setattr(rulebundle, "BUNDLE", stale)
+    builtin_catalogue.cache_clear()
+    try:
+        assert builtin_catalogue().rules == load_catalogue([BUILTIN_DIR]).rules
+        stale.unlink()  # no bundle at all (a checkout before `make docs`): the YAML files
+        builtin_catalogue.cache_clear()
+        assert builtin_catalogue().rules == load_catalogue([BUILTIN_DIR]).rules
+    finally:
+        builtin_catalogue.cache_clear()
 
 
 def test_broken_rule_file_is_an_error_naming_file_and_line(tmp_path: Path) -> None:

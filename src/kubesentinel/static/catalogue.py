@@ -90,7 +90,14 @@ FRAMEWORKS: Mapping[str, Callable[[Rule], bool]] = {
 
 @cache
 def builtin_catalogue() -> Catalogue:
-    return load_catalogue([BUILTIN_DIR])
+    """The shipped rules, from their bundle (rulebundle.py) or, without one, their YAML files."""
+    from kubesentinel.static import rulebundle
+
+    try:
+        bundled = rulebundle.load(rulebundle.BUNDLE.read_bytes(), BUILTIN_DIR)
+    except FileNotFoundError:
+        bundled = None
+    return Catalogue(bundled) if bundled is not None else load_catalogue([BUILTIN_DIR])
 
 
 def load_catalogue(paths: Sequence[Path], base: Iterable[Rule] = ()) -> Catalogue:
