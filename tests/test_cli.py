@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,31 @@ def test_help_wraps_to_the_terminal_width_as_argparse_does(
         assert (ours.index("[--path PATH]") > ours.index("\n")) == (columns == 50)  # wrapped
     finally:
         cli._help_width.cache_clear()
+
+
+@pytest.mark.integration
+def test_ctrl_c_stops_a_parallel_scan_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group, helpers included: the scan says it was
+    interrupted and exits 130, without a traceback and without leaving a helper behind."""
+    from kubesentinel.static.parallel import PARALLEL_MIN_BYTES
+
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {{name: p{}}}\nspec:\n  containers: []\n"
+    big = "---\n".join(pod.format(i) for i in range(3000))
+    for n in range(40):
+        (tmp_path / f"f{n:02}.yaml").write_text(big)
+    assert 40 * len(big) > 4 * PARALLEL_MIN_BYTES  # a few seconds of work for both processes
+    child = subprocess.Popen(
+        [sys.executable, "-m", "kubesentinel", "scan", "--path", str(tmp_path), "-f", "json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
+    )
+    time.sleep(1.0)  # imports done, helper forked, parsing under way
+    os.killpg(child.pid, signal.SIGINT)
+    _, stderr = child.communicate(timeout=60)
+    assert child.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    with pytest.raises(ProcessLookupError):
+        os.killpg(child.pid, 0)  # nobody left in the group

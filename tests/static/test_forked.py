@@ -91,3 +91,14 @@ def test_a_failure_here_stops_the_helpers_and_reaps_them() -> None:
     with pytest.raises(KeyboardInterrupt):
         two_ended(200, 2, run)
     assert time.monotonic() - started < 5  # killed, not waited for through 200 tasks
+
+
+def test_without_a_process_to_fork_this_process_does_all_the_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def refuse() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")  # EAGAIN: a process limit
+
+    monkeypatch.setattr(os, "fork", refuse)
+    parent = os.getpid()
+    assert two_ended(10, 2, lambda p: (p, os.getpid() == parent)) == [(p, True) for p in range(10)]

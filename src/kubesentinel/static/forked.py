@@ -54,7 +54,10 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     results: dict[int, T] = {}
     try:
         for _ in range(helpers):
-            children.append(_fork_helper(claims, run, [c.pipe for c in children]))
+            child = _fork_helper(claims, run, [c.pipe for c in children])
+            if child is None:
+                break  # no more processes to be had: fewer helpers, or none, do the work
+            children.append(child)
         while (position := claims.take_back()) is not None:
             results[position] = run(position)
             for child in children:
@@ -73,12 +76,19 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     return [results[position] for position in range(count)]
 
 
-def _fork_helper(claims: _Claims, run: Callable[[int], T], others: Sequence[int]) -> _Helper:
+def _fork_helper(claims: _Claims, run: Callable[[int], T], others: Sequence[int]) -> _Helper | None:
+    """A forked helper taking claims from the front; None when the system refuses a process
+    (a process limit, or no memory for one)."""
     read_end, write_end = os.pipe()
     if hasattr(fcntl, "F_SETPIPE_SZ"):
         with suppress(OSError):
             fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read_end)
+        os.close(write_end)
+        return None
     if pid == 0:  # the helper: never returns into the caller's frames
         _helper(claims, run, write_end, [read_end, *others])
     os.close(write_end)
@@ -198,6 +208,8 @@ def _helper(
                     os.close(fd)
                 while (position := claims.take_front()) is not None:
                     _send(out, (_RESULT, position, run(position)))
+            except KeyboardInterrupt:  # Ctrl-C reaches the whole process group: the parent
+                status = 130  # has its own and stops the scan; nothing to report from here
             except BaseException:  # every failure goes back to the parent, as text
                 import traceback
 
