@@ -63,12 +63,12 @@ def discover(paths: Sequence[str]) -> Iterator[Discovered]:
             yield InputError("no such file or directory", file=raw, code="KS-E016")
 
 
-def _render_target(directory: Path, files: Sequence[str]) -> RenderTarget | None:
+def _render_target(directory: Path | str, files: Sequence[str]) -> RenderTarget | None:
     if HELM_MARKER in files:
-        return RenderTarget("helm", directory, HELM_MARKER)
+        return RenderTarget("helm", Path(directory), HELM_MARKER)
     for marker in KUSTOMIZE_MARKERS:
         if marker in files:
-            return RenderTarget("kustomize", directory, marker)
+            return RenderTarget("kustomize", Path(directory), marker)
     return None
 
 
@@ -89,7 +89,7 @@ def _walk(root: Path) -> Iterator[Discovered]:
                 f"cannot read directory: {exc.strerror or exc}", file=directory, code="KS-E016"
             )
             continue
-        target = _render_target(Path(directory), [e.name for e in entries])
+        target = _render_target(directory, [e.name for e in entries])
         if target is not None:
             yield target
             continue
