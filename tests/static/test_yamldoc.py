@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from kubesentinel.static import yamldoc
 from kubesentinel.static.yamldoc import LineDict, LineList, parse_file, resolve_plain
 
 
@@ -116,3 +117,24 @@ def test_parsed_documents_pickle_with_their_lines() -> None:
     assert (items.line, items.item_lines) == (3, [3, 4])
     assert isinstance(items[1], LineDict)
     assert items[1].key_lines == {"c": 4}
+
+
+def test_a_directive_before_a_document_belongs_to_that_document() -> None:
+    data = (
+        b"kind: ConfigMap\nmetadata: {name: a}\ndata: {ratio: 100%}\n"
+        b"%YAML 1.1\n---\nkind: ConfigMap\nmetadata: {name: b}\n"
+    )
+    parsed = parse_file(data, "d.yaml")
+    assert not parsed.errors
+    assert [d.value["metadata"]["name"] for d in parsed.documents] == ["a", "b"]
+    assert parsed.documents[0].value["data"]["ratio"] == "100%"
+    assert [d.line for d in parsed.documents] == [1, 6]
+    assert parsed.documents[1].value.key_lines["metadata"] == 7
+
+
+@pytest.mark.parametrize(
+    "chunk",
+    [b"", b"%", b"%YAML 1.1\n", b"a: 100%\n", b"a: 1\n%TAG ! x\n", b"\n%", b"%%\n%", b"a%\n b%"],
+)
+def test_directive_lines_are_found_as_a_newline_then_percent(chunk: bytes) -> None:
+    assert yamldoc._has_directive_line(chunk) == (b"\n%" in chunk)
