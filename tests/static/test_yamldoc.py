@@ -138,3 +138,20 @@ def test_a_directive_before_a_document_belongs_to_that_document() -> None:
 )
 def test_directive_lines_are_found_as_a_newline_then_percent(chunk: bytes) -> None:
     assert yamldoc._has_directive_line(chunk) == (b"\n%" in chunk)
+
+
+def test_objects_and_notices_pickle_whole() -> None:
+    """Scan helpers send objects and notices back by pickle (through their own __reduce__)."""
+    from kubesentinel.models import K8sObject, SourceRef
+    from kubesentinel.static.objects import Notice
+
+    body = parse_file(b"kind: Pod\nmetadata: {name: p}\n", "p.yaml").documents[0].value
+    items = [
+        K8sObject("v1", "Pod", None, "p", body, SourceRef("p.yaml", 0, None, 1)),
+        K8sObject("v1", "Pod", "ns", "q", {}, SourceRef("l.yaml", 2, 5, 9)),
+        Notice("p.yaml", 3, "kind X is not a built-in Kubernetes kind"),
+    ]
+    copies = pickle.loads(pickle.dumps(items, pickle.HIGHEST_PROTOCOL))  # noqa: S301 - our own bytes
+    assert copies == items
+    assert [type(c) for c in copies] == [type(i) for i in items]
+    assert copies[0].body.key_lines == {"kind": 1, "metadata": 2}

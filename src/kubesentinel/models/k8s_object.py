@@ -16,6 +16,11 @@ class SourceRef:
     item_index: int | None
     line: int
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Scan helpers send objects back by pickle: a frozen slotted dataclass pickles through
+        # Python-level __getstate__/__setstate__, 3x slower than its constructor's arguments.
+        return SourceRef, (self.file, self.doc_index, self.item_index, self.line)
+
 
 @dataclass(frozen=True, slots=True)
 class K8sObject:
@@ -25,6 +30,10 @@ class K8sObject:
     name: str
     body: Mapping[str, Any]
     source: SourceRef
+
+    def __reduce__(self) -> tuple[Any, ...]:  # as SourceRef's
+        return K8sObject, (self.api_version, self.kind, self.namespace, self.name, self.body,
+                           self.source)  # fmt: skip
 
     @property
     def ref(self) -> str:

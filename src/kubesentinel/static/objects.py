@@ -18,6 +18,9 @@ class Notice:
     line: int
     message: str
 
+    def __reduce__(self) -> tuple[Any, ...]:  # as SourceRef's: notices cross from helpers too
+        return Notice, (self.file, self.line, self.message)
+
 
 def objects_from(document: Document, file: str) -> Iterator[K8sObject | Notice]:
     value = document.value
