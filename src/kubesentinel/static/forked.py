@@ -53,7 +53,7 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     children: list[_Helper] = []
     results: dict[int, T] = {}
     try:
-        for _ in range(helpers):
+        for _ in range(min(helpers, count - 1)):  # this process takes one task at least
             child = _fork_helper(claims, run, [c.pipe for c in children])
             if child is None:
                 break  # no more processes to be had: fewer helpers, or none, do the work

@@ -64,7 +64,7 @@ def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> by
     heads: dict[tuple[str, Severity, str], bytes] = {}
     middles: dict[tuple[str, str], bytes] = {}
     tails: dict[str, bytes] = {}
-    objects: dict[ObjectRef, bytes] = {}
+    objects: dict[int, bytes] = {}  # id() of the findings' ObjectRefs, alive throughout
     files: dict[str, bytes] = {}
     lines: list[bytes] = []
     for finding in findings:
@@ -84,9 +84,11 @@ def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> by
                     dumps(finding.remediation),
                     dumps(finding.category),
                 )
-            obj = objects.get(finding.obj)
+            # By identity: a scan's findings share one reference per object, and hashing the
+            # dataclass by value runs Python code (a miss only encodes the object again).
+            obj = objects.get(id(finding.obj))
             if obj is None:
-                obj = objects[finding.obj] = dumps(_object(finding.obj))
+                obj = objects[id(finding.obj)] = dumps(_object(finding.obj))
             file = files.get(finding.file)
             if file is None:
                 file = files[finding.file] = b',"file":%s,"line":' % dumps(finding.file)
