@@ -102,3 +102,11 @@ def test_without_a_process_to_fork_this_process_does_all_the_work(
     monkeypatch.setattr(os, "fork", refuse)
     parent = os.getpid()
     assert two_ended(10, 2, lambda p: (p, os.getpid() == parent)) == [(p, True) for p in range(10)]
+
+
+def test_results_larger_than_the_pipe_arrive_whole() -> None:
+    """A helper's result is written in pieces the pipe can hold and read back in others."""
+    results = two_ended(6, 1, lambda p: bytes([p]) * 3_000_000)
+    assert [len(r) for r in results] == [3_000_000] * 6
+    assert [r[0] for r in results] == list(range(6))
+    assert all(r == bytes([r[0]]) * 3_000_000 for r in results)

@@ -23,7 +23,7 @@ import struct
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -202,7 +202,7 @@ def _helper(
     failure), and exit without unwinding into the caller's frames."""
     status = 0
     try:
-        with open(write_end, "wb", buffering=0) as out:
+        with open(write_end, "wb") as out:  # buffered: it writes on after a short write
             try:
                 for fd in inherited:  # the parent's ends of the pipes: not ours to hold open
                     os.close(fd)
@@ -220,9 +220,12 @@ def _helper(
     os._exit(status)
 
 
-def _send(out: Any, message: tuple[int, int, Any]) -> None:
+def _send(out: BinaryIO, message: tuple[int, int, Any]) -> None:
+    """One frame, flushed at once: the parent takes results as they come."""
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_FRAME.pack(len(payload)) + payload)
+    out.write(_FRAME.pack(len(payload)))
+    out.write(payload)
+    out.flush()
 
 
 def _ended(status: int) -> str:
