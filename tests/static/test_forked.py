@@ -110,3 +110,22 @@ def test_results_larger_than_the_pipe_arrive_whole() -> None:
     assert [len(r) for r in results] == [3_000_000] * 6
     assert [r[0] for r in results] == list(range(6))
     assert all(r == bytes([r[0]]) * 3_000_000 for r in results)
+
+
+def test_a_task_lost_with_its_helper_gets_a_stand_in_and_the_rest_goes_on() -> None:
+    parent = os.getpid()
+
+    def run(position: int) -> str:
+        if position == 1 and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)  # a crash in C code, as the parent sees it
+        time.sleep(0.005)
+        return f"done {position}"
+
+    results = two_ended(12, 1, run, lost=lambda position, why: f"lost {position}: {why}")
+    lost = [r for r in results if r.startswith("lost")]
+    assert len(lost) == 1
+    assert lost[0].startswith("lost 1: the scan helper process")
+    assert lost[0].endswith("ended early (killed by signal 9)")
+    assert [r for r in results if not r.startswith("lost")] == [
+        f"done {p}" for p in range(12) if p != 1
+    ]

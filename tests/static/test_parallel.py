@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from kubesentinel.static import parallel
 from kubesentinel.static.catalogue import builtin_catalogue
 from kubesentinel.static.engine import ScanOptions, scan_paths
 from kubesentinel.static.parallel import (
@@ -112,3 +117,37 @@ def test_gc_paused_restores_the_collector() -> None:
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+def test_a_helper_that_dies_costs_its_batch_an_error_and_the_rest_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash in C code (libyaml, yaml_rs) kills the helper reading a batch: that batch's
+    files are KS-E010 errors naming them, and every other file is scanned as usual."""
+    pad = "x" * 4000
+    for n in range(40):
+        docs = [POD.format(i=i, n=n, pad=pad, host_pid="true", priv="false") for i in range(20)]
+        (tmp_path / f"f{n:02}.yaml").write_text("---\n".join(docs))
+    big = [POD.format(i=i, n=99, pad="y" * 40_000, host_pid="true", priv="true") for i in range(5)]
+    (tmp_path / "big.yaml").write_text("---\n".join(big))  # the largest: a helper takes it first
+    catalogue = builtin_catalogue()
+    serial = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=1))
+    parent, poisoned = os.getpid(), str(tmp_path / "big.yaml")
+    real_read = parallel._read
+
+    def read(sources: Any, *args: Any) -> Any:
+        if os.getpid() != parent and any(s.name == poisoned for s in sources):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_read(sources, *args)
+
+    monkeypatch.setattr(parallel, "_read", read)
+    crashed = scan_paths([str(tmp_path)], catalogue, ScanOptions(workers=2))
+    lost = {e.file for e in crashed.errors}
+    assert poisoned in lost
+    assert all(e.code == "KS-E010" and "killed by signal 9" in e.message for e in crashed.errors)
+    assert crashed.files == serial.files  # every file is accounted for
+    assert [f for f in serial.findings if f.file not in lost] == crashed.findings
+    assert lost == {poisoned}  # its batch holds it alone: 200 KB, more than a batch
+    assert crashed.objects == serial.objects - 5 * 2
+    assert crashed.errors[0].hint is None  # alone in its batch: no other file to suspect
+    assert crashed.errors[0].message.endswith("(killed by signal 9) while reading this file")

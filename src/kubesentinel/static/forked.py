@@ -47,11 +47,22 @@ class _Helper:
     finished: bool = False
 
 
-def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
-    """``[run(0), ..., run(count - 1)]``; ``helpers`` forked processes share the work."""
+def two_ended(
+    count: int,
+    helpers: int,
+    run: Callable[[int], T],
+    lost: Callable[[int, str], T] | None = None,
+) -> list[T]:
+    """``[run(0), ..., run(count - 1)]``; ``helpers`` forked processes share the work.
+
+    A helper that raises makes HelperFailed here, with its traceback. A helper that dies
+    (a signal, a crash in C code) loses the task it held: ``lost(position, why)`` stands in
+    for that result, and without ``lost`` HelperFailed is raised. Other tasks go on.
+    """
     claims = _Claims(count)
     children: list[_Helper] = []
     results: dict[int, T] = {}
+    ended: list[str] = []  # why helpers ended early
     try:
         for _ in range(min(helpers, count - 1)):  # this process takes one task at least
             child = _fork_helper(claims, run, [c.pipe for c in children])
@@ -63,7 +74,9 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
             for child in children:
                 _receive(child, results, wait=False)
         for child in children:
-            _receive(child, results, wait=True)
+            why = _receive(child, results, wait=True)
+            if why is not None:
+                ended.append(why)
     except BaseException:
         claims.stop()
         _stop(children)
@@ -71,8 +84,12 @@ def two_ended(count: int, helpers: int, run: Callable[[int], T]) -> list[T]:
     finally:
         claims.close()
     missing = [position for position in range(count) if position not in results]
-    if missing:  # every helper reported success: a bug, never a silent loss
-        raise HelperFailed(f"tasks {missing[:5]} were claimed but no result came back")
+    if missing:
+        why = "; ".join(ended) or "no result came back from a helper that ended normally"
+        if lost is None or not ended:  # the second: a bug, never a silent loss
+            raise HelperFailed(f"{why} (tasks {missing[:5]} have no result)")
+        for position in missing:
+            results[position] = lost(position, why)
     return [results[position] for position in range(count)]
 
 
@@ -96,11 +113,11 @@ def _fork_helper(claims: _Claims, run: Callable[[int], T], others: Sequence[int]
     return _Helper(pid, read_end)
 
 
-def _receive(child: _Helper, results: dict[int, Any], *, wait: bool) -> None:
+def _receive(child: _Helper, results: dict[int, Any], *, wait: bool) -> str | None:
     """Unpickle the results that have arrived from ``child``; with ``wait``, all of them, up
-    to the end of its pipe, and reap it."""
+    to the end of its pipe, and reap it: then why it ended early, if it did."""
     if child.finished:
-        return
+        return None
     if wait:
         os.set_blocking(child.pipe, True)
     while True:
@@ -112,15 +129,14 @@ def _receive(child: _Helper, results: dict[int, Any], *, wait: bool) -> None:
             break
         child.pending += data
         _take_frames(child, results)
-    if wait:
-        _, status = os.waitpid(child.pid, 0)
-        os.close(child.pipe)
-        child.finished = True
-        if child.pending or status != 0:
-            raise HelperFailed(
-                f"scan helper process {child.pid} ended before sending all its results "
-                f"({_ended(status)})"
-            )
+    if not wait:
+        return None
+    _, status = os.waitpid(child.pid, 0)
+    os.close(child.pipe)
+    child.finished = True
+    if child.pending or status != 0:
+        return f"the scan helper process {child.pid} ended early ({_ended(status)})"
+    return None
 
 
 def _take_frames(child: _Helper, results: dict[int, Any]) -> None:

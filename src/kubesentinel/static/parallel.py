@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from kubesentinel.errors import InputError
 from kubesentinel.static.inputs import InputFile
 from kubesentinel.static.reader import ReadBatch, read_batch
 
@@ -68,6 +69,7 @@ def read_all(
             len(order),
             workers - 1,
             lambda position: _read(batches[order[position]], targets, max_file_bytes, after_read),
+            lost=lambda position, why: _lost(batches[order[position]], why),
         )
         by_index = dict(zip(order, by_position, strict=True))
         yield from (by_index[index] for index in range(len(batches)))
@@ -104,6 +106,19 @@ def _read_spawned(
             done[index] if index in done else futures[index].result()
             for index in range(len(batches))
         ]
+
+
+def _lost(sources: Sequence[InputFile], why: str) -> ReadBatch:
+    """A batch whose helper died reading it (a crash in C code, a signal): each of its files
+    is an error, and the rest of the scan is reported."""
+    several = f" or another of the {len(sources)} files read with it" if len(sources) > 1 else ""
+    problem = f"not scanned: {why} while reading this file{several}"
+    hint = "scan the file on its own to see whether it causes this" if several else None
+    return ReadBatch(
+        files=[s.name for s in sources],
+        errors=[InputError(problem, file=s.name, hint=hint, code="KS-E010") for s in sources],
+        hits=[],
+    )
 
 
 def _read(
