@@ -3,7 +3,7 @@
 A scan fans out once: batches of files are shared with forked helper processes (forked.py),
 and each batch's one-object rules run where it was read (read_all's ``after_read``), so only
 objects and small hit tuples cross a process boundary. fork_map serves engine.evaluate, which
-rates a list of objects already in memory: slices go to forked workers that inherit them.
+rates a list of objects already in memory: slices go to forked helpers that inherit them.
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kubesentinel.errors import InputError
 from kubesentinel.static.inputs import InputFile
@@ -27,11 +26,6 @@ BATCH_BYTES = 128 * 1024  # small, so that neither process waits long for the ot
 MAX_WORKERS = 8
 # Measured (bench/, 2 cores): forking for the rules pays from about 800 objects on.
 PARALLEL_MIN_OBJECTS = 1000
-
-# The task of fork_map, set before the workers fork so they inherit it (closures do not pickle).
-_task: Callable[[int], Any] | None = None
-# One fork_map at a time per process (threads of a library user).
-_task_lock = threading.Lock()
 
 
 def cpu_workers(requested: int = 0) -> int:
@@ -148,31 +142,16 @@ def gc_paused() -> Iterator[None]:
 
 
 def fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
-    """``[task(0), ..., task(count - 1)]``, task 0 in this process and the rest in forked workers.
+    """``[task(0), ..., task(count - 1)]``, shared with forked helpers (forked.two_ended).
 
-    The workers are forked after ``task`` is set, so it may close over anything in memory;
-    only its results are pickled. Without fork (Windows) it runs serially.
+    The helpers are forked with ``task`` in memory, so it may close over anything; only its
+    results are pickled. Without fork (Windows) it runs serially.
     """
-    global _task  # noqa: PLW0603 - the one way to hand a closure to forked workers
-    if count < 2 or workers < 2 or os.name != "posix":
+    if count < 2 or workers < 2 or not hasattr(os, "fork"):
         return [task(index) for index in range(count)]
-    with _task_lock:
-        _task = task
-        try:
-            return _fork_map(task, count, workers)
-        finally:
-            _task = None
+    from kubesentinel.static.forked import two_ended
 
-
-def _fork_map(task: Callable[[int], T], count: int, workers: int) -> list[T]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=min(workers - 1, count - 1), mp_context=context) as pool:
-        futures = [pool.submit(_run_task, index) for index in range(1, count)]
-        first = task(0)
-        return [first, *(future.result() for future in futures)]
+    return two_ended(count, workers - 1, task)
 
 
 def stripes(count: int, workers: int) -> list[range]:
@@ -180,11 +159,6 @@ def stripes(count: int, workers: int) -> list[range]:
     neighbouring items (one big file's objects) are shared out evenly."""
     parts = max(1, min(workers, count))
     return [range(part, count, parts) for part in range(parts)]
-
-
-def _run_task(index: int) -> Any:
-    assert _task is not None, "fork_map sets the task before forking"
-    return _task(index)
 
 
 def _size(source: InputFile) -> int:
