@@ -68,10 +68,7 @@ class ScanContext:
     def memo(self, name: str, build: Callable[[], T]) -> T:
         """A derived index over the whole scan, built once (cross-object rules ask per object)."""
         self._needs_whole_scan()
-        if name not in self._memo:
-            self._memo[name] = build()
-        value: T = self._memo[name]
-        return value
+        return self.cache(name, build)
 
     def cache(self, name: str, build: Callable[[], T]) -> T:
         """A cache of work on single objects (a role's parsed rules), kept for the scan or the

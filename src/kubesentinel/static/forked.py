@@ -167,20 +167,22 @@ class _Claims:
         _COUNTERS.pack_into(self._memory, 0, 0, count)
 
     def take_front(self) -> int | None:
-        with self._locked():
-            front, back = _COUNTERS.unpack_from(self._memory)
-            if front >= back:
-                return None
-            _COUNTERS.pack_into(self._memory, 0, front + 1, back)
-            return int(front)
+        return self._take(from_back=False)
 
     def take_back(self) -> int | None:
+        return self._take(from_back=True)
+
+    def _take(self, *, from_back: bool) -> int | None:
         with self._locked():
             front, back = _COUNTERS.unpack_from(self._memory)
             if front >= back:
                 return None
-            _COUNTERS.pack_into(self._memory, 0, front, back - 1)
-            return int(back - 1)
+            if from_back:
+                position = back = back - 1
+            else:
+                position, front = front, front + 1
+            _COUNTERS.pack_into(self._memory, 0, front, back)
+            return int(position)
 
     def stop(self) -> None:
         """No more claims from either end (helpers finish the task they hold)."""

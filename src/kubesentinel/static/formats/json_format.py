@@ -31,14 +31,14 @@ def encode(report: ScanReport) -> list[Chunk]:
     (joining, decoding, encoding again to write) cost ~4 ms in copying and page faults.
     """
     chunks: list[Chunk] = [b"{\n"]
-    findings = report.findings
-    items = list(_document(report, _Later()).items())
+    rules, findings = rules_of(report), report.findings
+    items = list(_document(report, rules, findings, _Later()).items())
     for position, (key, value) in enumerate(items):
         comma = b"," if position < len(items) - 1 else b""
         name = _encode(key)
         lines: Chunk | None = None
         if isinstance(value, _Later):
-            lines = _finding_lines(findings, rules_of(report)) if findings else b""
+            lines = _finding_lines(findings, rules) if findings else b""
         elif isinstance(value, list) and value:
             lines = _encode_items(value)
         if lines:
@@ -150,13 +150,16 @@ def _encode(value: Any) -> bytes:
 def document(report: ScanReport) -> dict[str, Any]:
     """The report as plain JSON data, keys in schema order."""
     rules = rules_of(report)
-    return _document(report, [_finding(f, rules.get(f.rule_id)) for f in report.findings])
-
-
-def _document(report: ScanReport, finding_items: object) -> dict[str, Any]:
-    result = report.result
-    rules = rules_of(report)
     findings = report.findings
+    items = [_finding(f, rules.get(f.rule_id)) for f in findings]
+    return _document(report, rules, findings, items)
+
+
+def _document(
+    report: ScanReport, rules: Mapping[str, Rule], findings: list[Finding], finding_items: object
+) -> dict[str, Any]:
+    """The document, with ``finding_items`` standing for the findings list."""
+    result = report.result
     suppressed = report.suppressed
     return {
         "schema_version": JSON_SCHEMA_VERSION,
