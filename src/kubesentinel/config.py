@@ -32,7 +32,13 @@ class StaticConfig:
 class RuntimeConfig:
     falco_socket: str = "unix:///var/run/falco/falco.sock"
     buffer_size: int = 10000
+    # Bytes of alert data the live sources may hold in memory before refusing more (64 MiB).
+    buffer_bytes: int = 64 * 1024 * 1024
     workers: int = 4
+    # An incident closes after this many seconds without a new qualifying alert...
+    incident_gap: float = 300.0
+    # ...and never spans more than this: a longer episode continues as a new, linked incident.
+    incident_max_duration: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +111,10 @@ _CHECKS: Mapping[str, Check] = {
     "static.pss_version": _pss_version,
     "static.max_file_size_mb": _positive,
     "runtime.buffer_size": _positive,
+    "runtime.buffer_bytes": _positive,
     "runtime.workers": _positive,
+    "runtime.incident_gap": _positive,
+    "runtime.incident_max_duration": _positive,
     "ai.threshold": _unit_interval,
     "forensics.retention_days": _positive,
     "forensics.max_size_mb": _positive,

@@ -105,7 +105,7 @@ def raw(src: HttpSource, data: bytes, *, replies: int = 1) -> list[bytes]:
 def test_an_alert_is_queued_before_200_and_comes_out_unchanged(source: HttpSource) -> None:
     status, _, body = post(source, SIDEKICK)
     assert (status, body) == (200, b"")
-    assert source.queue.qsize() == 1  # queued by the time the sender saw 200
+    assert len(source.queue) == 1  # queued by the time the sender saw 200
     [item] = drain(source, 1)
     assert item.data == SIDEKICK
     assert item.origin == "http:127.0.0.1"
@@ -138,7 +138,7 @@ def test_the_bearer_token_is_required_when_configured() -> None:
         assert post(src, SIDEKICK, {"Authorization": "Bearer wrong"})[0] == 401
         assert post(src, SIDEKICK, {"Authorization": f"Bearer {token}"})[0] == 200
         assert get(src, "/healthz")[0] == 200  # probes need no token
-        assert src.queue.qsize() == 1
+        assert len(src.queue) == 1
     finally:
         src.close()
 
@@ -150,7 +150,7 @@ def test_bodies_over_the_limit_get_413_and_an_empty_body_400() -> None:
         assert post(src, b"x" * 100_000)[0] == 413  # far over: answered, connection closed
         assert post(src, b"")[0] == 400
         assert post(src, b"x" * 1000)[0] == 200  # the limit itself is fine
-        assert src.queue.qsize() == 1
+        assert len(src.queue) == 1
     finally:
         src.close()
 
@@ -200,7 +200,7 @@ def test_keep_alive_and_pipelined_requests_are_answered_in_order(source: HttpSou
     assert first == second == b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
     assert third.startswith(b"HTTP/1.1 200 OK\r\n")
     assert third.endswith(b'"queue_depth": 2, "queue_size": 4}\n')
-    assert source.queue.qsize() == 2
+    assert len(source.queue) == 2
 
 
 def test_expect_100_continue_is_answered_before_the_body(source: HttpSource) -> None:
@@ -229,7 +229,7 @@ def test_framing_errors_close_the_connection(
     [reply] = raw(source, request_bytes)
     assert reply.startswith(b"HTTP/1.1 " + status)
     assert b"\r\nConnection: close\r\n" in reply
-    assert source.queue.qsize() == 0
+    assert len(source.queue) == 0
 
 
 def test_shutting_down_answers_503_then_queued_alerts_are_still_handed_out(

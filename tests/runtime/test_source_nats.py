@@ -185,9 +185,9 @@ def test_messages_never_handed_out_are_given_back_at_close(stream: str) -> None:
         alerts = [sidekick(n) for n in range(3)]
         _run(_publish(alerts))
         deadline = time.monotonic() + 1.5
-        while src.queue.qsize() < 3 and time.monotonic() < deadline:
+        while len(src.queue) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert src.queue.qsize() == 3
+        assert len(src.queue) == 3
     finally:
         src.close()  # nak: redelivered in a second, not after the 30 s ack_wait
     reopened = NatsSource(URL, durable="ks-nak", stream=stream, ack_wait_s=30)

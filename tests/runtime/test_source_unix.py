@@ -76,10 +76,10 @@ def test_a_full_queue_blocks_the_writer_and_drops_nothing(sock_path: str) -> Non
         client = connect(sock_path)
         client.sendall(b"".join(b'{"n": %d}\n' % n for n in range(50)))
         deadline = time.monotonic() + 1
-        while src.queue.qsize() < 2 and time.monotonic() < deadline:
+        while len(src.queue) < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         time.sleep(0.05)
-        assert src.queue.qsize() == 2  # full: the reading thread waits, it does not drop
+        assert len(src.queue) == 2  # full: the reading thread waits, it does not drop
         client.close()
         got = collect(src, 50)
     finally:

@@ -39,7 +39,7 @@ def test_http_gets_the_queue_size_metrics_and_token() -> None:
     source = open_source("http://127.0.0.1:0", queue_size=3, metrics=metrics, token=token)
     try:
         assert isinstance(source, HttpSource)
-        assert source.queue.maxsize == 3
+        assert source.queue.max_items == 3
         assert source.metrics is metrics
         assert not source.authorized(None)
         assert source.authorized(f"Bearer {token}".encode())
@@ -54,7 +54,7 @@ def test_unix(tmp_path: Path) -> None:
     try:
         assert isinstance(source, UnixSource)
         assert source.path == str(path)
-        assert source.queue.maxsize == 5
+        assert source.queue.max_items == 5
         assert path.is_socket()
     finally:
         source.close()

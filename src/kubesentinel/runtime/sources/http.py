@@ -31,7 +31,6 @@ import errno
 import hashlib
 import hmac
 import json
-import queue
 import selectors
 import socket
 import threading
@@ -42,7 +41,7 @@ from typing import Final
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.metrics import CONTENT_TYPE, Metrics
 from kubesentinel.runtime.sources.interface import RawAlert
-from kubesentinel.runtime.sources.queueing import drain
+from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES, AlertQueue, live_batches
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_HEAD_BYTES: Final = 16 * 1024
@@ -81,13 +80,14 @@ class HttpSource:
         *,
         metrics: Metrics | None = None,
         token: str | None = None,
+        queue_bytes: int = DEFAULT_BUFFER_BYTES,
         max_body: int = MAX_BODY_BYTES,
         idle_s: float = 0.2,
     ) -> None:
         if queue_size < 1:
             raise ValueError("queue_size must be positive")
         self.metrics = metrics if metrics is not None else Metrics()
-        self.queue: queue.Queue[RawAlert] = queue.Queue(maxsize=queue_size)
+        self.queue = AlertQueue(queue_size, queue_bytes)
         self.max_body = max_body
         self.idle_s = idle_s
         self.closing = False
@@ -108,21 +108,13 @@ class HttpSource:
         return header is not None and hmac.compare_digest(_digest(header), self._auth)
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
-        if max_batch < 1:
-            raise ValueError("max_batch must be positive")
-        q = self.queue
-        while True:
-            try:
-                first = q.get(timeout=self.idle_s)
-            except queue.Empty:
-                if self.closing:
-                    return
-                self.metrics.set_gauges(queue_depth=0)
-                yield []  # idle: let the pipeline expire incidents
-                continue
-            batch = drain(q, first, max_batch)
-            self.metrics.set_gauges(queue_depth=q.qsize())
-            yield batch
+        return live_batches(
+            self.queue,
+            max_batch,
+            idle_s=self.idle_s,
+            ended=lambda: self.closing,
+            on_batch=lambda depth: self.metrics.set_gauges(queue_depth=depth),
+        )
 
     def close(self) -> None:
         """Refuse new alerts, stop the listener; ``batches()`` drains the queue and ends."""
@@ -324,9 +316,7 @@ class _Loop:
         return 405, b"method not allowed\n"
 
     def accept_alert(self, conn: _Conn, body: bytes, close: bool) -> bytes:
-        try:
-            self.source.queue.put_nowait(RawAlert(body, conn.origin, time.time_ns()))
-        except queue.Full:
+        if not self.source.queue.offer(RawAlert(body, conn.origin, time.time_ns())):
             self.source.metrics.add(refused=1)
             return _response(429, b"queue full, retry later\n", close=close)
         return _response(200, b"", close=True) if close else _OK
@@ -338,14 +328,14 @@ class _Loop:
             status = "shutting down" if source.closing else "ok"
             doc = {
                 "status": status,
-                "queue_depth": source.queue.qsize(),
-                "queue_size": source.queue.maxsize,
+                "queue_depth": len(source.queue),
+                "queue_size": source.queue.max_items,
             }
             code = 503 if source.closing else 200
             body = (json.dumps(doc) + "\n").encode()
             return _response(code, body, ctype="application/json", close=request.close)
         if path == b"/metrics":
-            source.metrics.set_gauges(queue_depth=source.queue.qsize())
+            source.metrics.set_gauges(queue_depth=len(source.queue))
             body = source.metrics.render_prometheus().encode()
             return _response(200, body, ctype=CONTENT_TYPE, close=request.close)
         return _response(404, b"not found\n", close=request.close)

@@ -9,11 +9,14 @@ nothing, so the monitor reads them through a JetStream stream: when the stream i
 is created (name ``stream``, default ``FALCO``, subjects ``falco.>``), and every message
 published from then on is kept until acknowledged.
 
-Each ``RawAlert.ack`` acknowledges its message; the pipeline calls it only after the store has
-committed the batch. A message handed out but never acknowledged (a crash, a failed write) is
-redelivered by the server after ``ack_wait_s``; messages still queued here at ``close()`` are
-negatively acknowledged, so they come back after ``NAK_DELAY_S`` (1 s) instead. Delivery is
-therefore at least once: the store ignores an event id it already has.
+Each ``RawAlert.ack`` settles its message once the pipeline is done with it: ``ack`` after the
+store committed the batch, ``term`` for a message that is not a Falco alert (it is in the
+dead-letter file; a poison message is never redelivered), ``nak`` when it could not be stored.
+A message handed out but never settled (a crash) is redelivered by the server after
+``ack_wait_s``; messages still queued here at ``close()`` are negatively acknowledged, so they
+come back after ``NAK_DELAY_S`` (1 s) instead. Delivery is therefore at least once: the store
+ignores an event id it already has. The queue is bounded in messages and bytes; a message over
+the byte budget is given back (``nak``) and fetching pauses while the queue is full.
 
 The asyncio client (``nats-py``, imported lazily: start-up stays fast for other sources) runs
 on its own thread and event loop; a bounded queue bridges it to the synchronous ``batches()``,
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import re
 import threading
 import time
@@ -33,8 +35,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from kubesentinel.errors import SourceError
-from kubesentinel.runtime.sources.interface import RawAlert
-from kubesentinel.runtime.sources.queueing import drain
+from kubesentinel.runtime.sources.interface import Outcome, RawAlert
+from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES, AlertQueue, live_batches
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -69,6 +71,7 @@ class NatsSource:
         durable: str = DEFAULT_DURABLE,
         stream: str | None = None,
         queue_size: int = 10_000,
+        queue_bytes: int = DEFAULT_BUFFER_BYTES,
         ack_wait_s: float = 30.0,
         connect_timeout_s: float = 3.0,
         idle_s: float = 0.2,
@@ -80,7 +83,7 @@ class NatsSource:
         self.subject = subject
         self.durable = durable
         self.stream = stream
-        self.queue: queue.Queue[RawAlert] = queue.Queue(maxsize=queue_size)
+        self.queue = AlertQueue(queue_size, queue_bytes)
         self.idle_s = idle_s
         self.last_error: str | None = None
         self._ack_wait_s = ack_wait_s
@@ -88,7 +91,7 @@ class NatsSource:
         self._closing = False
         self._iterating = False
         self._shut = False
-        self._acks: deque[Msg] = deque()
+        self._acks: deque[tuple[Msg, Outcome]] = deque()
         self._ack_scheduled = False
         self._ack_tasks: set[asyncio.Task[None]] = set()
         self._nc: Client | None = None
@@ -111,17 +114,12 @@ class NatsSource:
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
         if max_batch < 1:
             raise ValueError("max_batch must be positive")
-        q = self.queue
         self._iterating = True
         try:
-            while not self._closing:
-                try:
-                    first = q.get(timeout=self.idle_s)
-                except queue.Empty:
-                    yield []  # idle: let the pipeline expire incidents
-                    continue
-                batch = drain(q, first, max_batch)
-                yield batch
+            # Once closed, fetching stops and what is queued is still handed out and acked.
+            yield from live_batches(
+                self.queue, max_batch, idle_s=self.idle_s, ended=lambda: self._closing
+            )
         finally:
             self._iterating = False
             if self._closing:
@@ -149,20 +147,17 @@ class NatsSource:
         self._loop.call_soon_threadsafe(self._fetcher.cancel)
         with contextlib.suppress(Exception, asyncio.CancelledError):
             self._fetcher.result(timeout=5)
-        naks: list[Msg] = []  # never handed to the pipeline: back now rather than after ack_wait
-        with contextlib.suppress(queue.Empty):
-            while give_back:
-                alert = self.queue.get_nowait()
-                if isinstance(alert.ack, _Ack):
-                    naks.append(alert.ack.msg)
+        # Never handed to the pipeline: back now rather than after ack_wait.
+        left = self.queue.take_all() if give_back else []
+        naks = [alert.ack.msg for alert in left if isinstance(alert.ack, _Ack)]
         with contextlib.suppress(Exception):
             self._call(self._shutdown(naks), timeout=10)
         self._stop_loop()
 
     # -- on the pipeline's thread ------------------------------------------------------------
 
-    def _ack(self, msg: Msg) -> None:
-        self._acks.append(msg)
+    def _ack(self, msg: Msg, outcome: Outcome) -> None:
+        self._acks.append((msg, outcome))
         if not self._ack_scheduled:
             self._ack_scheduled = True
             # Once closed this raises: the server redelivers the message after ack_wait.
@@ -211,7 +206,7 @@ class NatsSource:
                 ack_policy=AckPolicy.EXPLICIT,
                 deliver_policy=DeliverPolicy.ALL,
                 ack_wait=self._ack_wait_s,
-                max_ack_pending=max(1000, 2 * self.queue.maxsize),
+                max_ack_pending=max(1000, 2 * self.queue.max_items),
                 filter_subject=self.subject,
             )
             with contextlib.suppress(NotFoundError):
@@ -255,7 +250,7 @@ class NatsSource:
         q = self.queue
         ack = self._ack
         while not self._closing:
-            room = q.maxsize - q.qsize()  # only this task puts: room can only grow meanwhile
+            room = q.room()  # only this task puts: room can only grow meanwhile
             if room <= 0:
                 await asyncio.sleep(0.02)
                 continue
@@ -272,7 +267,9 @@ class NatsSource:
             now = time.time_ns()
             for msg in msgs:
                 origin = f"nats:{msg.subject}#{msg.metadata.sequence.stream}"
-                q.put_nowait(RawAlert(msg.data, origin, now, _Ack(ack, msg)))
+                if not q.offer(RawAlert(msg.data, origin, now, _Ack(ack, msg))):
+                    # Over the byte budget: the server redelivers it after the delay.
+                    await msg.nak(delay=NAK_DELAY_S)
 
     def _flush_acks(self) -> None:
         self._ack_scheduled = False  # before draining: an ack appended later schedules anew
@@ -282,16 +279,21 @@ class NatsSource:
             self._ack_tasks.add(task)
             task.add_done_callback(self._ack_tasks.discard)
 
-    def _drain_acks(self) -> list[Msg]:
+    def _drain_acks(self) -> list[tuple[Msg, Outcome]]:
         msgs = []
         while self._acks:
             msgs.append(self._acks.popleft())
         return msgs
 
-    async def _send_acks(self, msgs: list[Msg]) -> None:
-        for msg in msgs:
+    async def _send_acks(self, msgs: list[tuple[Msg, Outcome]]) -> None:
+        for msg, outcome in msgs:
             try:
-                await msg.ack()
+                if outcome is Outcome.STORED:
+                    await msg.ack()
+                elif outcome is Outcome.REJECTED:
+                    await msg.term()  # a poison message: dead-lettered, never redelivered
+                else:
+                    await msg.nak(delay=NAK_DELAY_S)
             except Exception as exc:  # redelivered after ack_wait: at least once
                 self.last_error = f"ack failed: {exc}"
 
@@ -314,13 +316,14 @@ class NatsSource:
 
 
 class _Ack:
-    """``RawAlert.ack`` for one message; keeps the message so close() can nak it."""
+    """``RawAlert.ack`` for one message: ack when stored, term when rejected (poison), nak
+    when the monitor could not store it; keeps the message so close() can nak it."""
 
     __slots__ = ("ack", "msg")
 
-    def __init__(self, ack: Callable[[Msg], None], msg: Msg) -> None:
+    def __init__(self, ack: Callable[[Msg, Outcome], None], msg: Msg) -> None:
         self.ack = ack
         self.msg = msg
 
-    def __call__(self) -> None:
-        self.ack(self.msg)
+    def __call__(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
+        self.ack(self.msg, outcome)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import socket
 import stat
 import threading
@@ -40,7 +39,7 @@ from typing import Final
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.sources.file import MAX_LINE_BYTES, TRUNCATED, LineSplitter
 from kubesentinel.runtime.sources.interface import RawAlert
-from kubesentinel.runtime.sources.queueing import drain
+from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES, AlertQueue, live_batches
 
 RECV_BYTES: Final = 256 * 1024
 SOCKET_MODE: Final = 0o660
@@ -57,6 +56,7 @@ class UnixSource:
         path: str,
         queue_size: int,
         *,
+        queue_bytes: int = DEFAULT_BUFFER_BYTES,
         max_line: int = MAX_LINE_BYTES,
         idle_s: float = 0.2,
     ) -> None:
@@ -64,7 +64,7 @@ class UnixSource:
             raise ValueError("queue_size must be positive")
         self.path = path
         self.name = f"unix://{path}"
-        self.queue: queue.Queue[RawAlert] = queue.Queue(maxsize=queue_size)
+        self.queue = AlertQueue(queue_size, queue_bytes)
         self.idle_s = idle_s
         self._max_line = max_line
         self._closing = threading.Event()
@@ -75,20 +75,11 @@ class UnixSource:
         self._accepter.start()
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
-        if max_batch < 1:
-            raise ValueError("max_batch must be positive")
-        q = self.queue
-        while True:
-            try:
-                first = q.get(timeout=self.idle_s)
-            except queue.Empty:
-                if not self._closing.is_set():
-                    yield []  # idle: let the pipeline expire incidents
-                elif not any(t.is_alive() for t in self._clients):
-                    return  # closed, and every reader has queued its last line
-                continue
-            batch = drain(q, first, max_batch)
-            yield batch
+        return live_batches(self.queue, max_batch, idle_s=self.idle_s, ended=self._ended)
+
+    def _ended(self) -> bool:
+        """Closed, and every reader has queued its last line."""
+        return self._closing.is_set() and not any(t.is_alive() for t in self._clients)
 
     def close(self) -> None:
         """Stop accepting and reading; ``batches()`` hands out what was read, then ends."""
@@ -152,13 +143,9 @@ class UnixSource:
         q = self.queue
         for n, data, cut in lines:
             alert = RawAlert(data, f"{prefix}{n}{TRUNCATED}" if cut else f"{prefix}{n}", now)
-            while True:
-                try:
-                    q.put(alert, timeout=TICK_S)
-                    break
-                except queue.Full:
-                    if self._closing.is_set():
-                        return False
+            while not q.put(alert, timeout=TICK_S):
+                if self._closing.is_set():
+                    return False
         return True
 
 
