@@ -72,6 +72,8 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="name workloads from pod names only")  # fmt: skip
     monitor.add_argument("--token-env", default="KUBESENTINEL_HTTP_TOKEN", metavar="VAR",
                          help="environment variable holding the HTTP bearer token")  # fmt: skip
+    monitor.add_argument("--log-format", default="text", choices=("text", "json"),
+                         help="log lines as text or one JSON object per line")  # fmt: skip
     monitor.set_defaults(handler=_monitor)
 
     incidents = commands.add_parser("incidents", help="read incidents from the store")
@@ -105,7 +107,7 @@ def _open_store(path: Path) -> SQLiteStore:
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.models.posture import Posture
-    from kubesentinel.runtime import pipeline
+    from kubesentinel.runtime import logs, pipeline
     from kubesentinel.runtime.correlate import Correlator
     from kubesentinel.runtime.deadletter import DeadLetter
     from kubesentinel.runtime.enrich import Enricher
@@ -115,9 +117,10 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.sources import open_source
 
     min_priority = _check_monitor_args(args)
-    import logging  # the monitor's only: not on the scan's start-up path
-
-    logging.basicConfig(format="kubesentinel: %(levelname)s: %(message)s", stream=sys.stderr)
+    logs.configure(args.log_format)
+    # The store, its WAL and the dead-letter file hold command lines and other evidence:
+    # private to this user (files 0600, directories 0700).
+    os.umask(0o077)
     # Check the inputs before creating anything on disk: posture file, then source, then store.
     posture: Posture | None = load_posture_file(args.posture) if args.posture else None
     metrics = Metrics()
@@ -136,6 +139,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     opened.append(source)
     if stop.is_set():
         source.close()
+    logs.log.info("%s %s", "listening on" if source.live else "reading", source.name)
     try:
         store = _open_store(_store_path(config, args.store))
     except BaseException:
@@ -177,10 +181,22 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     finally:
         source.close()
         dead_letter.close()
-        store.close()
+        _close_store(store)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _close_store(store: SQLiteStore) -> None:
+    """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
+    traceback: every commit is already in the WAL, which the next open reads."""
+    from kubesentinel.errors import StoreError
+    from kubesentinel.runtime import logs
+
+    try:
+        store.close()
+    except StoreError as exc:
+        logs.log.error("%s", exc)
 
 
 def _check_monitor_args(args: argparse.Namespace) -> Priority:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from kubesentinel.runtime.deadletter import DeadLetter
 from kubesentinel.runtime.enrich import Enricher
 from kubesentinel.runtime.filters import EventFilter
 from kubesentinel.runtime.metrics import Metrics
-from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.interface import Outcome, RawAlert
 from kubesentinel.runtime.store.sqlite import SQLiteStore
 
 BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -49,6 +50,7 @@ class ListSource:
     def __init__(self, batches: list[list[bytes]]) -> None:
         self._batches = batches
         self.acked: list[str] = []
+        self.outcomes: dict[str, tuple[Outcome, str]] = {}
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
         for n, batch in enumerate(self._batches):
@@ -57,10 +59,14 @@ class ListSource:
                     data,
                     f"list:{n}:{i}",
                     BASE_NS,
-                    ack=lambda o=f"list:{n}:{i}": self.acked.append(o),
+                    ack=partial(self._settle, f"list:{n}:{i}"),
                 )
                 for i, data in enumerate(batch)
             ]
+
+    def _settle(self, origin: str, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
+        self.acked.append(origin)
+        self.outcomes[origin] = (outcome, reason)
 
     def close(self) -> None:
         pass
@@ -105,6 +111,12 @@ def test_good_events_around_malformed_ones_are_stored_and_acknowledged(tmp_path:
     summary, store = _run(tmp_path, source)
     assert (summary.read, summary.stored, summary.malformed) == (5, 3, 2)
     assert len(source.acked) == 5  # malformed ones too: they are safe in the dead-letter file
+    rejected = {o: r for o, (outcome, r) in source.outcomes.items() if outcome is Outcome.REJECTED}
+    assert sorted(rejected) == ["list:0:1", "list:0:2"]
+    assert rejected["list:0:1"].startswith("truncated JSON")
+    assert rejected["list:0:2"] == "binary data, not JSON"
+    stored = [o for o, (outcome, _) in source.outcomes.items() if outcome is Outcome.STORED]
+    assert sorted(stored) == ["list:0:0", "list:1:0", "list:1:1"]
     dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert [d["origin"] for d in dead] == ["list:0:1", "list:0:2"]
     (incident,) = store.list_incidents()

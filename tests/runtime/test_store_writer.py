@@ -40,7 +40,7 @@ def _submit_then_close(
     writer: StoreProcess,
     encoded: EncodedWrite,
     times: int,
-    done: Callable[[], None] = lambda: None,
+    done: Callable[[StoreError | None], None] = lambda error: None,
 ) -> None:
     """A failure is raised by a later submit, or at the latest by close."""
     for _ in range(times):
@@ -58,7 +58,7 @@ def test_writes_are_committed_in_order_before_their_acknowledgement(tmp_path: Pa
         events = [event(f"{batch}-{n}", batch * 10 + n) for n in range(100)]
         encoded = encode_write(events, correlator.add(events, events[-1].time_ns))
         assert encoded is not None
-        writer.submit(encoded, lambda: seen_at_ack.append(_count(path)))
+        writer.submit(encoded, lambda error: seen_at_ack.append(_count(path)))
     writer.close()
     # Each batch is stored when it is acknowledged (later ones may be already, too).
     assert len(seen_at_ack) == 5
@@ -78,13 +78,20 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_acknowledged(tmp_path:
     bad_row = b'[[1, "b", null, 1, null, 3, "syscall", "c", "n", "k", "w", null, null, null, '
     bad_row += b'"[]", "[]", "o", 0, 1]]'  # rule NULL: the NOT NULL constraint refuses it
     acked: list[str] = []
+    failed: list[str] = []
+
+    def settle(name: str) -> Callable[[StoreError | None], None]:
+        return lambda error: (acked if error is None else failed).append(name)
+
     writer = StoreProcess(path)
-    writer.submit(good, lambda: acked.append("good"))
-    writer.submit(EncodedWrite(bad_row, b"x", b"[]"), lambda: acked.append("bad"))
+    writer.submit(good, settle("good"))
+    writer.submit(EncodedWrite(bad_row, b"x", b"[]"), settle("bad"))
     with pytest.raises(StoreError, match="NOT NULL") as caught:
-        _submit_then_close(writer, good, 3, lambda: acked.append("after"))
+        _submit_then_close(writer, good, 3, settle("after"))
     assert caught.value.file == str(path)
     assert acked == ["good"]
+    assert failed[0] == "bad"  # every write not committed is settled as failed
+    assert set(failed) == {"bad", "after"}
     assert _count(path) == 1
 
 

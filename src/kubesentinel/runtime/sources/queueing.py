@@ -116,12 +116,15 @@ def live_batches(
     *,
     idle_s: float,
     ended: Callable[[], bool],
+    draining: Callable[[], bool] | None = None,
     on_batch: Callable[[int], None] | None = None,
 ) -> Iterator[list[RawAlert]]:
     """Batches from ``q`` until ``ended()`` holds with the queue empty.
 
-    An empty batch every ``idle_s`` while nothing arrives lets the pipeline expire incidents.
-    ``on_batch`` gets the queue depth after each take (a gauge).
+    An empty batch every ``idle_s`` while nothing arrives lets the pipeline expire incidents;
+    none while ``draining()`` holds (closed, but readers still queue what they had read: a
+    stopping pipeline ends at its first empty batch). ``on_batch`` gets the queue depth after
+    each take (a gauge).
     """
     if max_batch < 1:
         raise ValueError("max_batch must be positive")
@@ -133,5 +136,5 @@ def live_batches(
             yield batch
         elif ended():
             return
-        else:
+        elif draining is None or not draining():
             yield []

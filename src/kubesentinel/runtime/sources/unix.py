@@ -75,11 +75,16 @@ class UnixSource:
         self._accepter.start()
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
-        return live_batches(self.queue, max_batch, idle_s=self.idle_s, ended=self._ended)
+        return live_batches(
+            self.queue, max_batch, idle_s=self.idle_s, ended=self._ended, draining=self._draining
+        )
 
     def _ended(self) -> bool:
         """Closed, and every reader has queued its last line."""
-        return self._closing.is_set() and not any(t.is_alive() for t in self._clients)
+        return self._closing.is_set() and not self._draining()
+
+    def _draining(self) -> bool:
+        return self._closing.is_set() and any(t.is_alive() for t in self._clients)
 
     def close(self) -> None:
         """Stop accepting and reading; ``batches()`` hands out what was read, then ends."""

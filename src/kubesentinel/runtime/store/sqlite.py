@@ -439,10 +439,16 @@ class SQLiteStore:
             self._checkpointer.stop()
             self._checkpointer = None
         with self._lock:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave a compact file
-            self._db.close()
+            try:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave a compact file
+            except sqlite3.Error as exc:  # a full disk: the commits stay readable in the WAL
+                raise StoreError(
+                    f"cannot checkpoint the store on close: {exc}", file=str(self.path), hint=_HINT
+                ) from exc
+            finally:
+                self._db.close()
 
     def __enter__(self) -> SQLiteStore:
         return self

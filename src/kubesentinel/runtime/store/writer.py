@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing
 import signal
 import threading
@@ -30,6 +31,8 @@ from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore
 
 __all__ = ["StoreProcess"]
 
+log = logging.getLogger("kubesentinel.monitor")
+
 # Writes sent and not yet committed: bounds memory, and holds back a source faster than the store.
 IN_FLIGHT: Final = 2
 _END: Final = b""
@@ -39,9 +42,10 @@ class StoreProcess:
     """A writer process for the SQLite store at ``path``.
 
     ``submit`` sends a write and returns; ``done`` runs (in this process, on a thread of its
-    own) once the write is committed: the place to acknowledge what it held. ``submit`` waits
-    while ``IN_FLIGHT`` writes are pending. A failed write is raised by the next ``submit`` or
-    by ``close``; nothing after it is committed or acknowledged.
+    own) once the write is settled: with None once committed (the place to acknowledge what it
+    held), or with the StoreError when it was not (the write failed, or an earlier one did and
+    the writer stopped). ``submit`` waits while ``IN_FLIGHT`` writes are pending. A failure is
+    also raised by the next ``submit`` or by ``close``; nothing after it is committed.
     """
 
     def __init__(self, path: Path) -> None:
@@ -53,7 +57,7 @@ class StoreProcess:
         )
         self._process.start()
         child.close()
-        self._pending: deque[Callable[[], None]] = deque()
+        self._pending: deque[Callable[[StoreError | None], None]] = deque()
         self._changed = threading.Condition()
         self._error: StoreError | None = None
         self._receiver = threading.Thread(
@@ -61,12 +65,16 @@ class StoreProcess:
         )
         self._receiver.start()
 
-    def submit(self, encoded: EncodedWrite, done: Callable[[], None]) -> None:
+    def submit(self, encoded: EncodedWrite, done: Callable[[StoreError | None], None]) -> None:
         with self._changed:
             while len(self._pending) >= IN_FLIGHT and self._error is None:
                 self._changed.wait()
-            self._raise_error()
-            self._pending.append(done)
+            error = self._error
+            if error is None:
+                self._pending.append(done)
+        if error is not None:
+            _settle(done, error)
+            raise error
         try:
             self._conn.send_bytes(encoded.events or b"[]")
             self._conn.send_bytes(encoded.evidence)
@@ -106,21 +114,37 @@ class StoreProcess:
                 self._fail(detail["message"], detail.get("file"), detail.get("hint"))
                 continue
             with self._changed:
+                if not self._pending:
+                    continue
                 done = self._pending.popleft()
-            done()  # acknowledgements and metrics, outside the lock
+            _settle(done, None)  # acknowledgements and metrics, outside the lock
             with self._changed:
                 self._changed.notify_all()
 
     def _fail(self, message: str, file: str | None = None, hint: str | None = None) -> None:
+        """Record the first failure; every write still pending is settled with it."""
         with self._changed:
             if self._error is None:
                 self._error = StoreError(message, file=file or str(self.path), hint=hint)
+            error = self._error
+            pending = list(self._pending)
             self._pending.clear()
             self._changed.notify_all()
+        for done in pending:
+            _settle(done, error)
 
     def _raise_error(self) -> None:
         if self._error is not None:
             raise self._error
+
+
+def _settle(done: Callable[[StoreError | None], None], error: StoreError | None) -> None:
+    """Run a settlement; a failing callback is logged, never allowed to stop the receiver
+    (every later write would wait for it forever)."""
+    try:
+        done(error)
+    except Exception:
+        log.exception("settling a store write failed")
 
 
 def _serve(path: str, conn: Connection) -> None:
