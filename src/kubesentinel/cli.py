@@ -276,7 +276,7 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
     )
     _write(encoder(args.format)(report), args.output)
     if args.store:
-        _save_posture(result, args.store)
+        _save_posture(result, args.store, every_rule)
     _print_diagnostics(result, quiet=args.quiet)
     if args.write_baseline:
         _write_baseline(result, args.write_baseline, quiet=args.quiet)
@@ -298,14 +298,17 @@ def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
         print(f"kubesentinel: wrote baseline {path} ({count} findings)", file=sys.stderr)
 
 
-def _save_posture(result: ScanResult, store_path: str) -> None:
-    from kubesentinel.runtime.posture import posture_from_findings
+def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue) -> None:
+    from kubesentinel.bridge import impacts_of, posture_from_findings
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(store_path)
+    posture = posture_from_findings(
+        result.findings, source="scan", impacts=impacts_of(catalogue.rules)
+    )
     try:
-        store.save_posture(posture_from_findings(result.findings, source="scan"))
+        store.save_posture(posture)
     finally:
         store.close()
 

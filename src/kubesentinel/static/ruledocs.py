@@ -20,6 +20,7 @@ def _rule_section(rule: Rule) -> list[str]:
         f"- Pod Security Standards: {', '.join(refs.pss) or '-'}",
         f"- CIS: {', '.join(refs.cis) or '-'}; NSA/CISA: {', '.join(refs.nsa) or '-'}",
         f"- Equivalent peer checks: {', '.join(f'`{p}`' for p in refs.peers) or '-'}",
+        f"- Runtime impact: {rule.runtime_impact or '-'}",
         "",
         rule.description,
         "",
