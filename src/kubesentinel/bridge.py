@@ -31,6 +31,7 @@ import json
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from kubesentinel.errors import RuntimeLayerError
@@ -126,7 +127,7 @@ def runtime_impacts(rules_path: str | None = None) -> Mapping[str, str]:
         from kubesentinel.static.catalogue import load_catalogue
 
         impacts.update(impacts_of(load_catalogue([Path(rules_path)]).rules))
-    return impacts
+    return MappingProxyType(impacts)  # cached and shared: read-only
 
 
 # -- building a posture -------------------------------------------------------------------------

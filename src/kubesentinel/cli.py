@@ -392,6 +392,7 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"Pod Security Standards: {', '.join(refs.pss) or '-'}",
         f"CIS: {', '.join(refs.cis) or '-'}    NSA/CISA: {', '.join(refs.nsa) or '-'}",
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
+        f"Runtime impact: {rule.runtime_impact or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
     lines += _cel_lines(rule)
@@ -437,5 +438,6 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "concepts": list(refs.concepts),
             "urls": list(refs.urls),
         },
+        "runtime_impact": rule.runtime_impact,
         **extra,
     }
