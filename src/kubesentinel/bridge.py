@@ -263,35 +263,21 @@ def posture_from_document(text: str) -> Posture:
     """A stored posture. A version 1 document (no ``version``) describes cluster "default",
     keys its workloads "namespace/Kind/name" and has no impacts: the built-in rules' apply."""
     data = json.loads(text)
-    workloads = data["workloads"]
     if data.get("version") is None:
-        impacts = runtime_impacts()
-        return Posture(
-            workloads={
-                f"{DEFAULT_CLUSTER}/{key}": tuple(  # a version 1 key: namespace/Kind/name
-                    PostureFinding(
-                        f["rule_id"], Severity.parse(f["severity"]), f["title"],
-                        impacts.get(f["rule_id"]),
-                    )
-                    for f in findings
-                )
-                for key, findings in workloads.items()
-            },
-            source=data["source"],
-        )  # fmt: skip
-    return Posture(
-        workloads={
-            key: tuple(
-                PostureFinding(
-                    f["rule_id"], Severity.parse(f["severity"]), f["title"], f.get("impact")
-                )
-                for f in findings
-            )
-            for key, findings in workloads.items()
-        },
-        source=data["source"],
-        cluster=data["cluster"],
-    )
+        cluster, prefix, impacts = DEFAULT_CLUSTER, f"{DEFAULT_CLUSTER}/", runtime_impacts()
+    else:
+        cluster, prefix, impacts = data["cluster"], "", None
+
+    def finding(item: dict[str, str]) -> PostureFinding:
+        rule_id = item["rule_id"]
+        impact = item.get("impact") if impacts is None else impacts.get(rule_id)
+        return PostureFinding(rule_id, Severity.parse(item["severity"]), item["title"], impact)
+
+    workloads = {
+        prefix + key: tuple(finding(item) for item in items)
+        for key, items in data["workloads"].items()
+    }
+    return Posture(workloads=workloads, source=data["source"], cluster=cluster)
 
 
 def _finding_item(finding: PostureFinding) -> dict[str, str]:
