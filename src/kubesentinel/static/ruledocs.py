@@ -36,6 +36,10 @@ def render(catalogue: Catalogue) -> str:
         "",
         "Generated from `src/kubesentinel/static/rules/` by `make docs`; do not edit by hand.",
         "",
+        "A rule with a runtime impact (`runtime: {impact: LABEL}` in its file) raises the risk of",
+        "`kubesentinel monitor` incidents on the workloads it fails on, and the incident names it",
+        "with that label (docs/custom-rules.md).",
+        "",
         "| id | severity | title | Pod Security Standards |",
         "|---|---|---|---|",
     ]
