@@ -299,6 +299,7 @@ def test_custom_rules_may_have_a_runtime_impact(tmp_path: Path) -> None:
     assert plain["CUSTOM-0001"] is None
 
 
+@pytest.mark.integration  # a fresh process
 def test_the_monitor_reads_the_rule_data_without_loading_the_scanner() -> None:
     code = (
         "import sys\n"

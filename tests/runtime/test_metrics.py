@@ -240,6 +240,7 @@ def test_a_label_value_per_rule_and_host_is_bounded() -> None:
     assert metrics.snapshot()["internal"] == MAX_LABEL_VALUES + 50
 
 
+@pytest.mark.integration  # a fresh process
 def test_neither_scan_nor_the_monitors_start_imports_prometheus_client() -> None:
     code = (
         "import sys\n"
