@@ -20,8 +20,8 @@ the posture part of its risk: each failing rule with a runtime impact adds point
 ``runtime: {impact: LABEL}`` (``static/rules/*.yaml``, checked by ``static/catalogue.py``; custom
 rules may set it too, see docs/custom-rules.md). Each :class:`PostureFinding` carries its rule's
 impact, looked up once when the posture is built: from the rules of the scan that found it, or
-from the built-in rules' bundle (read on first use and cached; the monitor never loads the
-scanner) plus the rule files at ``static.rules_path``. The correlator's hot path reads only the
+from the built-in rules' bundle (read on first use and cached; the scanner's modules stay
+unloaded) plus the user rule files at ``static.rules_path``, when there are any. The correlator's hot path reads only the
 findings. The scan JSON format is described in docs/json-output.md; readers accept any 1.x.
 """
 
@@ -107,7 +107,7 @@ def runtime_impacts(rules_path: str | None = None) -> Mapping[str, str]:
     """The runtime impacts of the built-in rules, plus those of the rule files at
     ``rules_path`` (``static.rules_path``) when it exists. Read once per path.
 
-    The built-in rules come from their JSON bundle (about 1 ms, and none of the scanner's
+    The built-in rules come from their JSON bundle (3.5 ms measured, and none of the scanner's
     modules); only a bundle of another layout, or user rules, bring in the YAML loader.
     """
     from kubesentinel.static import rulebundle
