@@ -21,8 +21,9 @@ the posture part of its risk: each failing rule with a runtime impact adds point
 rules may set it too, see docs/custom-rules.md). Each :class:`PostureFinding` carries its rule's
 impact, looked up once when the posture is built: from the rules of the scan that found it, or
 from the built-in rules' bundle (read on first use and cached; the scanner's modules stay
-unloaded) plus the user rule files at ``static.rules_path``, when there are any. The correlator's hot path reads only the
-findings. The scan JSON format is described in docs/json-output.md; readers accept any 1.x.
+unloaded) plus the user rule files at ``static.rules_path``, when there are any. The
+correlator's hot path reads only the findings. The scan JSON format is described in
+docs/json-output.md; readers accept any 1.x.
 """
 
 from __future__ import annotations
