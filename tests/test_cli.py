@@ -92,6 +92,8 @@ def test_rules_list_json_carries_pss_and_peer_references(
         privileged["references"]["peers"]
     )
     assert privileged["severity"] == "critical"
+    assert privileged["runtime_impact"] == "privileged"
+    assert rules["KS-0042"]["runtime_impact"] is None
 
 
 def test_rules_explain(capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +101,7 @@ def test_rules_explain(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert text.startswith("KS-0001: Privileged container")
     assert "Remediation:" in text
+    assert "Runtime impact: privileged" in text
     assert main(["rules", "explain", "KS-9999"]) == 2
     assert "no rule 'KS-9999'" in capsys.readouterr().err
 

@@ -185,6 +185,9 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--store", metavar="PATH",
                       help="also save the workloads' findings (all severities) in this SQLite "
                       "store, where `kubesentinel monitor` reads its posture")  # fmt: skip
+    scan.add_argument("--store-cluster", default="default", metavar="NAME",
+                      help="with --store: the cluster the scan describes, as the monitor's "
+                      "--cluster names it (default: default)")  # fmt: skip
     scan.add_argument(
         "--quiet", "-q", action="store_true", help="do not print notices and warnings"
     )
@@ -276,7 +279,7 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
     )
     _write(encoder(args.format)(report), args.output)
     if args.store:
-        _save_posture(result, args.store)
+        _save_posture(result, args.store, every_rule, args.store_cluster)
     _print_diagnostics(result, quiet=args.quiet)
     if args.write_baseline:
         _write_baseline(result, args.write_baseline, quiet=args.quiet)
@@ -298,14 +301,17 @@ def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
         print(f"kubesentinel: wrote baseline {path} ({count} findings)", file=sys.stderr)
 
 
-def _save_posture(result: ScanResult, store_path: str) -> None:
-    from kubesentinel.runtime.posture import posture_from_findings
+def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, cluster: str) -> None:
+    from kubesentinel.bridge import impacts_of, posture_from_findings
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
     Path(store_path).parent.mkdir(parents=True, exist_ok=True)
     store = SQLiteStore(store_path)
+    posture = posture_from_findings(
+        result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
+    )
     try:
-        store.save_posture(posture_from_findings(result.findings, source="scan"))
+        store.save_posture(posture)
     finally:
         store.close()
 
@@ -386,6 +392,7 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"Pod Security Standards: {', '.join(refs.pss) or '-'}",
         f"CIS: {', '.join(refs.cis) or '-'}    NSA/CISA: {', '.join(refs.nsa) or '-'}",
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
+        f"Runtime impact: {rule.runtime_impact or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
     lines += _cel_lines(rule)
@@ -431,5 +438,6 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "concepts": list(refs.concepts),
             "urls": list(refs.urls),
         },
+        "runtime_impact": rule.runtime_impact,
         **extra,
     }

@@ -106,6 +106,7 @@ def _open_store(path: Path) -> SQLiteStore:
 
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.bridge import load_posture_file
     from kubesentinel.models.posture import Posture
     from kubesentinel.runtime import logs, pipeline
     from kubesentinel.runtime.correlate import Correlator
@@ -113,7 +114,6 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.enrich import Enricher
     from kubesentinel.runtime.filters import EventFilter
     from kubesentinel.runtime.metrics import Metrics
-    from kubesentinel.runtime.posture import load_posture_file
     from kubesentinel.runtime.sources import open_source
 
     min_priority = _check_monitor_args(args)
@@ -122,7 +122,11 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     # private to this user (files 0600, directories 0700).
     os.umask(0o077)
     # Check the inputs before creating anything on disk: posture file, then source, then store.
-    posture: Posture | None = load_posture_file(args.posture) if args.posture else None
+    posture: Posture | None = (
+        load_posture_file(args.posture, cluster=args.cluster, rules_path=config.static.rules_path)
+        if args.posture
+        else None
+    )
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
     # Signals are handled from here on: a SIGTERM while starting still ends with a summary.
@@ -149,6 +153,10 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         store.save_posture(posture)
     else:
         posture = store.load_posture()
+        if posture is not None and posture.cluster != args.cluster:
+            print(f"kubesentinel: notice: the stored posture describes cluster "
+                  f"{posture.cluster!r}, not {args.cluster!r}: no workload here gets it",
+                  file=sys.stderr)  # fmt: skip
     dead_letter_path = (
         Path(args.dead_letter)
         if args.dead_letter

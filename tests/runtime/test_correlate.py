@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from kubesentinel.bridge import POSTURE_CAP, posture_key, runtime_impacts
 from kubesentinel.models import Event, Incident, Priority, Severity, Workload
 from kubesentinel.models.posture import Posture, PostureFinding
 from kubesentinel.runtime import correlate
@@ -211,14 +212,19 @@ def test_kill_chain_is_the_longest_ordered_run() -> None:
     assert kill_chain([]) == ()
 
 
+def finding(rule_id: str, severity: Severity, title: str) -> PostureFinding:
+    """A posture finding with its rule's runtime impact, as the bridge's loaders give it."""
+    return PostureFinding(rule_id, severity, title, runtime_impacts().get(rule_id))
+
+
 def test_posture_raises_score_and_is_listed() -> None:
     posture = Posture(
         workloads={
-            "prod/Deployment/web": (
-                PostureFinding("KS-0042", Severity.MEDIUM, "Memory request missing"),
-                PostureFinding("KS-0005", Severity.HIGH, "HostPath volume"),
-                PostureFinding("KS-0001", Severity.CRITICAL, "Privileged container"),
-                PostureFinding("KS-0001", Severity.CRITICAL, "Privileged container"),
+            WEB.key: (
+                finding("KS-0042", Severity.MEDIUM, "Memory request missing"),
+                finding("KS-0005", Severity.HIGH, "HostPath volume"),
+                finding("KS-0001", Severity.CRITICAL, "Privileged container"),
+                finding("KS-0001", Severity.CRITICAL, "Privileged container"),
             )
         },
         source="scan.json",
@@ -239,10 +245,10 @@ def test_posture_raises_score_and_is_listed() -> None:
 
 def test_posture_is_capped_and_score_clamped() -> None:
     findings = tuple(
-        PostureFinding(rule_id, Severity.CRITICAL, "bad")
+        finding(rule_id, Severity.CRITICAL, "bad")
         for rule_id in ("KS-0001", "KS-0013", "KS-0031", "KS-0035", "KS-0036")
     )
-    posture = Posture(workloads={"prod/Deployment/web": findings})
+    posture = Posture(workloads={WEB.key: findings})
     tactics = ("execution", "persistence", "privilege_escalation", "credential_access",
                "discovery", "exfiltration")  # fmt: skip
     events = [
@@ -251,18 +257,39 @@ def test_posture_is_capped_and_score_clamped() -> None:
     ]
     incident = only(Correlator(posture=posture).add(events, T0))
     posture_reason = next(r for r in incident.reasons if r.reason.startswith("workload posture"))
-    assert posture_reason.points == correlate.POSTURE_CAP
+    assert posture_reason.points == POSTURE_CAP
     assert (incident.risk_score, incident.severity) == (100.0, Severity.CRITICAL)
 
 
 def test_host_workload_without_namespace_reads_default_posture() -> None:
     host = Workload("default", "", "Pod", "debug")
     posture = Posture(
-        workloads={"default/Pod/debug": (PostureFinding("KS-0001", Severity.CRITICAL, "p"),)}
+        workloads={
+            posture_key("default", "default", "Pod", "debug"): (
+                finding("KS-0001", Severity.CRITICAL, "p"),
+            )
+        }
     )
     assert only(Correlator(posture=posture).add([event("a", 0, workload=host)], T0)).posture == (
         "KS-0001",
     )
+
+
+def test_posture_of_one_cluster_leaves_the_same_names_in_another_alone() -> None:
+    web_staging = Workload("staging", WEB.namespace, WEB.kind, WEB.name)
+    posture = Posture(
+        workloads={
+            posture_key("prod", "prod", "Deployment", "web"): (
+                finding("KS-0001", Severity.CRITICAL, "Privileged container"),
+            )
+        },
+        cluster="prod",
+    )
+    web_prod = Workload("prod", WEB.namespace, WEB.kind, WEB.name)
+    prod = only(Correlator(posture=posture).add([event("a", 0, workload=web_prod)], T0))
+    staging = only(Correlator(posture=posture).add([event("a", 0, workload=web_staging)], T0))
+    assert (prod.posture, staging.posture) == (("KS-0001",), ())
+    assert prod.risk_score == staging.risk_score + 12
 
 
 def test_expire_closes_once_and_frees_memory() -> None:

@@ -37,6 +37,7 @@ def _obj(
         "Pod": template["spec"],
         "ReplicaSet": {"selector": {"matchLabels": {"app": name}}, "template": template},
         "Job": {"template": template},
+        "ReplicationController": {"selector": {"app": name}, "template": template},
     }[kind]
     return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": spec}
 
@@ -52,6 +53,14 @@ RECORDED = {
     "/apis/batch/v1/namespaces/ops/jobs/nightly-29123460":
         _obj("batch/v1", "Job", "ops", "nightly-29123460", ("CronJob", "nightly")),
     "/api/v1/namespaces/shop/pods/debug": _obj("v1", "Pod", "shop", "debug", None),
+    "/api/v1/namespaces/legacy/pods/web-1-x7k2p":
+        _obj("v1", "Pod", "legacy", "web-1-x7k2p", ("ReplicationController", "web-1")),
+    "/api/v1/namespaces/legacy/replicationcontrollers/web-1":
+        _obj("v1", "ReplicationController", "legacy", "web-1", ("DeploymentConfig", "web")),
+    "/api/v1/namespaces/legacy/pods/bare-q2x4z":
+        _obj("v1", "Pod", "legacy", "bare-q2x4z", ("ReplicationController", "bare")),
+    "/api/v1/namespaces/legacy/replicationcontrollers/bare":
+        _obj("v1", "ReplicationController", "legacy", "bare", None),
     f"/api/v1/namespaces/shop/pods/{LONG_POD}":
         _obj("v1", "Pod", "shop", LONG_POD, ("ReplicaSet", "long-rs")),
     "/apis/apps/v1/namespaces/shop/replicasets/long-rs":
@@ -103,6 +112,9 @@ def test_in_process_api_server_resolves_controllers(api_server: str) -> None:
     assert lookup.owner_of("shop", "web-6d4cf56db6-x7k2p") == ("Deployment", "web")
     assert lookup.owner_of("ops", "nightly-29123460-bq2xz") == ("CronJob", "nightly")
     assert lookup.owner_of("shop", "debug") == ("Pod", "debug")
+    # OpenShift: a DeploymentConfig's pods belong to it, a bare ReplicationController's to that.
+    assert lookup.owner_of("legacy", "web-1-x7k2p") == ("DeploymentConfig", "web")
+    assert lookup.owner_of("legacy", "bare-q2x4z") == ("ReplicationController", "bare")
     assert lookup.owner_of("shop", "gone-pod") is None  # 404: naming takes over
 
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
-from kubesentinel.runtime.metrics import LATENCY_BUCKETS, Metrics
+from kubesentinel.runtime.metrics import LATENCY_BUCKETS, MAX_LABEL_VALUES, Metrics
 from tests.conftest import shared_path
+
+ROOT = Path(__file__).resolve().parents[2]
 
 _NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
 _LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:\\\\|\\"|\\n|[^"\\\n])*"'
@@ -175,3 +180,79 @@ def test_non_finite_figures_render_as_the_format_spells_them() -> None:
 def test_buckets_must_ascend() -> None:
     with pytest.raises(ValueError, match="ascending"):
         Metrics(buckets=(1.0, 0.5))
+
+
+def test_prometheus_clients_own_parser_reads_the_figures() -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = Metrics()
+    metrics.observe_batch(received=5, malformed=1, stored=4, open_incidents=2, queue_depth=7,
+                          latencies_ns=[400_000, 3_000_000, 9_000_000_000])  # fmt: skip
+    metrics.add(refused=3)
+    metrics.record_internal('drops "x"\nby\\host', {"evt.hostname": "node-1", "scap.n_drops": 12})
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render_prometheus())}
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in families.values()
+        for s in family.samples
+    }
+    assert families["kubesentinel_received"].type == "counter"
+    assert values[("kubesentinel_received_total", ())] == 5
+    assert values[("kubesentinel_processed_total", ())] == 4
+    assert values[("kubesentinel_refused_total", ())] == 3
+    assert values[("kubesentinel_internal_total", ())] == 1
+    assert families["kubesentinel_queue_depth"].type == "gauge"
+    assert values[("kubesentinel_queue_depth", ())] == 7
+    assert values[("kubesentinel_open_incidents", ())] == 2
+    rule = (("rule", 'drops "x"\nby\\host'),)  # escaped on the way out, read back whole
+    assert values[("kubesentinel_falco_internal_events_total", rule)] == 1
+    figure = (("host", "node-1"), ("name", "scap.n_drops"))
+    assert values[("kubesentinel_falco_metric", figure)] == 12
+    histogram = families["kubesentinel_ingest_to_stored_seconds"]
+    assert histogram.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in histogram.samples if s.name.endswith("_bucket")}
+    assert list(buckets) == [repr(b) for b in LATENCY_BUCKETS] + ["+Inf"]
+    assert (buckets["0.0005"], buckets["0.005"], buckets["5.0"], buckets["+Inf"]) == (1, 2, 2, 3)
+    assert values[("kubesentinel_ingest_to_stored_seconds_count", ())] == 3
+    assert values[("kubesentinel_ingest_to_stored_seconds_sum", ())] == pytest.approx(9.0034)
+    # Only these families, and no _created series the library adds to its own counters.
+    assert not [s for f in families.values() for s in f.samples if s.name.endswith("_created")]
+
+
+def test_each_monitor_renders_its_own_figures_never_the_global_registry() -> None:
+    from prometheus_client import REGISTRY
+
+    first, second = Metrics(), Metrics()
+    first.add(received=2)
+    second.add(received=9)
+    assert "kubesentinel_received_total 2.0" in first.render_prometheus()
+    assert "kubesentinel_received_total 9.0" in second.render_prometheus()
+    assert REGISTRY.get_sample_value("kubesentinel_received_total") is None
+
+
+def test_a_label_value_per_rule_and_host_is_bounded() -> None:
+    metrics = Metrics()
+    for n in range(MAX_LABEL_VALUES + 50):
+        metrics.record_internal(f"rule {n}", {"evt.hostname": f"node-{n}", "scap.n_drops": n})
+    text = metrics.render_prometheus()
+    assert text.count("kubesentinel_falco_internal_events_total{") == MAX_LABEL_VALUES
+    assert text.count("kubesentinel_falco_metric{") == MAX_LABEL_VALUES
+    assert metrics.snapshot()["internal"] == MAX_LABEL_VALUES + 50
+
+
+@pytest.mark.integration  # a fresh process
+def test_neither_scan_nor_the_monitors_start_imports_prometheus_client() -> None:
+    code = (
+        "import sys\n"
+        "from kubesentinel.cli import main\n"
+        "main(['scan', '--path', 'examples/k8s-manifests/good', '--quiet'])\n"
+        "import kubesentinel.runtime.metrics as m\n"
+        "import kubesentinel.runtime.sources.http\n"
+        "m.Metrics().observe_batch(received=1, latencies_ns=[5])\n"
+        "before = 'prometheus_client' in sys.modules\n"
+        "m.Metrics().render_prometheus()\n"
+        "print(before, 'prometheus_client' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=ROOT)  # fmt: skip
+    assert result.stdout.split()[-2:] == ["False", "True"]

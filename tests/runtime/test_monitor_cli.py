@@ -93,7 +93,18 @@ def test_monitor_reads_stdin_and_dead_letters_garbage(tmp_path: Path) -> None:
     assert dead["data"].strip() == "not json at all"
 
 
-def test_monitor_uses_the_last_scan_saved_in_the_store(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("scan_cluster", "monitor_cluster", "applies"),
+    [([], [], True), (["--store-cluster", "prod"], ["--cluster", "prod"], True),
+     ([], ["--cluster", "prod"], False), (["--store-cluster", "prod"], [], False)],
+)  # fmt: skip
+def test_monitor_uses_the_last_scan_saved_in_the_store_for_its_cluster(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    scan_cluster: list[str],
+    monitor_cluster: list[str],
+    applies: bool,
+) -> None:
     manifest = tmp_path / "web.yaml"
     manifest.write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n"
@@ -101,7 +112,8 @@ def test_monitor_uses_the_last_scan_saved_in_the_store(tmp_path: Path) -> None:
         "          image: nginx:1.25\n          securityContext: {privileged: true}\n"
     )
     store = tmp_path / "ks.db"
-    assert main(["scan", "--path", str(manifest), "--store", str(store), "-q"]) == 1
+    assert main(["scan", "--path", str(manifest), "--store", str(store), "-q",
+                 *scan_cluster]) == 1  # fmt: skip
     alert_line = (
         '{"output":"x","priority":"Warning","rule":"Terminal shell in container",'
         '"time":"2026-01-01T00:00:00.000000000Z","output_fields":{"k8s.ns.name":"shop",'
@@ -109,8 +121,12 @@ def test_monitor_uses_the_last_scan_saved_in_the_store(tmp_path: Path) -> None:
     )
     stream = tmp_path / "falco.jsonl"
     stream.write_text(alert_line)
+    capsys.readouterr()
     assert main(["monitor", "--source", str(stream), "--until-eof", "--store", str(store),
-                 "--no-k8s-lookup", "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0  # fmt: skip
+                 "--no-k8s-lookup", "--dead-letter", str(tmp_path / "dl.jsonl"),
+                 *monitor_cluster]) == 0  # fmt: skip
+    notice = "the stored posture describes cluster"
+    assert (notice in capsys.readouterr().err) is not applies
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
     reader = SQLiteStore(store)
@@ -118,5 +134,5 @@ def test_monitor_uses_the_last_scan_saved_in_the_store(tmp_path: Path) -> None:
         (incident,) = reader.list_incidents()
     finally:
         reader.close()
-    assert "KS-0001" in incident.posture
-    assert any("posture" in r.reason for r in incident.reasons)
+    assert ("KS-0001" in incident.posture) is applies
+    assert any("posture" in r.reason for r in incident.reasons) is applies

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -176,18 +177,40 @@ def test_posture_round_trip(store: SQLiteStore) -> None:
     assert store.load_posture() is None
     posture = Posture(
         workloads={
-            "prod/Deployment/web": (
-                PostureFinding("KS-0001", Severity.CRITICAL, "Privileged container"),
+            "prod/prod/Deployment/web": (
+                PostureFinding("KS-0001", Severity.CRITICAL, "Privileged container", "privileged"),
                 PostureFinding("KS-0042", Severity.MEDIUM, "Memory request missing"),
             ),
-            "default/Pod/debug": (),
+            "prod/default/Pod/debug": (),
         },
         source="scan.json",
+        cluster="prod",
     )
     store.save_posture(posture)
     assert store.load_posture() == posture
     store.save_posture(Posture(source="again"))
     assert store.load_posture() == Posture(source="again")
+
+
+def test_a_posture_stored_before_clusters_reads_as_cluster_default(store: SQLiteStore) -> None:
+    """Version 1 documents had no cluster, "namespace/Kind/name" keys and no impacts."""
+    old = {
+        "source": "scan",
+        "workloads": {
+            "prod/Deployment/web": [
+                {"rule_id": "KS-0001", "severity": "critical", "title": "Privileged container"},
+                {"rule_id": "KS-0042", "severity": "medium", "title": "Memory request missing"},
+            ]
+        },
+    }
+    with sqlite3.connect(store.path) as db:
+        db.execute("INSERT INTO posture (id, document) VALUES (1, ?)", (json.dumps(old),))
+    posture = store.load_posture()
+    assert posture is not None
+    assert posture.cluster == "default"
+    web = posture.of(Workload("default", "prod", "Deployment", "web"))
+    assert [(f.rule_id, f.impact) for f in web] == [("KS-0001", "privileged"), ("KS-0042", None)]
+    assert posture.of(Workload("prod", "prod", "Deployment", "web")) == ()
 
 
 def test_lone_surrogates_are_kept_exactly_in_evidence_and_escaped_in_columns(

@@ -115,6 +115,46 @@ def test_unknown_key_and_unknown_predicate_are_errors(tmp_path: Path) -> None:
         load_rule_file(rule)
 
 
+@pytest.mark.parametrize(
+    ("runtime", "line", "message"),
+    [
+        ("runtime: privileged\n", 9, "runtime must be a mapping"),
+        ("runtime: {impact: privileged, points: 3}\n", 9, "unknown key 'points'"),
+        ("runtime: {}\n", 9, "missing key 'impact'"),
+        ("runtime:\n  impact: ''\n", 10, "impact must be a non-empty string"),
+        ("runtime:\n  impact: [a]\n", 10, "impact must be a non-empty string"),
+        (f"runtime: {{impact: {'x' * 41}}}\n", 9, "at most 40 characters"),
+    ],
+)
+def test_the_runtime_field_is_checked(
+    tmp_path: Path, runtime: str, line: int, message: str
+) -> None:
+    rule = tmp_path / "r.yaml"
+    rule.write_text(
+        "id: X-1\ntitle: t\nseverity: low\ncategory: c\ndescription: d\n"
+        "remediation: Fix.\nkinds: [Pod]\npredicate: pod_flag_true\n" + runtime
+    )
+    with pytest.raises(RuleError, match=message) as info:
+        load_rule_file(rule)
+    assert (info.value.file, info.value.line) == (str(rule), line)
+
+
+def test_the_runtime_impact_is_read_bundled_and_documented(tmp_path: Path) -> None:
+    rule = tmp_path / "r.yaml"
+    rule.write_text(
+        "id: X-1\ntitle: t\nseverity: low\ncategory: c\ndescription: d\n"
+        "remediation: Fix.\nkinds: [Pod]\npredicate: pod_flag_true\n"
+        "runtime:\n  impact: '  host   IPC '\n"
+    )
+    (loaded,) = load_rule_file(rule)
+    assert loaded.runtime_impact == "host IPC"
+    assert rulebundle.load(rulebundle.dump([loaded]).encode(), tmp_path) == (loaded,)
+    privileged = builtin_catalogue().get("KS-0001")
+    assert privileged is not None
+    assert privileged.runtime_impact == "privileged"
+    assert "- Runtime impact: privileged\n" in render(builtin_catalogue())
+
+
 def test_user_rule_reuses_a_builtin_predicate(tmp_path: Path) -> None:
     (tmp_path / "ACME-1.yaml").write_text(
         "id: ACME-1\ntitle: No host IPC\nseverity: high\ncategory: host\n"

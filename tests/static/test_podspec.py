@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubesentinel.models import K8sObject, SourceRef
-from kubesentinel.static.podspec import containers, pod_spec, regular_containers
+from kubesentinel.models.kinds import WORKLOAD_KINDS
+from kubesentinel.static.podspec import POD_TEMPLATE_PATHS, containers, pod_spec, regular_containers
 
 
 def _pod(name: str, spec: dict[str, Any]) -> K8sObject:
@@ -41,3 +42,7 @@ def test_each_pod_gets_its_own_containers() -> None:
     assert second is not None
     assert [c.name for c in containers(second)] == ["two"]
     assert [c.name for c in containers(first)] == ["one"]
+
+
+def test_every_workload_kind_has_its_template_path_in_the_shared_order() -> None:
+    assert tuple(POD_TEMPLATE_PATHS) == WORKLOAD_KINDS

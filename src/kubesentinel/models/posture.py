@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
 from kubesentinel.models.severity import Severity
+
+if TYPE_CHECKING:
+    from kubesentinel.models.event import Workload
+
+DEFAULT_CLUSTER: Final = "default"  # the monitor's --cluster when none is given
+
+
+def posture_key(cluster: str, namespace: str | None, kind: str, name: str) -> str:
+    """ "cluster/namespace/Kind/name", as ``Workload.key``; an unset namespace is "default", as
+    the API server reads it."""
+    return f"{cluster}/{namespace or 'default'}/{kind}/{name}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,13 +25,19 @@ class PostureFinding:
     rule_id: str
     severity: Severity
     title: str
+    # The rule's runtime impact from the catalogue ("privileged", "host PID"); None when a
+    # failure of the rule does not make a runtime incident riskier.
+    impact: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Posture:
-    # "namespace/Kind/name" (namespace "default" when unset) -> that workload's findings.
+    # posture_key(cluster, namespace, kind, name) -> that workload's findings.
     workloads: Mapping[str, tuple[PostureFinding, ...]] = field(default_factory=dict)
-    source: str = ""  # the scan file it came from, or "store"
+    source: str = ""  # the scan file it came from, or "scan" (``scan --store``)
+    cluster: str = DEFAULT_CLUSTER  # the cluster the scan describes: its keys start with it
 
-    def of(self, namespace: str, kind: str, name: str) -> tuple[PostureFinding, ...]:
-        return self.workloads.get(f"{namespace}/{kind}/{name}", ())
+    def of(self, workload: Workload) -> tuple[PostureFinding, ...]:
+        """The findings of a workload; none for a workload of another cluster."""
+        key = posture_key(workload.cluster, workload.namespace, workload.kind, workload.name)
+        return self.workloads.get(key, ())

@@ -37,4 +37,7 @@ class Rule:
     aliases: tuple[str, ...] = ()
     # Kinds the predicate looks up in the scan context (e.g. a pod's ServiceAccount).
     reads: tuple[str, ...] = ()
+    # YAML ``runtime: {impact: LABEL}``: a failure of this rule makes a runtime incident on the
+    # workload riskier (kubesentinel/bridge.py); the label names it in the incident's reason.
+    runtime_impact: str | None = None
     source_file: str = ""

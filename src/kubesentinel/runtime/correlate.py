@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from kubesentinel.bridge import posture_score
 from kubesentinel.models import Event, Incident, Priority, RiskReason, RuleCount, Severity
 from kubesentinel.models.event import Workload
-from kubesentinel.models.posture import Posture, PostureFinding
+from kubesentinel.models.posture import Posture
 from kubesentinel.runtime.mitre import TACTIC_RANK
 
 # Ids kept per incident (~110 bytes each while it is open); later events are still counted
@@ -63,13 +64,6 @@ PRIORITY_POINTS: dict[Priority, float] = {
 RULE_POINTS, RULE_CAP = 4.0, 12.0
 TACTIC_POINTS, TACTIC_CAP = 6.0, 18.0
 CHAIN_POINTS, CHAIN_CAP = 8.0, 24.0
-POSTURE_POINTS: dict[Severity, float] = {
-    Severity.CRITICAL: 12.0,
-    Severity.HIGH: 7.0,
-    Severity.MEDIUM: 3.0,
-    Severity.LOW: 1.0,
-}
-POSTURE_CAP = 25.0
 REPEAT_FACTOR, REPEAT_CAP = 3.0, 8.0
 
 # Lowest score of each severity, highest first.
@@ -78,26 +72,6 @@ SEVERITY_THRESHOLDS: tuple[tuple[float, Severity], ...] = (
     (50.0, Severity.HIGH),
     (25.0, Severity.MEDIUM),
 )
-
-# Static findings that make a runtime alert worse: they turn a shell into a host compromise.
-RUNTIME_POSTURE: dict[str, str] = {
-    "KS-0001": "privileged",
-    "KS-0002": "host PID",
-    "KS-0003": "host IPC",
-    "KS-0004": "host network",
-    "KS-0005": "hostPath",
-    "KS-0034": "writable hostPath",
-    "KS-0035": "sensitive host path",
-    "KS-0036": "runtime socket",
-    "KS-0007": "added capability",
-    "KS-0030": "NET_RAW",
-    "KS-0031": "SYS_ADMIN",
-    "KS-0032": "dangerous capability",
-    "KS-0013": "Windows HostProcess",
-    "KS-0018": "runs as root",
-    "KS-0023": "may run as root",
-    "KS-0022": "privilege escalation allowed",
-}
 
 
 class _Open:
@@ -323,8 +297,7 @@ class Correlator:
         return state
 
     def _posture_of(self, workload: Workload) -> _PostureScore:
-        findings = self.posture.of(workload.namespace or "default", workload.kind, workload.name)
-        return posture_score(findings)
+        return posture_score(self.posture.of(workload))
 
 
 def incident_id(workload: Workload, first_event_id: str) -> str:
@@ -358,21 +331,3 @@ def kill_chain(first_seen: Sequence[tuple[str, int]]) -> tuple[str, ...]:
                 longest = best[j]
         best.append((*longest, tactic))
     return max(best, key=len, default=())
-
-
-def posture_score(findings: Iterable[PostureFinding]) -> _PostureScore:
-    """All failing rule ids (sorted) and the reason for the runtime-relevant ones, if any."""
-    worst: dict[str, PostureFinding] = {}
-    for finding in findings:
-        seen = worst.get(finding.rule_id)
-        if seen is None or finding.severity > seen.severity:
-            worst[finding.rule_id] = finding
-    ids = tuple(sorted(worst))
-    relevant = [worst[rule_id] for rule_id in ids if rule_id in RUNTIME_POSTURE]
-    if not relevant:
-        return ids, None
-    points = min(POSTURE_CAP, sum(POSTURE_POINTS[f.severity] for f in relevant))
-    named = ", ".join(
-        f"{f.rule_id} {RUNTIME_POSTURE[f.rule_id]} ({f.severity.label})" for f in relevant
-    )
-    return ids, RiskReason(points, f"workload posture: {named}")

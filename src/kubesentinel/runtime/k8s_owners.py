@@ -1,8 +1,9 @@
 """Owner lookups through the Kubernetes API (the official ``kubernetes`` client).
 
 A pod's controller is found by following ``metadata.ownerReferences`` (the one marked
-``controller: true``): Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob, or a
-StatefulSet/DaemonSet/ReplicationController directly. The monitor wraps this in
+``controller: true``): Pod -> ReplicaSet -> Deployment, Pod -> Job -> CronJob, Pod ->
+ReplicationController -> DeploymentConfig (OpenShift), or a StatefulSet/DaemonSet directly.
+These are the runtime workload kinds of ``models/kinds.py``. The monitor wraps this in
 ``identity.CachedOwnerLookup`` (TTL cache, misses cached too), so the API sees one request per
 new pod at most; naming is the fallback when the API does not answer.
 
@@ -22,7 +23,11 @@ from kubesentinel.errors import SourceError
 log = logging.getLogger("kubesentinel.monitor")
 
 # Intermediate controllers whose own controller is the workload people name.
-_PARENTS = {"ReplicaSet": "Deployment", "Job": "CronJob"}
+_PARENTS = {
+    "ReplicaSet": "Deployment",
+    "Job": "CronJob",
+    "ReplicationController": "DeploymentConfig",  # OpenShift's; a bare one stays itself
+}
 
 
 class KubernetesOwnerLookup:
@@ -89,6 +94,9 @@ class KubernetesOwnerLookup:
         if kind == "ReplicaSet":
             read = self._apps.read_namespaced_replica_set
             obj = read(name, namespace, _request_timeout=self._timeout)
+        elif kind == "ReplicationController":
+            read_rc = self._core.read_namespaced_replication_controller
+            obj = read_rc(name, namespace, _request_timeout=self._timeout)
         else:
             obj = self._batch.read_namespaced_job(name, namespace, _request_timeout=self._timeout)
         owner = _controller(obj)

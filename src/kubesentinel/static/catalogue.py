@@ -11,7 +11,7 @@ from typing import NoReturn
 
 from kubesentinel.errors import RuleError
 from kubesentinel.models import References, Rule, Severity
-from kubesentinel.static.podspec import WORKLOAD_KINDS
+from kubesentinel.models.kinds import WORKLOAD_KINDS
 from kubesentinel.static.predicates import load_builtin_predicates
 from kubesentinel.static.yamldoc import LineDict, parse_file
 
@@ -31,11 +31,13 @@ _REQUIRED = (
     "remediation",
     "kinds",
 )
-_OPTIONAL = ("params", "references", "aliases", "reads")
+_OPTIONAL = ("params", "references", "aliases", "reads", "runtime")
 # A rule checks with a built-in predicate or with CEL validations (static/cel_rules.py).
 _PREDICATE_KEYS = ("predicate", *_OPTIONAL)
-_CEL_KEYS = ("validations", "variables", "references", "aliases")
+_CEL_KEYS = ("validations", "variables", "references", "aliases", "runtime")
 _REFERENCE_KEYS = ("pss", "cis", "nsa", "peers", "concepts", "urls")
+_RUNTIME_KEYS = ("impact",)
+MAX_IMPACT_LENGTH = 40  # the label goes into an incident's one-line risk reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +189,7 @@ def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
         references=_references(doc, check),
         aliases=tuple(check.strings("aliases")) if "aliases" in doc else (),
         reads=tuple(check.strings("reads")) if "reads" in doc else (),
+        runtime_impact=_runtime_impact(doc, check),
         source_file=file,
     )
 
@@ -225,6 +228,21 @@ def _references(doc: LineDict, check: _Checker) -> References:
     return References(
         **{key: tuple(sub.strings(key)) if key in refs else () for key in _REFERENCE_KEYS}
     )
+
+
+def _runtime_impact(doc: LineDict, check: _Checker) -> str | None:
+    """``runtime: {impact: LABEL}``: the label, or None for a rule without runtime impact."""
+    if "runtime" not in doc:
+        return None
+    runtime = doc["runtime"]
+    if not isinstance(runtime, LineDict):
+        check.fail("runtime", "runtime must be a mapping, e.g. {impact: privileged}")
+    sub = _Checker(runtime, check.file)
+    sub.keys(_RUNTIME_KEYS, ())
+    impact = " ".join(sub.string("impact").split())
+    if len(impact) > MAX_IMPACT_LENGTH:
+        sub.fail("impact", f"runtime impact must be at most {MAX_IMPACT_LENGTH} characters")
+    return impact
 
 
 class _Checker:

@@ -15,6 +15,7 @@ from kubesentinel.models import K8sObject
 Path = tuple[str | int, ...]
 
 _TEMPLATE: Path = ("spec", "template")
+# One entry per kind of models/kinds.py's WORKLOAD_KINDS, in its order (a test checks it).
 POD_TEMPLATE_PATHS: Mapping[str, Path] = {
     "Pod": (),
     "PodTemplate": ("template",),
@@ -27,7 +28,6 @@ POD_TEMPLATE_PATHS: Mapping[str, Path] = {
     "DeploymentConfig": _TEMPLATE,  # OpenShift, seen in peer fixtures
     "CronJob": ("spec", "jobTemplate", "spec", "template"),
 }
-WORKLOAD_KINDS: tuple[str, ...] = tuple(POD_TEMPLATE_PATHS)
 CONTAINER_LISTS: tuple[str, ...] = ("containers", "initContainers", "ephemeralContainers")
 EMPTY: Mapping[str, Any] = {}
 

@@ -27,7 +27,7 @@ class SimWorkload:
 
     @property
     def key(self) -> str:
-        """The posture key: namespace/Kind/name."""
+        """namespace/Kind/name: a Workload key (and posture key) without its cluster."""
         return f"{self.namespace}/{self.kind}/{self.name}"
 
     @property

@@ -53,7 +53,7 @@ from kubesentinel.models import (
     Severity,
 )
 from kubesentinel.models.event import Workload
-from kubesentinel.models.posture import Posture, PostureFinding
+from kubesentinel.models.posture import Posture
 from kubesentinel.runtime.evidence import falco_document
 from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store import codec
@@ -331,18 +331,9 @@ class SQLiteStore:
                 db.executemany(_UPSERT_INCIDENT, incident_rows)
 
     def save_posture(self, posture: Posture) -> None:
-        document = json.dumps(
-            {
-                "source": posture.source,
-                "workloads": {
-                    key: [
-                        {"rule_id": f.rule_id, "severity": f.severity.label, "title": f.title}
-                        for f in findings
-                    ]
-                    for key, findings in posture.workloads.items()
-                },
-            }
-        )
+        from kubesentinel.bridge import posture_document  # the document's format lives there
+
+        document = posture_document(posture)
         with self._guard("save the posture") as db, self._transaction():
             db.execute(
                 "INSERT INTO posture (id, document) VALUES (1, ?) "
@@ -419,15 +410,9 @@ class SQLiteStore:
             row = db.execute("SELECT document FROM posture WHERE id = 1").fetchone()
         if row is None:
             return None
-        data = json.loads(row[0])
-        workloads = {
-            key: tuple(
-                PostureFinding(f["rule_id"], Severity.parse(f["severity"]), f["title"])
-                for f in findings
-            )
-            for key, findings in data["workloads"].items()
-        }
-        return Posture(workloads=workloads, source=data["source"])
+        from kubesentinel.bridge import posture_from_document
+
+        return posture_from_document(row[0])
 
     @staticmethod
     def _event_ids(db: sqlite3.Connection, incident_id: str, count: int) -> tuple[str, ...]:
