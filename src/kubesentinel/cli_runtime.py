@@ -98,11 +98,12 @@ def _store_path(config: Config, given: str | None) -> Path:
     return Path(given) if given else Path(config.forensics.storage_path) / DB_NAME
 
 
-def _open_store(path: Path) -> SQLiteStore:
+def _open_store(path: Path, *, readonly: bool = False) -> SQLiteStore:
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteStore(path)
+    if not readonly:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return SQLiteStore(path, readonly=readonly)
 
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
@@ -165,6 +166,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     dead_letter = DeadLetter(dead_letter_path)
     workers = min(args.workers or config.runtime.workers, os.cpu_count() or 1)
     _tune_gc()
+    failed = True
     try:
         summary = pipeline.run(
             source,
@@ -186,25 +188,28 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             store_process=workers >= 2,
             max_batch=min(pipeline.DEFAULT_BATCH, config.runtime.buffer_size),
         )
+        failed = False
     finally:
         source.close()
         dead_letter.close()
-        _close_store(store)
+        _close_store(store, quiet=failed)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
 
 
-def _close_store(store: SQLiteStore) -> None:
+def _close_store(store: SQLiteStore, *, quiet: bool) -> None:
     """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
-    traceback: every commit is already in the WAL, which the next open reads."""
+    traceback, and none after the error that stopped the monitor: every commit is already in
+    the WAL, which the next open reads."""
     from kubesentinel.errors import StoreError
     from kubesentinel.runtime import logs
 
     try:
         store.close()
     except StoreError as exc:
-        logs.log.error("%s", exc)
+        if not quiet:
+            logs.log.error("%s", exc)
 
 
 def _check_monitor_args(args: argparse.Namespace) -> Priority:
@@ -297,7 +302,7 @@ def _incidents_list(args: argparse.Namespace, config: Config) -> int:
             f"no incident store at {path}",
             hint="run `kubesentinel monitor` first, or pass --store PATH",
         )
-    store = _open_store(path)
+    store = _open_store(path, readonly=True)
     try:
         incidents = store.list_incidents(limit=args.limit, namespace=args.namespace)
     finally:

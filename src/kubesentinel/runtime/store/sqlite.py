@@ -199,15 +199,30 @@ class _Checkpointer:
 class SQLiteStore:
     """An ``IncidentStore`` in one SQLite file; safe to share between threads (one lock)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        """Open (or create) the store; ``readonly`` opens an existing one for reading only:
+        it never writes, not even a checkpoint, so it works on a full disk or a read-only copy."""
         self.path = Path(path)
+        self.readonly = readonly
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            if readonly:
+                self._db = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    timeout=BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(
+                    self.path,
+                    timeout=BUSY_TIMEOUT_S,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store: {exc}", file=str(path), hint=_HINT) from exc
         try:
@@ -229,6 +244,16 @@ class SQLiteStore:
     def _open(self) -> None:
         """Check the schema with plain reads, so a reader opens while the monitor writes."""
         db = self._db
+        if self.readonly:
+            if self._schema_version() != SCHEMA_VERSION:
+                raise StoreError(
+                    f"store schema version {self._schema_version()} is not the version this "
+                    f"KubeSentinel reads ({SCHEMA_VERSION})",
+                    file=str(self.path),
+                    hint="open it once with `kubesentinel monitor` (it migrates older stores), "
+                    "or use the KubeSentinel version that wrote it",
+                )
+            return
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         # No checkpoint on the write path: a writing store runs them from its own thread (see
@@ -423,6 +448,10 @@ class SQLiteStore:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
+        if self.readonly:
+            with self._lock:
+                self._db.close()
+            return
         with self._lock:
             try:
                 if self._db.in_transaction:

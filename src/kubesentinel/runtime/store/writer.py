@@ -169,7 +169,8 @@ def _serve(path: str, conn: Connection) -> None:
         _send_error(conn, {"message": f"the store writer failed: {exc!r}"})
     finally:
         if store is not None:
-            store.close()
+            with contextlib.suppress(StoreError):  # the monitor already knows the store failed
+                store.close()
 
 
 def _send_error(conn: Connection, detail: dict[str, Any]) -> None:
