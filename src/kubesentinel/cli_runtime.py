@@ -137,6 +137,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     source = open_source(
         uri,
         queue_size=config.runtime.buffer_size,
+        queue_bytes=config.runtime.buffer_bytes,
         metrics=metrics,
         follow=args.follow,
         token=os.environ.get(args.token_env) or None,

@@ -9,7 +9,9 @@ URI                                    source
 ``unix:///PATH``                       JSON lines over a unix socket (program_output+socat)
 ``nats://HOST[:PORT][/SUBJECT]``       JetStream durable consumer (falcosidekick NATS);
                                        PORT defaults to 4222, SUBJECT to ``falco.>``;
-                                       query parameters ``durable=`` and ``stream=``
+                                       query parameters ``durable=``, ``stream=`` and
+                                       ``ack_wait=`` (seconds before an unsettled message
+                                       is redelivered, default 30)
 =====================================  ==================================================
 
 Sources are imported on demand, so a replay never loads the NATS client.
@@ -24,6 +26,7 @@ from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.sources.interface import RawAlert, Source
+from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES
 
 __all__ = ["RawAlert", "Source", "open_source"]
 
@@ -42,6 +45,7 @@ def open_source(
     uri: str,
     *,
     queue_size: int,
+    queue_bytes: int = DEFAULT_BUFFER_BYTES,
     metrics: Metrics | None = None,
     follow: bool = False,
     token: str | None = None,
@@ -67,23 +71,29 @@ def open_source(
         from kubesentinel.runtime.sources.http import HttpSource
 
         host, port = _host_port(uri, parts)
-        return HttpSource(host, port, queue_size, metrics=metrics, token=token)
+        return HttpSource(
+            host, port, queue_size, metrics=metrics, token=token, queue_bytes=queue_bytes
+        )
     if scheme == "unix":
         from kubesentinel.runtime.sources.unix import UnixSource
 
         path = unquote(parts.netloc + parts.path)
         if not path:
             raise _bad(uri, "give the socket path: unix:///var/run/falco/falco.sock")
-        return UnixSource(path, queue_size)
+        return UnixSource(path, queue_size, queue_bytes=queue_bytes)
     if scheme == "nats":
         from kubesentinel.runtime.sources.nats import DEFAULT_DURABLE, DEFAULT_SUBJECT, NatsSource
 
         host, port = _host_port(uri, parts, default_port=4222)
         subject = unquote(parts.path.lstrip("/")) or DEFAULT_SUBJECT
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        unknown = sorted(set(query) - {"durable", "stream"})
+        unknown = sorted(set(query) - {"durable", "stream", "ack_wait"})
         if unknown:
-            raise _bad(uri, f"unknown query parameter(s) {', '.join(unknown)}: durable=, stream=")
+            raise _bad(
+                uri,
+                f"unknown query parameter(s) {', '.join(unknown)}: durable=, stream=, ack_wait=",
+            )
+        ack_wait = _seconds(uri, query.get("ack_wait", "30"))
         userinfo = parts.netloc.rpartition("@")[0]  # nats://user:password@host:port
         return NatsSource(
             f"nats://{userinfo + '@' if userinfo else ''}{_join(host, port)}",
@@ -91,12 +101,24 @@ def open_source(
             durable=query.get("durable", DEFAULT_DURABLE),
             stream=query.get("stream"),
             queue_size=queue_size,
+            queue_bytes=queue_bytes,
+            ack_wait_s=ack_wait,
         )
     if scheme in ("grpc", "grpcs"):
         raise SourceError(f"unsupported alert source {uri!r}", hint=_GRPC_HINT)
     if scheme == "https":
         raise _bad(uri, "the receiver speaks plain HTTP: terminate TLS in front of it")
     raise _bad(uri, f"unknown scheme {scheme!r}")
+
+
+def _seconds(uri: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 3600:
+        raise _bad(uri, f"ack_wait={text!r} must be a number of seconds from 0 to 3600")
+    return value
 
 
 def _host_port(uri: str, parts: SplitResult, default_port: int | None = None) -> tuple[str, int]:
