@@ -110,21 +110,26 @@ class Sender(threading.Thread):
 def test_http_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
     acked: list[str] = []
     for round_no in range(ROUNDS):
-        port = free_port()
-        proc = monitor(f"http://127.0.0.1:{port}", tmp_path)
-        wait_for(lambda: _healthy(port, proc))
-        before = len(acked)
-        senders = [Sender(port, 1_000_000 * (round_no * 10 + i), acked) for i in range(8)]
-        for sender in senders:
-            sender.start()
-        wait_for(lambda: len(acked) >= before + 2000)  # under load
-        kill_group(proc)
-        for sender in senders:
-            sender.join(timeout=30)
+        _http_round(tmp_path, round_no, acked)
     stored = set(stored_ids(tmp_path / "ks.db"))
     lost = [a for a in acked if a not in stored]
     assert len(acked) >= ROUNDS * 2000
     assert lost == [], f"{len(lost)} of {len(acked)} acknowledged alerts were not stored"
+
+
+def _http_round(tmp_path: Path, round_no: int, acked: list[str]) -> None:
+    """Start a monitor, load it with 8 senders, kill it once 2,000 more were acknowledged."""
+    port = free_port()
+    proc = monitor(f"http://127.0.0.1:{port}", tmp_path)
+    wait_for(lambda: _healthy(port, proc))
+    before = len(acked)
+    senders = [Sender(port, 1_000_000 * (round_no * 10 + i), acked) for i in range(8)]
+    for sender in senders:
+        sender.start()
+    wait_for(lambda: len(acked) >= before + 2000)
+    kill_group(proc)
+    for sender in senders:
+        sender.join(timeout=30)
 
 
 def _healthy(port: int, proc: subprocess.Popen[bytes]) -> bool:
