@@ -36,6 +36,7 @@ conformance: deps  ## agreement with peer scanners' labelled fixtures in ../shar
 benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/static_bench.py
 	$(BIN)/python bench/runtime_bench.py
+	$(BIN)/python bench/monitor_memory_bench.py
 	$(BIN)/python bench/cel_bench.py --repeat 3
 
 lint: deps

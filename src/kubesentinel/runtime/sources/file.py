@@ -30,6 +30,7 @@ from typing import BinaryIO, Final
 
 from kubesentinel.errors import SourceError
 from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.queueing import BATCH_BYTES
 
 CHUNK_BYTES: Final = 256 * 1024
 # Twice the parser's 1 MiB line limit: a line between the two reaches the dead-letter file
@@ -160,20 +161,22 @@ class StreamSource:
         pending: list[tuple[int, bytes, bool]] = []
         try:
             while not self._closed:
-                if len(pending) < max_batch:
+                if len(pending) < max_batch and _size(pending) < BATCH_BYTES:
                     got, ended = self._read_some(max_batch - len(pending))
                     pending += got
                     if ended:
                         pending += self._splitter.flush()
                         while pending:
-                            yield self._batch(pending[:max_batch])
-                            del pending[:max_batch]
+                            n = _batch_size(pending, max_batch)
+                            yield self._batch(pending[:n])
+                            del pending[:n]
                         return
                     if not got and not pending:
                         yield []  # idle: let the pipeline expire incidents
                         continue
-                yield self._batch(pending[:max_batch])
-                del pending[:max_batch]
+                n = _batch_size(pending, max_batch)
+                yield self._batch(pending[:n])
+                del pending[:n]
         finally:
             self._release()
 
@@ -195,12 +198,14 @@ class StreamSource:
         """Lines read until ``wanted`` or until no data is ready; True when the input ended."""
         out: list[tuple[int, bytes, bool]] = []
         waited = False
-        while len(out) < wanted and not self._closed:
+        read = 0  # bytes of this call: a file of huge lines is read a batch at a time
+        while len(out) < wanted and read < BATCH_BYTES and not self._closed:
             if self._pipe and not self._ready(0.0 if out or waited else self._poll_s):
                 return out, False
             chunk = os.read(self._fd, CHUNK_BYTES)
             if chunk:
                 self._pos += len(chunk)
+                read += len(chunk)
                 out += self._splitter.feed(chunk)
                 continue
             if not self._follow:
@@ -254,6 +259,21 @@ class StreamSource:
     def _release(self) -> None:
         if self._file is not None and not self._file.closed:
             self._file.close()  # stdin is left open: it is not ours
+
+
+def _size(lines: list[tuple[int, bytes, bool]]) -> int:
+    return sum(len(data) for _, data, _ in lines)
+
+
+def _batch_size(lines: list[tuple[int, bytes, bool]], max_batch: int) -> int:
+    """How many of ``lines`` make the next batch: at most ``max_batch`` and about
+    ``BATCH_BYTES`` of data (at least one line), so a file of huge alerts is not read whole."""
+    size = 0
+    for n, (_, data, _) in enumerate(lines[:max_batch]):
+        size += len(data)
+        if size >= BATCH_BYTES:
+            return n + 1
+    return min(len(lines), max_batch)
 
 
 def _open(path: str) -> BinaryIO:

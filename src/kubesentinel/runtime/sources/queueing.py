@@ -16,6 +16,9 @@ from collections.abc import Callable, Iterator
 from kubesentinel.runtime.sources.interface import RawAlert
 
 DEFAULT_BUFFER_BYTES = 64 * 1024 * 1024
+# Data handed to the pipeline at once: a batch of large alerts is parsed, encoded and sent to
+# the writer as a whole, so this bounds the pipeline's working memory beside the queue's.
+BATCH_BYTES = 8 * 1024 * 1024
 
 
 class AlertQueue:
@@ -82,9 +85,10 @@ class AlertQueue:
         if self._waiting:
             self._ready.notify()
 
-    def take(self, max_batch: int, timeout: float) -> list[RawAlert]:
-        """Up to ``max_batch`` queued alerts; waits up to ``timeout`` s for the first one only,
-        so a lone alert is stored at once (latency) and a burst goes in one batch (throughput)."""
+    def take(self, max_batch: int, timeout: float, max_bytes: int = BATCH_BYTES) -> list[RawAlert]:
+        """Up to ``max_batch`` queued alerts and about ``max_bytes`` of data (at least one
+        alert); waits up to ``timeout`` s for the first one only, so a lone alert is stored at
+        once (latency) and a burst goes in one batch (throughput)."""
         with self._lock:
             if not self._items:
                 self._waiting += 1
@@ -93,9 +97,17 @@ class AlertQueue:
                 finally:
                     self._waiting -= 1
             items = self._items
-            count = min(len(items), max_batch)
-            batch = [items.popleft() for _ in range(count)]
-            self._bytes -= sum(len(item.data) for item in batch)
+            if self._bytes <= max_bytes:  # the common case: everything queued fits
+                count = min(len(items), max_batch)
+                batch = [items.popleft() for _ in range(count)]
+                self._bytes -= sum(len(item.data) for item in batch)
+            else:
+                batch, size = [], 0
+                while items and len(batch) < max_batch and (not batch or size < max_bytes):
+                    item = items.popleft()
+                    batch.append(item)
+                    size += len(item.data)
+                self._bytes -= size
             if self._blocked and batch:
                 self._room.notify_all()
             return batch

@@ -1,0 +1,202 @@
+"""Memory of a whole `kubesentinel monitor` process tree (the monitor and its store writer).
+
+- idle: proportional set size (PSS, /proc/PID/smaps_rollup) summed over the tree once the HTTP
+  receiver listens and nothing arrives; target <= 50 MB;
+- flood: peak RSS (VmHWM, summed over the tree) while clients POST 900 KB alerts as fast as
+  the monitor takes them, HTTP 429/503 answers retried; target <= 512 MB.
+
+Run: python bench/monitor_memory_bench.py [--flood-seconds S] [--clients N] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+MONITOR = [sys.executable, "-m", "kubesentinel", "monitor"]
+ALERT_BYTES = 900 * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--flood-seconds", type=float, default=15.0)
+    parser.add_argument("--clients", type=int, default=6)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ks-mem-") as tmp:
+        work = Path(tmp)
+        port = _free_port()
+        proc = subprocess.Popen(
+            [*MONITOR, "--source", f"http://127.0.0.1:{port}", "--format", "json",
+             "--store", str(work / "ks.db"), "--dead-letter", str(work / "dl.jsonl"),
+             "--workers", str(args.workers), "--no-k8s-lookup"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=work,
+        )  # fmt: skip
+        try:
+            if not _wait_healthy(port):
+                print("monitor.memory.error: the monitor did not start listening")
+                return 1
+            _wait_settled(proc.pid)
+            tree = _tree(proc.pid)
+            pss = sum(_smaps_mb(pid, "Pss:") for pid in tree)
+            print(f"monitor.idle_pss_mb: {pss:.1f}  # {len(tree)} processes; target <= 50")
+            peak = _Peak(proc.pid)
+            sent, refused, seconds = _flood(port, args.clients, args.flood_seconds)
+            peak_mb = peak.stop()
+            print(f"monitor.flood.alerts_stored_per_s: {sent / seconds:.1f}  # 900 KB each")
+            print(f"monitor.flood.refused: {refused}  # 429/503 answers, retried")
+            print(f"monitor.flood.peak_rss_mb: {peak_mb:.1f}  # summed VmHWM; target <= 512")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                out, _ = proc.communicate(timeout=120)
+                stored = json.loads(out or b"{}").get("events_stored")
+                print(f"monitor.flood.events_stored: {stored}")
+            except (subprocess.TimeoutExpired, json.JSONDecodeError):
+                proc.kill()
+    return 0
+
+
+def _flood(port: int, clients: int, seconds: float) -> tuple[int, int, float]:
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(clients) as pool:
+        results = pool.starmap(_post_large, [(port, seconds, n) for n in range(clients)])
+    return sum(r[0] for r in results), sum(r[1] for r in results), time.perf_counter() - started
+
+
+def _post_large(port: int, seconds: float, client: int) -> tuple[int, int]:
+    """POST distinct 900 KB alerts until ``seconds`` pass; (accepted, refused)."""
+    filler = os.urandom(ALERT_BYTES // 2).hex()[: ALERT_BYTES - 600]
+    deadline = time.monotonic() + seconds
+    accepted = refused = 0
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    while time.monotonic() < deadline:
+        body = json.dumps(
+            {
+                "uuid": str(uuid.uuid4()),
+                "rule": "Terminal shell in container",
+                "priority": "Warning",
+                "time": "2026-01-01T00:00:00.000000000Z",
+                "source": "syscall",
+                "output": "A shell was spawned",
+                "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": f"web-{client}",
+                                  "proc.cmdline": filler},
+            }
+        ).encode()  # fmt: skip
+        try:
+            conn.request("POST", "/", body, {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            continue
+        if response.status == 200:
+            accepted += 1
+        else:
+            refused += 1
+            time.sleep(0.01)  # Retry-After, shortened: keep the pressure on
+    conn.close()
+    return accepted, refused
+
+
+class _Peak:
+    """Peak of the summed VmHWM of the tree, polled every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._done.wait(0.05):
+            total = sum(_status_mb(pid, "VmHWM:") for pid in _tree(self.pid))
+            self.peak = max(self.peak, total)
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(child) for child in children)
+        except OSError:
+            continue
+    return found
+
+
+def _status_mb(pid: int, field: str) -> float:
+    return _field_mb(Path(f"/proc/{pid}/status"), field)
+
+
+def _smaps_mb(pid: int, field: str) -> float:
+    return _field_mb(Path(f"/proc/{pid}/smaps_rollup"), field)
+
+
+def _field_mb(path: Path, field: str) -> float:
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _wait_settled(pid: int) -> None:
+    """Until the tree's PSS stops changing (start-up imports done), at most 10 s."""
+    last = -1.0
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = sum(_smaps_mb(p, "Pss:") for p in _tree(pid))
+        if abs(now - last) < 0.1:
+            return
+        last = now
+
+
+def _wait_healthy(port: int, seconds: float = 20.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
