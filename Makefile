@@ -21,11 +21,11 @@ build: deps  ## wheel and sdist into dist/
 demo: deps  ## scan the shipped examples (exit 1 means findings, as expected here)
 	$(BIN)/kubesentinel scan --path examples/k8s-manifests || [ $$? -eq 1 ]
 
-test: deps  ## the whole test suite (integration and conformance tests skip without their inputs)
-	$(BIN)/python -m pytest
+test: deps  ## the whole test suite with the coverage gate (integration tests skip without their services)
+	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered
 
-test-coverage: deps
-	$(BIN)/python -m pytest --cov --cov-report=term-missing
+test-coverage: deps  ## the same, listing the lines no test runs
+	$(BIN)/python -m pytest --cov --cov-report=term-missing:skip-covered
 
 test-integration: deps  ## only the tests that run whole processes or talk to services
 	$(BIN)/python -m pytest -m integration
