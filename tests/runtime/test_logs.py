@@ -58,7 +58,7 @@ def test_a_monitor_logs_its_input_and_each_incident_opened_or_escalated(
             [
                 alert(1, "Warning", "Terminal shell in container"),
                 alert(2, "Critical", "Read sensitive file untrusted"),  # the same incident
-                alert(3, "Warning", "Terminal shell in container", pod="api-7c9d8f5b6d-abcde"),
+                alert(3, "Warning", "Terminal shell in container", pod="api-7c9d8f5b6d-x7k2p"),
             ]
         )
         + "\n"
