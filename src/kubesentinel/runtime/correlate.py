@@ -64,6 +64,7 @@ from typing import Any
 from kubesentinel.models import Event, Incident, Priority, RiskReason, RuleCount, Severity
 from kubesentinel.models.event import Workload
 from kubesentinel.models.incident import (
+    CONTEXT_REASONS,
     LOW_PRIORITY,
     REPEAT,
     TELEMETRY,
@@ -131,6 +132,7 @@ RUNTIME_POSTURE: dict[str, str] = {
 
 def context_reason(event: Event) -> str | None:
     """Why ``event`` alone is context (``TELEMETRY``, ``LOW_PRIORITY``), or None: it qualifies.
+    A replacement must answer one of those two, or None.
 
     The one place that decides which alerts may open or extend an incident (repeats aside,
     which depend on the incident). A later issue lets an anomaly score make an event qualify.
@@ -169,6 +171,7 @@ class _Open:
         "added_context",
         "added_ids",
         "blocks",
+        "context",
         "context_ids",
         "event_count",
         "first_ns",
@@ -176,19 +179,16 @@ class _Open:
         "ids",
         "keys",
         "last_ns",
-        "low_priority",
         "posture",
         "posture_reason",
         "previous_id",
         "priority",
-        "repeats",
         "rule_priority",
         "rules",
         "seen",
         "tactics",
         "tail",
         "techniques",
-        "telemetry",
         "workload",
     )
 
@@ -209,7 +209,7 @@ class _Open:
         self.tail: list[str] = []  # ...and the ones after the last full block
         self.ids: EventIds | None = None  # the last snapshot's, while no id was added
         self.event_count = 0
-        self.telemetry = self.low_priority = self.repeats = 0
+        self.context = dict.fromkeys(CONTEXT_REASONS, 0)  # reason -> count
         self.context_ids: list[str] = []
         self.added_ids: list[str] = []
         self.added_context: list[tuple[str, str]] = []
@@ -245,13 +245,9 @@ class _Open:
     def add_context(self, event: Event, reason: str) -> None:
         event_id = event.id
         self.seen.add(event_id)
+        self.context[reason] += 1
         if reason == REPEAT:
-            self.repeats += 1
             self.rules[event.rule] += 1  # a repeat is of a signal already in: its rule is in
-        elif reason == TELEMETRY:
-            self.telemetry += 1
-        else:
-            self.low_priority += 1
         if len(self.context_ids) < CONTEXT_SAMPLE:
             self.context_ids.append(event_id)
         self.added_context.append((event_id, reason))
@@ -287,7 +283,7 @@ class _Open:
             posture=self.posture,
             status=status,
             previous_id=self.previous_id,
-            context=ContextCounts(self.telemetry, self.low_priority, self.repeats),
+            context=ContextCounts(**self.context),
             context_ids=tuple(self.context_ids),
             added_ids=tuple(self.added_ids),
             added_context=tuple(self.added_context),
@@ -328,7 +324,7 @@ class _Open:
             reasons.append(RiskReason(points, text))
         if self.posture_reason is not None:
             reasons.append(self.posture_reason)
-        repeats = self.event_count + self.repeats - rules
+        repeats = self.event_count + self.context[REPEAT] - rules
         if repeats > 0:
             points = round(min(REPEAT_CAP, REPEAT_FACTOR * math.log10(1 + repeats)), 1)
             reasons.append(RiskReason(points, f"{repeats} repeated alerts"))
@@ -407,7 +403,14 @@ class Correlator:
             reason = reason_of(event)
             key = None
             if reason is None:
-                key = repeat_key(event)
+                fields = event.fields
+                name, cmdline = fields.get("proc.name"), fields.get("proc.cmdline")
+                # repeat_key, inline for the usual alert that has both as text
+                key = (
+                    (event.rule, name, cmdline)
+                    if type(cmdline) is str and type(name) is str
+                    else repeat_key(event)
+                )
                 if current is not None and key in current.keys:
                     reason = REPEAT
             if reason is not None:
