@@ -132,10 +132,11 @@ RUNTIME_POSTURE: dict[str, str] = {
 
 def context_reason(event: Event) -> str | None:
     """Why ``event`` alone is context (``TELEMETRY``, ``LOW_PRIORITY``), or None: it qualifies.
-    A replacement must answer one of those two, or None.
 
     The one place that decides which alerts may open or extend an incident (repeats aside,
-    which depend on the incident). A later issue lets an anomaly score make an event qualify.
+    which depend on the incident). A later issue lets an anomaly score make an event qualify:
+    ``Correlator(context_reason=...)`` takes a replacement, which must answer one of those two
+    reasons or None.
     """
     if "telemetry" in event.tags:
         return TELEMETRY
@@ -349,8 +350,8 @@ class Correlator:
         self,
         gap_s: float | None = None,
         max_duration_s: float = DEFAULT_MAX_DURATION_S,
-        posture: Posture | None = None,
         *,
+        posture: Posture | None = None,
         window_s: float | None = None,
         context_reason: Callable[[Event], str | None] = context_reason,
     ) -> None:

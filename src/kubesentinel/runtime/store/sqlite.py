@@ -491,7 +491,7 @@ class SQLiteStore:
         """Every stored event of the incident, signals and context, oldest first, rebuilt from
         its evidence bytes; a segment whose bytes no longer match their digest raises."""
         sql = _SELECT_EVENTS + " WHERE incident_id = ? ORDER BY time_ns, rowid"
-        return [stored.event for stored in self._stored(sql, (incident_id,))]
+        return [stored.event for stored in self._stored([(sql, (incident_id,))])]
 
     def stored_events_of(
         self, incident_id: str, *, context_limit: int | None = None
@@ -501,16 +501,16 @@ class SQLiteStore:
         evidence is checked as by ``events_of``."""
         signals = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NULL"
         context = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NOT NULL"
-        sql = (
-            f"SELECT * FROM ({signals} ORDER BY time_ns, rowid) UNION ALL "  # noqa: S608 (constant)
-            f"SELECT * FROM ({context} ORDER BY time_ns, rowid LIMIT ?)"
-        )
-        limit = -1 if context_limit is None else max(context_limit, 0)
-        return self._stored(sql, (incident_id, incident_id, limit))
+        limit = -1 if context_limit is None else max(context_limit, 0)  # -1: no limit
+        return self._stored([
+            (f"{signals} ORDER BY time_ns, rowid", (incident_id,)),
+            (f"{context} ORDER BY time_ns, rowid LIMIT ?", (incident_id, limit)),
+        ])  # fmt: skip
 
-    def _stored(self, sql: str, params: tuple[Any, ...]) -> list[StoredEvent]:
+    def _stored(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[StoredEvent]:
+        """The events the queries select, in their order, from one committed state."""
         with self._guard("read events") as db, self._snapshot():
-            rows = db.execute(sql, params).fetchall()
+            rows = [row for sql, params in queries for row in db.execute(sql, params)]
             segments: dict[int, bytes] = {}
             stored = []
             for row in rows:
