@@ -217,12 +217,13 @@ def _check_monitor_args(args: argparse.Namespace) -> Priority:
         min_priority = Priority.parse(args.min_priority)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    gap_option = "--incident-gap"
     if args.window is not None:
         print("kubesentinel: warning: --window is deprecated; use --incident-gap",
               file=sys.stderr)  # fmt: skip
         if args.incident_gap is None:
-            args.incident_gap = args.window
-    for option, value in (("--incident-gap", args.incident_gap),
+            args.incident_gap, gap_option = args.window, "--window"
+    for option, value in ((gap_option, args.incident_gap),
                           ("--incident-max-duration", args.incident_max_duration)):  # fmt: skip
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UsageError(f"{option} must be a number of seconds greater than 0")

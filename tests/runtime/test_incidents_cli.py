@@ -258,7 +258,7 @@ def test_monitor_incident_options_must_be_positive(
     code, _, err = run(capsys, "monitor", "--source", str(alerts_file(tmp_path)), "--until-eof",
                        "--store", str(tmp_path / "ks.db"), option, value)  # fmt: skip
     assert code == 2
-    assert "must be a number of seconds greater than 0" in err
+    assert f"{option} must be a number of seconds greater than 0" in err
     assert not (tmp_path / "ks.db").exists()
 
 
