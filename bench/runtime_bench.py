@@ -5,7 +5,7 @@
   offered rate (from the monitor's own /metrics histogram);
 - RSS of the monitor idle and under load.
 
-Run: python bench/runtime_bench.py [--events N] [--http-alerts N] [--rate R]
+Run: python bench/runtime_bench.py [--events N] [--http-alerts N (0: file source only)] [--rate R]
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def main() -> int:
         work = Path(tmp)
         stream = _stream(work, args.events)
         _file_source(work, stream)
-        _http_source(work, stream, args.http_alerts, args.rate)
+        if args.http_alerts > 0:  # 0: the file source only
+            _http_source(work, stream, args.http_alerts, args.rate)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Runtime commands of the CLI: `monitor`, `incidents list`, `simulate`.
+"""Runtime commands of the CLI: `monitor`, `incidents list`, `incidents show`, `simulate`.
 
 Kept apart from cli.py so each stays short; like cli.py, only this module prints.
 """
@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -20,11 +22,13 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
-    from kubesentinel.models import Priority
+    from kubesentinel.models import Priority, Severity
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
 EXIT_CLEAN = 0
+LIST_LIMIT = 50  # incidents list: the newest this many unless --limit says otherwise
+CONTEXT_SHOWN = 20  # incidents show: context events listed unless --all
 DB_NAME = "kubesentinel.db"
 DEAD_LETTER_NAME = "dead-letter.jsonl"
 OWNER_TTL_S = 300.0
@@ -56,8 +60,14 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="drop alerts below this Falco priority (default: debug)")  # fmt: skip
     monitor.add_argument("--posture", metavar="FILE",
                          help="`kubesentinel scan --format json` output")  # fmt: skip
-    monitor.add_argument("--window", type=float, default=300.0, metavar="SECONDS",
-                         help="correlation window per workload (default: 300)")  # fmt: skip
+    monitor.add_argument("--incident-gap", type=float, metavar="SECONDS",
+                         help="close an incident after this long without a new signal "
+                         "(default: runtime.incident_gap, 300)")  # fmt: skip
+    monitor.add_argument("--incident-max-duration", type=float, metavar="SECONDS",
+                         help="longest incident; a longer episode continues as a new, linked "
+                         "one (default: runtime.incident_max_duration, 3600)")  # fmt: skip
+    # Deprecated name of --incident-gap: still accepted, with a notice, and not advertised.
+    monitor.add_argument("--window", type=float, help=argparse.SUPPRESS)
     monitor.add_argument("--store", metavar="PATH", help="SQLite store (default: "
                          f"forensics.storage_path/{DB_NAME})")  # fmt: skip
     monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
@@ -80,10 +90,26 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="list incidents, newest first", parents=parents)
     listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=_limit_arg, default=LIST_LIMIT, metavar="N",
+                         help=f"show at most N incidents (default: {LIST_LIMIT}; 0: all of "
+                         "them); a note on stderr says when more matched")  # fmt: skip
     listing.add_argument("--namespace", metavar="NS")
+    listing.add_argument("--since", type=_since_arg, metavar="WHEN",
+                         help="only incidents with a signal since WHEN: an RFC 3339 time "
+                         "(2026-01-01T09:00:00Z) or a duration ago (90s, 30m, 2h, 7d)")  # fmt: skip
+    listing.add_argument("--severity", type=_min_severity_arg, metavar="LEVEL",
+                         help="minimum severity: low, medium, high or critical")  # fmt: skip
+    listing.add_argument("--status", choices=("open", "closed"))
     listing.add_argument("--store", metavar="PATH")
     listing.set_defaults(handler=_incidents_list)
+    show = sub.add_parser("show", help="one incident with its events", parents=parents)
+    show.add_argument("incident_id", metavar="ID")
+    show.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    show.add_argument("--all", action="store_true",
+                      help="list every context event (default: the first "
+                      f"{CONTEXT_SHOWN})")  # fmt: skip
+    show.add_argument("--store", metavar="PATH")
+    show.set_defaults(handler=_incidents_show)
 
     simulate = commands.add_parser(
         "simulate", help="write a realistic Falco stream of a cluster", parents=parents
@@ -98,12 +124,10 @@ def _store_path(config: Config, given: str | None) -> Path:
     return Path(given) if given else Path(config.forensics.storage_path) / DB_NAME
 
 
-def _open_store(path: Path, *, readonly: bool = False) -> SQLiteStore:
+def _open_store(path: Path) -> SQLiteStore:
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
-    if not readonly:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return SQLiteStore(path, readonly=readonly)
+    return SQLiteStore(path)  # creates its directory 0700 and the file 0600
 
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
@@ -172,7 +196,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         summary = pipeline.run(
             source,
             enricher=Enricher(cluster=args.cluster, lookup=_owner_lookup(args)),
-            correlator=Correlator(window_s=args.window, posture=posture),
+            correlator=Correlator(*_incident_limits(args, config), posture=posture),
             store=store,
             metrics=metrics,
             dead_letter=dead_letter,
@@ -221,13 +245,31 @@ def _check_monitor_args(args: argparse.Namespace) -> Priority:
         min_priority = Priority.parse(args.min_priority)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.window <= 0:
-        raise UsageError("--window must be greater than 0")
+    gap_option = "--incident-gap"
+    if args.window is not None:
+        print("kubesentinel: warning: --window is deprecated; use --incident-gap",
+              file=sys.stderr)  # fmt: skip
+        if args.incident_gap is None:
+            args.incident_gap, gap_option = args.window, "--window"
+    for option, value in ((gap_option, args.incident_gap),
+                          ("--incident-max-duration", args.incident_max_duration)):  # fmt: skip
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UsageError(f"{option} must be a number of seconds greater than 0")
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.follow and args.until_eof:
         raise UsageError("--follow and --until-eof contradict each other")
     return min_priority
+
+
+def _incident_limits(args: argparse.Namespace, config: Config) -> tuple[float, float]:
+    """(gap, max duration) in seconds: the options, else the config."""
+    gap = args.incident_gap
+    longest = args.incident_max_duration
+    return (
+        config.runtime.incident_gap if gap is None else gap,
+        config.runtime.incident_max_duration if longest is None else longest,
+    )
 
 
 def _print_summary(report: dict[str, Any], fmt: str, dead_letter_path: Path) -> None:
@@ -297,19 +339,110 @@ def _stop_on_signals(stop: threading.Event, sources: list[Any]) -> None:
 def _incidents_list(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.incident_view import render_incidents
 
-    path = _store_path(config, args.store)
-    if not path.exists():
+    store = _open_existing_store(config, args.store)
+    filters: dict[str, Any] = {
+        "namespace": args.namespace,
+        "since_ns": args.since,
+        "min_severity": args.severity,
+        "status": args.status,
+    }
+    limit = args.limit or None  # 0: no limit
+    try:
+        incidents = store.list_incidents(limit=limit, **filters)
+        cut = limit is not None and len(incidents) == limit
+        total = store.count_incidents(**filters) if cut else len(incidents)
+    finally:
+        store.close()
+    sys.stdout.write(render_incidents(incidents, args.format))
+    if total > len(incidents):
+        # stderr: the JSON on stdout stays a plain list.
+        print(f"kubesentinel: showing {len(incidents)} of {total} incidents (--limit N for "
+              "more, --limit 0 for all)", file=sys.stderr)  # fmt: skip
+    return EXIT_CLEAN
+
+
+def _incidents_show(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.runtime.incident_view import render_incident
+
+    store = _open_existing_store(config, args.store)
+    try:
+        incident = store.get_incident(args.incident_id)
+        if incident is None:
+            raise UsageError(
+                f"no incident {args.incident_id!r} in {store.path}",
+                hint="`kubesentinel incidents list` shows the incidents and their ids",
+            )
+        limit = None if args.all else CONTEXT_SHOWN
+        events = store.stored_events_of(incident.id, context_limit=limit)
+        next_id = store.next_of(incident.id)
+    finally:
+        store.close()
+    sys.stdout.write(render_incident(incident, events, args.format, next_id=next_id))
+    return EXIT_CLEAN
+
+
+def _open_existing_store(config: Config, given: str | None) -> SQLiteStore:
+    """The store for the incident commands, which never create one."""
+    from kubesentinel.runtime.store.sqlite import MigrationNeeded, SQLiteStore
+
+    path = _store_path(config, given)
+    if not path.is_file():
         raise UsageError(
             f"no incident store at {path}",
             hint="run `kubesentinel monitor` first, or pass --store PATH",
         )
-    store = _open_store(path, readonly=True)
     try:
-        incidents = store.list_incidents(limit=args.limit, namespace=args.namespace)
-    finally:
-        store.close()
-    sys.stdout.write(render_incidents(incidents, args.format))
-    return EXIT_CLEAN
+        return SQLiteStore(path, read_only=True)  # works on a full disk, never checkpoints
+    except MigrationNeeded:
+        return SQLiteStore(path)  # an older store: a writer upgrades it in place
+
+
+def _limit_arg(text: str) -> int:
+    try:
+        limit = int(text)
+    except ValueError:
+        limit = -1
+    if limit < 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of incidents (a whole number; 0 for no limit)"
+        )
+    return limit
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _since_arg(text: str) -> int:
+    """ns since the epoch, from an RFC 3339 time or a duration before now (``2h``, ``30m``)."""
+    import time
+    from datetime import datetime
+
+    duration = _DURATION.fullmatch(text.strip())
+    if duration:
+        seconds = float(duration.group(1)) * _UNIT_S[duration.group(2)]
+        return time.time_ns() - int(seconds * 1_000_000_000)
+    # fromisoformat takes microseconds at most: cut a nanosecond fraction down to them.
+    trimmed = re.sub(r"(\.\d{6})\d+", r"\1", text.strip())
+    try:
+        when = datetime.fromisoformat(trimmed)
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an RFC 3339 time with its offset (2026-01-01T09:00:00Z) nor "
+            "a duration (90s, 30m, 2h, 7d)"
+        )
+    return int(when.timestamp()) * 1_000_000_000 + when.microsecond * 1000
+
+
+def _min_severity_arg(text: str) -> Severity:
+    from kubesentinel.models import Severity
+
+    try:
+        return Severity.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _simulate(args: argparse.Namespace, config: Config) -> int:

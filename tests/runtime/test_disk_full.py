@@ -175,7 +175,7 @@ def test_a_full_disk_stops_acknowledging_and_recovers(tiny_fs: Path, store_proce
     assert summary.unavailable == len(not_stored)
     assert source.marks[0] == pipeline.UNAVAILABLE_REASON  # a live source answers 503
     assert source.marks[-1] is None  # and accepts again once the store took a write
-    with SQLiteStore(tiny_fs / "ks.db", readonly=True) as reader:
+    with SQLiteStore(tiny_fs / "ks.db", read_only=True) as reader:
         [incident] = reader.list_incidents()
         stored_ids = {e.origin for e in reader.events_of(incident.id)}
     assert stored_ids == set(stored)  # acknowledged means stored, and nothing else claimed

@@ -53,7 +53,7 @@ def test_every_labelled_attack_becomes_an_incident_with_its_rules(
         matching = [
             i for i in incidents
             if i["workload"]["key"] == key  # type: ignore[index]
-            and i["first_ns"] <= scenario["start_ns"] and i["last_ns"] >= scenario["end_ns"]  # type: ignore[operator]
+            and i["first_ns"] <= scenario["start_ns"] <= i["last_ns"]  # type: ignore[operator]
         ]  # fmt: skip
         assert matching, f"no incident covers scenario {scenario['id']} on {key}"
         rules = {r["rule"] for r in matching[0]["rules"]}  # type: ignore[index, union-attr]

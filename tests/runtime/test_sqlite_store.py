@@ -14,10 +14,11 @@ import pytest
 
 from kubesentinel.errors import StoreError
 from kubesentinel.models import Event, Incident, Priority, Severity, Workload
+from kubesentinel.models.incident import ContextCounts
 from kubesentinel.models.posture import Posture, PostureFinding
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.store.interface import IncidentStore
-from kubesentinel.runtime.store.sqlite import SCHEMA_VERSION, SQLiteStore
+from kubesentinel.runtime.store.sqlite import SCHEMA_VERSION, SQLiteStore, encode_write
 
 S = 1_000_000_000
 T0 = 1_739_178_940 * S
@@ -44,7 +45,7 @@ def event(event_id: str, at_s: float, workload: Workload = WEB, **changes: objec
         "tags": ("container", "mitre_execution", "shell", "T1059"),
         "output": "A shell was spawned (user=root shell=bash)",
         "fields": {"proc.name": "bash", "proc.aname[2]": None, "evt.time": time_ns,
-                   "proc.args": ["-c", "id"]},
+                   "proc.args": ["-c", "id"], "proc.cmdline": f"bash -c {event_id}"},
         "origin": f"alerts.jsonl:{event_id}",
     }  # fmt: skip
     values.update(changes)
@@ -158,19 +159,107 @@ def test_events_map_to_the_right_incident_when_a_workload_splits(store: SQLiteSt
     assert [e.id for e in store.events_of(new.id)] == ["c", "d"]
 
 
-def test_events_past_the_id_cap_still_map_to_their_incident(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kubesentinel.runtime import correlate
-
-    monkeypatch.setattr(correlate, "MAX_EVENT_IDS", 3)
-    events = [event(f"e{n}", n) for n in range(8)]
-    incident = correlated(events)[0]
-    store.write(events, [incident])
-    assert len(store.events_of(incident.id)) == 8
-    stored = store.get_incident(incident.id)
+def test_every_signal_is_listed_and_context_filed_with_its_reason(store: SQLiteStore) -> None:
+    correlator = Correlator()
+    signals = [event(f"e{n}", n / 100) for n in range(5_000)]
+    repeats = [event(f"r{n}", 51 + n, fields={"proc.name": "bash", "proc.cmdline": "bash -c e0"})
+               for n in range(3)]  # fmt: skip
+    quiet = [event("q", 60, priority=Priority.DEBUG)]
+    batches = [signals[:2048], signals[2048:4096], signals[4096:] + repeats + quiet]
+    for batch in batches:
+        store.write(batch, correlated(batch, correlator))
+    stored = store.get_incident(correlator.expire(T0 + 10**6 * S)[0].id)
     assert stored is not None
-    assert (stored.event_ids, stored.event_count) == (("e0", "e1", "e2"), 8)
+    assert (stored.event_count, len(stored.event_ids)) == (5_000, 5_000)
+    assert list(stored.event_ids) == [e.id for e in signals]
+    assert stored.context == ContextCounts(low_priority=1, repeat=3)
+    assert stored.context_ids == ("r0", "r1", "r2", "q")
+    roles = [(s.event.id, s.context) for s in store.stored_events_of(stored.id, context_limit=2)]
+    assert roles[:2] == [("e0", None), ("e1", None)]  # signals first, oldest first
+    assert roles[5_000:] == [("r0", "repeat"), ("r1", "repeat")]
+    assert len(store.events_of(stored.id)) == 5_004  # every event, oldest first
+    assert store.events_of(stored.id)[-1].id == "q"
+
+
+def test_the_incident_row_does_not_grow_with_its_events() -> None:
+    small = correlated([event("a", 0)])
+    big = correlated([event(f"e{n}", n / 1000) for n in range(5_000)])
+    sizes = []
+    for incidents in (small, big):
+        encoded = encode_write([], incidents)
+        assert encoded is not None
+        sizes.append(len(encoded.incidents))
+    assert sizes[1] - sizes[0] < 200  # ids are read back from the events table
+
+
+def test_context_of_no_incident_is_stored_under_none(store: SQLiteStore) -> None:
+    quiet = [event("i", 0, priority=Priority.INFORMATIONAL), event("d", 1, priority=Priority.DEBUG)]
+    assert correlated(quiet) == []
+    store.write(quiet, [])
+    raw = sqlite3.connect(store.path)
+    try:
+        rows = raw.execute("SELECT id, incident_id, context FROM events ORDER BY rowid").fetchall()
+    finally:
+        raw.close()
+    assert rows == [("i", None, None), ("d", None, None)]
+    assert store.list_incidents() == []
+
+
+def test_evidence_reference_of_each_event(store: SQLiteStore) -> None:
+    first = [event("a", 0, raw=b'{"a": 1}'), event("b", 1, raw=b'{"bb": 22}')]
+    correlator = Correlator()
+    store.write(first, correlated(first, correlator))
+    second = [event("c", 2, raw=b'{"c": 333}')]
+    store.write(second, correlated(second, correlator))
+    (incident,) = store.list_incidents()
+    refs = [(s.event.id, s.evidence) for s in store.stored_events_of(incident.id)]
+    assert refs == [("a", "segment 1 @ 0+8"), ("b", "segment 1 @ 8+10"), ("c", "segment 2 @ 0+10")]
+
+
+def test_list_filters_and_count(store: SQLiteStore) -> None:
+    ops = Workload("default", "ops", "Job", "backup")
+    correlator = Correlator(gap_s=60)
+    events = [
+        event("w1", 0, priority=Priority.CRITICAL),  # web: high, closed by w2
+        event("d1", 10, workload=DB),  # db: low (Notice), open
+        event("o1", 20, workload=ops, priority=Priority.WARNING),  # ops: medium, open
+        event("w2", 1000),  # web again: low, open
+    ]
+    store.write(events, correlated(events, correlator))
+
+    def names(incidents: list[Incident]) -> list[tuple[str, str]]:
+        return [(i.workload.name, i.severity.label) for i in incidents]
+
+    assert names(store.list_incidents()) == [
+        ("web", "low"), ("backup", "medium"), ("db", "low"), ("web", "high")
+    ]  # fmt: skip
+    assert names(store.list_incidents(min_severity=Severity.MEDIUM)) == [
+        ("backup", "medium"), ("web", "high")
+    ]  # fmt: skip
+    assert names(store.list_incidents(status="closed")) == [("web", "high")]
+    assert names(store.list_incidents(since_ns=T0 + 10 * S)) == [
+        ("web", "low"), ("backup", "medium"), ("db", "low")
+    ]  # fmt: skip
+    assert names(store.list_incidents(since_ns=T0 + 10 * S, status="open", limit=1)) == [
+        ("web", "low")
+    ]  # fmt: skip
+    assert store.count_incidents() == 4
+    assert store.count_incidents(min_severity=Severity.HIGH) == 1
+    assert store.count_incidents(since_ns=T0 + 11 * S, namespace="prod") == 1
+    assert store.count_incidents(status="open", min_severity=Severity.CRITICAL) == 0
+
+
+def test_linked_incidents_round_trip(store: SQLiteStore) -> None:
+    correlator = Correlator(gap_s=300, max_duration_s=600)
+    events = [event(f"e{n}", n * 200) for n in range(5)]  # 0..800 s: two incidents
+    first, second = correlated(events, correlator)
+    store.write(events, [first, second])
+    stored = store.get_incident(second.id)
+    assert stored == second
+    assert stored is not None
+    assert stored.previous_id == first.id
+    assert store.next_of(first.id) == second.id
+    assert store.next_of(second.id) is None
 
 
 def test_posture_round_trip(store: SQLiteStore) -> None:
@@ -335,16 +424,11 @@ def test_write_is_one_transaction(store: SQLiteStore) -> None:
     assert store.events_of(incident.id) == good  # an event without an incident has no owner
 
 
-def test_split_workload_beside_a_plain_one_with_few_ids(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from kubesentinel.runtime import correlate
-
-    monkeypatch.setattr(correlate, "MAX_EVENT_IDS", 1)
+def test_split_workload_beside_a_plain_one(store: SQLiteStore) -> None:
     events = [event("a", 0), event("b", 5), event("x", 6, workload=DB), event("c", 1000)]
-    old, other, new = correlated(events, Correlator(window_s=60))
+    old, other, new = correlated(events, Correlator(gap_s=60))
     store.write(events, [old, other, new])
-    assert [e.id for e in store.events_of(old.id)] == ["a", "b"]  # "b" past the cap: by time
+    assert [e.id for e in store.events_of(old.id)] == ["a", "b"]
     assert [e.id for e in store.events_of(other.id)] == ["x"]
     assert [e.id for e in store.events_of(new.id)] == ["c"]
 
@@ -436,3 +520,168 @@ def test_events_are_unique_by_time_and_id(store: SQLiteStore) -> None:
         assert raw.execute("SELECT count(*) FROM events").fetchone() == (2,)
     finally:
         raw.close()
+
+
+# The version-2 schema exactly as KubeSentinel 0.1 created it (store/sqlite.py before v3).
+V2_SCHEMA = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (
+    id INTEGER PRIMARY KEY,
+    written_ns INTEGER NOT NULL,
+    event_count INTEGER NOT NULL,
+    raw_bytes INTEGER NOT NULL,
+    codec TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    time_ns INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    incident_id TEXT,
+    received_ns INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    pod TEXT,
+    container_id TEXT,
+    container_image TEXT,
+    tactics TEXT NOT NULL,
+    techniques TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    segment INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    UNIQUE (time_ns, id)
+);
+CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    workload_key TEXT NOT NULL,
+    cluster TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    first_ns INTEGER NOT NULL,
+    last_ns INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    risk_score REAL NOT NULL,
+    reasons TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    tactics TEXT NOT NULL,
+    techniques TEXT NOT NULL,
+    event_count INTEGER NOT NULL,
+    event_id_count INTEGER NOT NULL,
+    posture TEXT NOT NULL,
+    status TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_last ON incidents (last_ns);
+CREATE INDEX IF NOT EXISTS incidents_namespace ON incidents (namespace, last_ns);
+CREATE INDEX IF NOT EXISTS incidents_workload ON incidents (workload_key, last_ns);
+CREATE TABLE IF NOT EXISTS posture (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    document TEXT NOT NULL
+);
+"""
+V2_EVENT = (
+    "INSERT INTO events (time_ns, id, incident_id, received_ns, rule, priority, source, cluster, "
+    "namespace, kind, name, pod, container_id, container_image, tactics, techniques, origin, "
+    "segment, offset, length) VALUES (?, ?, ?, ?, ?, ?, 'syscall', 'default', 'prod', "
+    "'Deployment', 'web', 'web-0', NULL, NULL, '[]', '[]', 'v2.jsonl', 1, ?, ?)"
+)
+
+
+def v2_store(path: Path) -> None:
+    """A version-2 store as 0.1 wrote it: one incident of three events (past a 2-id cap)."""
+    from kubesentinel.runtime.store import codec
+
+    raw = [b'{"rule":"Terminal shell in container","output":"one"}', b'{"output":"two"}',
+           b'{"output":"three"}']  # fmt: skip
+    evidence = b"".join(raw)
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.executescript(V2_SCHEMA)
+    db.execute("INSERT INTO schema_version (version) VALUES (2)")
+    db.execute(
+        "INSERT INTO segments VALUES (1, 0, 3, ?, 'zstd', ?, ?)",
+        (len(evidence), hashlib.sha256(evidence).hexdigest(), codec.compress(evidence)),
+    )
+    rules = [("Terminal shell in container", Priority.NOTICE), ("Read sensitive file", 3),
+             ("Terminal shell in container", Priority.WARNING)]  # fmt: skip
+    offset = 0
+    for n, ((rule, priority), data) in enumerate(zip(rules, raw, strict=True)):
+        db.execute(V2_EVENT, (T0 + n * S, f"v{n}", "inc2", T0, rule, priority, offset, len(data)))
+        offset += len(data)
+    db.execute(
+        "INSERT INTO incidents VALUES ('inc2', 'default/prod/Deployment/web', 'default', 'prod', "
+        "'Deployment', 'web', ?, ?, 'medium', 36.0, "
+        '\'[{"points": 28.0, "reason": "highest Falco priority Warning"}]\', '
+        '\'[{"rule": "Terminal shell in container", "count": 2}, '
+        '{"rule": "Read sensitive file", "count": 1}]\', '
+        "'[]', '[]', 3, 2, '[]', 'closed')",
+        (T0, T0 + 2 * S),
+    )
+    db.commit()
+    db.close()
+
+
+def test_a_version_2_store_is_migrated_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    v2_store(path)
+    with SQLiteStore(path) as store:
+        incident = store.get_incident("inc2")
+        assert incident is not None
+        assert list(incident.event_ids) == ["v0", "v1", "v2"]  # every event: no cap any more
+        assert [(r.rule, r.count, r.priority) for r in incident.rules] == [
+            ("Terminal shell in container", 2, Priority.WARNING),  # the highest of its events
+            ("Read sensitive file", 1, Priority.WARNING),
+        ]
+        assert (incident.previous_id, incident.context, incident.context_ids) == (
+            None, ContextCounts(), ()
+        )  # fmt: skip
+        assert (incident.status, incident.event_count, incident.risk_score) == ("closed", 3, 36.0)
+        assert [e.output for e in store.events_of("inc2")] == ["one", "two", "three"]
+        # The migrated store takes new writes like a new one.
+        events = [event("new", 100)]
+        store.write(events, correlated(events))
+        assert len(store.list_incidents()) == 2
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        columns = {row[1] for row in raw.execute("PRAGMA table_info(incidents)")}
+        assert {"previous_id", "context"} <= columns
+        assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    finally:
+        raw.close()
+    with SQLiteStore(path) as again:  # opening a migrated store changes nothing
+        assert again.get_incident("inc2") == incident
+
+
+def test_a_version_2_store_that_cannot_be_written_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    v2_store(path)
+    with pytest.raises(StoreError, match="version 2 must be upgraded to version 3") as caught:
+        SQLiteStore(path, read_only=True)
+    assert caught.value.hint is not None
+    assert "write access" in caught.value.hint
+    SQLiteStore(path).close()  # a writer migrates it; readers then read it
+    with SQLiteStore(path, read_only=True) as reader:
+        assert [i.id for i in reader.list_incidents()] == ["inc2"]
+
+
+def test_a_new_store_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "state" / "ks.db"
+    with SQLiteStore(path) as store:
+        events = [event("a", 0)]
+        store.write(events, correlated(events))
+        modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
+    assert modes == {"ks.db": 0o600, "ks.db-wal": 0o600, "ks.db-shm": 0o600}
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    existing = tmp_path / "shared"
+    existing.mkdir(mode=0o755)
+    existing.chmod(0o755)
+    SQLiteStore(existing / "ks.db").close()
+    assert existing.stat().st_mode & 0o777 == 0o755  # not ours: left as it was

@@ -24,7 +24,7 @@ def event(event_id: str, at_s: float) -> Event:
     return Event(
         event_id, time_ns, time_ns, "Terminal shell in container", Priority.WARNING, "syscall",
         "node-1", WEB, "web-0", None, None, ("execution",), ("T1059",), (), "a shell",
-        {"proc.name": "bash"}, f"test:{event_id}",
+        {"proc.name": "bash", "proc.cmdline": f"bash -c {event_id}"}, f"test:{event_id}",
     )  # fmt: skip
 
 
@@ -76,7 +76,7 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_acknowledged(tmp_path:
     good = encode_write([event("a", 0)], [])
     assert good is not None
     bad_row = b'[[1, "b", null, 1, null, 3, "syscall", "c", "n", "k", "w", null, null, null, '
-    bad_row += b'"[]", "[]", "o", 0, 1]]'  # rule NULL: the NOT NULL constraint refuses it
+    bad_row += b'"[]", "[]", "o", 0, 1, null]]'  # rule NULL: the NOT NULL constraint refuses it
     acked: list[str] = []
     failed: list[str] = []
 

@@ -1,6 +1,7 @@
-"""``kubesentinel incidents list``: incidents as a terminal table or as JSON.
+"""``kubesentinel incidents list`` and ``incidents show``: a terminal table or JSON.
 
-JSON output is a list (newest first, as given) of one object per incident, one per line::
+``list --format json`` prints a list (newest first, as given) of one object per incident, one
+per line::
 
     {
       "id": "3f2a9c0d1e4b5a67",          16 hex: sha256(workload key, first event id)
@@ -9,18 +10,42 @@ JSON output is a list (newest first, as given) of one object per incident, one p
       "risk_score": 64.0,                0..100
       "workload": {"key": "default/prod/Deployment/web", "cluster": "default",
                    "namespace": "prod", "kind": "Deployment", "name": "web"},
-      "first_time": "2025-02-10T09:15:40.698757000Z",   ISO 8601 UTC, nanoseconds
+      "first_time": "2025-02-10T09:15:40.698757000Z",   its first signal: ISO 8601 UTC, ns
       "first_ns": 1739178940698757000,                  the same instant, ns since the epoch
-      "last_time": "...", "last_ns": ...,
-      "event_count": 12,                 every event, repeats included
-      "rules": [{"rule": "Terminal shell in container", "count": 10}, ...],  first seen first
+      "last_time": "...", "last_ns": ...,               its last signal
+      "previous_id": null | "9c0d...",   the incident this one continues (max duration hit)
+      "event_count": 12,                 its signals (qualifying alerts)
+      "context": {"telemetry": 0, "low_priority": 3, "repeat": 5000,   context events, per
+                  "sample_ids": ["...", ...]},                         reason; the first 20 ids
+      "rules": [{"rule": "Terminal shell in container", "count": 10,   first seen first;
+                 "priority": "Notice"}, ...],                          count: signals + repeats
       "tactics": ["execution", "credential_access"],   MITRE ATT&CK, in the order first seen
       "techniques": ["T1059", "T1552"],
       "reasons": [{"points": 28.0, "reason": "highest Falco priority Warning"}, ...],
       "posture": ["KS-0001", "KS-0005"],  static rule ids failing on the workload
-      "event_ids": ["...", ...]          the first 1,000 (the correlator's cap); event_count
-                                         has the total and the store keeps every event
+      "event_ids": ["...", ...]          every signal's id, in arrival order
     }
+
+``show --format json`` prints one object::
+
+    {
+      "incident": {...},                 the object above
+      "next_id": null | "...",           the incident that continues this one
+      "events": [                        its signals, oldest first, then its context events
+        {"id": "...", "role": "signal" | "telemetry" | "low_priority" | "repeat",
+         "time": "...", "time_ns": ..., "rule": "...", "priority": "Warning",
+         "source": "syscall", "process": "bash" | null, "cmdline": "..." | null,
+         "pod": ... , "container_id": ..., "container_image": ..., "hostname": "...",
+         "origin": "falco.jsonl:12", "output": "...",
+         "evidence": {"segment": 12, "offset": 3456, "length": 789,
+                      "ref": "segment 12 @ 3456+789"}},   its bytes as received, verified
+        ...
+      ],
+      "context_not_shown": 0             context events left out (show --all lists them)
+    }
+
+Every string from an alert is escaped: JSON by ``json.dumps``; the table shows control
+characters as ``\\xNN`` escapes.
 """
 
 from __future__ import annotations
@@ -31,15 +56,16 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from kubesentinel.models import Incident, Severity
+from kubesentinel.models import Incident, RuleCount, Severity
 from kubesentinel.models.event import Workload
+from kubesentinel.runtime.store.interface import StoredEvent
 
 TOP_RULES = 3
 TOP_RULES_WIDTH = 100
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_HEADERS = ("ID", "WORKLOAD", "SEVERITY", "SCORE", "EVENTS", "FIRST", "LAST", "TOP RULES",
-            "TACTICS")  # fmt: skip
-_RIGHT_ALIGNED = {"SCORE", "EVENTS"}
+_HEADERS = ("ID", "WORKLOAD", "SEVERITY", "SCORE", "EVENTS", "CONTEXT", "FIRST", "LAST",
+            "TOP RULES", "TACTICS")  # fmt: skip
+_RIGHT_ALIGNED = {"SCORE", "EVENTS", "CONTEXT"}
 # Widest cell per column; longer text ends in "..." (the JSON output has it all).
 _MAX_WIDTH = {"WORKLOAD": 60, "TOP RULES": TOP_RULES_WIDTH, "TACTICS": 80}
 
@@ -76,8 +102,17 @@ def incident_document(incident: Incident) -> dict[str, Any]:
         "first_ns": incident.first_ns,
         "last_time": iso_time(incident.last_ns),
         "last_ns": incident.last_ns,
+        "previous_id": incident.previous_id,
         "event_count": incident.event_count,
-        "rules": [{"rule": r.rule, "count": r.count} for r in incident.rules],
+        "context": {
+            "telemetry": incident.context.telemetry,
+            "low_priority": incident.context.low_priority,
+            "repeat": incident.context.repeat,
+            "sample_ids": list(incident.context_ids),
+        },
+        "rules": [
+            {"rule": r.rule, "count": r.count, "priority": r.priority.label} for r in incident.rules
+        ],
         "tactics": list(incident.tactics),
         "techniques": list(incident.techniques),
         "reasons": [{"points": r.points, "reason": r.reason} for r in incident.reasons],
@@ -101,9 +136,14 @@ def workload_label(workload: Workload) -> str:
     return label if workload.cluster in ("", "default") else f"{workload.cluster}:{label}"
 
 
+def ranked_rules(incident: Incident) -> list[RuleCount]:
+    """Highest Falco priority first, then the most frequent, then the first seen."""
+    return sorted(incident.rules, key=lambda r: (-r.priority, -r.count))
+
+
 def top_rules(incident: Incident, limit: int = TOP_RULES, width: int = TOP_RULES_WIDTH) -> str:
-    """Most frequent rules first (ties: first seen first) with their counts, as many as fit."""
-    ranked = sorted(incident.rules, key=lambda r: -r.count)
+    """``ranked_rules`` with their counts, as many as fit."""
+    ranked = ranked_rules(incident)
     parts: list[str] = []
     for rule in ranked[:limit]:
         part = f"{rule.rule} ({rule.count})"
@@ -126,6 +166,7 @@ def _table(incidents: Sequence[Incident]) -> str:
             i.severity.label,
             f"{i.risk_score:.1f}",
             str(i.event_count),
+            str(i.context.total),
             iso_time(i.first_ns, precise=False),
             iso_time(i.last_ns, precise=False),
             top_rules(i),
@@ -170,3 +211,147 @@ def _clip(text: str, width: int | None) -> str:
 def _printable(text: str) -> str:
     """Names come from alerts: show control characters as escapes, never send them raw."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# -- incidents show ----------------------------------------------------------------------------
+
+_EVENT_HEADERS = ("TIME", "ROLE", "RULE", "PRIORITY", "PROCESS", "COMMAND LINE", "CONTAINER",
+                  "EVIDENCE")  # fmt: skip
+_EVENT_MAX_WIDTH = {"RULE": 60, "PROCESS": 24, "COMMAND LINE": 80, "CONTAINER": 48}
+_ROLE_LABELS = {None: "signal", "telemetry": "telemetry", "low_priority": "low prio",
+                "repeat": "repeat"}  # fmt: skip
+
+
+def render_incident(
+    incident: Incident,
+    events: Sequence[StoredEvent],
+    fmt: Literal["table", "json"],
+    *,
+    next_id: str | None = None,
+) -> str:
+    """One incident with its events (signals first, then the context events given)."""
+    shown_context = sum(1 for e in events if e.context is not None)
+    not_shown = max(incident.context.total - shown_context, 0)
+    if fmt == "json":
+        document = {
+            "incident": incident_document(incident),
+            "next_id": next_id,
+            "events": [event_document(e) for e in events],
+            "context_not_shown": not_shown,
+        }
+        return json.dumps(document, indent=2) + "\n"
+    if fmt == "table":
+        return _incident_text(incident, next_id) + _events_table(events, not_shown)
+    raise ValueError(f"unknown format {fmt!r} (expected table or json)")
+
+
+def event_document(stored: StoredEvent) -> dict[str, Any]:
+    e = stored.event
+    return {
+        "id": e.id,
+        "role": stored.context or "signal",
+        "time": iso_time(e.time_ns),
+        "time_ns": e.time_ns,
+        "rule": e.rule,
+        "priority": e.priority.label,
+        "source": e.source,
+        "process": _field_text(e.fields.get("proc.name")),
+        "cmdline": _field_text(e.fields.get("proc.cmdline")),
+        "pod": e.pod,
+        "container_id": e.container_id,
+        "container_image": e.container_image,
+        "hostname": e.hostname,
+        "origin": e.origin,
+        "output": e.output,
+        "evidence": {
+            "segment": stored.segment,
+            "offset": stored.offset,
+            "length": stored.length,
+            "ref": stored.evidence,
+        },
+    }
+
+
+def _field_text(value: object) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    return json.dumps(value)  # a number or JSON structure where text was expected
+
+
+def _incident_text(incident: Incident, next_id: str | None) -> str:
+    c = incident.context
+    seconds = (incident.last_ns - incident.first_ns) // 1_000_000_000
+    rules = "; ".join(f"{r.rule} ({r.priority.label}, {r.count})" for r in ranked_rules(incident))
+    fields: list[tuple[str, str | None]] = [
+        ("workload", f"{workload_label(incident.workload)}  [{incident.workload.key}]"),
+        ("severity", f"{incident.severity.label} (risk score {incident.risk_score:.1f})"),
+        ("signals", f"{iso_time(incident.first_ns, precise=False)} -> "
+                    f"{iso_time(incident.last_ns, precise=False)} ({_duration(seconds)})"),
+        ("continues", incident.previous_id),
+        ("continued by", next_id),
+        ("events", f"{incident.event_count} signals; {c.total} context "
+                   f"(telemetry {c.telemetry}, low priority {c.low_priority}, "
+                   f"repeat {c.repeat})"),
+        ("rules", rules or "-"),
+        ("tactics", ", ".join(incident.tactics) or "-"),
+        ("techniques", ", ".join(incident.techniques) or "-"),
+        ("posture", ", ".join(incident.posture) or "-"),
+    ]  # fmt: skip
+    out = [f"Incident {_printable(incident.id)} ({_printable(incident.status)})"]
+    out.extend(f"  {name + ':':<14}{_printable(text)}" for name, text in fields if text is not None)
+    out.append("  reasons:")
+    out.extend(f"    {r.points:+6.1f}  {_printable(r.reason)}" for r in incident.reasons)
+    return "\n".join(out) + "\n\n"
+
+
+def _events_table(events: Sequence[StoredEvent], not_shown: int) -> str:
+    if not events:
+        return "No stored events.\n"
+    rows: list[tuple[str, ...]] = [
+        (
+            iso_time(s.event.time_ns),
+            _ROLE_LABELS.get(s.context, s.context or "signal"),
+            s.event.rule,
+            s.event.priority.label,
+            _field_text(s.event.fields.get("proc.name")) or "-",
+            _field_text(s.event.fields.get("proc.cmdline")) or "-",
+            _container(s),
+            s.evidence,
+        )
+        for s in events
+    ]
+    limits = [_EVENT_MAX_WIDTH.get(header) for header in _EVENT_HEADERS]
+    rows = [
+        tuple(_clip(_printable(c), n) for c, n in zip(row, limits, strict=True)) for row in rows
+    ]
+    widths = [max(len(h), *(len(r[n]) for r in rows)) for n, h in enumerate(_EVENT_HEADERS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(_EVENT_HEADERS, widths, strict=True)).rstrip()]
+    lines.extend(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+    signals = sum(1 for s in events if s.context is None)
+    lines.append("")
+    summary = f"{signals} signals, {len(events) - signals} context events"
+    if not_shown:
+        summary += f" ({not_shown} more context events not shown: --all lists them)"
+    lines.append(summary)
+    return "\n".join(lines) + "\n"
+
+
+def _event_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _container(stored: StoredEvent) -> str:
+    e = stored.event
+    if e.container_id is None:
+        return "-" if e.pod is None else e.pod
+    return f"{e.container_id} ({e.container_image})" if e.container_image else e.container_id
+
+
+def _duration(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -299,8 +299,8 @@ class _StoreHealth:
     def fail(self, exc: StoreError, writer: _Writer) -> None:
         if self.failed is None:
             log.error(
-                "cannot write to the store: %s; alerts are refused (HTTP 503, NATS nak) and the "
-                "store is tried again every %g s; everything acknowledged so far is stored",
+                "%s; alerts are refused (HTTP 503, NATS nak) and the store is tried again "
+                "every %g s; everything acknowledged so far is stored",
                 exc,
                 self._retry_s,
             )

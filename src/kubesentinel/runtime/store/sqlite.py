@@ -6,16 +6,25 @@ Tables:
 - ``segments``: the evidence. Each write keeps the alerts' bytes as received, concatenated and
   compressed with Zstandard (about 50 to 1 on Falco JSON), with the sha256 of the uncompressed
   bytes, which a read checks: altered or corrupt evidence is reported, never returned;
-- ``events``: one small row per event (id, incident, time, rule, workload, MITRE mapping...)
-  pointing at its bytes (segment, offset, length). An event is unique by (time_ns, id): a
-  redelivery is ignored, and keys that grow with time keep the insert at the end of the index
-  (a unique index on the random id alone cost 5 to 8 us per event, measured);
+- ``events``: one small row per event (id, incident, why it is context of it, time, rule,
+  workload, MITRE mapping...) pointing at its bytes (segment, offset, length). An event is
+  unique by (time_ns, id): a redelivery is ignored, and keys that grow with time keep the
+  insert at the end of the index (a unique index on the random id alone cost 5 to 8 us per
+  event, measured);
 - ``incidents``: one row per incident, upserted as its state changes;
 - ``posture``: one row, the last static scan as JSON.
 
 Lists and mappings are stored as JSON, never pickled. An incident's ``event_ids`` are not
-copied into its row: they are read back from the events table (its first ``event_id_count``
-events in write order), so upserting a busy incident costs the same whatever its size.
+copied into its row: they are read back from the events table (its events with no context
+reason, in write order), so upserting a busy incident costs the same whatever its size; each
+event of a write is filed under its incident from the ids the incident states of the same
+write added (``Incident.added_ids``, ``added_context``).
+
+Schema version 3 (this one) added ``events.context`` and ``incidents.previous_id`` and
+``incidents.context``, and a priority to each rule count; the writer migrates a version-2
+store in place when it opens it (``_MIGRATE_2_TO_3``, one transaction). A new store file is
+created with mode 0600 (SQLite gives its -wal and -shm files the same), in a directory created
+with mode 0700.
 
 A write has two halves: ``encode_write`` turns events and incidents into bytes (JSON rows and
 the evidence) and ``apply`` commits them. The monitor runs ``apply`` in a writer process of
@@ -28,12 +37,14 @@ consistent after a crash and can lose at most the last commits on power loss.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +64,14 @@ from kubesentinel.models import (
     Severity,
 )
 from kubesentinel.models.event import Workload
+from kubesentinel.models.incident import CONTEXT_REASONS, ContextCounts, EventIds
 from kubesentinel.models.posture import Posture
 from kubesentinel.runtime.evidence import falco_document
 from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store import codec
+from kubesentinel.runtime.store.interface import StoredEvent
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 5.0
 
 _SCHEMA = """
@@ -76,6 +89,7 @@ CREATE TABLE IF NOT EXISTS events (
     time_ns INTEGER NOT NULL,
     id TEXT NOT NULL,
     incident_id TEXT,
+    context TEXT,
     received_ns INTEGER NOT NULL,
     rule TEXT NOT NULL,
     priority INTEGER NOT NULL,
@@ -114,9 +128,12 @@ CREATE TABLE IF NOT EXISTS incidents (
     event_count INTEGER NOT NULL,
     event_id_count INTEGER NOT NULL,
     posture TEXT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    previous_id TEXT,
+    context TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS incidents_last ON incidents (last_ns);
+CREATE INDEX IF NOT EXISTS incidents_previous ON incidents (previous_id);
 CREATE INDEX IF NOT EXISTS incidents_namespace ON incidents (namespace, last_ns);
 CREATE INDEX IF NOT EXISTS incidents_workload ON incidents (workload_key, last_ns);
 CREATE TABLE IF NOT EXISTS posture (
@@ -124,15 +141,24 @@ CREATE TABLE IF NOT EXISTS posture (
     document TEXT NOT NULL
 );
 """
+# Version 2 -> 3, in one transaction with the rules' priorities (``_rule_priorities``). Rows of
+# version 2 read as: every event a signal, no link, no context ('{}': all counts 0).
+_MIGRATE_2_TO_3 = (
+    "ALTER TABLE events ADD COLUMN context TEXT",
+    "ALTER TABLE incidents ADD COLUMN previous_id TEXT",
+    "ALTER TABLE incidents ADD COLUMN context TEXT NOT NULL DEFAULT '{}'",
+    "CREATE INDEX IF NOT EXISTS incidents_previous ON incidents (previous_id)",
+)
 
 _EVENT_COLUMNS = (
     "time_ns, id, incident_id, received_ns, rule, priority, source, cluster, namespace, kind, "
-    "name, pod, container_id, container_image, tactics, techniques, origin, offset, length"
+    "name, pod, container_id, container_image, tactics, techniques, origin, offset, length, "
+    "context"
 )
 # S608: every statement here is built from constant column lists, never from input.
 _INSERT_EVENT = (
     f"INSERT INTO events ({_EVENT_COLUMNS}, segment) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (time_ns, id) DO NOTHING"  # a redelivery
 )
 _SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS}, segment FROM events"  # noqa: S608
@@ -142,17 +168,19 @@ _INSERT_SEGMENT = (
 )
 _INCIDENT_COLUMNS = (
     "id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, risk_score, "
-    "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status"
+    "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status, "
+    "previous_id, context"
 )
+# previous_id never changes: leaving it out of the update keeps its index untouched.
 _UPSERT_INCIDENT = (
     f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET first_ns = excluded.first_ns, last_ns = excluded.last_ns, "
     "severity = excluded.severity, risk_score = excluded.risk_score, "
     "reasons = excluded.reasons, rules = excluded.rules, tactics = excluded.tactics, "
     "techniques = excluded.techniques, event_count = excluded.event_count, "
     "event_id_count = excluded.event_id_count, posture = excluded.posture, "
-    "status = excluded.status"
+    "status = excluded.status, context = excluded.context"
 )
 _SELECT_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"  # noqa: S608
 _HINT = "check the path (forensics.storage_path), its permissions and free space"
@@ -196,33 +224,35 @@ class _Checkpointer:
         self._thread.join(timeout=5)
 
 
-class SQLiteStore:
-    """An ``IncidentStore`` in one SQLite file; safe to share between threads (one lock)."""
+class MigrationNeeded(StoreError):
+    """A read-only open of a store in an older schema that a writer would upgrade."""
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        """Open (or create) the store; ``readonly`` opens an existing one for reading only:
-        it never writes, not even a checkpoint, so it works on a full disk or a read-only copy."""
+
+class SQLiteStore:
+    """An ``IncidentStore`` in one SQLite file; safe to share between threads (one lock).
+
+    ``read_only`` opens an existing store without ever writing to it (no migration either: a
+    version-2 store must first be opened by a writer).
+    """
+
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
-        self.readonly = readonly
+        self.read_only = read_only
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
         try:
-            if readonly:
-                self._db = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro",
-                    uri=True,
-                    timeout=BUSY_TIMEOUT_S,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
+            if read_only:
+                target, uri = self.path.resolve().as_uri() + "?mode=ro", True
             else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(
-                    self.path,
-                    timeout=BUSY_TIMEOUT_S,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
+                _create_private(self.path)
+                target, uri = str(self.path), False
+            self._db = sqlite3.connect(
+                target,
+                timeout=BUSY_TIMEOUT_S,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=uri,
+            )
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store: {exc}", file=str(path), hint=_HINT) from exc
         try:
@@ -244,17 +274,8 @@ class SQLiteStore:
     def _open(self) -> None:
         """Check the schema with plain reads, so a reader opens while the monitor writes."""
         db = self._db
-        if self.readonly:
-            if self._schema_version() != SCHEMA_VERSION:
-                raise StoreError(
-                    f"store schema version {self._schema_version()} is not the version this "
-                    f"KubeSentinel reads ({SCHEMA_VERSION})",
-                    file=str(self.path),
-                    hint="open it once with `kubesentinel monitor` (it migrates older stores), "
-                    "or use the KubeSentinel version that wrote it",
-                )
-            return
-        db.execute("PRAGMA journal_mode = WAL")
+        if not self.read_only:
+            db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         # No checkpoint on the write path: a writing store runs them from its own thread (see
         # _Checkpointer), so a commit never waits for WAL pages to be copied into the file.
@@ -262,6 +283,10 @@ class SQLiteStore:
         db.execute("PRAGMA cache_size = -16384")  # 16 MiB page cache
         version = self._schema_version()
         if version is None:
+            if self.read_only:
+                raise StoreError(
+                    "the store is empty", file=str(self.path), hint="run `kubesentinel monitor`"
+                )
             with self._transaction():
                 if self._schema_version() is None:  # nobody created it meanwhile
                     for statement in _SCHEMA.split(";"):
@@ -275,6 +300,8 @@ class SQLiteStore:
                 file=str(self.path),
                 hint="upgrade kubesentinel, or point forensics.storage_path at a new file",
             )
+        elif version == 2:  # the one earlier version that migrates
+            self._migrate_from_2()
         elif version < SCHEMA_VERSION:
             # Version 1 (0.1.0 development builds) kept no evidence bytes to migrate from.
             raise StoreError(
@@ -284,6 +311,32 @@ class SQLiteStore:
                 hint="move the file aside (it stays readable by the version that wrote it); "
                 "the monitor then starts a new store",
             )
+
+    def _migrate_from_2(self) -> None:
+        """Version 2 -> 3 in place, in one transaction (another process may just have done it)."""
+        message = (
+            f"store schema version 2 must be upgraded to version {SCHEMA_VERSION}, which "
+            "needs write access to it"
+        )
+        hint = (
+            "open it once with write access (`kubesentinel monitor` or `kubesentinel incidents "
+            "list` as its owner); it is upgraded in place"
+        )
+        if self.read_only:
+            raise MigrationNeeded(message, file=str(self.path), hint=hint)
+        db = self._db
+        try:
+            with self._transaction():
+                if self._schema_version() != 2:  # another process migrated it meanwhile
+                    return
+                for statement in _MIGRATE_2_TO_3:
+                    db.execute(statement)
+                db.executemany("UPDATE incidents SET rules = ? WHERE id = ?", _rule_priorities(db))
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
+                raise StoreError(f"{message}: {exc}", file=str(self.path), hint=hint) from exc
+            raise
 
     def _schema_version(self) -> int | None:
         """None for a new (empty) file; StoreError for a database that is not ours."""
@@ -312,6 +365,16 @@ class SQLiteStore:
                 self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """A read transaction: an incident row and its events' rows from one committed state."""
+        self._db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            if self._db.in_transaction:
+                self._db.execute("COMMIT")
 
     @contextmanager
     def _guard(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -369,44 +432,90 @@ class SQLiteStore:
     # -- reading -----------------------------------------------------------------------------
 
     def list_incidents(
-        self, *, limit: int | None = None, namespace: str | None = None
+        self,
+        *,
+        limit: int | None = None,
+        namespace: str | None = None,
+        since_ns: int | None = None,
+        min_severity: Severity | None = None,
+        status: str | None = None,
     ) -> list[Incident]:
-        """Newest first (by last event time, then id)."""
-        sql = _SELECT_INCIDENTS
-        params: list[Any] = []
-        if namespace is not None:
-            sql += " WHERE namespace = ?"
-            params.append(namespace)
-        sql += " ORDER BY last_ns DESC, id"
+        """Newest first (by last signal time, then id); the filters as ``count_incidents``."""
+        where, params = _where(namespace, since_ns, min_severity, status)
+        sql = f"{_SELECT_INCIDENTS}{where} ORDER BY last_ns DESC, id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(max(limit, 0))
-        with self._guard("read incidents") as db:
+        with self._guard("read incidents") as db, self._snapshot():
             rows = db.execute(sql, params).fetchall()
-            return [_incident_from(row, self._event_ids(db, row[0], row[15])) for row in rows]
+            return [_incident_from(row, self._event_ids(db, row[0])) for row in rows]
+
+    def count_incidents(
+        self,
+        *,
+        namespace: str | None = None,
+        since_ns: int | None = None,
+        min_severity: Severity | None = None,
+        status: str | None = None,
+    ) -> int:
+        """How many incidents match: in ``namespace``, with a signal at or after ``since_ns``,
+        of ``min_severity`` or above, with that ``status``."""
+        where, params = _where(namespace, since_ns, min_severity, status)
+        with self._guard("count incidents") as db:
+            count: int = db.execute(f"SELECT count(*) FROM incidents{where}", params).fetchone()[0]  # noqa: S608 (placeholders only)
+            return count
 
     def get_incident(self, incident_id: str) -> Incident | None:
         sql = _SELECT_INCIDENTS + " WHERE id = ?"
-        with self._guard("read an incident") as db:
+        with self._guard("read an incident") as db, self._snapshot():
             row = db.execute(sql, (incident_id,)).fetchone()
             if row is None:
                 return None
-            return _incident_from(row, self._event_ids(db, row[0], row[15]))
+            return _incident_from(row, self._event_ids(db, row[0]))
+
+    def next_of(self, incident_id: str) -> str | None:
+        """The id of the incident that continues this one (``previous_id`` = it), if any."""
+        with self._guard("read an incident") as db:
+            row = db.execute(
+                "SELECT id FROM incidents WHERE previous_id = ? ORDER BY first_ns, id LIMIT 1",
+                (incident_id,),
+            ).fetchone()
+            return None if row is None else str(row[0])
 
     def events_of(self, incident_id: str) -> list[Event]:
-        """Every stored event of the incident (beyond the id cap too), oldest first, rebuilt
-        from its evidence bytes; a segment whose bytes no longer match their digest raises."""
+        """Every stored event of the incident, signals and context, oldest first, rebuilt from
+        its evidence bytes; a segment whose bytes no longer match their digest raises."""
         sql = _SELECT_EVENTS + " WHERE incident_id = ? ORDER BY time_ns, rowid"
-        with self._guard("read events") as db:
-            rows = db.execute(sql, (incident_id,)).fetchall()
+        return [stored.event for stored in self._stored([(sql, (incident_id,))])]
+
+    def stored_events_of(
+        self, incident_id: str, *, context_limit: int | None = None
+    ) -> list[StoredEvent]:
+        """The incident's signals, oldest first, then its context events (the first
+        ``context_limit`` of them, all when None), each with where its evidence is; the
+        evidence is checked as by ``events_of``."""
+        signals = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NULL"
+        context = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NOT NULL"
+        limit = -1 if context_limit is None else max(context_limit, 0)  # -1: no limit
+        return self._stored([
+            (f"{signals} ORDER BY time_ns, rowid", (incident_id,)),
+            (f"{context} ORDER BY time_ns, rowid LIMIT ?", (incident_id, limit)),
+        ])  # fmt: skip
+
+    def _stored(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[StoredEvent]:
+        """The events the queries select, in their order, from one committed state."""
+        with self._guard("read events") as db, self._snapshot():
+            rows = [row for sql, params in queries for row in db.execute(sql, params)]
             segments: dict[int, bytes] = {}
-            events = []
+            stored = []
             for row in rows:
-                segment = segments.get(row[19])
+                segment_id, offset, length = row[20], row[17], row[18]
+                segment = segments.get(segment_id)
                 if segment is None:
-                    segment = segments[row[19]] = self._segment(db, row[19])
-                events.append(_event_from(row, segment[row[17] : row[17] + row[18]]))
-            return events
+                    segment = segments[segment_id] = self._segment(db, segment_id)
+                event = _event_from(row, segment[offset : offset + length])
+                stored.append(StoredEvent(event, row[2], row[19], segment_id, offset, length))
+            return stored
 
     def _segment(self, db: sqlite3.Connection, segment_id: int) -> bytes:
         row = db.execute(
@@ -440,15 +549,15 @@ class SQLiteStore:
         return posture_from_document(row[0])
 
     @staticmethod
-    def _event_ids(db: sqlite3.Connection, incident_id: str, count: int) -> tuple[str, ...]:
-        sql = "SELECT id FROM events WHERE incident_id = ? ORDER BY rowid LIMIT ?"
-        return tuple(row[0] for row in db.execute(sql, (incident_id, count)))
+    def _event_ids(db: sqlite3.Connection, incident_id: str) -> EventIds:
+        sql = "SELECT id FROM events WHERE incident_id = ? AND context IS NULL ORDER BY rowid"
+        return EventIds(row[0] for row in db.execute(sql, (incident_id,)))
 
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
-        if self.readonly:
+        if self.read_only:
             with self._lock:
                 self._db.close()
             return
@@ -476,38 +585,6 @@ class SQLiteStore:
         self.close()
 
 
-class _Owners:
-    """Which incident each event of a write belongs to, from the incidents of the same write.
-
-    A workload with one incident in the write owns all its events (past the id cap too). A
-    workload whose incident closed and reopened within the batch has several: each event goes
-    to the one listing its id, else to the one whose time span holds it, else the newest.
-    """
-
-    def __init__(self, incidents: Iterable[Incident]) -> None:
-        by_workload: dict[str, list[Incident]] = {}
-        for incident in incidents:
-            by_workload.setdefault(incident.workload.key, []).append(incident)
-        self.single = {key: group[0].id for key, group in by_workload.items() if len(group) == 1}
-        self.split = {key: group for key, group in by_workload.items() if len(group) > 1}
-        self._listed = {
-            event_id: incident.id
-            for group in self.split.values()
-            for incident in group
-            for event_id in incident.event_ids
-        }
-
-    def split_owner(self, event: Event, key: str) -> str | None:
-        group = self.split.get(key)
-        if group is None:
-            return self.single.get(key)
-        listed = self._listed.get(event.id)
-        if listed is not None:
-            return listed
-        spans = [i for i in group if i.first_ns <= event.time_ns <= i.last_ns]
-        return (spans or group)[-1].id
-
-
 @dataclass(frozen=True, slots=True)
 class EncodedWrite:
     """One write as bytes, ready to cross to a writer process: JSON arrays of event rows and
@@ -521,52 +598,56 @@ class EncodedWrite:
 def encode_write(events: Sequence[Event], incidents: Sequence[Incident]) -> EncodedWrite | None:
     """The rows of a write, or None when there is nothing to write.
 
-    Each event is stored with the id of the incident of its workload in the same call: the
-    one that lists its id, which is the only one unless a workload's incident closed and a
-    new one opened within the batch (events past the per-incident id cap map that way too).
+    Each event is filed under the incident whose state in the same call added it (as a signal,
+    or as context with its reason); an event no state added (context of a workload with no
+    open incident, a redelivery) belongs to no incident. The last state of an incident wins.
     """
     if not events and not incidents:
         return None
-    latest = {incident.id: incident for incident in incidents}  # last state wins
-    event_rows, evidence = _event_rows(events, _Owners(latest.values()))
+    latest: dict[str, Incident] = {}
+    owners: dict[str, tuple[str, str | None]] = {}
+    for incident in incidents:
+        latest[incident.id] = incident
+        if incident.added_ids:
+            owners.update(dict.fromkeys(incident.added_ids, (incident.id, None)))
+        if incident.added_context:
+            marks = {reason: (incident.id, reason) for reason in CONTEXT_REASONS}
+            owners.update({event_id: marks[why] for event_id, why in incident.added_context})
+    event_rows, evidence = _event_rows(events, owners)
     incident_rows = _json_array([_incident_row(incident) for incident in latest.values()])
     return EncodedWrite(event_rows, evidence, incident_rows)
 
 
-def _event_rows(events: Sequence[Event], owners: _Owners) -> tuple[bytes, bytes]:
-    single = owners.single
-    split = owners.split_owner if owners.split else None
+_NO_OWNER: tuple[None, None] = (None, None)
+
+
+def _event_rows(
+    events: Sequence[Event], owners: dict[str, tuple[str, str | None]]
+) -> tuple[bytes, bytes]:
+    owner_of = owners.get
     as_json = _tuple_json
     rows = []
     chunks = []
     offset = 0
     for e in events:
         w = e.workload
-        owner = single.get(w.key) if split is None else split(e, w.key)
+        owner, context = owner_of(e.id, _NO_OWNER)
         raw = e.raw or _document(e)
         size = len(raw)
         chunks.append(raw)
         rows.append(
             (e.time_ns, e.id, owner, e.received_ns, e.rule, e.priority, e.source, w.cluster,
              w.namespace, w.kind, w.name, e.pod, e.container_id, e.container_image,
-             as_json(e.tactics), as_json(e.techniques), e.origin, offset, size)
+             as_json(e.tactics), as_json(e.techniques), e.origin, offset, size, context)
         )  # fmt: skip
         offset += size
     return _json_array(rows), b"".join(chunks)
 
 
-_JSON_CACHE_LIMIT = 4096
-_json_cache: dict[tuple[str, ...], str] = {}
-
-
+@functools.lru_cache(maxsize=4096)
 def _tuple_json(values: tuple[str, ...]) -> str:
     """MITRE tuples repeat with their rule: encode each distinct one once."""
-    text = _json_cache.get(values)
-    if text is None:
-        if len(_json_cache) >= _JSON_CACHE_LIMIT:
-            _json_cache.clear()
-        text = _json_cache[values] = json.dumps(values)
-    return text
+    return json.dumps(values)
 
 
 def _document(event: Event) -> bytes:
@@ -596,17 +677,24 @@ def _utf8_safe(value: Any) -> Any:
 
 def _incident_row(incident: Incident) -> tuple[Any, ...]:
     w = incident.workload
+    c = incident.context
+    rules = [
+        {"rule": r.rule, "count": r.count, "priority": r.priority.label} for r in incident.rules
+    ]
+    context = {"telemetry": c.telemetry, "low_priority": c.low_priority, "repeat": c.repeat,
+               "sample_ids": list(incident.context_ids)}  # fmt: skip
     return (
         incident.id, w.key, w.cluster, w.namespace, w.kind, w.name, incident.first_ns,
         incident.last_ns, incident.severity.label, incident.risk_score,
         json.dumps([{"points": r.points, "reason": r.reason} for r in incident.reasons]),
-        json.dumps([{"rule": r.rule, "count": r.count} for r in incident.rules]),
-        json.dumps(incident.tactics), json.dumps(incident.techniques), incident.event_count,
-        len(incident.event_ids), json.dumps(incident.posture), incident.status,
+        json.dumps(rules), json.dumps(incident.tactics), json.dumps(incident.techniques),
+        incident.event_count, incident.event_count, json.dumps(incident.posture),
+        incident.status, incident.previous_id, json.dumps(context),
     )  # fmt: skip
 
 
-def _incident_from(row: Sequence[Any], event_ids: tuple[str, ...]) -> Incident:
+def _incident_from(row: Sequence[Any], event_ids: EventIds) -> Incident:
+    context = json.loads(row[19])
     return Incident(
         id=row[0],
         workload=Workload(cluster=row[2], namespace=row[3], kind=row[4], name=row[5]),
@@ -615,14 +703,78 @@ def _incident_from(row: Sequence[Any], event_ids: tuple[str, ...]) -> Incident:
         severity=Severity.parse(row[8]),
         risk_score=row[9],
         reasons=tuple(RiskReason(r["points"], r["reason"]) for r in json.loads(row[10])),
-        rules=tuple(RuleCount(r["rule"], r["count"]) for r in json.loads(row[11])),
+        rules=tuple(
+            RuleCount(r["rule"], r["count"], Priority.parse(r.get("priority", "debug")))
+            for r in json.loads(row[11])
+        ),
         tactics=tuple(json.loads(row[12])),
         techniques=tuple(json.loads(row[13])),
         event_count=row[14],
         event_ids=event_ids,
         posture=tuple(json.loads(row[16])),
         status=row[17],
+        previous_id=row[18],
+        context=ContextCounts(
+            context.get("telemetry", 0), context.get("low_priority", 0), context.get("repeat", 0)
+        ),
+        context_ids=tuple(context.get("sample_ids", ())),
     )
+
+
+def _where(
+    namespace: str | None, since_ns: int | None, min_severity: Severity | None, status: str | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (placeholders only) and its parameters for the incident filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if namespace is not None:
+        clauses.append("namespace = ?")
+        params.append(namespace)
+    if since_ns is not None:
+        clauses.append("last_ns >= ?")
+        params.append(since_ns)
+    if min_severity is not None:
+        labels = [s.label for s in Severity if s >= min_severity]
+        clauses.append(f"severity IN ({', '.join('?' * len(labels))})")
+        params.extend(labels)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+
+def _rule_priorities(db: sqlite3.Connection) -> list[tuple[str, str]]:
+    """(rules JSON with each rule's highest priority among its events, incident id) for every
+    incident of a version-2 store; a rule none of whose events is left reads as Debug."""
+    highest: dict[tuple[str, str], int] = {
+        (incident, rule): priority
+        for incident, rule, priority in db.execute(
+            "SELECT incident_id, rule, max(priority) FROM events "
+            "WHERE incident_id IS NOT NULL GROUP BY incident_id, rule"
+        )
+    }
+    updates = []
+    for incident_id, rules_json in db.execute("SELECT id, rules FROM incidents").fetchall():
+        rules = json.loads(rules_json)
+        for rule in rules:
+            value = highest.get((incident_id, rule["rule"]), Priority.DEBUG)
+            rule["priority"] = Priority(value).label
+        updates.append((json.dumps(rules), incident_id))
+    return updates
+
+
+def _create_private(path: Path) -> None:
+    """Create the store's directory (mode 0700) and empty file (mode 0600) if missing: events
+    hold command lines and secrets' paths. Existing ones are left as they are."""
+    parent = path.parent
+    if not parent.exists():
+        parent.mkdir(parents=True, exist_ok=True)
+        parent.chmod(0o700)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _event_from(row: Sequence[Any], raw: bytes) -> Event:
