@@ -224,6 +224,14 @@ class _Checkpointer:
         self._thread.join(timeout=5)
 
 
+# What reading a damaged row raises (bad JSON, a missing key, a wrong type, a bad enum value).
+_DAMAGE = (ValueError, KeyError, TypeError, IndexError, AttributeError)
+
+
+def _what(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:200]
+
+
 class MigrationNeeded(StoreError):
     """A read-only open of a store in an older schema that a writer would upgrade."""
 
@@ -263,10 +271,10 @@ class SQLiteStore:
         except sqlite3.OperationalError as exc:  # locked, read-only, I/O error
             self._db.close()
             raise StoreError(f"cannot open the store: {exc}", file=str(path), hint=_HINT) from exc
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, *_DAMAGE) as exc:
             self._db.close()
             raise StoreError(
-                f"not a KubeSentinel store, or the file is corrupt: {exc}",
+                f"not a KubeSentinel store, or the file is corrupt: {_what(exc)}",
                 file=str(self.path),
                 hint="move the file aside; the monitor creates a new store on its next start",
             ) from exc
@@ -384,6 +392,12 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise StoreError(
                     f"cannot {action}: {exc}", file=str(self.path), hint=_HINT
+                ) from exc
+            except _DAMAGE as exc:  # a row that is not what this version wrote
+                raise StoreError(
+                    f"cannot {action}: the store holds damaged data ({_what(exc)})",
+                    file=str(self.path),
+                    hint=_TAMPER_HINT,
                 ) from exc
 
     # -- writing -----------------------------------------------------------------------------
@@ -540,13 +554,11 @@ class SQLiteStore:
         return evidence
 
     def load_posture(self) -> Posture | None:
-        with self._guard("load the posture") as db:
-            row = db.execute("SELECT document FROM posture WHERE id = 1").fetchone()
-        if row is None:
-            return None
         from kubesentinel.bridge import posture_from_document
 
-        return posture_from_document(row[0])
+        with self._guard("load the posture") as db:
+            row = db.execute("SELECT document FROM posture WHERE id = 1").fetchone()
+            return None if row is None else posture_from_document(row[0])
 
     @staticmethod
     def _event_ids(db: sqlite3.Connection, incident_id: str) -> EventIds:
