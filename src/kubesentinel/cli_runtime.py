@@ -70,8 +70,14 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="kubeconfig context for owner lookups")  # fmt: skip
     monitor.add_argument("--no-k8s-lookup", action="store_true",
                          help="name workloads from pod names only")  # fmt: skip
-    monitor.add_argument("--token-env", default="KUBESENTINEL_HTTP_TOKEN", metavar="VAR",
-                         help="environment variable holding the HTTP bearer token")  # fmt: skip
+    monitor.add_argument("--token-env", metavar="VAR", help="variable holding the HTTP bearer "
+                         "token (default: KUBESENTINEL_HTTP_TOKEN, may be unset)")  # fmt: skip
+    monitor.add_argument("--tls-cert", metavar="FILE", help="PEM certificate for https://")
+    monitor.add_argument("--tls-key", metavar="FILE", help="PEM private key for https://")
+    monitor.add_argument("--tls-client-ca", metavar="FILE",
+                         help="require client certificates from this CA (mutual TLS)")  # fmt: skip
+    monitor.add_argument("--allow-unauthenticated", action="store_true",
+                         help="take alerts off loopback with neither token nor mTLS")  # fmt: skip
     monitor.set_defaults(handler=_monitor)
 
     incidents = commands.add_parser("incidents", help="read incidents from the store")
@@ -113,6 +119,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.posture import load_posture_file
     from kubesentinel.runtime.sources import open_source
+    from kubesentinel.runtime.sources.http_options import options_from_args
 
     min_priority = _check_monitor_args(args)
     import logging  # the monitor's only: not on the scan's start-up path
@@ -122,6 +129,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     posture: Posture | None = load_posture_file(args.posture) if args.posture else None
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
+    http = options_from_args(args, uri, os.environ)
     # Signals are handled from here on: a SIGTERM while starting still ends with a summary.
     stop = threading.Event()
     opened: list[Any] = []
@@ -131,7 +139,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         queue_size=config.runtime.buffer_size,
         metrics=metrics,
         follow=args.follow,
-        token=os.environ.get(args.token_env) or None,
+        token=http.token,
+        tls=http.tls,
     )
     opened.append(source)
     if stop.is_set():

@@ -1,70 +1,97 @@
-"""An HTTP receiver for Falco's ``http_output`` and falcosidekick's webhook output.
+"""An HTTP(S) receiver for Falco's ``http_output`` and falcosidekick's webhook output.
 
-Both POST one JSON alert per request (falcosidekick adds ``uuid``). The body is queued as is:
-the parser judges it, so a malformed alert reaches the dead-letter file instead of vanishing
-in a 400. Answers:
+Both POST one JSON alert per request (falcosidekick adds ``uuid``), on any path but
+``/healthz`` and ``/metrics``. The body is queued as is with an ``ack``, and the answer waits
+until the pipeline settles it, so a 200 means the alert is in the store:
 
-- ``200`` only once the alert is in the bounded queue (``queue.Queue(maxsize=queue_size)``);
-- ``429`` with ``Retry-After`` when the queue is full (counted as ``refused``), so the sender
-  keeps the alert and retries: back-pressure, never a silent drop;
-- ``503`` while shutting down; ``401`` without the bearer token when one is configured (digests
-  compared in constant time); ``413`` over ``max_body``; ``411`` without ``Content-Length``
-  or with ``Transfer-Encoding`` (Falco's libcurl and falcosidekick's Go client send a length);
-  ``400`` for an empty body or a malformed request; ``431`` for headers over 16 KiB.
+- ``200`` stored; ``400`` with the parser's reason when it is not a Falco alert (it is in the
+  dead-letter file: the sender must not retry it); ``503`` with ``Retry-After`` when it could
+  not be stored (the store failed, the monitor stopped), so the sender retries;
+- at once, before the queue: ``429`` with ``Retry-After`` when the queue is full by count or
+  bytes (counted as ``refused``); ``503`` with ``Retry-After`` while shutting down or while
+  ``set_unavailable(reason)`` holds; ``401`` without the bearer token when one is set;
+  ``413`` over ``max_body``; ``400`` for an empty body, a malformed request, or a
+  Content-Length given twice or beside Transfer-Encoding (request smuggling); ``431`` for a
+  head over 16 KiB; ``405``/``404`` for other methods and paths.
 
-POST is accepted on any path but ``/healthz`` and ``/metrics``, so a falcosidekick webhook
-address or a Falco ``http_output.url`` with a path still works. ``GET /healthz`` answers
-``{"status": "ok", "queue_depth": N, "queue_size": M}``; ``GET /metrics`` the Prometheus text
+``GET /healthz`` answers ``{"status": "ok", "queue_depth": N, "queue_size": M}`` (503 with
+``"shutting down"`` or ``"unavailable"`` and the reason); ``GET /metrics`` the Prometheus text
 of the monitor's ``Metrics``. Both stay open without the token, for probes and scrapers.
 
-Why not ``http.server``: measured on this 2-core machine, the standard library's threaded
-server costs about 200 µs of CPU per alert (about 4,000 alerts/s); this single-threaded
-``selectors`` loop with a deliberately small HTTP/1.1 subset (Content-Length framing,
-keep-alive, pipelining, ``Expect: 100-continue``) costs about 60 µs (over 10,000 alerts/s).
-``close()`` stops accepting; ``batches()`` then hands out what was already queued (each of
-those was answered ``200``) and ends.
+h11 parses every request (HTTP/1.1 keep-alive, pipelining, chunked bodies,
+``Expect: 100-continue``); one thread runs a ``selectors`` loop over the sockets. Answers are
+written in request order per connection, from prebuilt bytes: each request gets a fresh
+``h11.Connection`` fed the previous one's unread bytes, because the answer is only known after
+the pipeline settles and by then later pipelined requests have been read. A connection stops
+being read while ``max_pending`` answers are owed on it. The ``ack`` runs on the store's
+thread: it appends to a deque and wakes the loop through a socket pair, once per burst.
+
+Limits: ``max_connections`` (at the cap the oldest idle connection, one without a request
+head read or an answer owed, is closed for the newcomer; out of file descriptors, the same,
+else the listener rests 100 ms); the head must arrive within ``Timeouts.head_s``, the body
+within ``Timeouts.body_s``, the TLS handshake within ``Timeouts.handshake_s``; an idle
+keep-alive connection is closed after ``Timeouts.keep_alive_s``.
+
+TLS: pass an ``ssl.SSLContext`` (see ``http_options.server_context``: TLS 1.2 or later, and
+with a client CA the client certificate is required, as Falco's ``http_output.mtls`` sends).
+The handshake runs non-blocking in the same loop. ``close()`` stops the listener and answers
+503; the loop keeps delivering the answers of alerts already queued while ``batches()`` hands
+them out, for up to ``Timeouts.grace_s``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import hmac
 import json
+import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Final
 
-from kubesentinel.errors import SourceError
+import h11
+
 from kubesentinel.runtime.metrics import CONTENT_TYPE, Metrics
-from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources import http_wire as wire
+from kubesentinel.runtime.sources.interface import Outcome, RawAlert
 from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES, AlertQueue, live_batches
+
+log = logging.getLogger("kubesentinel.http")
 
 MAX_BODY_BYTES: Final = 1024 * 1024
 MAX_HEAD_BYTES: Final = 16 * 1024
 MAX_CONNECTIONS: Final = 1024
-IDLE_TIMEOUT_S: Final = 300.0
+MAX_PENDING: Final = 32
 LINGER_S: Final = 2.0
-SWEEP_S: Final = 0.5
-RETRY_AFTER_S: Final = 1
+LISTEN_PAUSE_S: Final = 0.1
 # A refused body (401, 413) is read and dropped up to this many times max_body, so the sender
 # reads a clean answer on a live connection; beyond that the connection is closed.
 DISCARD_FACTOR: Final = 4
 RECV_BYTES: Final = 256 * 1024
+TLS_WRITE: Final = 64 * 1024
+_OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_NEVER: Final = float("inf")
+_READ: Final = selectors.EVENT_READ
+_WRITE: Final = selectors.EVENT_WRITE
+# Request states of a connection.
+_HEAD, _BODY, _DISCARD, _STOPPED = range(4)
 
-_REASONS: Final = {
-    100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
-    405: "Method Not Allowed", 411: "Length Required", 413: "Content Too Large",
-    429: "Too Many Requests", 431: "Request Header Fields Too Large",
-    503: "Service Unavailable",
-}  # fmt: skip
-_ERRORS: Final = {400: b"malformed request\n", 411: b"Content-Length required\n"}
-_OK: Final = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
-_CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
-_TEXT: Final = "text/plain; charset=utf-8"
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    handshake_s: float = 10.0
+    head_s: float = 10.0  # the whole request head, from its first byte
+    body_s: float = 30.0
+    keep_alive_s: float = 300.0
+    grace_s: float = 10.0  # after close(): answers owed are still delivered this long
 
 
 class HttpSource:
@@ -80,23 +107,32 @@ class HttpSource:
         *,
         metrics: Metrics | None = None,
         token: str | None = None,
+        tls: ssl.SSLContext | None = None,
         queue_bytes: int = DEFAULT_BUFFER_BYTES,
         max_body: int = MAX_BODY_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
+        max_pending: int = MAX_PENDING,
+        timeouts: Timeouts = Timeouts(),
         idle_s: float = 0.2,
     ) -> None:
-        if queue_size < 1:
-            raise ValueError("queue_size must be positive")
+        if queue_size < 1 or max_connections < 1 or max_pending < 1:
+            raise ValueError("queue_size, max_connections and max_pending must be positive")
         self.metrics = metrics if metrics is not None else Metrics()
         self.queue = AlertQueue(queue_size, queue_bytes)
         self.max_body = max_body
+        self.max_connections = max_connections
+        self.max_pending = max_pending
+        self.timeouts = timeouts
         self.idle_s = idle_s
+        self.tls = tls
         self.closing = False
-        self._auth = _digest(b"Bearer " + token.encode()) if token else None
-        self._listener = _listen(host, port)
+        self.unavailable: str | None = None
+        self._auth = _digest(token.encode()) if token else None
+        self._listener = wire.listen(host, port)
         bound = self._listener.getsockname()
         self.address: tuple[str, int] = (str(bound[0]), int(bound[1]))
         shown = f"[{self.address[0]}]" if ":" in self.address[0] else self.address[0]
-        self.name = f"http://{shown}:{self.address[1]}"
+        self.name = f"{'https' if tls else 'http'}://{shown}:{self.address[1]}"
         self._loop = _Loop(self)
         self._thread = threading.Thread(target=self._loop.run, name=self.name, daemon=True)
         self._thread.start()
@@ -104,8 +140,16 @@ class HttpSource:
     def authorized(self, header: bytes | None) -> bool:
         if self._auth is None:
             return True
+        if header is None:
+            return False
+        scheme, _, credentials = header.partition(b" ")
         # Compare digests: constant time, and the token's length does not leak either.
-        return header is not None and hmac.compare_digest(_digest(header), self._auth)
+        ok = hmac.compare_digest(_digest(credentials), self._auth)
+        return ok and scheme.lower() == b"bearer"
+
+    def set_unavailable(self, reason: str | None) -> None:
+        """While a reason is set, POSTs get 503 with Retry-After and /healthz says why."""
+        self.unavailable = wire.text(reason).decode().strip() if reason else None
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
         return live_batches(
@@ -117,363 +161,577 @@ class HttpSource:
         )
 
     def close(self) -> None:
-        """Refuse new alerts, stop the listener; ``batches()`` drains the queue and ends."""
+        """Refuse new alerts and stop the listener; ``batches()`` drains the queue and ends.
+
+        Waits for the loop only when every queued alert is settled: called from a signal
+        handler on the pipeline's thread, waiting for answers that thread owes would stall.
+        """
         self.closing = True
-        if not self._loop.stopped.is_set():
-            self._loop.stop()
-            self._thread.join(timeout=2)
+        loop = self._loop
+        loop.wake()
+        if not self.queue and loop.unsettled <= len(loop.settled):
+            self._thread.join(timeout=min(2.0, self.timeouts.grace_s))
+
+    def health(self) -> tuple[int, bytes]:
+        doc: dict[str, object] = {"status": "ok"}
+        if self.closing:
+            doc["status"] = "shutting down"
+        elif self.unavailable is not None:
+            doc = {"status": "unavailable", "reason": self.unavailable}
+        doc.update(queue_depth=len(self.queue), queue_size=self.queue.max_items)
+        return (200 if doc["status"] == "ok" else 503), (json.dumps(doc) + "\n").encode()
+
+
+class _Slot:
+    """One answer owed on a connection, in request order; the ``ack`` of a queued alert."""
+
+    __slots__ = ("answer", "close", "conn", "loop", "outcome", "reason")
+
+    def __init__(self, loop: _Loop, conn: _Conn, close: bool, answer: bytes | None) -> None:
+        self.loop = loop
+        self.conn = conn
+        self.close = close
+        self.answer = answer
+        self.outcome = Outcome.STORED
+        self.reason = ""
+
+    def __call__(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
+        # Runs on the store's thread: record, queue, and wake the loop unless a wake-up is
+        # already on its way (the loop clears the flag before it drains the deque).
+        self.outcome = outcome
+        self.reason = reason
+        loop = self.loop
+        loop.settled.append(self)
+        if not loop.woken:
+            loop.wake()
 
 
 class _Conn:
     __slots__ = (
-        "closing", "continued", "discard", "inbuf", "last", "linger", "origin", "outbuf", "sock",
+        "body", "close", "closing", "dead", "deadline", "discard", "eof", "handshaking", "head",
+        "lingering", "mask", "origin", "outbuf", "parser", "pending", "retry", "size", "sock",
+        "state", "tls", "want",
     )  # fmt: skip
 
-    def __init__(self, sock: socket.socket, origin: str) -> None:
+    def __init__(self, sock: socket.socket, origin: str, deadline: float, tls: bool) -> None:
         self.sock = sock
         self.origin = origin
-        self.inbuf = b""
+        self.tls = tls
+        self.handshaking = tls
+        self.want = _READ  # what the TLS handshake waits for
+        self.parser: h11.Connection | None = None  # one per request
+        self.head = b""  # the raw head so far: h11 does not keep it for the smuggling check
+        self.state = _HEAD
+        self.body: list[bytes] = []
+        self.size = 0
+        self.discard = 0  # bytes of a refused body still allowed through
+        self.close = False  # the request being read asked to close after its answer
+        self.pending: deque[_Slot] = deque()
         self.outbuf = b""
-        self.discard = 0  # bytes of a refused body still to drop
-        self.continued = False  # "100 Continue" sent for the request being received
-        self.closing = False  # close once outbuf is sent
-        self.linger = 0.0  # when closing: answer sent, input drained until this deadline
-        self.last = time.monotonic()
-
-
-class _Request:
-    __slots__ = ("close", "expect", "length", "method", "path", "token")
-
-    def __init__(self) -> None:
-        self.method = b""
-        self.path = b""
-        self.length = 0
-        self.close = False
-        self.expect = False
-        self.token: bytes | None = None
+        self.retry = 0  # TLS: a write that must be retried with the same length
+        self.closing = False  # close once everything owed is sent
+        self.eof = False
+        self.lingering = False
+        self.dead = False
+        self.mask = 0
+        self.deadline = deadline
 
 
 class _Loop:
-    """One thread: accept, read, answer; the only code that touches the sockets."""
+    """One thread: accept, handshake, read, answer; the only code that touches the sockets."""
 
     def __init__(self, source: HttpSource) -> None:
         self.source = source
+        self.timeouts = source.timeouts
         self.selector = selectors.DefaultSelector()
-        self.selector.register(source._listener, selectors.EVENT_READ, None)
-        self.conns: dict[socket.socket, _Conn] = {}
-        self.stopped = threading.Event()
-        self.next_sweep = time.monotonic() + SWEEP_S
+        self.selector.register(source._listener, _READ, None)
+        self.listening = True
+        self.resume_at = 0.0
+        self.conns: dict[socket.socket, _Conn] = {}  # in accept order: the oldest first
+        self.settled: deque[_Slot] = deque()
+        self.unsettled = 0  # alerts queued whose settlement the loop has not handled yet
+        self.woken = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r, _READ, self)
+        self.sweep_s = min(0.5, self.timeouts.head_s / 4, self.timeouts.handshake_s / 4)
+        self.next_sweep = time.monotonic() + self.sweep_s
+        self.grace_until = _NEVER
 
-    def stop(self) -> None:
-        self.stopped.set()
+    def wake(self) -> None:
+        self.woken = True
+        # Full: a wake-up is pending anyway; closed: the loop has ended.
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
 
     def run(self) -> None:
-        select = self.selector.select
         try:
-            while not self.stopped.is_set():
-                for key, mask in select(0.1):
-                    conn = key.data
-                    if conn is None:
-                        self.accept()
-                        continue
-                    try:
-                        if mask & selectors.EVENT_READ:
-                            self.read(conn)
-                        if mask & selectors.EVENT_WRITE and conn.sock in self.conns:
-                            self.flush(conn)
-                    except Exception:  # one bad connection must not stop the listener
-                        self.drop(conn)
-                if time.monotonic() > self.next_sweep:
-                    self.sweep()
+            while self.step():
+                pass
         finally:
             for conn in list(self.conns.values()):
                 self.drop(conn)
             self.selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
+            if self.listening:
+                self.source._listener.close()
+
+    def step(self) -> bool:
+        """One round of the loop; False once closing is complete."""
+        for key, mask in self.selector.select(self.sweep_s):
+            conn = key.data
+            if conn is None:
+                self.accept()
+            elif conn is self:
+                self.settle()
+            else:
+                try:
+                    if conn.handshaking:
+                        self.handshake(conn)
+                        continue
+                    if mask & _READ:
+                        self.read(conn)
+                    if mask & _WRITE and not conn.dead:
+                        self.flush(conn)
+                except Exception:  # one bad connection must not stop the listener
+                    log.exception("dropped a connection from %s", conn.origin)
+                    self.drop(conn)
+        now = time.monotonic()
+        if now >= self.next_sweep:
+            self.sweep(now)
+        if self.resume_at and now >= self.resume_at and not self.source.closing:
+            self.resume_at = 0.0
+            self.selector.register(self.source._listener, _READ, None)
+        if self.source.closing:
+            return self.closing(now)
+        return True
+
+    def closing(self, now: float) -> bool:
+        if self.listening:
+            self.listening = False
+            if not self.resume_at:
+                self.selector.unregister(self.source._listener)
             self.source._listener.close()
+            self.grace_until = now + self.timeouts.grace_s
+        owed = self.unsettled or any(c.outbuf or c.pending for c in self.conns.values())
+        return bool(owed) and now < self.grace_until
+
+    # --- connections -----------------------------------------------------------------------
 
     def accept(self) -> None:
-        while True:
+        source = self.source
+        for _ in range(64):  # bounded: a flood of connects must not starve the open ones
             try:
-                sock, peer = self.source._listener.accept()
+                sock, peer = source._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                return  # e.g. out of file descriptors: the client retries
-            if len(self.conns) >= MAX_CONNECTIONS:
+            except OSError as exc:
+                if exc.errno in _OUT_OF_FDS and not self.evict():
+                    # Nothing to close: rest the listener instead of spinning on it.
+                    self.selector.unregister(source._listener)
+                    self.resume_at = time.monotonic() + LISTEN_PAUSE_S
+                return
+            if len(self.conns) >= source.max_connections and not self.evict():
                 sock.close()
                 continue
             sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Conn(sock, f"http:{peer[0]}")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            now = time.monotonic()
+            if source.tls is not None:
+                try:
+                    sock = source.tls.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                except (OSError, ValueError):
+                    sock.close()
+                    continue
+                conn = _Conn(sock, f"http:{peer[0]}", now + self.timeouts.handshake_s, True)
+            else:
+                conn = _Conn(sock, f"http:{peer[0]}", now + self.timeouts.head_s, False)
             self.conns[sock] = conn
-            self.selector.register(sock, selectors.EVENT_READ, conn)
+            self.watch(conn)
+
+    def evict(self) -> bool:
+        """Close the oldest connection that owes nothing and has no request head read."""
+        for conn in self.conns.values():
+            if (conn.state == _HEAD and not conn.pending and not conn.outbuf) or conn.lingering:
+                self.drop(conn)
+                return True
+        return False
+
+    def handshake(self, conn: _Conn) -> None:
+        sock = conn.sock
+        assert isinstance(sock, ssl.SSLSocket)
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            conn.want = _READ
+        except ssl.SSLWantWriteError:
+            conn.want = _WRITE
+        except (ssl.SSLError, OSError) as exc:
+            log.debug("TLS handshake with %s failed: %s", conn.origin, exc)
+            self.drop(conn)
+            return
+        else:
+            conn.handshaking = False
+            conn.deadline = time.monotonic() + self.timeouts.head_s
+            self.watch(conn)
+            if sock.pending():
+                self.read(conn)
+            return
+        self.watch(conn)
+
+    def watch(self, conn: _Conn) -> None:
+        """Poll for what the connection can use now: never for reading while answers are
+        owed up to the limit, so one client cannot queue unbounded work."""
+        if conn.handshaking:
+            mask = conn.want
+        else:
+            mask = _WRITE if conn.outbuf else 0
+            if conn.lingering or (
+                conn.state != _STOPPED and len(conn.pending) < self.source.max_pending
+            ):
+                mask |= _READ
+        if mask == conn.mask:
+            return
+        if not conn.mask:
+            self.selector.register(conn.sock, mask, conn)
+        elif not mask:
+            self.selector.unregister(conn.sock)
+        else:
+            self.selector.modify(conn.sock, mask, conn)
+        conn.mask = mask
 
     def read(self, conn: _Conn) -> None:
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            self.drop(conn)
-            return
-        if not data:
-            self.drop(conn)
-            return
-        conn.last = time.monotonic()
-        if conn.linger:
-            return  # the answer is sent; only waiting for the client to close
-        if conn.discard:
-            n = min(conn.discard, len(data))
-            conn.discard -= n
-            data = data[n:]
-            if not data:
-                return
-        conn.inbuf = conn.inbuf + data if conn.inbuf else data
-        self.handle(conn)
-        self.flush(conn)
-
-    def handle(self, conn: _Conn) -> None:
-        """Answer every complete request in the input buffer (pipelining keeps its order)."""
-        buf = conn.inbuf
-        pos = 0
-        out: list[bytes] = []
-        while not conn.closing:
-            end = buf.find(b"\r\n\r\n", pos)
-            if end < 0 or end - pos > MAX_HEAD_BYTES:
-                if len(buf) - pos > MAX_HEAD_BYTES:
-                    out.append(_response(431, b"headers too large\n", close=True))
-                    conn.closing = True
-                break
-            request = _parse_head(buf[pos:end])
-            if isinstance(request, int):
-                out.append(_response(request, _ERRORS[request], close=True))
-                conn.closing = True
-                break
-            after = self.step(conn, request, buf, end + 4, out)
-            if after < 0:
-                break  # the body is still on its way
-            pos = after
-            if request.close:
-                conn.closing = True
-        conn.inbuf = buf[pos:] if pos else buf
-        if out:
-            conn.outbuf = conn.outbuf + b"".join(out) if conn.outbuf else b"".join(out)
-
-    def step(
-        self, conn: _Conn, request: _Request, buf: bytes, body_at: int, out: list[bytes]
-    ) -> int:
-        """Answer one request; the position after it, or -1 to wait for more of its body."""
-        have = len(buf) - body_at
-        complete = have >= request.length
-        refusal = self.refusal(request)
-        if refusal is not None:
-            # Drop the refused body as it comes, unless the client still waits for 100 Continue
-            # or it is too big to be worth reading: then close after answering.
-            keep = complete or (
-                not request.expect and request.length <= DISCARD_FACTOR * self.source.max_body
-            )
-            out.append(_response(*refusal, close=request.close or not keep))
-            if not keep:
-                conn.closing = True
-                return len(buf)
-            if complete:
-                return body_at + request.length
-            conn.discard = request.length - have
-            return len(buf)
-        if not complete:
-            if request.expect and not conn.continued:
-                out.append(_CONTINUE)
-                conn.continued = True
-            return -1
-        conn.continued = False
-        after = body_at + request.length
-        if request.method == b"POST":
-            out.append(self.accept_alert(conn, buf[body_at:after], request.close))
-        else:
-            out.append(self.get(request))
-        return after
-
-    def refusal(self, request: _Request) -> tuple[int, bytes] | None:
-        """The answer to a request refused before its body is read, or None."""
-        source = self.source
-        method = request.method
-        path = request.path.split(b"?", 1)[0]
-        if method == b"POST":
-            if path in (b"/healthz", b"/metrics"):
-                return 405, b"method not allowed\n"
-            if source.closing:
-                return 503, b"shutting down\n"
-            if not source.authorized(request.token):
-                return 401, b"bearer token required\n"
-            if request.length > source.max_body:
-                return 413, b"body over the size limit\n"
-            if request.length == 0:
-                return 400, b"empty body\n"
-            return None
-        if method == b"GET":
-            return None
-        return 405, b"method not allowed\n"
-
-    def accept_alert(self, conn: _Conn, body: bytes, close: bool) -> bytes:
-        if not self.source.queue.offer(RawAlert(body, conn.origin, time.time_ns())):
-            self.source.metrics.add(refused=1)
-            return _response(429, b"queue full, retry later\n", close=close)
-        return _response(200, b"", close=True) if close else _OK
-
-    def get(self, request: _Request) -> bytes:
-        source = self.source
-        path = request.path.split(b"?", 1)[0]
-        if path == b"/healthz":
-            status = "shutting down" if source.closing else "ok"
-            doc = {
-                "status": status,
-                "queue_depth": len(source.queue),
-                "queue_size": source.queue.max_items,
-            }
-            code = 503 if source.closing else 200
-            body = (json.dumps(doc) + "\n").encode()
-            return _response(code, body, ctype="application/json", close=request.close)
-        if path == b"/metrics":
-            source.metrics.set_gauges(queue_depth=len(source.queue))
-            body = source.metrics.render_prometheus().encode()
-            return _response(200, body, ctype=CONTENT_TYPE, close=request.close)
-        return _response(404, b"not found\n", close=request.close)
-
-    def flush(self, conn: _Conn) -> None:
-        if conn.outbuf:
+        sock = conn.sock
+        while True:
             try:
-                sent = conn.sock.send(conn.outbuf)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
+                data = sock.recv(RECV_BYTES)
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError):
+                break
+            except ssl.SSLWantWriteError:
+                break
             except OSError:
                 self.drop(conn)
                 return
-            conn.outbuf = conn.outbuf[sent:]
+            if not data:
+                self.end_of_input(conn)
+                return
+            if conn.lingering:
+                return  # the answer is sent; only waiting for the client to close
+            self.feed(conn, data)
+            # TLS keeps decrypted bytes the selector cannot see: read them while we may.
+            if conn.dead or not _tls_pending(sock) or not conn.mask & _READ:
+                break
+        self.flush(conn)
+
+    def end_of_input(self, conn: _Conn) -> None:
+        """The client sent its last byte: answer what it asked, then close."""
+        if (conn.pending or conn.outbuf) and (conn.parser is None or conn.state == _STOPPED):
+            conn.eof = conn.closing = True
+            conn.state = _STOPPED
+            self.watch(conn)
+        else:
+            self.drop(conn)
+
+    def drop(self, conn: _Conn) -> None:
+        if conn.dead:
+            return
+        conn.dead = True
+        self.conns.pop(conn.sock, None)
+        if conn.mask:
+            self.selector.unregister(conn.sock)
+        conn.sock.close()
+        conn.pending.clear()
+        conn.parser = None
+
+    def sweep(self, now: float) -> None:
+        """Close connections past their deadline (slow heads, bodies, handshakes, idle
+        keep-alives, lingering closes); those owed an answer wait on the pipeline, not on us."""
+        self.next_sweep = now + self.sweep_s
+        late = [c for c in self.conns.values() if now > c.deadline and not c.pending]
+        for conn in late:
+            self.drop(conn)
+
+    # --- requests --------------------------------------------------------------------------
+
+    def feed(self, conn: _Conn, data: bytes) -> None:
+        parser = conn.parser
+        if parser is None:
+            parser = conn.parser = h11.Connection(h11.SERVER, MAX_HEAD_BYTES)
+            conn.head = data
+            conn.deadline = time.monotonic() + self.timeouts.head_s
+        elif conn.state == _HEAD:
+            conn.head += data
+        parser.receive_data(data)
+        self.drive(conn)
+
+    def drive(self, conn: _Conn) -> None:
+        """Handle the events h11 has ready, up to the limit of answers owed."""
+        limit = self.source.max_pending
+        while conn.parser is not None and conn.state != _STOPPED and len(conn.pending) < limit:
+            try:
+                event = conn.parser.next_event()
+            except h11.RemoteProtocolError as exc:
+                self.fail(conn, exc.error_status_hint)
+                break
+            if isinstance(event, h11.Data):
+                self.data(conn, event.data)
+            elif isinstance(event, h11.Request):
+                self.request(conn, event)
+            elif isinstance(event, h11.EndOfMessage):
+                self.end_of_message(conn)
+            else:  # NEED_DATA; PAUSED and ConnectionClosed cannot occur: one request each
+                break
+        self.watch(conn)
+
+    def fail(self, conn: _Conn, status: int) -> None:
+        messages = {431: b"request head too large\n", 501: b"unsupported transfer coding\n"}
+        body = messages.get(status, b"malformed request\n")
+        self.answer(conn, wire.response(status, body, close=True), close=True)
+
+    def request(self, conn: _Conn, request: h11.Request) -> None:
+        source = self.source
+        auth, length, chunked, expect, close = _fields(request)
+        conn.close = close
+        if wire.smuggled(conn.head, chunked):
+            message = b"Content-Length twice or with Transfer-Encoding\n"
+            self.answer(conn, wire.response(400, message, close=True), close=True)
+            return
+        conn.head = b""
+        conn.deadline = time.monotonic() + self.timeouts.body_s
+        path = request.target.partition(b"?")[0]
+        if request.method != b"POST" or path in (b"/healthz", b"/metrics"):
+            self.refuse(conn, self.get(request.method, path, close), length, expect)
+            return
+        refusal: tuple[int, bytes] | None = None
+        if source.closing:
+            refusal = 503, b"shutting down\n"
+        elif source.unavailable is not None:
+            refusal = 503, wire.text(f"unavailable: {source.unavailable}")
+        elif not source.authorized(auth):
+            refusal = 401, b"bearer token required\n"
+        elif length > source.max_body:
+            refusal = 413, b"body over the size limit\n"
+        elif length == 0 or (length < 0 and not chunked):
+            refusal = 400, b"empty body\n"
+        if refusal is not None:
+            self.refuse(conn, wire.response(*refusal, close=close), length, expect)
+            return
+        conn.state = _BODY
+        conn.body = []
+        conn.size = 0
+        if expect:
+            self.answer(conn, wire.CONTINUE)
+
+    def refuse(self, conn: _Conn, answer: bytes, length: int, expect: bool) -> None:
+        """Answer before the body; drop the body as it comes unless the client waits for
+        100 Continue or it is too big to be worth reading: then close after the answer."""
+        budget = DISCARD_FACTOR * self.source.max_body
+        if expect or length > budget:
+            self.answer(conn, _closing(answer), close=True)
+            return
+        self.answer(conn, answer)
+        conn.state = _DISCARD
+        conn.discard = budget
+
+    def data(self, conn: _Conn, chunk: bytes | bytearray) -> None:
+        if conn.state == _BODY:
+            conn.size += len(chunk)
+            if conn.size <= self.source.max_body:
+                conn.body.append(bytes(chunk))
+                return
+            # Only a chunked body gets here: a Content-Length over the limit is refused first.
+            conn.body = []
+            self.refuse(conn, wire.response(413, b"body over the size limit\n"), -1, False)
+            return
+        conn.discard -= len(chunk)
+        if conn.discard < 0:
+            conn.state = _STOPPED
+            conn.closing = True
+
+    def end_of_message(self, conn: _Conn) -> None:
+        parser = conn.parser
+        assert parser is not None
+        close = conn.close or parser.their_state is h11.MUST_CLOSE
+        if conn.state == _BODY:
+            self.alert(conn, b"".join(conn.body), close)
+            conn.body = []
+        if close or conn.state == _STOPPED:
+            conn.parser = None
+            conn.state = _STOPPED
+            conn.closing = True
+            return
+        conn.state = _HEAD
+        leftover = parser.trailing_data[0]
+        if leftover:  # a pipelined request: a fresh parser per request (see the docstring)
+            conn.parser = h11.Connection(h11.SERVER, MAX_HEAD_BYTES)
+            conn.head = leftover
+            conn.deadline = time.monotonic() + self.timeouts.head_s
+            conn.parser.receive_data(leftover)
+        else:
+            conn.parser = None
+            conn.deadline = time.monotonic() + self.timeouts.keep_alive_s
+
+    def alert(self, conn: _Conn, body: bytes, close: bool) -> None:
+        source = self.source
+        if source.closing:  # closed while the body was on its way
+            self.answer(conn, wire.response(503, b"shutting down\n", close=close), close=close)
+            return
+        slot = _Slot(self, conn, close, None)
+        if not source.queue.offer(RawAlert(body, conn.origin, time.time_ns(), slot)):
+            source.metrics.add(refused=1)
+            answer = wire.response(429, b"queue full, retry later\n", close=close)
+            self.answer(conn, answer, close=close)
+            return
+        self.unsettled += 1
+        conn.pending.append(slot)
+
+    def answer(self, conn: _Conn, data: bytes, *, close: bool = False) -> None:
+        """Send ``data`` after every answer still owed on the connection."""
+        if close:
+            conn.state = _STOPPED
+            conn.closing = True
+        if conn.pending:
+            conn.pending.append(_Slot(self, conn, close, data))
+        else:
+            conn.outbuf += data
+
+    def get(self, method: bytes, path: bytes, close: bool) -> bytes:
+        source = self.source
+        if method != b"GET":
+            return wire.response(405, b"method not allowed\n", close=close)
+        if path == b"/healthz":
+            code, body = source.health()
+            return wire.response(code, body, ctype="application/json", close=close)
+        if path == b"/metrics":
+            source.metrics.set_gauges(queue_depth=len(source.queue))
+            body = source.metrics.render_prometheus().encode()
+            return wire.response(200, body, ctype=CONTENT_TYPE, close=close)
+        return wire.response(404, b"not found\n", close=close)
+
+    # --- answers ---------------------------------------------------------------------------
+
+    def settle(self) -> None:
+        """Turn the acks the store's thread queued into answers, in each connection's order."""
+        with contextlib.suppress(OSError):
+            self._wake_r.recv(4096)
+        self.woken = False  # before draining: an ack appended after this wakes us again
+        settled = self.settled
+        touched: dict[_Conn, None] = {}
+        while settled:
+            slot = settled.popleft()
+            self.unsettled -= 1
+            conn = slot.conn
+            if conn.dead:
+                continue  # the client left: nobody to tell
+            slot.answer = _answer(slot)
+            touched[conn] = None
+        for conn in touched:
+            self.release(conn)
+
+    def release(self, conn: _Conn) -> None:
+        pending = conn.pending
+        ready: list[bytes] = []
+        while pending and pending[0].answer is not None:
+            ready.append(pending.popleft().answer)  # type: ignore[arg-type]
+        if ready:
+            conn.outbuf += b"".join(ready)
+        if not pending and conn.parser is None and not conn.closing:
+            conn.deadline = time.monotonic() + self.timeouts.keep_alive_s
+        self.drive(conn)  # requests read while the limit of answers owed was reached
+        self.flush(conn)
+        if not conn.dead and conn.mask & _READ and _tls_pending(conn.sock):
+            self.read(conn)
+
+    def flush(self, conn: _Conn) -> None:
         if conn.outbuf:
-            self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            out = conn.outbuf
+            size = 0
+            try:
+                if conn.tls:
+                    # OpenSSL wants a retried write to have the same length.
+                    size = conn.retry or min(len(out), TLS_WRITE)
+                    conn.retry = 0
+                    sent = conn.sock.send(out[:size])
+                else:
+                    sent = conn.sock.send(out)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                sent = 0
+                conn.retry = size
+            except OSError:
+                self.drop(conn)
+                return
+            conn.outbuf = out[sent:]
+        if conn.closing and not conn.outbuf and not conn.pending:
+            self.finish(conn)
             return
-        if conn.closing:
-            self.linger(conn)
-            return
-        if self.selector.get_key(conn.sock).events & selectors.EVENT_WRITE:
-            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        self.watch(conn)
 
-    def linger(self, conn: _Conn) -> None:
-        """Half-close after the last answer and drop what the client still sends for a while.
-
-        Closing a socket with unread input makes the kernel send a reset, which can destroy
-        the answer (a 413) before the client reads it; a lingering close avoids that.
-        """
-        if conn.linger:
+    def finish(self, conn: _Conn) -> None:
+        """Close after the last answer; over plain TCP half-close and drain for a while first:
+        closing with unread input makes the kernel send a reset, which can destroy the answer
+        (a 413) before the client reads it."""
+        if conn.eof or conn.tls or conn.lingering:
+            if not conn.lingering:
+                self.drop(conn)
             return
         try:
             conn.sock.shutdown(socket.SHUT_WR)
         except OSError:
             self.drop(conn)
             return
-        conn.inbuf = b""
-        conn.linger = time.monotonic() + LINGER_S
-        if self.selector.get_key(conn.sock).events & selectors.EVENT_WRITE:
-            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
-
-    def sweep(self) -> None:
-        """Close lingering connections past their deadline and connections idle too long."""
-        now = time.monotonic()
-        self.next_sweep = now + SWEEP_S
-        stale = [
-            c
-            for c in self.conns.values()
-            if (c.linger and now > c.linger) or now - c.last > IDLE_TIMEOUT_S
-        ]
-        for conn in stale:
-            self.drop(conn)
-
-    def drop(self, conn: _Conn) -> None:
-        if self.conns.pop(conn.sock, None) is None:
-            return
-        self.selector.unregister(conn.sock)
-        conn.sock.close()
+        conn.lingering = True
+        conn.parser = None
+        conn.deadline = time.monotonic() + LINGER_S
+        self.watch(conn)
 
 
-def _parse_head(head: bytes) -> _Request | int:
-    """Request line and the few headers that matter, or the error status of a bad request.
-
-    A POST needs a Content-Length (411 without one, or with Transfer-Encoding).
-    """
-    line_end = head.find(b"\r\n")
-    parts = (head if line_end < 0 else head[:line_end]).split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
-        return 400
-    request = _Request()
-    request.method, request.path, version = parts
-    low = head.lower()
-    if _header(head, low, b"transfer-encoding") is not None:
-        return 411
-    length = _header(head, low, b"content-length")
-    if length is None:
-        if request.method == b"POST":
-            return 411
-    elif length.isdigit():
-        request.length = int(length)
-    else:
-        return 400
-    request.token = _header(head, low, b"authorization")
-    connection = _header(low, low, b"connection")
-    if version == b"HTTP/1.0":
-        request.close = connection is None or b"keep-alive" not in connection
-    else:
-        request.close = connection is not None and b"close" in connection
-    expect = _header(low, low, b"expect")
-    request.expect = expect == b"100-continue"
-    return request
+def _fields(request: h11.Request) -> tuple[bytes | None, int, bool, bool, bool]:
+    """Authorization, Content-Length (-1: none), chunked, Expect 100-continue, close after."""
+    close = request.http_version == b"1.0"
+    auth: bytes | None = None
+    length = -1
+    chunked = expect = False
+    for name, value in request.headers:
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+        elif name == b"authorization":
+            auth = value
+        elif name == b"expect":
+            expect = value.lower() == b"100-continue"
+        elif name == b"connection":
+            tokens = value.lower()
+            close = b"close" in tokens or (close and b"keep-alive" not in tokens)
+    return auth, length, chunked, expect, close
 
 
-def _header(head: bytes, low: bytes, name: bytes) -> bytes | None:
-    """The value of the first header called ``name`` (lower case), stripped; None if absent."""
-    at = low.find(b"\r\n" + name + b":")
-    if at < 0:
-        return None
-    start = at + len(name) + 3
-    end = head.find(b"\r\n", start)
-    return (head[start:] if end < 0 else head[start:end]).strip()
+def _answer(slot: _Slot) -> bytes:
+    outcome = slot.outcome
+    if outcome == Outcome.STORED:
+        return wire.OK_CLOSE if slot.close else wire.OK
+    if outcome == Outcome.REJECTED:
+        return wire.response(400, wire.text(slot.reason or "not a Falco alert"), close=slot.close)
+    return wire.response(503, wire.text(slot.reason or "not stored"), close=slot.close)
 
 
-def _response(code: int, body: bytes, *, ctype: str = _TEXT, close: bool = False) -> bytes:
-    head = [f"HTTP/1.1 {code} {_REASONS.get(code, 'Error')}", f"Content-Length: {len(body)}"]
-    if body:
-        head.append(f"Content-Type: {ctype}")
-    if code in (429, 503):
-        head.append(f"Retry-After: {RETRY_AFTER_S}")
-    if code == 401:
-        head.append('WWW-Authenticate: Bearer realm="kubesentinel"')
-    if close:
-        head.append("Connection: close")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+def _closing(answer: bytes) -> bytes:
+    """``answer`` with ``Connection: close`` added if it lacks it."""
+    if b"\r\nConnection: close\r\n" in answer:
+        return answer
+    head, sep, body = answer.partition(b"\r\n\r\n")
+    return head + b"\r\nConnection: close" + sep + body
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(512)
-        sock.setblocking(False)
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            hint = f"port {port} is in use: stop the other listener or pick another port"
-        elif exc.errno == errno.EACCES:
-            hint = "ports below 1024 need privileges: pick a port above 1023"
-        elif exc.errno == errno.EADDRNOTAVAIL:
-            hint = f"{host} is not an address of this machine: use 0.0.0.0 or 127.0.0.1"
-        else:
-            hint = "check the host and port of --source http://HOST:PORT"
-        raise SourceError(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint=hint
-        ) from None
-    return sock
+def _tls_pending(sock: socket.socket) -> int:
+    """Decrypted bytes TLS holds that the selector cannot see."""
+    return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
 
 
 def _digest(value: bytes) -> bytes:
