@@ -50,8 +50,8 @@ def text(reason: str) -> bytes:
 def smuggled(head: bytes, chunked: bool) -> bool:
     """Content-Length twice (h11 merges equal copies) or beside Transfer-Encoding (h11 lets
     the chunked framing win): a proxy in front may frame the request otherwise, so refuse it."""
-    end = _BLANK_LINE.search(head)  # ``head`` may run on into the body
-    low = (head[: end.start()] if end else head).lower()
+    blank = _BLANK_LINE.search(head)  # ``head`` may run on into the body
+    low = (head[: blank.start()] if blank else head).lower()
     count = low.count(b"\ncontent-length:")
     if count == 0:
         return False
