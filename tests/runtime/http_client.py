@@ -28,9 +28,13 @@ class Client:
     def __init__(
         self, address: tuple[str, int], *, tls: ssl.SSLContext | None = None, timeout: float = 5
     ) -> None:
-        sock = socket.create_connection(address, timeout=timeout)
-        self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
         self.buf = b""
+        sock = socket.create_connection(address, timeout=timeout)
+        try:
+            self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
+        except OSError:
+            sock.close()
+            raise
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
@@ -77,7 +81,8 @@ class Client:
         self.sock.close()
 
     def __del__(self) -> None:  # tests leave many clients to the garbage collector
-        self.sock.close()
+        if hasattr(self, "sock"):
+            self.sock.close()
 
 
 def status(response: bytes) -> int:

@@ -30,7 +30,8 @@ from kubesentinel.runtime.sources.interface import RawAlert, Source
 __all__ = ["RawAlert", "Source", "open_source"]
 
 _FORMS: Final = (
-    "'-' (stdin), a file path, file:///PATH, http(s)://HOST:PORT, unix:///PATH "
+    "'-' (stdin), a file path, file:///PATH, http://HOST:PORT, https://HOST:PORT, "
+    "unix:///PATH "
     "or nats://HOST:PORT/SUBJECT"
 )
 _SCHEMES: Final = frozenset({"file", "http", "https", "unix", "nats", "grpc", "grpcs"})
