@@ -50,8 +50,12 @@ def text(reason: str) -> bytes:
 def smuggled(head: bytes, chunked: bool) -> bool:
     """Content-Length twice (h11 merges equal copies) or beside Transfer-Encoding (h11 lets
     the chunked framing win): a proxy in front may frame the request otherwise, so refuse it."""
-    blank = _BLANK_LINE.search(head)  # ``head`` may run on into the body
-    low = (head[: blank.start()] if blank else head).lower()
+    # ``head`` may run on into the body; h11 also ends a head at a bare "\n\n".
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
+        blank = _BLANK_LINE.search(head)
+        end = blank.start() if blank else len(head)
+    low = head[:end].lower()
     count = low.count(b"\ncontent-length:")
     if count == 0:
         return False
