@@ -247,6 +247,20 @@ def test_bodies_over_the_limit_get_413_and_an_empty_body_400() -> None:
         pipeline.stop()
 
 
+def test_a_body_in_pieces_and_pipelined_requests_arrive_whole(
+    source: HttpSource, stored: Pipeline
+) -> None:
+    client = Client(source.address)
+    first = post_bytes(b'{"a": "' + b"x" * 5000 + b'"}')
+    client.send(first[:100])  # the head, cut short
+    client.send(first[100:3000])
+    assert client.quiet_for(0.1)
+    client.send(first[3000:] + post_bytes(b'{"b": 1}') + post_bytes(b'{"c": 2}')[:30])
+    client.send(post_bytes(b'{"c": 2}')[30:])
+    assert [client.response() for _ in range(3)] == [OK] * 3
+    assert [len(item.data) for item in stored.items] == [5010, 8, 8]
+
+
 def test_a_chunked_body_is_accepted_and_bounded_by_max_body() -> None:
     src = HttpSource("127.0.0.1", 0, queue_size=4, max_body=10)
     pipeline = Pipeline(src)

@@ -18,11 +18,14 @@ until the pipeline settles it, so a 200 means the alert is in the store:
 ``"shutting down"`` or ``"unavailable"`` and the reason); ``GET /metrics`` the Prometheus text
 of the monitor's ``Metrics``. Both stay open without the token, for probes and scrapers.
 
-h11 parses every request (HTTP/1.1 keep-alive, pipelining, chunked bodies,
-``Expect: 100-continue``); one thread runs a ``selectors`` loop over the sockets. Answers are
-written in request order per connection, from prebuilt bytes: each request gets a fresh
+h11 parses every request head and frames its body (HTTP/1.1 keep-alive, pipelining, chunked
+bodies, ``Expect: 100-continue``; HTTP/1.0 connections close after one request, as h11
+decides); one thread runs a ``selectors`` loop over the sockets. Answers are written in
+request order per connection, from prebuilt bytes: each request gets a fresh
 ``h11.Connection`` fed the previous one's unread bytes, because the answer is only known after
-the pipeline settles and by then later pipelined requests have been read. A connection stops
+the pipeline settles and by then later pipelined requests have been read. A Content-Length
+body that has fully arrived is sliced from the bytes h11 has not consumed, sparing two h11
+events per request. A connection stops
 being read while ``max_pending`` answers are owed on it. The ``ack`` runs on the store's
 thread: it appends to a deque and wakes the loop through a socket pair, once per burst.
 

@@ -379,6 +379,15 @@ class Loop:
         if refusal is not None:
             self.refuse(conn, wire.response(*refusal, close=close), length, expect)
             return
+        if not (chunked or expect):
+            # h11 framed the body by a Content-Length it validated: when all of it is here,
+            # slice it from the bytes h11 has not consumed instead of two more h11 events
+            # (a third of h11's cost per request); a partial body goes through h11.
+            rest = conn.parser.trailing_data[0] if conn.parser is not None else b""
+            if len(rest) >= length:
+                self.alert(conn, rest[:length], close)
+                self.next_request(conn, rest[length:], close)
+                return
         conn.state = _BODY
         conn.body = []
         conn.size = 0
@@ -418,13 +427,15 @@ class Loop:
         if conn.state == _BODY:
             self.alert(conn, b"".join(conn.body), close)
             conn.body = []
+        self.next_request(conn, parser.trailing_data[0], close)
+
+    def next_request(self, conn: _Conn, leftover: bytes, close: bool) -> None:
         if close or conn.state == _STOPPED:
             conn.parser = None
             conn.state = _STOPPED
             conn.closing = True
             return
         conn.state = _HEAD
-        leftover = parser.trailing_data[0]
         if leftover:  # a pipelined request: a fresh parser per request (see the docstring)
             conn.parser = h11.Connection(h11.SERVER, MAX_HEAD_BYTES)
             conn.head = leftover
@@ -568,8 +579,7 @@ def _fields(request: h11.Request) -> tuple[bytes | None, int, bool, bool, bool]:
         elif name == b"expect":
             expect = value.lower() == b"100-continue"
         elif name == b"connection":
-            tokens = value.lower()
-            close = b"close" in tokens or (close and b"keep-alive" not in tokens)
+            close = close or b"close" in value.lower()  # HTTP/1.0: always closed, as h11 does
     return auth, length, chunked, expect, close
 
 
