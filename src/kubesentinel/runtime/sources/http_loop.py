@@ -108,6 +108,7 @@ class Loop:
         self.conns: dict[socket.socket, _Conn] = {}  # in accept order: the oldest first
         self.settled: deque[_Slot] = deque()
         self.unsettled = 0  # alerts queued whose settlement the loop has not handled yet
+        self.incoming: list[RawAlert] = []  # read this round, offered to the queue at its end
         self.woken = False
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -156,6 +157,8 @@ class Loop:
                 except Exception:  # one bad connection must not stop the listener
                     log.exception("dropped a connection from %s", conn.origin)
                     self.drop(conn)
+        if self.incoming:
+            self.enqueue()
         now = time.monotonic()
         if now >= self.next_sweep:
             self.sweep(now)
@@ -451,13 +454,28 @@ class Loop:
             self.answer(conn, wire.response(503, b"shutting down\n", close=close), close=close)
             return
         slot = _Slot(self, conn, close, None)
-        if not source.queue.offer(RawAlert(body, conn.origin, time.time_ns(), slot)):
-            source.metrics.add(refused=1)
-            answer = wire.response(429, b"queue full, retry later\n", close=close)
-            self.answer(conn, answer, close=close)
-            return
-        self.unsettled += 1
         conn.pending.append(slot)
+        self.incoming.append(RawAlert(body, conn.origin, time.time_ns(), slot))
+
+    def enqueue(self) -> None:
+        """Offer the alerts of this round to the queue at once (one lock, one wake-up of the
+        pipeline); those that do not fit are answered 429 in their place."""
+        incoming, self.incoming = self.incoming, []
+        source = self.source
+        taken = source.queue.offer_many(incoming)
+        self.unsettled += taken
+        if taken == len(incoming):
+            return
+        source.metrics.add(refused=len(incoming) - taken)
+        refused: dict[_Conn, None] = {}
+        for item in incoming[taken:]:
+            slot = item.ack
+            assert isinstance(slot, _Slot)
+            slot.answer = wire.response(429, b"queue full, retry later\n", close=slot.close)
+            refused[slot.conn] = None
+        for conn in refused:
+            if not conn.dead:
+                self.release(conn)
 
     def answer(self, conn: _Conn, data: bytes, *, close: bool = False) -> None:
         """Send ``data`` after every answer still owed on the connection."""
