@@ -98,6 +98,16 @@ def test_the_answer_waits_until_the_pipeline_stored_the_alert(source: HttpSource
     assert client.response() == OK
 
 
+def test_a_second_settlement_of_the_same_alert_is_ignored(source: HttpSource) -> None:
+    client = Client(source.address)
+    client.send(post_bytes(SIDEKICK))
+    [item] = take(source, 1)
+    settle(item)
+    settle(item, Outcome.UNAVAILABLE, "late")
+    assert client.response() == OK
+    assert client.quiet_for(0.2)  # no second answer
+
+
 def test_a_rejected_alert_gets_400_with_a_printable_reason(source: HttpSource) -> None:
     client = Client(source.address)
     client.send(post_bytes(b'{"rule": "x'))

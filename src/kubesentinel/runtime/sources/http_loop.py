@@ -50,12 +50,14 @@ class _Slot:
         self.conn = conn
         self.close = close
         self.answer = answer
-        self.outcome = Outcome.STORED
+        self.outcome: Outcome | None = None
         self.reason = ""
 
     def __call__(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
         # Runs on the store's thread: record, queue, and wake the loop unless a wake-up is
         # already on its way (the loop clears the flag before it drains the deque).
+        if self.outcome is not None:
+            return  # settled already: the first outcome stands
         self.outcome = outcome
         self.reason = reason
         loop = self.loop
