@@ -477,7 +477,7 @@ class Loop:
             refused[slot.conn] = None
         for conn in refused:
             if not conn.dead:
-                self.release(conn)
+                self.release_safely(conn)
 
     def answer(self, conn: _Conn, data: bytes, *, close: bool = False) -> None:
         """Send ``data`` after every answer still owed on the connection."""
@@ -520,7 +520,14 @@ class Loop:
             slot.answer = _answer(slot)
             touched[conn] = None
         for conn in touched:
+            self.release_safely(conn)
+
+    def release_safely(self, conn: _Conn) -> None:
+        try:
             self.release(conn)
+        except Exception:  # one bad connection must not stop the listener
+            log.exception("dropped a connection from %s", conn.origin)
+            self.drop(conn)
 
     def release(self, conn: _Conn) -> None:
         pending = conn.pending
