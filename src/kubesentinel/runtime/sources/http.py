@@ -20,13 +20,13 @@ of the monitor's ``Metrics``. Both stay open without the token, for probes and s
 
 h11 parses every request head and frames its body (HTTP/1.1 keep-alive, pipelining, chunked
 bodies, ``Expect: 100-continue``; HTTP/1.0 connections close after one request, as h11
-decides); one thread runs a ``selectors`` loop over the sockets. Answers are written in
-request order per connection, from prebuilt bytes: each request gets a fresh
+decides); one thread runs a ``selectors`` loop over the sockets (http_loop.py). Answers are
+written in request order per connection, from prebuilt bytes: each request gets a fresh
 ``h11.Connection`` fed the previous one's unread bytes, because the answer is only known after
 the pipeline settles and by then later pipelined requests have been read. A Content-Length
 body that has fully arrived is sliced from the bytes h11 has not consumed, sparing two h11
-events per request. A connection stops
-being read while ``max_pending`` answers are owed on it. The ``ack`` runs on the store's
+events per request. A connection is not read while ``max_pending`` answers are owed on it.
+The alerts read in one loop round go to the queue together; the ``ack`` runs on the store's
 thread: it appends to a deque and wakes the loop through a socket pair, once per burst.
 
 Limits: ``max_connections`` (at the cap the oldest idle connection, one without a request
@@ -34,6 +34,10 @@ head read or an answer owed, is closed for the newcomer; out of file descriptors
 else the listener rests 100 ms); the head must arrive within ``Timeouts.head_s``, the body
 within ``Timeouts.body_s``, the TLS handshake within ``Timeouts.handshake_s``; an idle
 keep-alive connection is closed after ``Timeouts.keep_alive_s``.
+
+Auth: with a ``token`` a POST needs ``Authorization: Bearer TOKEN`` (the scheme in any case;
+digests compared in constant time); who may listen unauthenticated, and on which address, is
+decided by ``http_options.options_from_args``.
 
 TLS: pass an ``ssl.SSLContext`` (see ``http_options.server_context``: TLS 1.2 or later, and
 with a client CA the client certificate is required, as Falco's ``http_output.mtls`` sends).
