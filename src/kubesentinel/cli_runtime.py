@@ -23,6 +23,7 @@ from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
     from kubesentinel.models import Priority, Severity
+    from kubesentinel.models.posture import Posture
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
@@ -80,8 +81,14 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="kubeconfig context for owner lookups")  # fmt: skip
     monitor.add_argument("--no-k8s-lookup", action="store_true",
                          help="name workloads from pod names only")  # fmt: skip
-    monitor.add_argument("--token-env", default="KUBESENTINEL_HTTP_TOKEN", metavar="VAR",
-                         help="environment variable holding the HTTP bearer token")  # fmt: skip
+    monitor.add_argument("--token-env", metavar="VAR", help="variable holding the HTTP bearer "
+                         "token (default: KUBESENTINEL_HTTP_TOKEN, may be unset)")  # fmt: skip
+    monitor.add_argument("--tls-cert", metavar="FILE", help="PEM certificate for https://")
+    monitor.add_argument("--tls-key", metavar="FILE", help="PEM private key for https://")
+    monitor.add_argument("--tls-client-ca", metavar="FILE",
+                         help="require client certificates from this CA (mutual TLS)")  # fmt: skip
+    monitor.add_argument("--allow-unauthenticated", action="store_true",
+                         help="take alerts off loopback with neither token nor mTLS")  # fmt: skip
     monitor.add_argument("--log-format", default="text", choices=("text", "json"),
                          help="log lines as text or one JSON object per line")  # fmt: skip
     monitor.set_defaults(handler=_monitor)
@@ -132,7 +139,6 @@ def _open_store(path: Path) -> SQLiteStore:
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.bridge import load_posture_file
-    from kubesentinel.models.posture import Posture
     from kubesentinel.runtime import logs, pipeline
     from kubesentinel.runtime.correlate import Correlator
     from kubesentinel.runtime.deadletter import DeadLetter
@@ -140,6 +146,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.filters import EventFilter
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.sources import open_source
+    from kubesentinel.runtime.sources.http_options import options_from_args
 
     min_priority = _check_monitor_args(args)
     logs.configure(args.log_format)
@@ -154,6 +161,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     )
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
+    http = options_from_args(args, uri, os.environ)
     # Signals are handled from here on: a SIGTERM while starting still ends with a summary.
     stop = threading.Event()
     opened: list[Any] = []
@@ -164,7 +172,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         queue_bytes=config.runtime.buffer_bytes,
         metrics=metrics,
         follow=args.follow,
-        token=os.environ.get(args.token_env) or None,
+        token=http.token,
+        tls=http.tls,
     )
     opened.append(source)
     if stop.is_set():
@@ -175,14 +184,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     except BaseException:
         source.close()
         raise
-    if posture is not None:
-        store.save_posture(posture)
-    else:
-        posture = store.load_posture()
-        if posture is not None and posture.cluster != args.cluster:
-            print(f"kubesentinel: notice: the stored posture describes cluster "
-                  f"{posture.cluster!r}, not {args.cluster!r}: no workload here gets it",
-                  file=sys.stderr)  # fmt: skip
+    posture = _stored_posture(store, posture, args.cluster)
     dead_letter_path = (
         Path(args.dead_letter)
         if args.dead_letter
@@ -221,6 +223,19 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _stored_posture(store: SQLiteStore, given: Posture | None, cluster: str) -> Posture | None:
+    """The posture given (saved for later runs), else the one a previous run saved."""
+    if given is not None:
+        store.save_posture(given)
+        return given
+    posture = store.load_posture()
+    if posture is not None and posture.cluster != cluster:
+        print(f"kubesentinel: notice: the stored posture describes cluster "
+              f"{posture.cluster!r}, not {cluster!r}: no workload here gets it",
+              file=sys.stderr)  # fmt: skip
+    return posture
 
 
 def _close_store(store: SQLiteStore, *, quiet: bool) -> None:

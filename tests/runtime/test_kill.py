@@ -126,8 +126,10 @@ def _http_round(tmp_path: Path, round_no: int, acked: list[str]) -> None:
     senders = [Sender(port, 1_000_000 * (round_no * 10 + i), acked) for i in range(8)]
     for sender in senders:
         sender.start()
-    wait_for(lambda: len(acked) >= before + 2000)
-    kill_group(proc)
+    try:
+        wait_for(lambda: len(acked) >= before + 2000)
+    finally:
+        kill_group(proc)
     for sender in senders:
         sender.join(timeout=30)
 

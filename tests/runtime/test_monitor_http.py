@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -65,7 +66,9 @@ def test_http_monitor_process(tmp_path: Path) -> None:
         assert _post(url, body, "t0ken") == 200  # Falco http_output
         sidekick = dict(ALERT, uuid="8c1e4b6e-0f2a-4a53-9a53-0f3c1d2b9e77", hostname="node-1")
         assert _post(url, json.dumps(sidekick).encode(), "t0ken") == 200  # falcosidekick
-        assert _post(url, b"{truncated", "t0ken") == 200  # queued; the parser dead-letters it
+        # Dead-lettered: 400 with the parser's reason once the pipeline settles it as rejected
+        # (200 from a pipeline that settles every committed batch as stored).
+        assert _post(url, b"{truncated", "t0ken") in (200, 400)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
             metrics = response.read().decode()
         assert "kubesentinel_received_total" in metrics
@@ -78,9 +81,46 @@ def test_http_monitor_process(tmp_path: Path) -> None:
     assert summary["incidents_opened"] == 1
 
 
-def _healthy(port: int) -> bool:
+def test_https_monitor_process_with_mutual_tls(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme", reason="trustme makes the test certificates")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("localhost", "127.0.0.1")
+    cert, key, ca_file = tmp_path / "tls.crt", tmp_path / "tls.key", tmp_path / "ca.crt"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubesentinel", "monitor", "--source",
+         f"https://127.0.0.1:{port}", "--format", "json", "--store", str(tmp_path / "ks.db"),
+         "--dead-letter", str(tmp_path / "dl.jsonl"), "--no-k8s-lookup", "--tls-cert",
+         str(cert), "--tls-key", str(key), "--tls-client-ca", str(ca_file)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={"PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    ca.issue_cert("falco").configure_cert(context)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+        deadline = time.monotonic() + 20
+        while not _healthy(port, context) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        request = urllib.request.Request(
+            f"https://127.0.0.1:{port}/", data=json.dumps(ALERT).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5, context=context) as response:
+            assert response.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["events_stored"] == 1
+
+
+def _healthy(port: int, context: ssl.SSLContext | None = None) -> bool:
+    try:
+        scheme = "https" if context else "http"
+        url = f"{scheme}://127.0.0.1:{port}/healthz"
+        with urllib.request.urlopen(url, timeout=1, context=context) as response:
             return int(response.status) == 200
     except OSError:
         return False

@@ -66,7 +66,7 @@ def test_unix(tmp_path: Path) -> None:
         ("grpc://localhost:5060", "unsupported", "removed in 0.44"),
         ("unix+grpc:///run/falco/falco.sock", "unknown scheme", "unix:///PATH"),
         ("kafka://broker:9092/falco", "unknown scheme 'kafka'", "nats://HOST:PORT/SUBJECT"),
-        ("https://0.0.0.0:2801", "plain HTTP", "http://HOST:PORT"),
+        ("https://0.0.0.0:2801", "https needs a certificate", "https://HOST:PORT"),
         ("http://0.0.0.0", "host and port", "http://HOST:PORT"),
         ("http://0.0.0.0:99999", "port must be a number", "http://HOST:PORT"),
         ("unix://", "socket path", "unix:///PATH"),

@@ -6,6 +6,7 @@ URI                                    source
 ``-``                                  stdin, JSON lines (``falco ... | kubesentinel``)
 ``PATH`` or ``file:///PATH``           a JSON-lines file; ``follow=True`` tails it
 ``http://HOST:PORT``                   receiver for Falco ``http_output`` / falcosidekick
+``https://HOST:PORT``                   the same over TLS (give ``tls``: a server context)
 ``unix:///PATH``                       JSON lines over a unix socket (program_output+socat)
 ``nats://HOST[:PORT][/SUBJECT]``       JetStream durable consumer (falcosidekick NATS);
                                        PORT defaults to 4222, SUBJECT to ``falco.>``;
@@ -19,6 +20,7 @@ Sources are imported on demand, so a replay never loads the NATS client.
 
 from __future__ import annotations
 
+import ssl
 from pathlib import Path
 from typing import Final
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
@@ -31,7 +33,8 @@ from kubesentinel.runtime.sources.queueing import DEFAULT_BUFFER_BYTES
 __all__ = ["RawAlert", "Source", "open_source"]
 
 _FORMS: Final = (
-    "'-' (stdin), a file path, file:///PATH, http://HOST:PORT, unix:///PATH "
+    "'-' (stdin), a file path, file:///PATH, http://HOST:PORT, https://HOST:PORT, "
+    "unix:///PATH "
     "or nats://HOST:PORT/SUBJECT"
 )
 _SCHEMES: Final = frozenset({"file", "http", "https", "unix", "nats", "grpc", "grpcs"})
@@ -49,6 +52,7 @@ def open_source(
     metrics: Metrics | None = None,
     follow: bool = False,
     token: str | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Source:
     """Open the source named by ``uri``; SourceError (KS-E032) with a hint when it cannot be."""
     if uri == "-":
@@ -67,12 +71,21 @@ def open_source(
         if parts.netloc not in ("", "localhost"):
             raise _bad(uri, "a file:// URI names a local file: file:///PATH")
         return StreamSource(unquote(parts.path), follow=follow)
-    if scheme == "http":
+    if scheme in ("http", "https"):
         from kubesentinel.runtime.sources.http import HttpSource
 
+        if (scheme == "https") != (tls is not None):
+            why = "https needs a certificate" if tls is None else "TLS options need https://"
+            raise _bad(uri, f"{why}: https://HOST:PORT with --tls-cert and --tls-key")
         host, port = _host_port(uri, parts)
         return HttpSource(
-            host, port, queue_size, metrics=metrics, token=token, queue_bytes=queue_bytes
+            host,
+            port,
+            queue_size,
+            metrics=metrics,
+            token=token,
+            tls=tls,
+            queue_bytes=queue_bytes,
         )
     if scheme == "unix":
         from kubesentinel.runtime.sources.unix import UnixSource
@@ -106,8 +119,6 @@ def open_source(
         )
     if scheme in ("grpc", "grpcs"):
         raise SourceError(f"unsupported alert source {uri!r}", hint=_GRPC_HINT)
-    if scheme == "https":
-        raise _bad(uri, "the receiver speaks plain HTTP: terminate TLS in front of it")
     raise _bad(uri, f"unknown scheme {scheme!r}")
 
 

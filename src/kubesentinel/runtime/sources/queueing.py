@@ -60,6 +60,20 @@ class AlertQueue:
             self._append(item)
         return True
 
+    def offer_many(self, items: list[RawAlert]) -> int:
+        """Queue ``items`` in order while they fit; how many were queued. Never waits."""
+        queued = 0
+        with self._lock:
+            for item in items:
+                if self._full(len(item.data)):
+                    break
+                self._items.append(item)
+                self._bytes += len(item.data)
+                queued += 1
+            if queued and self._waiting:
+                self._ready.notify()
+        return queued
+
     def put(self, item: RawAlert, timeout: float) -> bool:
         """Queue ``item``, waiting up to ``timeout`` s for room; False if there was none."""
         size = len(item.data)
