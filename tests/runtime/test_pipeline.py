@@ -11,11 +11,11 @@ import pytest
 from kubesentinel.models import Priority
 from kubesentinel.runtime import pipeline, workers
 from kubesentinel.runtime.correlate import Correlator
-from kubesentinel.runtime.deadletter import DeadLetter
+from kubesentinel.runtime.deadletter import DeadLetter, read_dead_letter
 from kubesentinel.runtime.enrich import Enricher
 from kubesentinel.runtime.filters import EventFilter
 from kubesentinel.runtime.metrics import Metrics
-from kubesentinel.runtime.sources.interface import RawAlert
+from kubesentinel.runtime.sources.interface import Ack, Outcome, RawAlert
 from kubesentinel.runtime.store.sqlite import SQLiteStore
 
 BASE_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
@@ -49,18 +49,21 @@ class ListSource:
     def __init__(self, batches: list[list[bytes]]) -> None:
         self._batches = batches
         self.acked: list[str] = []
+        self.outcomes: dict[str, Outcome] = {}
 
     def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
         for n, batch in enumerate(self._batches):
             yield [
-                RawAlert(
-                    data,
-                    f"list:{n}:{i}",
-                    BASE_NS,
-                    ack=lambda o=f"list:{n}:{i}": self.acked.append(o),
-                )
+                RawAlert(data, f"list:{n}:{i}", BASE_NS, ack=self._ack_of(f"list:{n}:{i}"))
                 for i, data in enumerate(batch)
             ]
+
+    def _ack_of(self, origin: str) -> Ack:
+        def ack(outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
+            self.acked.append(origin)
+            self.outcomes[origin] = outcome
+
+        return ack
 
     def close(self) -> None:
         pass
@@ -105,8 +108,13 @@ def test_good_events_around_malformed_ones_are_stored_and_acknowledged(tmp_path:
     summary, store = _run(tmp_path, source)
     assert (summary.read, summary.stored, summary.malformed) == (5, 3, 2)
     assert len(source.acked) == 5  # malformed ones too: they are safe in the dead-letter file
-    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
-    assert [d["origin"] for d in dead] == ["list:0:1", "list:0:2"]
+    rejected = {o for o, outcome in source.outcomes.items() if outcome is Outcome.REJECTED}
+    assert rejected == {"list:0:1", "list:0:2"}  # settled as rejected: a broker terms them
+    dead = list(read_dead_letter(tmp_path / "dead.jsonl"))
+    assert [(d.origin, d.data) for d in dead] == [
+        ("list:0:1", b'{"rule": "x", "prio'),
+        ("list:0:2", b"\x00\xff garbage"),
+    ]
     (incident,) = store.list_incidents()
     assert incident.workload.key == "test/shop/Deployment/web"
     assert incident.event_count == 3

@@ -29,7 +29,8 @@ from kubesentinel.runtime.deadletter import DeadLetter
 from kubesentinel.runtime.enrich import Enricher
 from kubesentinel.runtime.filters import ACCEPT_ALL, EventFilter
 from kubesentinel.runtime.metrics import Metrics
-from kubesentinel.runtime.sources.interface import RawAlert, Source
+from kubesentinel.runtime.parse import Rejected
+from kubesentinel.runtime.sources.interface import Outcome, RawAlert, Source
 from kubesentinel.runtime.store.interface import IncidentStore
 from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore, encode_write
 from kubesentinel.runtime.store.writer import StoreProcess
@@ -169,7 +170,7 @@ def _commit(
         [*incidents, *closed],
         opened=new,
         open_incidents=correlator.open_count,
-        malformed=len(rejected),
+        rejected=rejected,
     )
 
 
@@ -214,9 +215,9 @@ class _Writer:
         *,
         opened: int,
         open_incidents: int,
-        malformed: int = 0,
+        rejected: Sequence[Rejected] = (),
     ) -> None:
-        done = partial(self._done, batch, len(events), opened, open_incidents, malformed)
+        done = partial(self._done, batch, len(events), opened, open_incidents, rejected)
         if self._process is None:
             self._store.write(events, incidents)
             done()
@@ -226,15 +227,28 @@ class _Writer:
         self._process.submit(encoded, done)
 
     def _done(
-        self, batch: list[RawAlert], stored: int, opened: int, open_incidents: int, malformed: int
+        self,
+        batch: list[RawAlert],
+        stored: int,
+        opened: int,
+        open_incidents: int,
+        rejected: Sequence[Rejected],
     ) -> None:
-        for item in batch:
+        # Dead-lettered items are settled as rejected (NATS term: never redelivered); a
+        # Rejected made outside prepare() (index -1) is matched by its origin.
+        reasons = {r.index: r.reason for r in rejected if r.index >= 0}
+        by_origin = {r.origin: r.reason for r in rejected if r.index < 0}
+        for n, item in enumerate(batch):
             if item.ack is not None:
-                item.ack()
+                reason = reasons.get(n) or by_origin.get(item.origin)
+                if reason is None:
+                    item.ack()  # Outcome.STORED
+                else:
+                    item.ack(Outcome.REJECTED, reason)
         now = self._wall()
         self._metrics.observe_batch(
             received=len(batch),
-            malformed=malformed,
+            malformed=len(rejected),
             stored=stored,
             incidents_opened=opened,
             open_incidents=open_incidents,
