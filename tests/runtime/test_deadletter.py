@@ -206,3 +206,13 @@ def test_categories_are_bounded(tmp_path: Path) -> None:
     counts = letter.counts
     assert len(counts) <= 257
     assert sum(counts.values()) == 400
+
+
+def test_public_names() -> None:
+    from kubesentinel.runtime import deadletter, rejects
+
+    assert sorted(deadletter.__all__) == [
+        "DEFAULT_MAX_BYTES", "DEFAULT_MAX_FILES", "DeadLetter", "DeadLetterRecord",
+        "read_dead_letter", "reason_category",
+    ]  # fmt: skip
+    assert sorted(rejects.__all__) == ["add_each", "reject_events"]
