@@ -152,3 +152,15 @@ def test_a_correlation_failure_rejects_only_the_event_at_fault() -> None:
     (rejected,) = reject_events(failed, batch, "correlating")
     assert (rejected.index, rejected.data) == (1, batch[1].data)  # the bytes as received
     assert rejected.reason == "internal error while correlating: ValueError: correlator bug"
+
+
+def test_an_owner_lookup_on_a_given_api_client_says_why_it_cannot_go_to_a_worker() -> None:
+    from kubernetes import client
+
+    from kubesentinel.runtime.k8s_owners import KubernetesOwnerLookup
+
+    lookup = KubernetesOwnerLookup(
+        client.ApiClient(client.Configuration(host="http://127.0.0.1:9"))
+    )
+    with pytest.raises(TypeError, match="from_kubeconfig"):
+        pickle.dumps(Enricher(lookup=CachedOwnerLookup(lookup.owner_of)))
