@@ -221,6 +221,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         dead_letter.close()
         _close_store(store, quiet=failed)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
+    report["dead_letter"] = dict(dead_letter.counts)  # malformed alerts per reason
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
 

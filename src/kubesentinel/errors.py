@@ -9,7 +9,8 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 └── RuntimeLayerError         the runtime monitor (KS-E030)
     ├── EventError            one event could not be parsed; dead-lettered (KS-E031)
     ├── SourceError           a source cannot be opened or read (KS-E032)
-    └── StoreError            the incident store cannot be opened or written (KS-E033)
+    ├── StoreError            the incident store cannot be opened or written (KS-E033)
+    └── DeadLetterError       the dead-letter file cannot be written or read (KS-E034)
 """
 
 from __future__ import annotations
@@ -89,3 +90,9 @@ class StoreError(RuntimeLayerError):
     """The incident store cannot be opened or written."""
 
     code = "KS-E033"
+
+
+class DeadLetterError(RuntimeLayerError):
+    """The dead-letter file cannot be written (disk full, no permission) or read back."""
+
+    code = "KS-E034"

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.cli import main
+from kubesentinel.runtime.deadletter import read_dead_letter
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +89,9 @@ def test_monitor_reads_stdin_and_dead_letters_garbage(tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     assert (summary["events_read"], summary["events_stored"], summary["malformed"]) == (2, 1, 1)
     assert b"malformed alert at stdin:2" in done.stderr
-    (dead,) = [json.loads(line) for line in (tmp_path / "dl.jsonl").read_text().splitlines()]
-    assert dead["origin"] == "stdin:2"
-    assert dead["data"].strip() == "not json at all"
+    (dead,) = read_dead_letter(tmp_path / "dl.jsonl")
+    assert dead.origin == "stdin:2"
+    assert dead.data.strip() == b"not json at all"
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,7 @@ def test_public_names() -> None:
         "MAX_ALERT_BYTES",
         "Rejected",
         "decode_json",
+        "internal_error",
         "parse_alert",
         "parse_batch",
     ]
@@ -420,3 +421,48 @@ def test_bytearray_and_memoryview_inputs_parse_like_bytes() -> None:
     assert parsed == []
     assert [r.reason.split(" ")[0] for r in rejected] == ["binary", "truncated"]
     assert [type(r.data) for r in rejected] == [bytes, bytes]  # the dead-letter file writes them
+
+
+@pytest.mark.parametrize(
+    ("fields", "time"),
+    [
+        ({}, "2023-05-25T13:44:05.47844599\u00b2Z"),  # str.isdigit() takes a superscript two
+        ({}, "\u0662\u0660\u0662\u0663-05-25T13:44:05.478445995Z"),  # Arabic-Indic digits
+        ({}, "2263-01-01T00:00:00.000000000Z"),  # past int64 nanoseconds
+        ({"evt.rawtime": "1" * 5000}, None),  # more digits than int() converts
+        ({"evt.rawtime": "9" * 20}, None),
+        ({"evt.time": 2**63}, None),
+        ({"evt.time": 1e19}, None),
+        ({"evt.time": float("nan")}, None),
+    ],
+)
+def test_times_beyond_int64_or_not_in_ascii_digits_are_unusable(
+    fields: dict[str, Any], time: str | None
+) -> None:
+    parse_alert(_line(SHELL), "warm")  # the seconds of SHELL's time are in the cache now
+    data = _line(_with(time=time, output_fields=fields))
+    [rejected] = parse_batch([RawAlert(data, "f:1", 0)])[1]
+    assert "time" in rejected.reason
+
+
+def test_a_five_thousand_digit_integer_is_rejected_with_a_reason() -> None:
+    data = _line(_with(output_fields={"n": 0})).replace(b'"n": 0', b'"n": ' + b"9" * 5000)
+    items = [RawAlert(_line(SHELL), "f:1", 1), RawAlert(data, "f:2", 2), RawAlert(data, "f:3", 3)]
+    parsed, rejected = parse_batch(items, offset=10)
+    assert [a.origin for a, _ in parsed] == ["f:1"]
+    assert [(r.origin, r.index, r.data) for r in rejected] == [("f:2", 11, data), ("f:3", 12, data)]
+    assert {r.reason for r in rejected} == {"not JSON: an integer of more than 4300 digits"}
+    with pytest.raises(EventError, match="an integer of more than 4300 digits"):
+        parse_alert(data, "f:2")
+
+
+def test_internal_error_names_the_stage_type_and_a_short_message() -> None:
+    assert parse_module.internal_error("parsing", ValueError("a\nb  c")) == (
+        "internal error while parsing: ValueError: a b c"
+    )
+    assert parse_module.internal_error("enriching", KeyError()) == (
+        "internal error while enriching: KeyError"
+    )
+    long = parse_module.internal_error("parsing", RuntimeError("x" * 500))
+    assert long.endswith("...")
+    assert len(long) < 200

@@ -12,7 +12,7 @@ import pytest
 from kubesentinel.models import Priority
 from kubesentinel.runtime import pipeline, workers
 from kubesentinel.runtime.correlate import Correlator
-from kubesentinel.runtime.deadletter import DeadLetter
+from kubesentinel.runtime.deadletter import DeadLetter, read_dead_letter
 from kubesentinel.runtime.enrich import Enricher
 from kubesentinel.runtime.filters import EventFilter
 from kubesentinel.runtime.metrics import Metrics
@@ -117,8 +117,11 @@ def test_good_events_around_malformed_ones_are_stored_and_acknowledged(tmp_path:
     assert rejected["list:0:2"] == "binary data, not JSON"
     stored = [o for o, (outcome, _) in source.outcomes.items() if outcome is Outcome.STORED]
     assert sorted(stored) == ["list:0:0", "list:1:0", "list:1:1"]
-    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
-    assert [d["origin"] for d in dead] == ["list:0:1", "list:0:2"]
+    dead = list(read_dead_letter(tmp_path / "dead.jsonl"))
+    assert [(d.origin, d.data) for d in dead] == [
+        ("list:0:1", b'{"rule": "x", "prio'),
+        ("list:0:2", b"\x00\xff garbage"),
+    ]
     (incident,) = store.list_incidents()
     assert incident.workload.key == "test/shop/Deployment/web"
     # The second shell alert is identical to the first (same rule and fields): a repeat.

@@ -14,6 +14,10 @@ The workload is, in order: a Deployment the alert itself names (``k8smeta.deploy
 the owner lookup's answer, the pod's naming (see ``identity``), and the host for alerts outside
 any pod. Falco fields never carry the literal ``<NA>`` as a value worth keeping: it, null and ""
 all mean absent.
+
+A workload's names and an event's id are keys that later stages hash and store as UTF-8, so a
+lone surrogate in them (JSON allows a ``"\\ud800"`` escape; the parser keeps it, for the
+evidence) is written as a backslash escape there, as the store writes such text in its columns.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ _CANONICAL: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True, default=str
 )
 _MAX_CACHED_PODS: Final = 65_536
+# Longer keys are not cached: Kubernetes names are at most 253 characters, and 65,536 entries of
+# hostile megabyte-long fields would take the monitor's memory.
+_MAX_CACHED_KEY_CHARS: Final = 2048
 _Context = tuple[str | None, Workload, str | None, str | None]  # pod, workload, container, image
 
 
@@ -94,7 +101,7 @@ class Enricher:
             fields = alert.output_fields
             if alert.source == "k8s_audit":
                 _namespace, pod, workload = self._audit_target(fields, alert.hostname)
-                context: _Context = (pod, workload, None, None)
+                context: _Context = (pod, _encodable_workload(workload), None, None)
             elif contexts is not None:
                 get = fields.get
                 key = (  # spelled out: a comprehension here costs twice as much
@@ -108,17 +115,21 @@ class Enricher:
                     context = contexts[key]
                 except KeyError:
                     context = self._context(fields, alert.hostname)
-                    if len(contexts) >= _MAX_CACHED_PODS:
-                        contexts.clear()
-                    contexts[key] = context
+                    if _key_chars(key) <= _MAX_CACHED_KEY_CHARS:
+                        if len(contexts) >= _MAX_CACHED_PODS:
+                            contexts.clear()
+                        contexts[key] = context
                 except TypeError:  # a list or object where Falco writes text: no caching
                     context = self._context(fields, alert.hostname)
             else:
                 context = self._context(fields, alert.hostname)
             tactics, techniques = mitre_of(alert.tags)
+            uuid = alert.uuid
+            if uuid is not None and not uuid.isascii():
+                uuid = _encodable(uuid)
             append(
                 Event(
-                    alert.uuid or content_id(alert),
+                    uuid or content_id(alert),
                     alert.time_ns,
                     received_ns,
                     alert.rule,
@@ -156,7 +167,7 @@ class Enricher:
             workload = Workload(self.cluster, namespace or "", "Container", name)
         else:
             workload = host_workload(self.cluster, namespace, hostname)
-        return pod, workload, container_id, _image(fields)
+        return pod, _encodable_workload(workload), container_id, _image(fields)
 
     def enrich_one(self, alert: FalcoAlert, received_ns: int) -> Event:
         """The per-item form of ``enrich``."""
@@ -173,10 +184,12 @@ class Enricher:
         key = (namespace, pod)
         workload = self._named.get(key)
         if workload is None:
-            if len(self._named) >= _MAX_CACHED_PODS:
-                self._named.clear()
             kind, name = kind_of_pod_name(pod)
-            workload = self._named[key] = Workload(self.cluster, namespace, kind, name)
+            workload = Workload(self.cluster, namespace, kind, name)
+            if len(namespace) + len(pod) <= _MAX_CACHED_KEY_CHARS:
+                if len(self._named) >= _MAX_CACHED_PODS:
+                    self._named.clear()
+                self._named[key] = workload
         return workload
 
     def _audit_target(
@@ -194,6 +207,31 @@ class Enricher:
             return namespace, name, self._pod_workload(namespace or "", name, fields)
         kind = kind_of_resource(resource)
         return namespace, None, Workload(self.cluster, namespace or "", kind, name)
+
+
+def _key_chars(key: tuple[Any, ...]) -> int:
+    return sum(len(value) for value in key if type(value) is str)
+
+
+def _encodable(text: str) -> str:
+    """``text``, with any lone surrogate as a backslash escape (see the module docstring)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode()
+    return text
+
+
+def _encodable_workload(workload: Workload) -> Workload:
+    key = workload.key
+    if key.isascii() or _encodable(key) is key:
+        return workload
+    return Workload(
+        _encodable(workload.cluster),
+        _encodable(workload.namespace),
+        _encodable(workload.kind),
+        _encodable(workload.name),
+    )
 
 
 def _uri_namespace(uri: object) -> str | None:

@@ -181,9 +181,19 @@ class CachedOwnerLookup:
         return len(self._entries)
 
 
-@lru_cache(maxsize=65_536)
+# Pod names are at most 253 characters; a longer (hostile) one is answered but not cached.
+_MAX_CACHED_NAME: Final = 253
+
+
 def kind_of_pod_name(pod_name: str) -> tuple[str, str]:
     """(kind, name) of the controller that a pod's name points to; ("Pod", pod) if none."""
+    if len(pod_name) > _MAX_CACHED_NAME:
+        return _kind_of_pod_name.__wrapped__(pod_name)
+    return _kind_of_pod_name(pod_name)
+
+
+@lru_cache(maxsize=65_536)
+def _kind_of_pod_name(pod_name: str) -> tuple[str, str]:
     for pattern, kind in _PATTERNS:
         match = pattern.fullmatch(pod_name)
         if match is not None:

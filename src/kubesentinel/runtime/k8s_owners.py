@@ -47,6 +47,15 @@ class KubernetesOwnerLookup:
         self._backoff = backoff_s
         self._clock = clock
         self._quiet_until = 0.0
+        self._kubeconfig_context: str | None = None
+        self._from_kubeconfig = False
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A worker process (spawned: nothing is inherited) gets a lookup built from the same
+        configuration; API clients, with their sockets and locks, do not pickle."""
+        if not self._from_kubeconfig:
+            raise TypeError("only a KubernetesOwnerLookup made by from_kubeconfig() pickles")
+        return (_from_kubeconfig, (self._kubeconfig_context, self._timeout, self._backoff))
 
     @classmethod
     def from_kubeconfig(cls, context: str | None = None) -> KubernetesOwnerLookup:
@@ -60,16 +69,18 @@ class KubernetesOwnerLookup:
             ) from None
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return cls(client.ApiClient())
+            lookup = cls(client.ApiClient())
         except config.ConfigException:
-            pass
-        try:
-            return cls(config.new_client_from_config(context=context))  # type: ignore[no-untyped-call]
-        except (config.ConfigException, OSError) as exc:
-            raise SourceError(
-                f"no Kubernetes configuration: {exc}",
-                hint="set KUBECONFIG, or run without --k8s-lookup",
-            ) from None
+            try:
+                lookup = cls(config.new_client_from_config(context=context))  # type: ignore[no-untyped-call]
+            except (config.ConfigException, OSError) as exc:
+                raise SourceError(
+                    f"no Kubernetes configuration: {exc}",
+                    hint="set KUBECONFIG, or run without --k8s-lookup",
+                ) from None
+        lookup._kubeconfig_context = context
+        lookup._from_kubeconfig = True
+        return lookup
 
     def owner_of(self, namespace: str, pod: str) -> tuple[str, str] | None:
         """(kind, name) of the pod's top controller; None when unknown or unreachable."""
@@ -111,6 +122,14 @@ class KubernetesOwnerLookup:
         log.warning("owner lookup for %s/%s failed (%s); using pod naming", namespace, pod,
                     type(exc).__name__)  # fmt: skip
         return None
+
+
+def _from_kubeconfig(
+    context: str | None, timeout_s: float, backoff_s: float
+) -> KubernetesOwnerLookup:
+    lookup = KubernetesOwnerLookup.from_kubeconfig(context)
+    lookup._timeout, lookup._backoff = timeout_s, backoff_s
+    return lookup
 
 
 def _controller(obj: Any) -> tuple[str, str] | None:

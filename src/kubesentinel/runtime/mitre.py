@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Final
 
 __all__ = ["KILL_CHAIN_ORDER", "TACTIC_IDS", "TACTIC_RANK", "mitre_of"]
@@ -60,11 +59,26 @@ _TECHNIQUE: Final = re.compile(r"T\d{4}(?:\.\d{3})?")
 
 def mitre_of(tags: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(tactics in kill-chain order, techniques sorted) named by a rule's tags."""
-    return _mitre_of(tags if isinstance(tags, tuple) else tuple(tags))
+    key = tags if isinstance(tags, tuple) else tuple(tags)
+    found = _CACHE.get(key)
+    if found is None:
+        found = _mitre_of(key)
+        # Tags are an alert's, so untrusted: a few megabyte-long ones must not stay cached.
+        if len(key) <= _MAX_CACHED_TAGS and sum(map(len, key)) <= _MAX_CACHED_TAG_CHARS:
+            if len(_CACHE) >= _MAX_CACHED:
+                _CACHE.clear()
+            _CACHE[key] = found
+    return found
 
 
-# Every alert of a rule carries the same tags, so a small cache answers almost every call.
-@lru_cache(maxsize=4096)
+# Every alert of a rule carries the same tags, so a small cache answers almost every call. A
+# dict, not functools.lru_cache: only a miss can tell the key is too large to keep.
+_MAX_CACHED: Final = 4096
+_MAX_CACHED_TAGS: Final = 64
+_MAX_CACHED_TAG_CHARS: Final = 4096
+_CACHE: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+
 def _mitre_of(tags: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     tactics: set[str] = set()
     techniques: set[str] = set()

@@ -17,17 +17,25 @@ falcosidekick (``uuid`` added) write them:
 - ``internal`` alerts (metrics snapshots, syscall drops) parse like any other.
 
 Rejected, each with a short reason: over ``MAX_ALERT_BYTES``, empty, binary data, not JSON,
-truncated JSON, not an object, missing or empty rule, missing or unknown priority, no usable
-time, a known field of the wrong type.
+truncated JSON, nested too deeply, an integer longer than Python converts (4,300 digits), not
+an object, missing or empty rule, missing or unknown priority, no usable time (a time must fall
+within the int64 nanoseconds Falco itself uses: 1970 to 2262), a known field of the wrong type.
+
+``parse_batch`` never raises for one item: an unexpected exception while parsing an item
+(a bug, or a library's error we did not foresee) rejects that item with the reason
+``internal error while parsing: <type>: <message>`` (see ``internal_error``) and the rest of the
+batch goes on.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any, Final
 
 import orjson
@@ -36,7 +44,14 @@ from kubesentinel.errors import EventError
 from kubesentinel.models.falco_alert import FalcoAlert, Priority
 from kubesentinel.runtime.sources.interface import RawAlert
 
-__all__ = ["MAX_ALERT_BYTES", "Rejected", "decode_json", "parse_alert", "parse_batch"]
+__all__ = [
+    "MAX_ALERT_BYTES",
+    "Rejected",
+    "decode_json",
+    "internal_error",
+    "parse_alert",
+    "parse_batch",
+]
 
 # One alert is a few KiB; anything past 1 MiB is garbage or an attack on memory.
 MAX_ALERT_BYTES: Final = 1 << 20
@@ -46,9 +61,15 @@ _HINT: Final = (
     "(or a falcosidekick payload)"
 )
 _TIME_FIELDS: Final = ("evt.time", "evt.time.iso8601", "evt.rawtime")
+# ASCII digits only: str's \d and isdigit() also take other scripts' digits ("\u0663", "\u00b2").
 _RFC3339: Final = re.compile(
-    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:[Zz]|([+-])(\d\d):?(\d\d))"
+    r"(\d{4}-\d\d-\d\d)[Tt ](\d\d):(\d\d):(\d\d)(?:[.,](\d+))?(?:[Zz]|([+-])(\d\d):?(\d\d))",
+    re.ASCII,
 )
+# Times are int64 nanoseconds, as Falco's own evt.rawtime (and the store's INTEGER) are.
+_MAX_NS: Final = 2**63 - 1
+_MAX_NS_DIGITS: Final = len(str(_MAX_NS))
+_INTERNAL_MESSAGE_CHARS: Final = 120
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _JSON_TYPES: Final = {
     dict: "an object",
@@ -63,11 +84,16 @@ _JSON_TYPES: Final = {
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """An input that is not a Falco alert: where it came from, why, and its bytes as read."""
+    """An input that is not a Falco alert: where it came from, why, and its bytes as read.
+
+    ``index`` is its position in the batch given to ``parse_batch`` or ``workers.prepare``
+    (-1 when made elsewhere): the pipeline settles that batch item as rejected.
+    """
 
     origin: str
     reason: str
     data: bytes
+    index: int = field(default=-1, compare=False)
 
 
 class _MalformedError(Exception):
@@ -91,17 +117,45 @@ def decode_json(data: bytes | str) -> Any:
 
 
 def parse_batch(
-    items: Sequence[RawAlert],
+    items: Sequence[RawAlert], offset: int = 0
 ) -> tuple[list[tuple[FalcoAlert, int]], list[Rejected]]:
-    """Parse a batch: (alert, received_ns) for the good items, Rejected for the rest."""
+    """Parse a batch: (alert, received_ns) for the good items, Rejected for the rest.
+
+    Never raises for one item (see the module docstring); ``offset`` is added to each
+    Rejected's ``index`` (the batch is a slice of a larger one).
+    """
     parsed: list[tuple[FalcoAlert, int]] = []
     rejected: list[Rejected] = []
-    for item in items:
+    for n, item in enumerate(items, offset):
         try:
             parsed.append((_parse(item.data, item.origin), item.received_ns))
         except _MalformedError as exc:
-            rejected.append(Rejected(item.origin, str(exc), _utf8(item.data)))
+            rejected.append(Rejected(item.origin, str(exc), _utf8(item.data), n))
+        except Exception as exc:  # any input, even one that trips a bug, costs one item only
+            reason = internal_error("parsing", exc)
+            rejected.append(Rejected(item.origin, reason, _bytes_of(item.data), n))
     return parsed, rejected
+
+
+def internal_error(stage: str, exc: BaseException) -> str:
+    """The reason for an item an unexpected exception rejected: ``internal error while
+    <stage>: <type>: <message>`` (message on one line, cut to 120 characters)."""
+    try:
+        message = " ".join(str(exc).split())
+    except Exception:  # a str() that fails too
+        message = ""
+    if len(message) > _INTERNAL_MESSAGE_CHARS:
+        message = message[: _INTERNAL_MESSAGE_CHARS - 3] + "..."
+    head = f"internal error while {stage}: {type(exc).__name__}"
+    return f"{head}: {message}" if message else head
+
+
+def _bytes_of(data: bytes | str) -> bytes:
+    """The item's bytes for the dead-letter file, whatever a source handed out."""
+    try:
+        return _utf8(data)
+    except Exception:
+        return b""
 
 
 def _parse(data: bytes | str, origin: str) -> FalcoAlert:
@@ -118,9 +172,9 @@ def _parse(data: bytes | str, origin: str) -> FalcoAlert:
         raise _MalformedError("empty rule")
 
     value = obj.get("priority")
-    priority = _PRIORITIES.get(value) if type(value) is str else None
+    priority = _priority_of(value) if type(value) is str else None
     if priority is None:
-        priority = _priority(value)
+        raise _MalformedError(_priority_reason(value))
 
     fields = obj.get("output_fields")
     if fields is None:
@@ -197,13 +251,17 @@ def _decode(data: bytes | str) -> Any:
     except orjson.JSONDecodeError:
         pass  # the stdlib decides: it also reads NaN, huge integers and names the fault
     try:
-        return json.loads(data)
+        obj = json.loads(data)
     except UnicodeDecodeError:
         return _decode_lossy(data)
     except json.JSONDecodeError as exc:
         raise _MalformedError(_json_reason(data, exc)) from None
     except RecursionError:
         raise _MalformedError("not JSON: nested too deeply") from None
+    except ValueError:  # int() refuses the digits: the only other ValueError json.loads raises
+        limit = sys.get_int_max_str_digits()
+        raise _MalformedError(f"not JSON: an integer of more than {limit} digits") from None
+    return obj
 
 
 def _decode_lossy(data: bytes | str) -> Any:
@@ -242,22 +300,21 @@ def _missing_or_bad(name: str, value: object, expected: str) -> str:
     return f"{name} is {_JSON_TYPES.get(type(value), 'a value')}, expected {expected}"
 
 
-# Exact spellings seen so far; Priority.parse handles the rest (any case, aliases).
-_PRIORITIES: dict[str, Priority] = {p.label: p for p in Priority}
+@lru_cache(maxsize=256)
+def _priority_of(text: str) -> Priority | None:
+    """Any case, Falco's aliases; None if unknown. Cached: alerts repeat a few spellings."""
+    if len(text) > 32:  # "informational" is 13: no hostile megabyte key in the cache
+        return None
+    try:
+        return Priority.parse(text)
+    except ValueError:
+        return None
 
 
-def _priority(value: object) -> Priority:
+def _priority_reason(value: object) -> str:
     if type(value) is not str:
-        raise _MalformedError(_missing_or_bad("priority", value, "a string"))
-    priority = _PRIORITIES.get(value)
-    if priority is None:
-        try:
-            priority = Priority.parse(value)
-        except ValueError:
-            raise _MalformedError(f"unknown priority {value[:40]!r}") from None
-        if len(_PRIORITIES) < 256:
-            _PRIORITIES[value] = priority
-    return priority
+        return _missing_or_bad("priority", value, "a string")
+    return f"unknown priority {value[:40]!r}"
 
 
 def _time_ns(value: object, fields: dict[str, Any]) -> int:
@@ -276,25 +333,27 @@ def _time_ns(value: object, fields: dict[str, Any]) -> int:
     raise _MalformedError(f"time {shown} is not an RFC 3339 timestamp and no evt.time field")
 
 
-# Epoch seconds of each "YYYY-MM-DDTHH:MM:SS" already parsed: alerts arrive in time order, so
-# nearly every alert hits. Falco writes exactly 30 characters with 9 fraction digits and "Z".
-_SECONDS: dict[str, int] = {}
-
-
 def _rfc3339_ns(text: str) -> int | None:
+    # Falco writes exactly 30 characters, 9 fraction digits and "Z"; alerts arrive in time
+    # order, so the seconds part of nearly every alert is in the cache.
     if len(text) == 30 and text[29] == "Z" and text[19] == ".":
-        seconds = _SECONDS.get(text[:19])
         fraction = text[20:29]
-        if seconds is not None and fraction.isdigit():
-            return seconds * 1_000_000_000 + int(fraction)
+        if fraction.isdigit() and fraction.isascii():
+            seconds = _seconds_of(text[:19])
+            if seconds is not None:
+                time_ns = seconds * 1_000_000_000 + int(fraction)
+                return time_ns if 0 < time_ns <= _MAX_NS else None
     return _rfc3339_ns_slow(text)
 
 
-def _rfc3339_ns_slow(text: str) -> int | None:
-    match = _RFC3339.fullmatch(text)
-    if match is None:
-        return None
-    day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+@lru_cache(maxsize=4096)
+def _seconds_of(stamp: str) -> int | None:
+    """Epoch seconds of "YYYY-MM-DDTHH:MM:SS" (a UTC time's first 19 characters), else None."""
+    match = _RFC3339.fullmatch(stamp + "Z")
+    return None if match is None else _seconds(*match.groups()[:4])
+
+
+def _seconds(day: str, hour: str, minute: str, second: str) -> int | None:
     h, m, s = int(hour), int(minute), int(second)
     if h > 23 or m > 59 or s > 60:  # 60: a leap second, as RFC 3339 allows
         return None
@@ -302,12 +361,18 @@ def _rfc3339_ns_slow(text: str) -> int | None:
         days = date.fromisoformat(day).toordinal() - _EPOCH_ORDINAL
     except ValueError:
         return None
-    seconds = days * 86_400 + h * 3600 + m * 60 + s
-    if sign is None:
-        if len(_SECONDS) >= 4096:
-            _SECONDS.clear()
-        _SECONDS[text[:19]] = seconds
-    else:
+    return days * 86_400 + h * 3600 + m * 60 + s
+
+
+def _rfc3339_ns_slow(text: str) -> int | None:
+    match = _RFC3339.fullmatch(text)
+    if match is None:
+        return None
+    day, hour, minute, second, fraction, sign, off_h, off_m = match.groups()
+    seconds = _seconds(day, hour, minute, second)
+    if seconds is None:
+        return None
+    if sign is not None:
         oh, om = int(off_h), int(off_m)
         if oh > 23 or om > 59:
             return None
@@ -315,19 +380,23 @@ def _rfc3339_ns_slow(text: str) -> int | None:
         seconds += -offset if sign == "+" else offset
     nanos = int(fraction[:9].ljust(9, "0")) if fraction else 0
     time_ns = seconds * 1_000_000_000 + nanos
-    return time_ns if time_ns > 0 else None  # Go's zero time means "not set"
+    return time_ns if 0 < time_ns <= _MAX_NS else None  # Go's zero time means "not set"
 
 
 def _field_ns(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value if value > 0 else None
+        return value if 0 < value <= _MAX_NS else None
     if isinstance(value, float):
         # falcosidekick decodes numbers as float64: a quarter-microsecond precision survives.
-        return int(value) if 0 < value < 1e19 else None
+        # (NaN fails the test; 2**63 itself is above every float below it.)
+        return int(value) if 0 < value < _MAX_NS else None
     if isinstance(value, str):
         if value.isdigit() and value.isascii():
-            return int(value) or None
+            if len(value) > _MAX_NS_DIGITS:
+                return None
+            time_ns = int(value)
+            return time_ns if 0 < time_ns <= _MAX_NS else None
         return _rfc3339_ns(value)
     return None

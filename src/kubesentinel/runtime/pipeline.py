@@ -44,6 +44,7 @@ from kubesentinel.runtime.filters import ACCEPT_ALL, EventFilter
 from kubesentinel.runtime.incident_log import IncidentLog
 from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.parse import Rejected
+from kubesentinel.runtime.rejects import add_each, reject_events
 from kubesentinel.runtime.sources.interface import Outcome, RawAlert, Source, settle
 from kubesentinel.runtime.store.interface import IncidentStore
 from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore, encode_write
@@ -202,7 +203,7 @@ def _commit(
     clock.observe(wanted)
     now = clock.now()
     opened_before = correlator.opened_total
-    incidents, kept = _correlate(correlator, wanted, now, rejected)
+    incidents, kept = _correlate(correlator, wanted, now, batch, rejected)
     closed = correlator.expire(now)
     if rejected:
         _dead_letter(stages.dead_letter, rejected)
@@ -242,7 +243,11 @@ def _dead_letter(dead_letter: DeadLetter, rejected: Sequence[Rejected]) -> None:
 
 
 def _correlate(
-    correlator: Correlator, events: list[Event], now: int, rejected: list[Rejected]
+    correlator: Correlator,
+    events: list[Event],
+    now: int,
+    batch: list[RawAlert],
+    rejected: list[Rejected],
 ) -> tuple[list[Incident], list[Event]]:
     """The batch's incidents, and the events to store. A batch that fails to correlate is
     retried one event at a time; an event that fails alone is dead-lettered (``rejected``)."""
@@ -250,19 +255,10 @@ def _correlate(
         return correlator.add(events, now), events
     except Exception:  # one bad event must not stop the monitor
         log.exception("correlating a batch failed; retrying it event by event")
-    touched: dict[str, Incident] = {}
-    kept: list[Event] = []
-    for event in events:
-        try:
-            for incident in correlator.add([event], now):
-                touched.pop(incident.id, None)
-                touched[incident.id] = incident
-        except Exception as exc:
-            reason = f"internal error while correlating: {type(exc).__name__}: {exc}"[:300]
-            rejected.append(Rejected(event.origin, reason, event.raw or b""))
-            continue
-        kept.append(event)
-    return list(touched.values()), kept
+    incidents, failed = add_each(correlator, events, now)
+    rejected += reject_events(failed, batch, "correlating")
+    bad = {id(event) for event, _ in failed}
+    return incidents, [event for event in events if id(event) not in bad]
 
 
 class _StoreHealth:
@@ -401,10 +397,12 @@ class _Writer:
             return
         self.commits += 1
         if rejected:
-            reasons = {bad.origin: bad.reason for bad in rejected}
-            for item in batch:
+            # By position in the batch; a Rejected made without one (index -1) by its origin.
+            reasons = {bad.index: bad.reason for bad in rejected if bad.index >= 0}
+            by_origin = {bad.origin: bad.reason for bad in rejected if bad.index < 0}
+            for n, item in enumerate(batch):
                 if item.ack is not None:
-                    reason = reasons.get(item.origin)
+                    reason = reasons.get(n) or by_origin.get(item.origin)
                     if reason is None:
                         item.ack(Outcome.STORED, "")
                     else:
