@@ -183,3 +183,17 @@ def test_stdin_that_is_no_byte_stream_is_a_source_error(monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "stdin", io.StringIO('{"a": 1}\n'))
     with pytest.raises(SourceError, match="stdin"):
         next(StreamSource("-").batches(10))
+
+
+def test_batches_of_large_alerts_are_cut_by_bytes(tmp_path: Path) -> None:
+    from kubesentinel.runtime.sources.queueing import BATCH_BYTES
+
+    line = b'{"pad": "' + b"x" * 900_000 + b'"}'
+    path = tmp_path / "big.jsonl"
+    path.write_bytes((line + b"\n") * 25)
+    source = StreamSource(str(path))
+    batches = [batch for batch in source.batches(2048) if batch]
+    assert sum(len(batch) for batch in batches) == 25
+    assert len(batches) >= 3  # 22 MB of alerts: never one batch
+    for batch in batches:
+        assert sum(len(item.data) for item in batch) < BATCH_BYTES + len(line)

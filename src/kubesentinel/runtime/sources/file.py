@@ -25,7 +25,10 @@ import os
 import select
 import sys
 import time
+from bisect import bisect_left
 from collections.abc import Iterator
+from itertools import accumulate
+from operator import itemgetter
 from typing import BinaryIO, Final
 
 from kubesentinel.errors import SourceError
@@ -37,6 +40,7 @@ CHUNK_BYTES: Final = 256 * 1024
 # whole; a longer one is cut here.
 MAX_LINE_BYTES: Final = 2 * 1024 * 1024
 TRUNCATED: Final = " (truncated)"
+_DATA: Final = itemgetter(1)  # the bytes of a (line number, bytes, cut) tuple
 
 
 class LineSplitter:
@@ -262,18 +266,16 @@ class StreamSource:
 
 
 def _size(lines: list[tuple[int, bytes, bool]]) -> int:
-    return sum(len(data) for _, data, _ in lines)
+    return sum(map(len, map(_DATA, lines)))
 
 
 def _batch_size(lines: list[tuple[int, bytes, bool]], max_batch: int) -> int:
     """How many of ``lines`` make the next batch: at most ``max_batch`` and about
     ``BATCH_BYTES`` of data (at least one line), so a file of huge alerts is not read whole."""
-    size = 0
-    for n, (_, data, _) in enumerate(lines[:max_batch]):
-        size += len(data)
-        if size >= BATCH_BYTES:
-            return n + 1
-    return min(len(lines), max_batch)
+    ends = list(accumulate(map(len, map(_DATA, lines[:max_batch]))))
+    if not ends or ends[-1] < BATCH_BYTES:
+        return len(ends)
+    return bisect_left(ends, BATCH_BYTES) + 1
 
 
 def _open(path: str) -> BinaryIO:
