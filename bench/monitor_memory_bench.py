@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ import threading
 import time
 import uuid
 from pathlib import Path
+
+from runtime_bench import _free_port, _status_mb
 
 MONITOR = [sys.executable, "-m", "kubesentinel", "monitor"]
 ALERT_BYTES = 900 * 1024
@@ -148,17 +149,10 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _status_mb(pid: int, field: str) -> float:
-    return _field_mb(Path(f"/proc/{pid}/status"), field)
-
-
 def _smaps_mb(pid: int, field: str) -> float:
-    return _field_mb(Path(f"/proc/{pid}/smaps_rollup"), field)
-
-
-def _field_mb(path: Path, field: str) -> float:
+    """A field of /proc/PID/smaps_rollup in MB (0 once the process is gone)."""
     try:
-        text = path.read_text()
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return 0.0
     for line in text.splitlines():
@@ -190,12 +184,6 @@ def _wait_healthy(port: int, seconds: float = 20.0) -> bool:
         except OSError:
             time.sleep(0.1)
     return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from kubesentinel.runtime.sources.nats import subject_of
+from tests.runtime.test_monitor_nats import _pending, _publish_raw
 from tests.runtime.test_source_nats import URL, _run, stream  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -170,29 +171,6 @@ def _count_or_zero(path: Path) -> int:
         return 0
 
 
-async def _publish(alerts: list[dict[str, Any]]) -> None:
-    import nats
-
-    nc = await nats.connect(URL)
-    try:
-        js = nc.jetstream()
-        for body in alerts:
-            await js.publish(subject_of(body["priority"], body["rule"]), json.dumps(body).encode())
-    finally:
-        await nc.close()
-
-
-async def _pending(stream_name: str, durable: str) -> tuple[int, int]:
-    import nats
-
-    nc = await nats.connect(URL)
-    try:
-        info: Any = await nc.jetstream().consumer_info(stream_name, durable)
-        return int(info.num_pending), int(info.num_ack_pending)
-    finally:
-        await nc.close()
-
-
 def test_nats_messages_survive_sigkill(
     stream: str,  # noqa: F811 - the fixture imported above
     tmp_path: Path,
@@ -201,7 +179,8 @@ def test_nats_messages_survive_sigkill(
     first = monitor(uri, tmp_path, "--until-eof")  # creates the stream and the consumer
     assert first.wait(timeout=60) == 0, (tmp_path / "monitor.log").read_text()
     alerts = [alert(n) for n in range(20_000)]
-    _run(_publish(alerts))
+    _run(_publish_raw([(subject_of(a["priority"], a["rule"]), json.dumps(a).encode())
+                       for a in alerts]))  # fmt: skip
     store = tmp_path / "ks.db"
     for _ in range(ROUNDS):
         proc = monitor(uri, tmp_path)
