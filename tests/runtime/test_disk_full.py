@@ -207,3 +207,37 @@ def test_a_replay_onto_a_full_disk_ends_in_one_line_and_a_readable_store(
     assert listing.returncode == 0, listing.stderr
     assert "Traceback" not in listing.stderr
     assert json.loads(listing.stdout)  # what was committed before the disk filled is there
+
+
+def test_a_dead_letter_file_that_cannot_be_written_refuses_the_batch(tmp_path: Path) -> None:
+    """A malformed alert can be answered 400 only once it is dead-lettered: when that write
+    fails (ENOSPC on /dev/full), its whole batch is settled as not stored and the source is
+    told to answer 503; no alert is left without an answer."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("needs /dev/full to fail a write with ENOSPC")
+
+    class Poisoned(ScriptedLiveSource):
+        def batches(self, max_batch: int) -> Iterator[list[RawAlert]]:
+            for batch in super().batches(max_batch):
+                yield [*batch, RawAlert(b"{not json", "scripted:bad", BASE_NS, self._bad)]
+
+        def _bad(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
+            self.outcomes["scripted:bad"] = outcome
+
+    source = Poisoned([(None, 5)])
+    store = SQLiteStore(tmp_path / "ks.db")
+    try:
+        summary = pipeline.run(
+            source,
+            enricher=Enricher(cluster="test"),
+            correlator=Correlator(),
+            store=store,
+            metrics=Metrics(),
+            dead_letter=DeadLetter(Path("/dev/full")),
+        )
+    finally:
+        store.close()
+    assert set(source.outcomes.values()) == {Outcome.UNAVAILABLE}
+    assert len(source.outcomes) == 6
+    assert summary.unavailable == 6
+    assert source.marks == [pipeline.UNAVAILABLE_REASON]

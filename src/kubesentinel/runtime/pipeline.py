@@ -206,7 +206,11 @@ def _commit(
     incidents, kept = _correlate(correlator, wanted, now, batch, rejected)
     closed = correlator.expire(now)
     if rejected:
-        _dead_letter(stages.dead_letter, rejected)
+        try:
+            _dead_letter(stages.dead_letter, rejected)
+        except StoreError:
+            _refuse(batch, summary)  # never submitted: settle it here, as not stored
+            raise
     new = correlator.opened_total - opened_before
     summary.read += len(batch)
     summary.malformed += len(rejected)
