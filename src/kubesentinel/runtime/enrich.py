@@ -45,6 +45,8 @@ __all__ = ["Enricher", "content_id"]
 _CANONICAL: Final = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True, default=str
 )
+# Per-instance dicts, not functools.lru_cache: the enricher is pickled into spawned workers,
+# and only a miss can tell a key is too long to keep (below).
 _MAX_CACHED_PODS: Final = 65_536
 # Longer keys are not cached: Kubernetes names are at most 253 characters, and 65,536 entries of
 # hostile megabyte-long fields would take the monitor's memory.
