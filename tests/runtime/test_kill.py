@@ -123,7 +123,11 @@ def _http_round(tmp_path: Path, round_no: int, acked: list[str]) -> None:
     """Start a monitor, load it with 8 senders, kill it once 2,000 more were acknowledged."""
     port = free_port()
     proc = monitor(f"http://127.0.0.1:{port}", tmp_path)
-    wait_for(lambda: _healthy(port, proc))
+    try:
+        wait_for(lambda: _healthy(port, proc))
+    except BaseException:
+        kill_group(proc)
+        raise
     before = len(acked)
     senders = [Sender(port, 1_000_000 * (round_no * 10 + i), acked) for i in range(8)]
     for sender in senders:
@@ -155,8 +159,10 @@ def test_a_file_replay_killed_and_rerun_stores_every_line_once(tmp_path: Path) -
     store = tmp_path / "ks.db"
     for _ in range(ROUNDS):
         proc = monitor(str(stream_file), tmp_path, "--until-eof")
-        wait_for(lambda: store.exists() and _count_or_zero(store) > 0)
-        kill_group(proc)
+        try:
+            wait_for(lambda: store.exists() and _count_or_zero(store) > 0)
+        finally:
+            kill_group(proc)
     proc = monitor(str(stream_file), tmp_path, "--until-eof")
     assert proc.wait(timeout=300) == 0, (tmp_path / "monitor.log").read_text()
     ids = stored_ids(store)
@@ -185,8 +191,10 @@ def test_nats_messages_survive_sigkill(
     for _ in range(ROUNDS):
         proc = monitor(uri, tmp_path)
         seen = _count_or_zero(store)
-        wait_for(lambda seen=seen: _count_or_zero(store) > seen)  # type: ignore[misc]
-        kill_group(proc)
+        try:
+            wait_for(lambda seen=seen: _count_or_zero(store) > seen)  # type: ignore[misc]
+        finally:
+            kill_group(proc)
     # Unsettled messages come back after ack_wait: runs that end when the stream is idle pick
     # them up until everything is stored.
     expected = {a["uuid"] for a in alerts}
