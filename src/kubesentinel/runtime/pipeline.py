@@ -160,6 +160,9 @@ def run(
         summary.store_error = str(exc)
         writer.abandon()
         raise
+    except BaseException:  # Ctrl-C, or a bug: still commit and settle what the writer holds
+        writer.abandon()
+        raise
     finally:
         summary.unavailable += writer.unavailable
         summary.duration_s = time.perf_counter() - started
