@@ -19,12 +19,11 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
 
-from runtime_bench import _free_port, _status_mb
+from runtime_bench import _free_port, _HighWater, _status_mb
 
 MONITOR = [sys.executable, "-m", "kubesentinel", "monitor"]
 ALERT_BYTES = 900 * 1024
@@ -53,7 +52,7 @@ def main() -> int:
             tree = _tree(proc.pid)
             pss = sum(_smaps_mb(pid, "Pss:") for pid in tree)
             print(f"monitor.idle_pss_mb: {pss:.1f}  # {len(tree)} processes; target <= 50")
-            peak = _Peak(proc.pid)
+            peak = _HighWater(proc.pid, _tree_hwm_mb)
             sent, refused, seconds = _flood(port, args.clients, args.flood_seconds)
             peak_mb = peak.stop()
             print(f"monitor.flood.alerts_stored_per_s: {sent / seconds:.1f}  # 900 KB each")
@@ -113,25 +112,9 @@ def _post_large(port: int, seconds: float, client: int) -> tuple[int, int]:
     return accepted, refused
 
 
-class _Peak:
-    """Peak of the summed VmHWM of the tree, polled every 50 ms."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = 0.0
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
-
-    def _poll(self) -> None:
-        while not self._done.wait(0.05):
-            total = sum(_status_mb(pid, "VmHWM:") for pid in _tree(self.pid))
-            self.peak = max(self.peak, total)
-
-    def stop(self) -> float:
-        self._done.set()
-        self._thread.join()
-        return self.peak
+def _tree_hwm_mb(pid: int) -> float:
+    """Summed VmHWM of ``pid`` and its descendants."""
+    return sum(_status_mb(p, "VmHWM:") for p in _tree(pid))
 
 
 def _tree(pid: int) -> list[int]:

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,20 +89,21 @@ def _file_source(work: Path, lines: list[bytes]) -> None:
 
 
 class _HighWater:
-    """Poll the child's VmHWM (peak RSS since exec). RUSAGE_CHILDREN would also count the
-    pages the child shared with this process between fork and exec."""
+    """Poll the child's VmHWM (peak RSS since exec), or ``measure(pid)`` when given, every
+    50 ms. RUSAGE_CHILDREN would also count the pages the child shared with this process
+    between fork and exec."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, measure: Callable[[int], float] | None = None) -> None:
         self.pid = pid
         self.peak = 0.0
+        self._measure = measure or (lambda p: _status_mb(p, "VmHWM:"))
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._poll, daemon=True)
         self._thread.start()
 
     def _poll(self) -> None:
-        while not self._done.is_set():
-            self.peak = max(self.peak, _status_mb(self.pid, "VmHWM:"))
-            time.sleep(0.05)
+        while not self._done.wait(0.05):
+            self.peak = max(self.peak, self._measure(self.pid))
 
     def stop(self) -> float:
         self._done.set()

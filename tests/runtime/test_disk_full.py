@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +94,20 @@ def alert_line(n: int, pod: str = "web-6d4cf56db6-x7k2p") -> bytes:
     return json.dumps(body).encode()
 
 
+def run_pipeline(
+    source: ScriptedLiveSource, store: SQLiteStore, dead_letter: DeadLetter, **options: Any
+) -> pipeline.Summary:
+    return pipeline.run(
+        source,
+        enricher=Enricher(cluster="test"),
+        correlator=Correlator(),
+        store=store,
+        metrics=Metrics(),
+        dead_letter=dead_letter,
+        **options,
+    )
+
+
 class ScriptedLiveSource:
     """A live source whose batches run a step (fill the disk, free it) before they are read."""
 
@@ -154,13 +169,10 @@ def test_a_full_disk_stops_acknowledging_and_recovers(tiny_fs: Path, store_proce
         ]
     )
     try:
-        summary = pipeline.run(
+        summary = run_pipeline(
             source,
-            enricher=Enricher(cluster="test"),
-            correlator=Correlator(),
-            store=store,
-            metrics=Metrics(),
-            dead_letter=DeadLetter(tiny_fs / "dl.jsonl"),
+            store,
+            DeadLetter(tiny_fs / "dl.jsonl"),
             store_process=store_process,
             store_retry_s=0.0,
         )
@@ -227,14 +239,7 @@ def test_a_dead_letter_file_that_cannot_be_written_refuses_the_batch(tmp_path: P
     source = Poisoned([(None, 5)])
     store = SQLiteStore(tmp_path / "ks.db")
     try:
-        summary = pipeline.run(
-            source,
-            enricher=Enricher(cluster="test"),
-            correlator=Correlator(),
-            store=store,
-            metrics=Metrics(),
-            dead_letter=DeadLetter(Path("/dev/full")),
-        )
+        summary = run_pipeline(source, store, DeadLetter(Path("/dev/full")))
     finally:
         store.close()
     assert set(source.outcomes.values()) == {Outcome.UNAVAILABLE}
