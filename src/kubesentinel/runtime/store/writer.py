@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from kubesentinel.errors import StoreError
+from kubesentinel.runtime.gc_tuning import tune_for_throughput
 from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore
 
 __all__ = ["StoreProcess"]
@@ -154,6 +155,7 @@ def _serve(path: str, conn: Connection) -> None:
     store: SQLiteStore | None = None
     try:
         store = SQLiteStore(path)
+        tune_for_throughput()
         while True:
             events = conn.recv_bytes()
             if events == _END:
