@@ -6,11 +6,14 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 ├── InputError                a manifest could not be read or parsed (KS-E010..)
 ├── RuleError                 a rule file is invalid (KS-E020)
 ├── BaselineError             a --baseline file is unreadable or not a baseline (KS-E040)
-└── RuntimeLayerError         the runtime monitor (KS-E030)
-    ├── EventError            one event could not be parsed; dead-lettered (KS-E031)
-    ├── SourceError           a source cannot be opened or read (KS-E032)
-    ├── StoreError            the incident store cannot be opened or written (KS-E033)
-    └── DeadLetterError       the dead-letter file cannot be written or read (KS-E034)
+├── RuntimeLayerError         the runtime monitor (KS-E030)
+│   ├── EventError            one event could not be parsed; dead-lettered (KS-E031)
+│   ├── SourceError           a source cannot be opened or read (KS-E032)
+│   ├── StoreError            the incident store cannot be opened or written (KS-E033)
+│   └── DeadLetterError       the dead-letter file cannot be written or read (KS-E034)
+└── VaultError                the forensic vault (KS-E050)
+    ├── KeyFileError          a key file is unreadable, not Ed25519, or readable by others (KS-E051)
+    └── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
 """
 
 from __future__ import annotations
@@ -96,3 +99,23 @@ class DeadLetterError(RuntimeLayerError):
     """The dead-letter file cannot be written (disk full, no permission) or read back."""
 
     code = "KS-E034"
+
+
+class VaultError(KubeSentinelError):
+    """Base of the forensic vault's errors."""
+
+    code = "KS-E050"
+
+
+class KeyFileError(VaultError):
+    """A signing key or pinned public key cannot be read, created, or trusted (a private key
+    other users can read is refused)."""
+
+    code = "KS-E051"
+
+
+class CheckpointError(VaultError):
+    """A checkpoint is malformed, names another log, or carries no valid signature by a
+    trusted key (a forged checkpoint, or one signed by a swapped key)."""
+
+    code = "KS-E052"
