@@ -64,9 +64,9 @@ class VerifyKey:
         """The signed-note key ID of this key under ``name``:
         SHA-256(name || 0x0A || 0x01 || public key)[:4]."""
         _check_key_name(name)
-        return hashlib.sha256(
-            name.encode() + b"\n" + ED25519_SIGNATURE_TYPE + self.raw
-        ).digest()[:4]
+        return hashlib.sha256(name.encode() + b"\n" + ED25519_SIGNATURE_TYPE + self.raw).digest()[
+            :4
+        ]
 
     def verifier_key(self, name: str) -> str:
         """The signed-note verifier key, ``name+<hex key ID>+<base64(0x01 || key)>``."""
@@ -203,7 +203,7 @@ def _read_private(path: Path) -> bytes | None:
         raise KeyFileError(
             f"cannot read the signing key: {error.strerror or error}", file=str(path)
         ) from error
-    with os.fdopen(fd, "rb") as file:
+    try:
         status = os.fstat(fd)  # of the file opened, so a swap after a check cannot fool it
         if not stat.S_ISREG(status.st_mode):
             raise KeyFileError("the signing key is not a regular file", file=str(path))
@@ -215,7 +215,9 @@ def _read_private(path: Path) -> bytes | None:
                 file=str(path),
                 hint=f"chmod 600 {path}",
             )
-        return file.read(_MAX_KEY_FILE)
+        return os.read(fd, _MAX_KEY_FILE)
+    finally:
+        os.close(fd)
 
 
 def _create_signing_key(path: Path) -> None:
