@@ -6,6 +6,7 @@ import base64
 import hashlib
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -300,3 +301,25 @@ def test_an_origin_that_is_no_key_name_cannot_be_signed() -> None:
         sign_note(KEY, ORIGIN, "a\n\nb\n")
     with pytest.raises(ValueError, match="control"):
         sign_note(KEY, ORIGIN, "a\tb\n")
+
+
+def test_the_example_in_the_docs_is_a_valid_checkpoint() -> None:
+    # docs/vault-integrity.md shows a checkpoint signed by KEY; it must stay a true example.
+    doc = (Path(__file__).parents[2] / "docs" / "vault-integrity.md").read_text()
+    example = doc.split("## Checkpoints", 1)[1].split("```\n", 2)[1]
+    checkpoint = parse_and_verify(example, KEY.verify_key, expected_origin=example.split("\n")[0])
+    assert (checkpoint.size, checkpoint.record_count) == (42, 86017)
+    assert KEY.verify_key.verifier_key(checkpoint.origin) in doc
+
+
+def test_public_names_are_pinned() -> None:
+    from kubesentinel.vault import checkpoint as module
+
+    assert sorted(module.__all__) == [
+        "Checkpoint",
+        "checkpoint_hash",
+        "open_note",
+        "parse_and_verify",
+        "sign_checkpoint",
+        "sign_note",
+    ]

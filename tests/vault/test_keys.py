@@ -210,3 +210,15 @@ def test_key_id_and_verifier_key_match_go_sumdb_note() -> None:
 def test_key_names_follow_the_signed_note_rules(name: str) -> None:
     with pytest.raises(ValueError, match="not a key name"):
         go_example_key().key_id(name)
+
+
+def test_public_names_are_pinned() -> None:
+    from kubesentinel.vault import keys as module
+
+    assert sorted(module.__all__) == [
+        "ED25519_SIGNATURE_TYPE",
+        "SigningKey",
+        "VerifyKey",
+        "load_or_create_signing_key",
+        "load_pinned",
+    ]

@@ -199,3 +199,17 @@ def test_every_consistency_proof_verifies_and_nothing_else_does(
         assert not merkle.verify_consistency(old_size, new_size, proof[:-1], old_root, new_root)
         changed = [bytes([proof[0][0] ^ 1]) + proof[0][1:], *proof[1:]]
         assert not merkle.verify_consistency(old_size, new_size, changed, old_root, new_root)
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(merkle.__all__) == [
+        "EMPTY_ROOT",
+        "HASH_SIZE",
+        "consistency_proof",
+        "inclusion_proof",
+        "leaf_hash",
+        "node_hash",
+        "root",
+        "verify_consistency",
+        "verify_inclusion",
+    ]

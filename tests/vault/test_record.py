@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kubesentinel.vault import merkle
+from kubesentinel.vault import merkle, record
 from kubesentinel.vault.record import (
     RECORD_KINDS,
     canonical_bytes,
@@ -173,3 +173,13 @@ def test_chain_inputs_are_checked() -> None:
         chain_head(GENESIS, merkle.EMPTY_ROOT, -1, 1)
     with pytest.raises(ValueError, match="unsigned 64-bit"):
         chain_head(GENESIS, merkle.EMPTY_ROOT, 1, 2**64)
+
+
+def test_public_names_are_pinned() -> None:
+    assert sorted(record.__all__) == [
+        "CHAIN_LABEL",
+        "RECORD_KINDS",
+        "canonical_bytes",
+        "chain_head",
+        "record_hash",
+    ]

@@ -4,14 +4,14 @@ A checkpoint commits to the vault's chain at one segment and links to the checkp
 it, as a CloudTrail digest file names the previous digest file. The text is a signed note
 (c2sp.org/signed-note) whose body is a checkpoint (c2sp.org/tlog-checkpoint)::
 
-    kubesentinel.example/vault/4f1c2a9e          origin: the store, also the key name
-    1842                                         size: the last segment signed
-    q0QkpEcc0J5VovKH9hHz1ydVwbRnOGo2OP8yqkH2dUw= root hash: the chain head after it
-    records 913022                               records in segments 1..size
-    previous 7B1zH7n4Tn0Qyd5eSiCL2kqBGIW5M0w4qTm0aQ9sFqU=   checkpoint_hash of the one before
-    time 1764822000                              unix seconds when signed
+    kubesentinel.vault/4f1c2a9e                     the origin: the store; also the key name
+    42                                              the size: the last segment signed
+    5LCMhKNk2ZqQVqq7BljLdeXc5RB78fZQxaS1hCiRTFs=    the root hash: the chain head after it
+    records 86017                                   records in the segments up to it
+    previous rRefhjlyJbQJFgQ1oGL6qw35LNSGKrhbdSBdAy8oNN4=    checkpoint_hash of the one before
+    time 1764822300                                 unix seconds when signed
 
-    — kubesentinel.example/vault/4f1c2a9e <base64(key ID || Ed25519 signature)>
+    — kubesentinel.vault/4f1c2a9e HYy+kSwI...RDJXyhAVrgU=     base64(key ID || signature)
 
 The three extension lines come in this order; ``previous`` is left out of the first
 checkpoint only. A vault checkpoint's root hash is the chain head (``record.chain_head``),
@@ -41,7 +41,7 @@ __all__ = [
     "sign_note",
 ]
 
-SIGNATURE_PREFIX: Final = "\u2014 "  # em dash, space
+_SIGNATURE_PREFIX: Final = "\u2014 "  # em dash, space
 _MAX_NOTE_CHARS: Final = 64 * 1024  # a vault checkpoint is about 300 characters
 _MAX_SIGNATURES: Final = 100  # the spec asks verifiers to accept at least 16
 _ED25519_SIGNATURE_BYTES: Final = 64
@@ -128,7 +128,7 @@ def sign_note(key: SigningKey, name: str, text: str) -> str:
     if _CONTROL.search(text):
         raise ValueError("a note text has no control characters but newlines")
     signature = key.sign(text.encode())
-    return f"{text}\n{SIGNATURE_PREFIX}{name} {_b64(key.key_id(name) + signature)}\n"
+    return f"{text}\n{_SIGNATURE_PREFIX}{name} {_b64(key.key_id(name) + signature)}\n"
 
 
 def open_note(text: str, name: str, keys: VerifyKey | Sequence[VerifyKey]) -> str:
@@ -138,6 +138,8 @@ def open_note(text: str, name: str, keys: VerifyKey | Sequence[VerifyKey]) -> st
     say); a trusted key's signature that fails rejects the whole note.
     """
     trusted = [keys] if isinstance(keys, VerifyKey) else list(keys)
+    if not trusted:
+        raise ValueError("a note is verified against at least one key")
     by_id = {key.key_id(name): key for key in trusted}
     body, signatures = _split_note(text)
     message = body.encode()
@@ -179,10 +181,10 @@ def _split_note(text: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
         raise CheckpointError(f"malformed note: more than {_MAX_SIGNATURES} signatures")
     signatures = []
     for line in lines:
-        signer, _, encoded = line.removeprefix(SIGNATURE_PREFIX).partition(" ")
+        signer, _, encoded = line.removeprefix(_SIGNATURE_PREFIX).partition(" ")
         blob = _b64decode(encoded)
         if (
-            not line.startswith(SIGNATURE_PREFIX)
+            not line.startswith(_SIGNATURE_PREFIX)
             or not signer
             or "+" in signer
             or blob is None
