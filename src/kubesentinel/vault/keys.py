@@ -152,13 +152,13 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
         raise KeyFileError(
             "not an unencrypted PEM private key",
             file=str(path),
-            hint="remove the file to have a new key created, or restore the vault's key",
+            hint="restore the vault's signing key; checkpoints by another key will not verify",
         ) from error
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyFileError(
             f"a {type(private).__name__} key, not Ed25519",
             file=str(path),
-            hint="the vault signs with Ed25519; remove the file to have one created",
+            hint="the vault signs with Ed25519 keys only; restore the vault's signing key",
         )
     return SigningKey(private, path)
 
