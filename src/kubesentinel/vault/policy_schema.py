@@ -8,6 +8,7 @@ classes, tiers and the context window may each be defined once.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -56,7 +57,7 @@ MATCH_KEYS = (
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}", re.ASCII)
-_DECIMAL = re.compile(r"[-+]?[0-9]{1,12}", re.ASCII)
+_DECIMAL = re.compile(r"[-+]?[0-9]+", re.ASCII)
 _TAG = "tag:yaml.org,2002:"
 _PRIORITIES = ", ".join(p.name.lower() for p in Priority)
 
@@ -166,9 +167,9 @@ class _Reader:
         text = str(node.value).replace("_", "")
         if not _DECIMAL.fullmatch(text):
             self.fail(node, key, f"must be a decimal number, got {node.value!r}")
-        value = int(text)
-        if not low <= value <= high:
-            self.fail(node, key, f"must be between {low} and {high:,}, got {value}")
+        value = int(text) if len(text) <= 30 else None  # int() of 5,000 digits is slow
+        if value is None or not low <= value <= high:
+            self.fail(node, key, f"must be between {low} and {high:,}, got {text[:30]}")
         return value
 
     def strings(self, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node]]:
@@ -293,7 +294,7 @@ def _compose(path: Path, file: str) -> yaml.Node:
     except OSError as exc:
         raise PolicyError(f"cannot read policy file: {exc.strerror or exc}", file=file) from None
     if len(data) > MAX_POLICY_BYTES:
-        raise PolicyError(f"policy file larger than {MAX_POLICY_BYTES // 1024} KiB", file=file)
+        raise PolicyError(f"policy file larger than {MAX_POLICY_BYTES >> 20} MiB", file=file)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -301,13 +302,12 @@ def _compose(path: Path, file: str) -> yaml.Node:
         raise PolicyError("invalid UTF-8", file=file, line=line, hint="save it as UTF-8") from None
     if _flow_depth(text) > MAX_FLOW_DEPTH:
         raise PolicyError(f"nesting deeper than {MAX_FLOW_DEPTH} levels", file=file, line=1)
-    loader = yaml.SafeLoader(text)  # pure Python: deep nesting is a RecursionError, not a crash
     try:
-        node = loader.get_single_node()
+        node = _single_node(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "malformed YAML"
-        if "expected a single document" in problem:
+        if "expected a single document" in (exc.context or ""):
             problem = "holds more than one YAML document; give one file per document"
         raise PolicyError(
             f"YAML syntax error: {problem}",
@@ -315,12 +315,13 @@ def _compose(path: Path, file: str) -> yaml.Node:
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
         ) from None
-    except yaml.YAMLError as exc:  # ReaderError: a control character
+    except yaml.reader.ReaderError as exc:  # a control character
+        line = text.count("\n", 0, exc.position) + 1
+        raise PolicyError(f"unreadable YAML: {exc.reason}", file=file, line=line) from None
+    except yaml.YAMLError as exc:
         raise PolicyError(f"unreadable YAML: {exc}", file=file, line=1) from None
     except RecursionError:
-        raise PolicyError("nesting too deep", file=file, line=1) from None
-    finally:
-        loader.dispose()
+        raise PolicyError("nesting too deep to read", file=file, line=1) from None
     if node is None:
         raise PolicyError("empty policy file", file=file, line=1, hint="see the shipped default")
     if not isinstance(node, yaml.MappingNode):
@@ -332,6 +333,15 @@ def _compose(path: Path, file: str) -> yaml.Node:
             column=where.column + 1,
         )
     return node
+
+
+def _single_node(text: str) -> yaml.Node | None:
+    # Pure Python, not libyaml: very deep nesting is then a RecursionError, not a crash.
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 def _flow_depth(text: str) -> int:
@@ -535,8 +545,38 @@ def _globs(reader: _Reader, node: yaml.Node, key: str) -> tuple[str, ...]:
                 f"{text!r} is not Kind/name",
                 "for example DaemonSet/node-agent* or */web-*",
             )
-        try:
-            compile_globs((text,))
-        except re.error as exc:
-            reader.fail(item, f"{key}[{i}]", f"bad glob {text!r}: {exc.msg}")
+        problem = _glob_problem(text)
+        if problem:
+            reader.fail(
+                item,
+                f"{key}[{i}]",
+                f"bad glob {text!r}: {problem}",
+                "to match '[' itself write [[]",
+            )
     return tuple(text for text, _ in items)
+
+
+def _glob_problem(glob: str) -> str | None:
+    """What fnmatch would silently read otherwise than meant: an unclosed "[" (taken
+    literally) or a range matching nothing ("[z-a]")."""
+    if "[" not in glob:
+        return None  # "*" and "?" cannot be malformed
+    at = 0
+    while at < len(glob):
+        if glob[at] != "[":
+            at += 1
+            continue
+        end = at + 1
+        end += glob.startswith("!", end)
+        end += glob.startswith("]", end)  # a "]" first in a class is a member, as in fnmatch
+        end = glob.find("]", end)
+        if end == -1:
+            return f"'[' at {at + 1} is never closed"
+        at = end + 1
+    if "(?!)" in fnmatch.translate(glob):
+        return "a character range that matches nothing"
+    try:
+        compile_globs((glob,))
+    except re.error as exc:  # fnmatch escapes everything today; kept should that change
+        return str(exc.msg)
+    return None
