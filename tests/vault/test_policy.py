@@ -156,7 +156,7 @@ def test_docs_example_loads_and_classifies_as_the_docs_say(tmp_path: Path) -> No
     policy = load_policy([write(tmp_path, docs_example())], retention_days=90)
     assert policy.classes["default"].keep_days == 60
     assert (policy.context_before_s, policy.context_after_s) == (600, 600)
-    ci = {"priority": Priority.WARNING, "kind": "Job", "name": "build-42"}
+    ci: dict[str, Any] = {"priority": Priority.WARNING, "kind": "Job", "name": "build-42"}
     assert event(policy, namespace="ci-main", **ci) == "noise"
     assert event(policy, namespace="web", **ci) == "default"
     assert event(policy, priority=Priority.CRITICAL) == "audit"
