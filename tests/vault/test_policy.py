@@ -11,7 +11,7 @@ import pytest
 import kubesentinel.vault.policy as policy_module
 from kubesentinel.errors import PolicyError
 from kubesentinel.models.falco_alert import Priority
-from kubesentinel.vault import policy_schema
+from kubesentinel.vault import policy_nodes, policy_schema
 from kubesentinel.vault.policy import (
     DEFAULT_POLICY,
     IncidentLink,
@@ -175,7 +175,7 @@ def test_docs_name_every_key_and_limit() -> None:
     missing = [key for key in keys if f"`{key}`" not in text]
     assert missing == []
     for number in (
-        f"{policy_schema.MAX_NODES:,}",
+        f"{policy_nodes.MAX_NODES:,}",
         f"{policy_schema.MAX_FLOW_DEPTH}",
         f"{policy_schema.MAX_KEEP_DAYS}",
         f"{policy_schema.MAX_CONTEXT_SECONDS}",

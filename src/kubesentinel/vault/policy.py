@@ -5,7 +5,8 @@ explicit rule, the severity tier, the default class (``classify``). The schema a
 shipped default are described in docs/vault-policies.md.
 
 Modules: ``policy_model`` (the data and tiny predicates), ``policy_match`` (rules compiled
-for the hot path), ``policy_schema`` (reading and validating files).
+for the hot path), ``policy_schema`` (reading and validating files) on ``policy_nodes``
+(typed reads of YAML nodes with their file:line:column).
 """
 
 from __future__ import annotations

@@ -7,14 +7,12 @@ classes, tiers and the context window may each be defined once.
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import NoReturn
 
 import yaml
 
@@ -29,10 +27,10 @@ from kubesentinel.vault.policy_model import (
     Policy,
     RetentionClass,
 )
+from kubesentinel.vault.policy_nodes import NodeReader, Where, kind_of
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "default.yaml"
 MAX_POLICY_BYTES = 1024 * 1024
-MAX_NODES = 100_000  # after aliases are followed: "*big" repeated must not hang the loader
 MAX_FLOW_DEPTH = 50  # the schema nests 4 deep; deeper "[[[[" only risks the composer's stack
 POLICY_VERSION = 1
 MAX_KEEP_DAYS = 36_500  # a century; null keeps forever
@@ -57,154 +55,7 @@ MATCH_KEYS = (
 )
 
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}", re.ASCII)
-_DECIMAL = re.compile(r"[-+]?[0-9]+", re.ASCII)
-_TAG = "tag:yaml.org,2002:"
 _PRIORITIES = ", ".join(p.name.lower() for p in Priority)
-
-
-@dataclass(frozen=True, slots=True)
-class _Where:
-    file: str
-    line: int
-    column: int
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
-
-
-class _Reader:
-    """Typed reads of one file's nodes; each failure raises PolicyError at the node."""
-
-    def __init__(self, file: str) -> None:
-        self.file = file
-        self.nodes_left = MAX_NODES
-
-    def at(self, node: yaml.Node) -> _Where:
-        return _Where(self.file, node.start_mark.line + 1, node.start_mark.column + 1)
-
-    def fail(self, node: yaml.Node, key: str, message: str, hint: str | None = None) -> NoReturn:
-        where = self.at(node)
-        raise PolicyError(
-            f"{key}: {message}" if key else message,
-            file=self.file,
-            line=where.line,
-            column=where.column,
-            hint=hint,
-        )
-
-    def count(self, node: yaml.Node, key: str) -> None:
-        self.nodes_left -= 1
-        if self.nodes_left < 0:
-            self.fail(node, key, f"more than {MAX_NODES:,} YAML nodes once aliases are expanded")
-
-    def entries(
-        self, node: yaml.Node, key: str, allowed: Sequence[str]
-    ) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        """A mapping's (key, key node, value node); unknown and duplicate keys are errors.
-        ``allowed`` empty: any key (names chosen by the user, as class names)."""
-        self.count(node, key)
-        if not isinstance(node, yaml.MappingNode):
-            self.fail(node, key, f"must be a mapping, got {_kind(node)}")
-        entries: list[tuple[str, yaml.Node, yaml.Node]] = []
-        firsts: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            name = self.key(key_node, key)
-            path = f"{key}.{name}" if key else name
-            if allowed and name not in allowed:
-                self.fail(key_node, path, "unknown key", _did_you_mean(name, allowed))
-            if name in firsts:
-                first = self.at(firsts[name])
-                self.fail(key_node, path, f"duplicate key (first at line {first.line})")
-            firsts[name] = key_node
-            entries.append((name, key_node, value_node))
-        return entries
-
-    def mapping(self, node: yaml.Node, key: str, allowed: Sequence[str]) -> dict[str, yaml.Node]:
-        return {name: value for name, _, value in self.entries(node, key, allowed)}
-
-    def sequence(self, node: yaml.Node, key: str) -> list[yaml.Node]:
-        self.count(node, key)
-        if not isinstance(node, yaml.SequenceNode):
-            self.fail(node, key, f"must be a list, got {_kind(node)}", "write [a, b] or - items")
-        return list(node.value)
-
-    def key(self, node: yaml.Node, parent: str) -> str:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "merge":
-            self.fail(node, parent, "merge keys (<<) are not supported", "repeat the keys")
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str"):
-            self.fail(node, parent, f"keys must be strings, got {_kind(node)}")
-        return str(node.value)
-
-    def string(self, node: yaml.Node, key: str) -> str:
-        self.count(node, key)
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "str"):
-            self.fail(node, key, f"must be a string, got {_kind(node)}", _quote_hint(node))
-        text = str(node.value)
-        if not text.strip():
-            self.fail(node, key, "must not be empty")
-        return text
-
-    def name(self, node: yaml.Node, key: str) -> str:
-        text = self.string(node, key)
-        if not _NAME.fullmatch(text):
-            self.fail(
-                node,
-                key,
-                f"{text!r} is not a valid name",
-                "lower-case letters, digits, '-' and '_', starting with a letter",
-            )
-        return text
-
-    def integer(
-        self, node: yaml.Node, key: str, *, low: int, high: int, nullable: bool = False
-    ) -> int | None:
-        self.count(node, key)
-        if isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null" and nullable:
-            return None
-        if not (isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "int"):
-            want = "a whole number or null" if nullable else "a whole number"
-            self.fail(node, key, f"must be {want}, got {_kind(node)}")
-        text = str(node.value).replace("_", "")
-        if not _DECIMAL.fullmatch(text):
-            self.fail(node, key, f"must be a decimal number, got {node.value!r}")
-        value = int(text) if len(text) <= 30 else None  # int() of 5,000 digits is slow
-        if value is None or not low <= value <= high:
-            self.fail(node, key, f"must be between {low} and {high:,}, got {text[:30]}")
-        return value
-
-    def strings(self, node: yaml.Node, key: str) -> list[tuple[str, yaml.Node]]:
-        """A non-empty list of non-empty strings, each with its node for later errors."""
-        items = self.sequence(node, key)
-        if not items:
-            self.fail(node, key, "an empty list matches nothing", "remove the key")
-        return [(self.string(item, f"{key}[{i}]"), item) for i, item in enumerate(items)]
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    tag = str(node.tag).removeprefix(_TAG)
-    return {
-        "str": "a string",
-        "int": "a number",
-        "float": "a number",
-        "bool": "a boolean",
-        "null": "null",
-    }.get(tag, f"a value tagged {tag!r} ({node.value!r})")
-
-
-def _quote_hint(node: yaml.Node) -> str | None:
-    if isinstance(node, yaml.ScalarNode) and node.tag != _TAG + "null":
-        return f'quote it to mean the text: "{node.value}"'
-    return None
-
-
-def _did_you_mean(name: str, allowed: Sequence[str]) -> str:
-    close = difflib.get_close_matches(name, allowed, n=1)
-    maybe = f"did you mean {close[0]!r}? " if close else ""
-    return f"{maybe}allowed: {', '.join(allowed)}"
 
 
 @dataclass(slots=True)
@@ -212,13 +63,13 @@ class _Combined:
     """What the files give so far; class references are checked once all are read."""
 
     retention_days: int
-    classes: dict[str, tuple[RetentionClass, _Where | None]] = field(default_factory=dict)
-    tiers: dict[Priority, tuple[str, _Where]] = field(default_factory=dict)
+    classes: dict[str, tuple[RetentionClass, Where | None]] = field(default_factory=dict)
+    tiers: dict[Priority, tuple[str, Where]] = field(default_factory=dict)
     rules: list[MatchRule] = field(default_factory=list)
-    rule_names: dict[str, _Where] = field(default_factory=dict)
+    rule_names: dict[str, Where] = field(default_factory=dict)
     context: tuple[int, int] | None = None
-    context_at: _Where | None = None
-    references: list[tuple[str, str, _Where]] = field(default_factory=list)  # name, key, where
+    context_at: Where | None = None
+    references: list[tuple[str, str, Where]] = field(default_factory=list)  # name, key, where
 
     def __post_init__(self) -> None:
         for builtin in BUILTIN_PROTECTED:
@@ -267,7 +118,7 @@ def load_policy_files(paths: Sequence[Path], *, retention_days: int = 90) -> Pol
 def _read_file(path: Path, combined: _Combined) -> None:
     file = str(path)
     root = _compose(path, file)
-    reader = _Reader(file)
+    reader = NodeReader(file)
     sections = reader.mapping(root, "", ROOT_KEYS)
     if "version" in sections:
         node = sections["version"]
@@ -327,7 +178,7 @@ def _compose(path: Path, file: str) -> yaml.Node:
     if not isinstance(node, yaml.MappingNode):
         where = node.start_mark
         raise PolicyError(
-            f"a policy file must be a mapping of sections, got {_kind(node)}",
+            f"a policy file must be a mapping of sections, got {kind_of(node)}",
             file=file,
             line=where.line + 1,
             column=where.column + 1,
@@ -358,7 +209,7 @@ def _flow_depth(text: str) -> int:
     return deepest
 
 
-def _read_context(reader: _Reader, node: yaml.Node, combined: _Combined) -> None:
+def _read_context(reader: NodeReader, node: yaml.Node, combined: _Combined) -> None:
     if combined.context_at is not None:
         reader.fail(node, "context", f"defined twice (first at {combined.context_at})")
     values = reader.mapping(node, "context", CONTEXT_KEYS)
@@ -370,13 +221,13 @@ def _read_context(reader: _Reader, node: yaml.Node, combined: _Combined) -> None
     combined.context, combined.context_at = (before, after), reader.at(node)
 
 
-def _seconds(reader: _Reader, node: yaml.Node, key: str) -> int:
+def _seconds(reader: NodeReader, node: yaml.Node, key: str) -> int:
     value = reader.integer(node, key, low=0, high=MAX_CONTEXT_SECONDS)
     assert value is not None  # not nullable
     return value
 
 
-def _read_class(reader: _Reader, name: str, node: yaml.Node, combined: _Combined) -> None:
+def _read_class(reader: NodeReader, name: str, node: yaml.Node, combined: _Combined) -> None:
     key = f"classes.{name}"
     if name in PROTECTED_CLASSES:
         reader.fail(
@@ -436,7 +287,7 @@ def _read_class(reader: _Reader, name: str, node: yaml.Node, combined: _Combined
     combined.classes[name] = (cls, reader.at(node))
 
 
-def _priority(reader: _Reader, node: yaml.Node, key: str) -> Priority:
+def _priority(reader: NodeReader, node: yaml.Node, key: str) -> Priority:
     text = reader.string(node, key)
     try:
         return Priority.parse(text)
@@ -444,7 +295,7 @@ def _priority(reader: _Reader, node: yaml.Node, key: str) -> Priority:
         reader.fail(node, key, f"unknown Falco priority {text!r}", f"one of: {_PRIORITIES}")
 
 
-def _class_ref(reader: _Reader, node: yaml.Node, key: str, combined: _Combined) -> str:
+def _class_ref(reader: NodeReader, node: yaml.Node, key: str, combined: _Combined) -> str:
     name = reader.string(node, key)
     if name in PROTECTED_CLASSES:
         reader.fail(
@@ -456,7 +307,7 @@ def _class_ref(reader: _Reader, node: yaml.Node, key: str, combined: _Combined) 
     return name
 
 
-def _read_tiers(reader: _Reader, node: yaml.Node, combined: _Combined) -> None:
+def _read_tiers(reader: NodeReader, node: yaml.Node, combined: _Combined) -> None:
     for text, key_node, value_node in reader.entries(node, "tiers", ()):
         key = f"tiers.{text}"
         priority = _priority(reader, key_node, key)
@@ -467,12 +318,12 @@ def _read_tiers(reader: _Reader, node: yaml.Node, combined: _Combined) -> None:
         combined.tiers[priority] = (class_name, reader.at(key_node))
 
 
-def _read_rules(reader: _Reader, node: yaml.Node, combined: _Combined) -> None:
+def _read_rules(reader: NodeReader, node: yaml.Node, combined: _Combined) -> None:
     for index, rule_node in enumerate(reader.sequence(node, "rules")):
         combined.rules.append(_read_rule(reader, rule_node, f"rules[{index}]", combined))
 
 
-def _read_rule(reader: _Reader, node: yaml.Node, key: str, combined: _Combined) -> MatchRule:
+def _read_rule(reader: NodeReader, node: yaml.Node, key: str, combined: _Combined) -> MatchRule:
     values = reader.mapping(node, key, RULE_KEYS)
     for required in ("name", "class", "match"):
         if required not in values:
@@ -494,7 +345,7 @@ def _read_rule(reader: _Reader, node: yaml.Node, key: str, combined: _Combined) 
     return _read_match(reader, values["match"], f"{key}.match", rule)
 
 
-def _read_match(reader: _Reader, node: yaml.Node, key: str, rule: MatchRule) -> MatchRule:
+def _read_match(reader: NodeReader, node: yaml.Node, key: str, rule: MatchRule) -> MatchRule:
     match = reader.mapping(node, key, MATCH_KEYS)
     if not match:
         reader.fail(
@@ -535,7 +386,7 @@ def _read_match(reader: _Reader, node: yaml.Node, key: str, rule: MatchRule) -> 
     return rule
 
 
-def _globs(reader: _Reader, node: yaml.Node, key: str) -> tuple[str, ...]:
+def _globs(reader: NodeReader, node: yaml.Node, key: str) -> tuple[str, ...]:
     items = reader.strings(node, key)
     for i, (text, item) in enumerate(items):
         if key.endswith(".workloads") and "/" not in text:
