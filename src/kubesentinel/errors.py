@@ -3,6 +3,7 @@
 KubeSentinelError             exit 2 unless a subclass says otherwise
 ├── UsageError                bad command line (KS-E001)
 ├── ConfigError               config.yaml unreadable, unknown key, wrong type (KS-E002)
+│   └── PolicyError           a vault retention policy file is invalid (KS-E003)
 ├── InputError                a manifest could not be read or parsed (KS-E010..)
 ├── RuleError                 a rule file is invalid (KS-E020)
 ├── BaselineError             a --baseline file is unreadable or not a baseline (KS-E040)
@@ -57,6 +58,30 @@ class UsageError(KubeSentinelError):
 
 class ConfigError(KubeSentinelError):
     code = "KS-E002"
+
+
+class PolicyError(ConfigError):
+    """A retention policy file (vault) is invalid. Names the column too: policy files nest
+    several keys on one line in flow style ("match: {tags: [x]}")."""
+
+    code = "KS-E003"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, file=file, line=line, hint=hint)
+        self.column = column
+
+    @property
+    def location(self) -> str:
+        where = super().location
+        return f"{where}:{self.column}" if where and self.line and self.column else where
 
 
 class InputError(KubeSentinelError):
