@@ -130,10 +130,11 @@ def _store_path(config: Config, given: str | None) -> Path:
     return Path(given) if given else Path(config.forensics.storage_path) / DB_NAME
 
 
-def _open_store(path: Path) -> SQLiteStore:
+def _open_store(path: Path, config: Config) -> SQLiteStore:
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
-    return SQLiteStore(path)  # creates its directory 0700 and the file 0600
+    # Creates its directory 0700 and the file 0600; the signing key on the first write.
+    return SQLiteStore(path, signing_key=config.forensics.signing_key or None)
 
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
@@ -179,7 +180,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         source.close()
     logs.log.info("%s %s", "listening on" if source.live else "reading", source.name)
     try:
-        store = _open_store(_store_path(config, args.store))
+        store = _open_store(_store_path(config, args.store), config)
     except BaseException:
         source.close()
         raise
@@ -353,7 +354,7 @@ def _stop_on_signals(stop: threading.Event, sources: list[Any]) -> None:
 def _incidents_list(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.incident_view import render_incidents
 
-    store = _open_existing_store(config, args.store)
+    store = open_existing_store(config, args.store)
     filters: dict[str, Any] = {
         "namespace": args.namespace,
         "since_ns": args.since,
@@ -378,7 +379,7 @@ def _incidents_list(args: argparse.Namespace, config: Config) -> int:
 def _incidents_show(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.incident_view import render_incident
 
-    store = _open_existing_store(config, args.store)
+    store = open_existing_store(config, args.store)
     try:
         incident = store.get_incident(args.incident_id)
         if incident is None:
@@ -395,7 +396,7 @@ def _incidents_show(args: argparse.Namespace, config: Config) -> int:
     return EXIT_CLEAN
 
 
-def _open_existing_store(config: Config, given: str | None) -> SQLiteStore:
+def open_existing_store(config: Config, given: str | None) -> SQLiteStore:
     """The store for the incident commands, which never create one."""
     from kubesentinel.runtime.store.sqlite import MigrationNeeded, SQLiteStore
 
@@ -408,7 +409,8 @@ def _open_existing_store(config: Config, given: str | None) -> SQLiteStore:
     try:
         return SQLiteStore(path, read_only=True)  # works on a full disk, never checkpoints
     except MigrationNeeded:
-        return SQLiteStore(path)  # an older store: a writer upgrades it in place
+        # An older store: a writer upgrades it in place (and signs what it sealed).
+        return SQLiteStore(path, signing_key=config.forensics.signing_key or None)
 
 
 def _limit_arg(text: str) -> int:

@@ -54,6 +54,9 @@ class ForensicsConfig:
     storage_path: str = "./forensics"
     retention_days: int = 90
     max_size_mb: int = 1000
+    # The Ed25519 key that signs the store's checkpoints; empty: vault-signing-key.pem in the
+    # store's directory, created on first use (docs/vault.md).
+    signing_key: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -650,7 +650,7 @@ def test_a_version_2_store_is_migrated_in_place(tmp_path: Path) -> None:
         assert len(store.list_incidents()) == 2
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
+        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         columns = {row[1] for row in raw.execute("PRAGMA table_info(incidents)")}
         assert {"previous_id", "context"} <= columns
         assert raw.execute("PRAGMA journal_mode").fetchone() == ("wal",)
@@ -663,7 +663,9 @@ def test_a_version_2_store_is_migrated_in_place(tmp_path: Path) -> None:
 def test_a_version_2_store_that_cannot_be_written_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
     v2_store(path)
-    with pytest.raises(StoreError, match="version 2 must be upgraded to version 3") as caught:
+    with pytest.raises(
+        StoreError, match=f"version 2 must be upgraded to version {SCHEMA_VERSION}"
+    ) as caught:
         SQLiteStore(path, read_only=True)
     assert caught.value.hint is not None
     assert "write access" in caught.value.hint
@@ -678,7 +680,8 @@ def test_a_new_store_is_private(tmp_path: Path) -> None:
         events = [event("a", 0)]
         store.write(events, correlated(events))
         modes = {p.name: p.stat().st_mode & 0o777 for p in path.parent.iterdir()}
-    assert modes == {"ks.db": 0o600, "ks.db-wal": 0o600, "ks.db-shm": 0o600}
+    assert modes == {"ks.db": 0o600, "ks.db-wal": 0o600, "ks.db-shm": 0o600,
+                     "vault-signing-key.pem": 0o600}  # fmt: skip
     assert path.parent.stat().st_mode & 0o777 == 0o700
     existing = tmp_path / "shared"
     existing.mkdir(mode=0o755)

@@ -341,7 +341,7 @@ class _Writer:
         self.unavailable = 0  # items settled UNAVAILABLE because a write failed
         self.commits = 0  # writes committed (settled on the acknowledgement thread)
         if process and isinstance(store, SQLiteStore):
-            self._process = StoreProcess(store.path)
+            self._process = StoreProcess(store.path, store.signing_key)
 
     def close(self) -> None:
         """Wait for every write in flight; raise the first failure."""
@@ -363,9 +363,9 @@ class _Writer:
         """After a failed write: a new writer process (the old one has stopped)."""
         if self._process is None:
             return
-        path = self._process.path
+        path, key = self._process.path, self._process.signing_key
         self.abandon()
-        self._process = StoreProcess(path)
+        self._process = StoreProcess(path, key)
 
     def submit(
         self,

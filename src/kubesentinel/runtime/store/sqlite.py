@@ -70,8 +70,11 @@ from kubesentinel.runtime.evidence import falco_document
 from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.interface import StoredEvent
+from kubesentinel.vault import sqlite_ledger
+from kubesentinel.vault.signer import NoteKey, Signer, default_key_path
+from kubesentinel.vault.verify import CheckpointKey, VerifyReport
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 5.0
 
 _SCHEMA = """
@@ -83,7 +86,12 @@ CREATE TABLE IF NOT EXISTS segments (
     raw_bytes INTEGER NOT NULL,
     codec TEXT NOT NULL,
     sha256 TEXT NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    record_count INTEGER NOT NULL DEFAULT 0,
+    incident_ids TEXT NOT NULL DEFAULT '[]',
+    incident_leaves BLOB NOT NULL DEFAULT x'',
+    root BLOB NOT NULL DEFAULT x'',
+    head BLOB NOT NULL DEFAULT x''
 );
 CREATE TABLE IF NOT EXISTS events (
     time_ns INTEGER NOT NULL,
@@ -130,7 +138,8 @@ CREATE TABLE IF NOT EXISTS incidents (
     posture TEXT NOT NULL,
     status TEXT NOT NULL,
     previous_id TEXT,
-    context TEXT NOT NULL DEFAULT '{}'
+    context TEXT NOT NULL DEFAULT '{}',
+    segment INTEGER
 );
 CREATE INDEX IF NOT EXISTS incidents_last ON incidents (last_ns);
 CREATE INDEX IF NOT EXISTS incidents_previous ON incidents (previous_id);
@@ -162,27 +171,25 @@ _INSERT_EVENT = (
     "ON CONFLICT (time_ns, id) DO NOTHING"  # a redelivery
 )
 _SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS}, segment FROM events"  # noqa: S608
-_INSERT_SEGMENT = (
-    "INSERT INTO segments (written_ns, event_count, raw_bytes, codec, sha256, data) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
-)
 _INCIDENT_COLUMNS = (
     "id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, risk_score, "
     "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status, "
     "previous_id, context"
 )
-# previous_id never changes: leaving it out of the update keeps its index untouched.
+# previous_id never changes: leaving it out of the update keeps its index untouched. The
+# segment is the write that sealed this state (vault/ledger.py).
 _UPSERT_INCIDENT = (
-    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}, segment) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET first_ns = excluded.first_ns, last_ns = excluded.last_ns, "
     "severity = excluded.severity, risk_score = excluded.risk_score, "
     "reasons = excluded.reasons, rules = excluded.rules, tactics = excluded.tactics, "
     "techniques = excluded.techniques, event_count = excluded.event_count, "
     "event_id_count = excluded.event_id_count, posture = excluded.posture, "
-    "status = excluded.status, context = excluded.context"
+    "status = excluded.status, context = excluded.context, segment = excluded.segment"
 )
 _SELECT_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"  # noqa: S608
+_SELECT_SEALED_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS}, segment FROM incidents"  # noqa: S608
 _HINT = "check the path (forensics.storage_path), its permissions and free space"
 _TAMPER_HINT = (
     "the store was changed outside KubeSentinel or the disk is failing; keep a copy of the "
@@ -243,11 +250,17 @@ class SQLiteStore:
     version-2 store must first be opened by a writer).
     """
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, read_only: bool = False, signing_key: str | Path | None = None
+    ) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.signing_key = Path(signing_key) if signing_key else default_key_path(self.path)
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
+        self._signer: Signer | None = None
+        self._sealed = False  # wrote or sealed segments: close signs a checkpoint over them
+        self._signed_ns = 0  # monotonic time of the last checkpoint this store signed
         try:
             if read_only:
                 target, uri = self.path.resolve().as_uri() + "?mode=ro", True
@@ -297,10 +310,11 @@ class SQLiteStore:
                 )
             with self._transaction():
                 if self._schema_version() is None:  # nobody created it meanwhile
-                    for statement in _SCHEMA.split(";"):
+                    for statement in (_SCHEMA + sqlite_ledger.LEDGER_SCHEMA).split(";"):
                         if statement.strip():
                             db.execute(statement)
                     db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                    sqlite_ledger.create_meta(db)
         elif version > SCHEMA_VERSION:
             raise StoreError(
                 f"store schema version {version} is newer than this KubeSentinel reads "
@@ -308,8 +322,8 @@ class SQLiteStore:
                 file=str(self.path),
                 hint="upgrade kubesentinel, or point forensics.storage_path at a new file",
             )
-        elif version == 2:  # the one earlier version that migrates
-            self._migrate_from_2()
+        elif version in (2, 3):  # the earlier versions that migrate
+            self._upgrade(version)
         elif version < SCHEMA_VERSION:
             # Version 1 (0.1.0 development builds) kept no evidence bytes to migrate from.
             raise StoreError(
@@ -320,11 +334,12 @@ class SQLiteStore:
                 "the monitor then starts a new store",
             )
 
-    def _migrate_from_2(self) -> None:
-        """Version 2 -> 3 in place, in one transaction (another process may just have done it)."""
+    def _upgrade(self, version: int) -> None:
+        """Version 2 or 3 -> 4 in place, in one transaction (another process may just have
+        done it): 2 -> 3 adds incident links and context, 3 -> 4 the vault's seals."""
         message = (
-            f"store schema version 2 must be upgraded to version {SCHEMA_VERSION}, which "
-            "needs write access to it"
+            f"store schema version {version} must be upgraded to version {SCHEMA_VERSION}, "
+            "which needs write access to it"
         )
         hint = (
             "open it once with write access (`kubesentinel monitor` or `kubesentinel incidents "
@@ -335,12 +350,20 @@ class SQLiteStore:
         db = self._db
         try:
             with self._transaction():
-                if self._schema_version() != 2:  # another process migrated it meanwhile
+                if self._schema_version() != version:  # another process migrated it meanwhile
                     return
-                for statement in _MIGRATE_2_TO_3:
+                if version == 2:
+                    for statement in _MIGRATE_2_TO_3:
+                        db.execute(statement)
+                    db.executemany(
+                        "UPDATE incidents SET rules = ? WHERE id = ?", _rule_priorities(db)
+                    )
+                for statement in sqlite_ledger.upgrade_statements():
                     db.execute(statement)
-                db.executemany("UPDATE incidents SET rules = ? WHERE id = ?", _rule_priorities(db))
+                sqlite_ledger.create_meta(db, upgraded_from=version)
+                sqlite_ledger.seal_existing(db, _SELECT_EVENTS, _SELECT_INCIDENTS)
                 db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+                self._sealed = True  # sign a checkpoint on close
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
                 raise StoreError(f"{message}: {exc}", file=str(self.path), hint=hint) from exc
@@ -410,7 +433,8 @@ class SQLiteStore:
             self.apply(encoded)
 
     def apply(self, encoded: EncodedWrite) -> None:
-        """Commit a write that ``encode_write`` prepared, maybe in another process."""
+        """Commit a write that ``encode_write`` prepared, maybe in another process, as one
+        sealed segment (vault/ledger.py); sign a checkpoint when the last is a minute old."""
         event_rows = orjson.loads(encoded.events)
         incident_rows = orjson.loads(encoded.incidents)
         if not event_rows and not incident_rows:
@@ -418,19 +442,38 @@ class SQLiteStore:
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path)
         evidence = encoded.evidence
-        segment = (
-            (time.time_ns(), len(event_rows), len(evidence), codec.CODEC,
-             hashlib.sha256(evidence).hexdigest(), codec.compress(evidence))
-            if event_rows else None
-        )  # fmt: skip
+        digest = hashlib.sha256(evidence).hexdigest()
+        data = codec.compress(evidence)
+        for row in incident_rows:  # REAL column: an integral score reads back as a float
+            row[_RISK_SCORE] = float(row[_RISK_SCORE])
         with self._guard("write to the store") as db, self._transaction():
-            if segment is not None:
-                segment_id = db.execute(_INSERT_SEGMENT, segment).lastrowid
-                for row in event_rows:
-                    row.append(segment_id)
-                db.executemany(_INSERT_EVENT, event_rows)
+            last_id, previous_head = sqlite_ledger.last_head(db)
+            segment_id = last_id + 1
+            for row in event_rows:
+                row.append(segment_id)
+            for row in incident_rows:
+                row.append(segment_id)
+            before = db.total_changes
+            db.executemany(_INSERT_EVENT, event_rows)
+            if db.total_changes - before != len(event_rows):  # redeliveries were not inserted
+                event_rows = _inserted(db, event_rows, segment_id)
             if incident_rows:
                 db.executemany(_UPSERT_INCIDENT, incident_rows)
+            segment = (segment_id, time.time_ns(), len(event_rows), len(evidence), codec.CODEC,
+                       digest)  # fmt: skip
+            sealed = sqlite_ledger.append_segment(
+                db, segment, data, event_rows, incident_rows, previous_head=previous_head
+            )
+            if time.monotonic_ns() - self._signed_ns >= sqlite_ledger.CHECKPOINT_INTERVAL_NS:
+                self._sign(db, segment_id, sealed.head)
+        self._sealed = True  # committed: closing signs a checkpoint over it
+
+    def _sign(self, db: sqlite3.Connection, segment_id: int, head: bytes) -> None:
+        """A checkpoint signing the chain up to ``segment_id``, linked to the one before."""
+        if self._signer is None:
+            self._signer = Signer(self.signing_key)
+        sqlite_ledger.sign_checkpoint(db, self._signer, segment_id, head)
+        self._signed_ns = time.monotonic_ns()
 
     def save_posture(self, posture: Posture) -> None:
         from kubesentinel.bridge import posture_document  # the document's format lives there
@@ -565,7 +608,68 @@ class SQLiteStore:
         sql = "SELECT id FROM events WHERE incident_id = ? AND context IS NULL ORDER BY rowid"
         return EventIds(row[0] for row in db.execute(sql, (incident_id,)))
 
+    def seal_tail(self) -> None:
+        """Sign a checkpoint over segments written since the last one, if any."""
+        with self._guard("sign a checkpoint") as db, self._transaction():
+            segment_id, head = sqlite_ledger.last_head(db)
+            last = sqlite_ledger.last_checkpoint(db)
+            if segment_id and (last is None or last[0] < segment_id):
+                self._sign(db, segment_id, head)
+
+    def verify(self, key: CheckpointKey | None = None) -> VerifyReport:
+        """Check every seal of the store (``vault verify``) from one committed state, with
+        ``key`` (a pinned public key) or else the key the store names."""
+        from kubesentinel.vault.verify import verify
+
+        with self._guard("verify the store") as db, self._snapshot():
+            ledger = sqlite_ledger.SQLiteLedger(db, _SELECT_EVENTS, _SELECT_SEALED_INCIDENTS)
+            if key is None:
+                key = NoteKey(ledger.meta().public_key)
+            return verify(ledger, key)
+
+    def public_key(self) -> bytes | None:
+        """The raw Ed25519 public key the store's checkpoints are signed with, if any yet."""
+        with self._guard("read the vault identity") as db:
+            row = db.execute("SELECT public_key FROM vault_meta WHERE id = 1").fetchone()
+            return None if row is None or row[0] is None else bytes(row[0])
+
+    def vault_stats(self) -> dict[str, Any]:
+        """Figures for ``vault stats``: size, records, evidence compression, checkpoints."""
+        with self._guard("read the store's figures") as db, self._snapshot():
+            segments, records, raw, stored = db.execute(
+                "SELECT count(*), coalesce(sum(record_count), 0), coalesce(sum(raw_bytes), 0), "
+                "coalesce(sum(length(data)), 0) FROM segments"
+            ).fetchone()
+            events, oldest, newest = db.execute(
+                "SELECT count(*), min(time_ns), max(time_ns) FROM events"
+            ).fetchone()
+            incidents = db.execute("SELECT count(*) FROM incidents").fetchone()[0]
+            checkpoints = db.execute("SELECT count(*) FROM checkpoints").fetchone()[0]
+            last = db.execute(
+                "SELECT segment_id, written_ns FROM checkpoints ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        size = sum(_file_size(Path(f"{self.path}{suffix}")) for suffix in ("", "-wal"))
+        return {
+            "path": str(self.path),
+            "size_bytes": size,
+            "segments": segments,
+            "records": records,
+            "events": events,
+            "incidents": incidents,
+            "oldest_event": _iso(oldest),
+            "newest_event": _iso(newest),
+            "evidence_raw_bytes": raw,
+            "evidence_stored_bytes": stored,
+            "compression_ratio": round(raw / stored, 1) if stored else None,
+            "bytes_per_event": round(size / events) if events else None,
+            "checkpoints": checkpoints,
+            "last_checkpoint_segment": None if last is None else last[0],
+            "last_checkpoint_at": None if last is None else _iso(last[1]),
+        }
+
     def close(self) -> None:
+        if not self.read_only and self._sealed:
+            self.seal_tail()  # a checkpoint covers everything this store wrote
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -773,6 +877,36 @@ def _rule_priorities(db: sqlite3.Connection) -> list[tuple[str, str]]:
             rule["priority"] = Priority(value).label
         updates.append((json.dumps(rules), incident_id))
     return updates
+
+
+_RISK_SCORE = 9  # position in an incident row
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _iso(time_ns: int | None) -> str | None:
+    """RFC 3339 UTC with nanoseconds, as the incident commands print times."""
+    if time_ns is None:
+        return None
+    from kubesentinel.runtime.incident_view import iso_time
+
+    return iso_time(time_ns)
+
+
+def _inserted(db: sqlite3.Connection, rows: list[list[Any]], segment_id: int) -> list[list[Any]]:
+    """The rows of a write that were inserted (not redeliveries), in order: a row was if the
+    stored event of its (time, id) is it (this segment, its offset)."""
+    stored = db.execute
+    select = "SELECT segment, offset FROM events WHERE time_ns = ? AND id = ?"
+    return [
+        row for row in rows
+        if stored(select, (row[0], row[1])).fetchone() == (segment_id, row[17])
+    ]  # fmt: skip
 
 
 def _create_private(path: Path) -> None:

@@ -49,12 +49,14 @@ class StoreProcess:
     also raised by the next ``submit`` or by ``close``; nothing after it is committed.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, signing_key: Path | None = None) -> None:
         self.path = path
+        self.signing_key = signing_key
         context = multiprocessing.get_context("spawn")  # the monitor may already run threads
         self._conn, child = context.Pipe(duplex=True)
+        key = "" if signing_key is None else str(signing_key)
         self._process = context.Process(
-            target=_serve, args=(str(path), child), name="kubesentinel-store", daemon=True
+            target=_serve, args=(str(path), key, child), name="kubesentinel-store", daemon=True
         )
         self._process.start()
         child.close()
@@ -148,13 +150,14 @@ def _settle(done: Callable[[StoreError | None], None], error: StoreError | None)
         log.exception("settling a store write failed")
 
 
-def _serve(path: str, conn: Connection) -> None:
-    """The writer process: commit each write received, answer, until told to end."""
+def _serve(path: str, signing_key: str, conn: Connection) -> None:
+    """The writer process: commit each write received, answer, until told to end; closing
+    the store signs a checkpoint over what it wrote."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     store: SQLiteStore | None = None
     try:
-        store = SQLiteStore(path)
+        store = SQLiteStore(path, signing_key=signing_key or None)
         tune_for_throughput()
         while True:
             events = conn.recv_bytes()

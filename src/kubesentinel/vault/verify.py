@@ -1,0 +1,343 @@
+"""``vault verify``: recompute every record hash, segment root, chain head and checkpoint.
+
+The verifier reads a store through ``LedgerReader`` (one pass over segments and event rows,
+both in write order, so memory stays flat however large the store is) and reports problems
+naming the segment, event or incident first found wrong. It never trusts a stored hash it can
+recompute: roots come from the rows, heads from the roots, and checkpoints from the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol
+
+from kubesentinel.errors import CheckpointError
+from kubesentinel.runtime.store import codec
+from kubesentinel.vault import merkle
+from kubesentinel.vault.checkpoint import Checkpoint
+from kubesentinel.vault.ledger import (
+    GENESIS_HEAD,
+    LEAF_BYTES,
+    event_leaf,
+    incident_leaf,
+    segment_leaf,
+)
+from kubesentinel.vault.record import chain_head
+
+__all__ = ["LedgerReader", "Problem", "SegmentRow", "VaultMeta", "VerifyReport", "verify"]
+
+# Positions in the rows a LedgerReader yields (the store's column order, segment id last).
+EVENT_ID, EVENT_OFFSET, EVENT_LENGTH, EVENT_SEGMENT = 1, 17, 18, 20
+INCIDENT_SEGMENT: Final = 20
+MAX_LISTED: Final = 20  # problems listed one by one; the rest are counted
+
+
+@dataclass(frozen=True, slots=True)
+class VaultMeta:
+    store_id: str
+    origin: str  # the checkpoints' origin line
+    public_key: bytes  # raw Ed25519 public key the store was sealed with
+    created_ns: int
+    sealed_from_ns: int  # when sealing began (an upgraded store: the upgrade)
+    upgraded_from: int | None  # the schema version an upgrade sealed, None for a new store
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    id: int
+    written_ns: int
+    event_count: int
+    raw_bytes: int
+    codec: str
+    sha256: str
+    data: bytes
+    incident_ids: list[str]
+    incident_leaves: bytes
+    record_count: int
+    root: bytes
+    head: bytes
+
+    @property
+    def record(self) -> tuple[Any, ...]:
+        return (self.id, self.written_ns, self.event_count, self.raw_bytes, self.codec,
+                self.sha256)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    id: int
+    segment_id: int
+    note: str
+
+
+class LedgerReader(Protocol):
+    def meta(self) -> VaultMeta: ...
+
+    def segments(self) -> Iterator[SegmentRow]:
+        """Every segment, by id."""
+        ...
+
+    def event_rows(self) -> Iterator[Sequence[Any]]:
+        """Every event row in write order, the segment id last."""
+        ...
+
+    def incident_rows(self) -> Iterator[Sequence[Any]]:
+        """Every incident row, the segment that wrote its current state last."""
+        ...
+
+    def checkpoints(self) -> Iterator[CheckpointRow]:
+        """Every checkpoint, by id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    where: str  # "segment 12", "event abc... (segment 12)", "incident inc-...", "checkpoint 3"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    segments: int = 0
+    records: int = 0
+    events: int = 0
+    incidents: int = 0
+    checkpoints: int = 0
+    last_checkpoint_segment: int | None = None
+    last_segment: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    @property
+    def unsigned_segments(self) -> int:
+        """Segments after the last checkpoint: chained, not yet signed."""
+        if self.last_segment is None:
+            return 0
+        return self.last_segment - (self.last_checkpoint_segment or 0)
+
+    def add(self, where: str, what: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < MAX_LISTED:
+            self.problems.append(Problem(where, what))
+
+
+def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
+    """Check everything the reader holds; ``checkpoint_key`` verifies the checkpoint notes."""
+    report = VerifyReport()
+    meta = reader.meta()
+    # Checkpoints first (far fewer than segments): the heads they sign are all the segment
+    # pass must remember.
+    signed = _read_checkpoints(reader.checkpoints(), meta, checkpoint_key, report)
+    signed_ids = {entry.checkpoint.size for entry in signed}
+    heads: dict[int, tuple[bytes, int]] = {}  # segment id -> (head, records up to it)
+    sealed_records = 0
+    latest_incident: dict[str, tuple[int, bytes]] = {}
+    events = _Lookahead(reader.event_rows())
+    previous_head = GENESIS_HEAD
+    previous_id = 0
+    for segment in reader.segments():
+        report.segments += 1
+        report.last_segment = segment.id
+        where = f"segment {segment.id}"
+        if segment.id <= previous_id:
+            report.add(where, f"out of order (after segment {previous_id})")
+        elif segment.id > previous_id + 1:
+            gap = previous_id + 1
+            span = f"segment {gap}" if segment.id == gap + 1 else f"segments {gap}-{segment.id - 1}"
+            report.add(span, "missing: removed")
+        leaves = [segment_leaf(segment.record)]
+        _check_evidence(segment, report)
+        leaves.extend(_event_leaves(segment, events, report))
+        incident_leaves = _incident_leaves(segment, report)
+        for incident_id, leaf in incident_leaves:
+            latest_incident[incident_id] = (segment.id, leaf)
+        leaves.extend(leaf for _, leaf in incident_leaves)
+        report.records += len(leaves)
+        if len(leaves) != segment.record_count or merkle.root(leaves) != segment.root:
+            report.add(where, "its records do not match its Merkle root: a record of it was "
+                       "changed, added or removed")  # fmt: skip
+        if _head(previous_head, segment) != segment.head:
+            report.add(
+                where,
+                f"breaks the hash chain after segment {previous_id or 'start'}: a segment was "
+                "removed, inserted or reordered, or its seal was changed",
+            )
+        sealed_records += segment.record_count
+        if segment.id in signed_ids:
+            heads[segment.id] = (segment.head, sealed_records)
+        previous_head, previous_id = segment.head, segment.id
+    for row in events.rest():
+        report.add(_event_where(row), "belongs to no segment: inserted or moved")
+    _check_incidents(reader.incident_rows(), latest_incident, report)
+    _match_checkpoints(signed, heads, report)
+    return report
+
+
+class CheckpointKey(Protocol):
+    def check(self, note: str, origin: str) -> Checkpoint:
+        """The checkpoint a note holds once its signature verifies; CheckpointError naming
+        what is wrong otherwise."""
+        ...
+
+    def note_hash(self, note: str) -> bytes: ...
+
+
+def _check_evidence(segment: SegmentRow, report: VerifyReport) -> None:
+    where = f"segment {segment.id}"
+    try:
+        evidence = codec.decompress(segment.data, segment.codec, segment.raw_bytes)
+    except codec.CodecError as exc:
+        report.add(where, f"its evidence cannot be read: {exc}")
+        return
+    if hashlib.sha256(evidence).hexdigest() != segment.sha256:
+        report.add(where, "its evidence does not match its sha256: altered or corrupt")
+
+
+def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport) -> Iterator[bytes]:
+    """The leaves of the segment's event rows, checking their order and bounds."""
+    count = 0
+    end = 0
+    while (row := events.peek()) is not None and row[EVENT_SEGMENT] <= segment.id:
+        events.take()
+        if row[EVENT_SEGMENT] != segment.id:
+            report.add(_event_where(row), f"found among segment {segment.id}'s events: its "
+                       "segment is missing, or it was inserted, moved or reordered")  # fmt: skip
+            continue
+        offset, length = row[EVENT_OFFSET], row[EVENT_LENGTH]
+        if offset < end:
+            report.add(_event_where(row), "out of order within its segment: reordered or inserted")
+        if offset + length > segment.raw_bytes:
+            report.add(_event_where(row), "points past its segment's evidence")
+        end = offset + length
+        count += 1
+        report.events += 1
+        yield event_leaf(row)
+    if count != segment.event_count:
+        report.add(f"segment {segment.id}", f"holds {count} event rows, sealed with "
+                   f"{segment.event_count}: rows were deleted or inserted")  # fmt: skip
+
+
+def _incident_leaves(segment: SegmentRow, report: VerifyReport) -> list[tuple[str, bytes]]:
+    leaves = segment.incident_leaves
+    ids = segment.incident_ids
+    if len(leaves) != LEAF_BYTES * len(ids):
+        report.add(f"segment {segment.id}", "its incident record list is damaged")
+        return []
+    return [(incident_id, leaves[n * LEAF_BYTES : (n + 1) * LEAF_BYTES])
+            for n, incident_id in enumerate(ids)]  # fmt: skip
+
+
+def _check_incidents(
+    rows: Iterable[Sequence[Any]],
+    latest: dict[str, tuple[int, bytes]],
+    report: VerifyReport,
+) -> None:
+    for row in rows:
+        report.incidents += 1
+        incident_id = str(row[0])
+        where = f"incident {incident_id}"
+        sealed = latest.pop(incident_id, None)
+        if sealed is None:
+            report.add(where, "was never written by a sealed segment: inserted")
+            continue
+        segment_id, leaf = sealed
+        if row[INCIDENT_SEGMENT] != segment_id:
+            report.add(where, f"is not the state segment {segment_id} last wrote: an older "
+                       "state was put back, or it was moved")  # fmt: skip
+        elif incident_leaf(row) != leaf:
+            report.add(where, f"was changed after segment {segment_id} wrote it")
+    for incident_id, (segment_id, _) in latest.items():
+        report.add(f"incident {incident_id}", f"written by segment {segment_id}, is missing: "
+                   "deleted")  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Signed:
+    row: CheckpointRow
+    checkpoint: Checkpoint  # verified
+
+
+def _read_checkpoints(
+    rows: Iterable[CheckpointRow], meta: VaultMeta, key: CheckpointKey, report: VerifyReport
+) -> list[_Signed]:
+    """Check each checkpoint's signature and its link to the one before."""
+    signed: list[_Signed] = []
+    previous: bytes | None = None
+    for row in rows:
+        report.checkpoints += 1
+        where = f"checkpoint {row.id}"
+        try:
+            checkpoint = key.check(row.note, meta.origin)
+        except CheckpointError as exc:
+            report.add(where, f"not valid: {exc.message}")
+            previous = None
+            continue
+        size = checkpoint.size
+        if size != row.segment_id:
+            report.add(where, f"signs segment {size}, filed under segment {row.segment_id}")
+        if checkpoint.previous != previous:
+            report.add(where, "does not link to the checkpoint before it: a checkpoint was "
+                       "removed, inserted or forged")  # fmt: skip
+        previous = key.note_hash(row.note)
+        signed.append(_Signed(row, checkpoint))
+        report.last_checkpoint_segment = size
+    return signed
+
+
+def _match_checkpoints(
+    signed: list[_Signed], heads: dict[int, tuple[bytes, int]], report: VerifyReport
+) -> None:
+    """Each checkpoint against the segment it signs: its head and the records up to it."""
+    for entry in signed:
+        where = f"checkpoint {entry.row.id}"
+        checkpoint = entry.checkpoint
+        size = checkpoint.size
+        sealed = heads.get(size)
+        if sealed is None:
+            report.add(where, f"signs segment {size}, which is missing")
+        elif sealed[0] != checkpoint.root_hash:
+            report.add(where, f"does not match segment {size}: the chain up to it was changed")
+        elif sealed[1] != checkpoint.record_count:
+            report.add(where, f"signs {checkpoint.record_count} records up to segment {size}, "
+                       f"the store holds {sealed[1]}")  # fmt: skip
+
+
+def _head(previous_head: bytes, segment: SegmentRow) -> bytes | None:
+    """The head the segment's seal should hold; None for a seal too damaged to chain."""
+    try:
+        return chain_head(previous_head, segment.root, segment.id, segment.record_count)
+    except ValueError:  # a root of the wrong size, a negative count
+        return None
+
+
+def _event_where(row: Sequence[Any]) -> str:
+    return f"event {row[EVENT_ID]} (segment {row[EVENT_SEGMENT]})"
+
+
+class _Lookahead:
+    """An iterator one can peek at."""
+
+    def __init__(self, rows: Iterator[Sequence[Any]]) -> None:
+        self._rows = rows
+        self._next: Sequence[Any] | None = next(rows, None)
+
+    def peek(self) -> Sequence[Any] | None:
+        return self._next
+
+    def take(self) -> None:
+        self._next = next(self._rows, None)
+
+    def rest(self) -> Iterator[Sequence[Any]]:
+        while self._next is not None:
+            yield self._next
+            self.take()
