@@ -161,7 +161,8 @@ def test_telemetry_alone_opens_no_incident(day: Day) -> None:
     raw = sqlite3.connect(Path(day.store.path))
     try:
         counts = raw.execute(
-            "SELECT count(*), count(incident_id) FROM events WHERE name = 'dns-probe'"
+            "SELECT count(*), count(e.incident) FROM events e"
+            " JOIN facets f ON f.id = e.facet WHERE f.name = 'dns-probe'"
         ).fetchone()
     finally:
         raw.close()

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from kubesentinel.runtime.sources.nats import subject_of
+from kubesentinel.runtime.store.rows import id_text
 from tests.runtime.test_monitor_nats import _pending, _publish_raw
 from tests.runtime.test_source_nats import URL, _run, stream  # noqa: F401
 
@@ -74,7 +75,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
 def stored_ids(path: Path) -> list[str]:
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        return [row[0] for row in db.execute("SELECT id FROM events")]
+        return [id_text(row[0]) for row in db.execute("SELECT id FROM events")]
     finally:
         db.close()
 

@@ -17,6 +17,7 @@ from kubesentinel.models import Event, Incident, Priority, Severity, Workload
 from kubesentinel.models.incident import ContextCounts
 from kubesentinel.models.posture import Posture, PostureFinding
 from kubesentinel.runtime.correlate import Correlator
+from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.interface import IncidentStore
 from kubesentinel.runtime.store.sqlite import SCHEMA_VERSION, SQLiteStore, encode_write
 
@@ -198,7 +199,7 @@ def test_context_of_no_incident_is_stored_under_none(store: SQLiteStore) -> None
     store.write(quiet, [])
     raw = sqlite3.connect(store.path)
     try:
-        rows = raw.execute("SELECT id, incident_id, context FROM events ORDER BY rowid").fetchall()
+        rows = raw.execute("SELECT id, incident, role FROM events ORDER BY rowid").fetchall()
     finally:
         raw.close()
     assert rows == [("i", None, None), ("d", None, None)]
@@ -462,14 +463,20 @@ def test_evidence_is_the_bytes_as_received(store: SQLiteStore) -> None:
     assert orjson.loads(second.raw)["output_fields"] == events[1].fields  # built in code
     raw_db = sqlite3.connect(store.path)
     try:
-        ((size, codec_name, digest),) = raw_db.execute(
-            "SELECT raw_bytes, codec, sha256 FROM segments"
+        ((size, sidecar_size, codec_name, digest, data),) = raw_db.execute(
+            "SELECT raw_bytes, sidecar_bytes, codec, sha256, data FROM segments"
         ).fetchall()
     finally:
         raw_db.close()
     assert codec_name == "zstd"
     assert size == len(raw) + len(second.raw)
-    assert digest == hashlib.sha256(raw + second.raw).hexdigest()
+    blob = codec.decompress(data, codec_name, size + sidecar_size)
+    assert blob[:size] == raw + second.raw  # the bytes as received, then the sidecar
+    assert orjson.loads(blob[size:]) == [
+        [0, events[0].origin, events[0].received_ns],
+        [len(raw), events[1].origin, events[1].received_ns],
+    ]
+    assert digest == hashlib.sha256(blob).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -596,7 +603,6 @@ V2_EVENT = (
 
 def v2_store(path: Path) -> None:
     """A version-2 store as 0.1 wrote it: one incident of three events (past a 2-id cap)."""
-    from kubesentinel.runtime.store import codec
 
     raw = [b'{"rule":"Terminal shell in container","output":"one"}', b'{"output":"two"}',
            b'{"output":"three"}']  # fmt: skip

@@ -61,8 +61,9 @@ def test_a_clean_store_verifies(sealed: Path) -> None:
     assert report.incidents == 2
     assert report.checkpoints == 4
     assert report.unsigned_segments == 0
-    # segment record + 5 events + the incidents each write upserted
-    assert report.records == 4 * (1 + 5 + 2)
+    assert report.facets == 2  # one rule, two workloads
+    # segment record + 5 events + the incidents each write upserted, + the facets
+    assert report.records == 4 * (1 + 5 + 2) + 2
 
 
 def test_closing_signs_the_tail_and_the_key_is_private(tmp_path: Path) -> None:
@@ -85,8 +86,16 @@ def _first(report: VerifyReport) -> str:
 
 CASES: dict[str, tuple[Tamper, str]] = {
     "event field changed": (
-        lambda db: db.execute("UPDATE events SET rule = 'nothing' WHERE id = 'e1-2'"),
+        lambda db: db.execute("UPDATE events SET role = 3 WHERE id = 'e1-2'"),
         "segment 2: its records do not match its Merkle root",
+    ),
+    "facet changed (the rule of many events)": (
+        lambda db: db.execute("UPDATE facets SET rule = 'nothing' WHERE id = 2"),
+        "segment 1: its records do not match its Merkle root",
+    ),
+    "facet deleted": (
+        lambda db: db.execute("DELETE FROM facets WHERE id = 1"),
+        "segment 1: its records do not match its Merkle root",
     ),
     "event deleted": (
         lambda db: db.execute("DELETE FROM events WHERE id = 'e2-0'"),
@@ -94,10 +103,8 @@ CASES: dict[str, tuple[Tamper, str]] = {
     ),
     "event inserted": (
         lambda db: db.execute(
-            "INSERT INTO events SELECT time_ns + 1, 'forged', incident_id, context, received_ns, "
-            "rule, priority, source, cluster, namespace, kind, name, pod, container_id, "
-            "container_image, tactics, techniques, origin, segment, offset, length "
-            "FROM events WHERE id = 'e3-4'"
+            "INSERT INTO events SELECT time_ns + 1, 'forged', incident, role, facet, segment, "
+            "offset, length FROM events WHERE id = 'e3-4'"
         ),
         "event forged (segment 4)",
     ),
@@ -164,15 +171,16 @@ def _swap_places(db: sqlite3.Connection, first: str, second: str) -> None:
 
 def _rewrite_evidence(db: sqlite3.Connection, segment_id: int) -> None:
     """An attacker who edits the alert bytes and fixes the stored sha256 and size."""
-    data, size, name = db.execute(
-        "SELECT data, raw_bytes, codec FROM segments WHERE id = ?", (segment_id,)
+    data, size, sidecar_size, name = db.execute(
+        "SELECT data, raw_bytes, sidecar_bytes, codec FROM segments WHERE id = ?", (segment_id,)
     ).fetchone()
-    evidence = codec.decompress(data, name, size).replace(b"bash", b"bosh")
+    blob = codec.decompress(data, name, size + sidecar_size)
+    edited = blob[:size].replace(b"bash", b"bosh") + blob[size:]
+    assert edited != blob
     db.execute(
-        "UPDATE segments SET data = ?, sha256 = ?, raw_bytes = ? WHERE id = ?",
-        (codec.compress(evidence), hashlib.sha256(evidence).hexdigest(), len(evidence),
-         segment_id),
-    )  # fmt: skip
+        "UPDATE segments SET data = ?, sha256 = ? WHERE id = ?",
+        (codec.compress(edited), hashlib.sha256(edited).hexdigest(), segment_id),
+    )
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -53,7 +53,7 @@ def test_an_older_store_is_sealed_in_place(tmp_path: Path, make: object) -> None
         assert raw.execute("SELECT version FROM schema_version").fetchall() == [(SCHEMA_VERSION,)]
         assert raw.execute("SELECT upgraded_from FROM vault_meta").fetchone()[0] in (2, 3)
         with raw:  # tampering with what was there before the upgrade is now found
-            raw.execute("UPDATE events SET rule = 'edited' WHERE id = 'v1'")
+            raw.execute("UPDATE events SET role = 3 WHERE id = 'v1'")
     finally:
         raw.close()
     with SQLiteStore(path, read_only=True) as reader:

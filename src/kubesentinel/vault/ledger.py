@@ -4,11 +4,13 @@ Every write of the monitor is one **segment**: the evidence bytes of its events 
 received, compressed) and three kinds of records, hashed in this order into the segment's
 Merkle tree (RFC 6962):
 
-1. the segment record: id, write time, event count, evidence size, codec, sha256 of the
-   uncompressed evidence (so evidence re-hashed after an edit no longer matches);
-2. one ``event`` record per event row, in evidence order: every column the store keeps;
-3. one ``incident`` record per incident state the write upserted, in write order: every
-   column, and the segment that wrote it (an older state put back is found out).
+1. the segment record: id, write time, event count, evidence and sidecar sizes, codec, sha256
+   of the uncompressed bytes (so evidence re-hashed after an edit no longer matches);
+2. one ``facet`` record per facet row the write added (what its events share: rule, workload,
+   container...), by id;
+3. one ``event`` record per event row, in evidence order: every column, the id as text;
+4. one ``incident`` record per incident state the write upserted, in write order: every
+   column, the segment that wrote it (an older state put back is found out) and its seq.
 
 Each segment's head chains it to the one before (``record.chain_head``): a removed, inserted
 or reordered segment breaks the chain; checkpoints sign heads (``checkpoint``).
@@ -27,18 +29,21 @@ from kubesentinel.vault.record import chain_head, record_hash
 
 __all__ = [
     "EVENT_RECORD",
+    "FACET_RECORD",
     "GENESIS_HEAD",
     "INCIDENT_RECORD",
     "LEAF_BYTES",
     "SEGMENT_RECORD",
     "Seal",
     "event_leaf",
+    "facet_leaf",
     "incident_leaf",
     "seal",
     "segment_leaf",
 ]
 
 SEGMENT_RECORD: Final = "segment"
+FACET_RECORD: Final = "facet"
 EVENT_RECORD: Final = "event"
 INCIDENT_RECORD: Final = "incident"
 LEAF_BYTES: Final = 32
@@ -58,29 +63,40 @@ class Seal:
 
 
 def segment_leaf(segment: Sequence[Any]) -> bytes:
-    """(id, written_ns, event_count, raw_bytes, codec, sha256 hex)."""
+    """(id, written_ns, event_count, raw_bytes, sidecar_bytes, codec, sha256 hex)."""
     return record_hash(SEGMENT_RECORD, segment)
 
 
+def facet_leaf(row: Sequence[Any]) -> bytes:
+    """A facets row: id, the segment that added it, then its columns in the store's order."""
+    return record_hash(FACET_RECORD, row)
+
+
 def event_leaf(row: Sequence[Any]) -> bytes:
-    """An events row, every column in the store's order, the segment id last."""
+    """An events row, every column in the store's order, the id as text."""
     return record_hash(EVENT_RECORD, row)
 
 
 def incident_leaf(row: Sequence[Any]) -> bytes:
-    """An incidents row, every column in the store's order, the segment id last."""
+    """An incidents row, every column in the store's order, then its segment and seq."""
     return record_hash(INCIDENT_RECORD, row)
 
 
 def seal(
     previous_head: bytes,
     segment: Sequence[Any],
+    facet_rows: Sequence[Sequence[Any]],
     event_rows: Sequence[Sequence[Any]],
     incident_rows: Sequence[Sequence[Any]],
 ) -> Seal:
     """The seal of a segment (``segment`` as ``segment_leaf`` takes it, its id first)."""
     incident_leaves = [incident_leaf(row) for row in incident_rows]
-    leaves = [segment_leaf(segment), *map(event_leaf, event_rows), *incident_leaves]
+    leaves = [
+        segment_leaf(segment),
+        *map(facet_leaf, facet_rows),
+        *map(event_leaf, event_rows),
+        *incident_leaves,
+    ]
     root = merkle.root(leaves)
     segment_id = int(segment[0])
     return Seal(

@@ -31,6 +31,7 @@ RECORD_KINDS: Final = frozenset(
     {
         "segment",  # one write: its id, time, event count and evidence digest
         "event",  # one stored event row
+        "facet",  # what events share (rule, workload, container...), stored once
         "incident",  # one state of an incident row
         "tombstone",  # a record deleted by retention: what went, when and why
         "rollup",  # a summary kept in place of expired events

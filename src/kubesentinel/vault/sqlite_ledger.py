@@ -16,6 +16,7 @@ from typing import Any, Final
 import orjson
 
 from kubesentinel.errors import StoreError
+from kubesentinel.runtime.store.rows import id_text
 from kubesentinel.vault.ledger import GENESIS_HEAD, Seal, seal
 from kubesentinel.vault.signer import Signer
 from kubesentinel.vault.verify import CheckpointRow, SegmentRow, VaultMeta
@@ -25,8 +26,6 @@ __all__ = [
     "LEDGER_SCHEMA",
     "SQLiteLedger",
     "create_meta",
-    "seal_existing",
-    "upgrade_statements",
 ]
 
 # A checkpoint is signed after a write when the last is this old, and when the store closes:
@@ -50,32 +49,32 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     note TEXT NOT NULL
 );
 """
-# Columns a version-3 store lacks, with values that read as "not sealed yet".
-_UPGRADE_COLUMNS: Final = (
-    "ALTER TABLE segments ADD COLUMN record_count INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE segments ADD COLUMN incident_ids TEXT NOT NULL DEFAULT '[]'",
-    "ALTER TABLE segments ADD COLUMN incident_leaves BLOB NOT NULL DEFAULT x''",
-    "ALTER TABLE segments ADD COLUMN root BLOB NOT NULL DEFAULT x''",
-    "ALTER TABLE segments ADD COLUMN head BLOB NOT NULL DEFAULT x''",
-    "ALTER TABLE incidents ADD COLUMN segment INTEGER",
+_SEGMENT_RECORD_COLUMNS: Final = (
+    "id, written_ns, event_count, raw_bytes, sidecar_bytes, codec, sha256"
 )
-_SEGMENT_RECORD_COLUMNS: Final = "id, written_ns, event_count, raw_bytes, codec, sha256"
 _SEGMENT_COLUMNS: Final = (
     f"{_SEGMENT_RECORD_COLUMNS}, data, incident_ids, incident_leaves, record_count, root, head"
 )
 _INSERT_SEGMENT: Final = (
     f"INSERT INTO segments ({_SEGMENT_COLUMNS}) "  # noqa: S608 - constant column list
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# What verify reads: every column a record hashes, in the order it hashes them.
+_SEALED_EVENTS: Final = (
+    "SELECT time_ns, id, incident, role, facet, segment, offset, length FROM events"
+)
+_SEALED_FACETS: Final = (
+    "SELECT id, segment, rule, priority, source, cluster, namespace, kind, name, pod, "
+    "container_id, container_image, tactics, techniques FROM facets"
+)
+_SEALED_INCIDENTS: Final = (
+    "SELECT id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, "
+    "risk_score, reasons, rules, tactics, techniques, event_count, event_id_count, posture, "
+    "status, previous_id, context, segment, seq FROM incidents"
 )
 _INSERT_CHECKPOINT: Final = (
     "INSERT INTO checkpoints (segment_id, written_ns, note) VALUES (?, ?, ?)"
 )
-
-
-def upgrade_statements() -> tuple[str, ...]:
-    """Version 3 -> 4: the columns and tables of the vault (then ``seal_existing``)."""
-    tables = tuple(s.strip() for s in LEDGER_SCHEMA.split(";") if s.strip())
-    return (*_UPGRADE_COLUMNS, *tables)
 
 
 def create_meta(db: sqlite3.Connection, *, upgraded_from: int | None = None) -> None:
@@ -95,18 +94,19 @@ def last_head(db: sqlite3.Connection) -> tuple[int, bytes]:
     return (0, GENESIS_HEAD) if row is None else (int(row[0]), bytes(row[1]))
 
 
-def append_segment(
+def append_segment(  # noqa: PLR0917 - the parts of one segment, in sealing order
     db: sqlite3.Connection,
-    segment: tuple[int, int, int, int, str, str],
+    segment: tuple[int, int, int, int, int, str, str],
     data: bytes,
+    facet_rows: Sequence[Sequence[Any]],
     event_rows: Sequence[Sequence[Any]],
     incident_rows: Sequence[Sequence[Any]],
     *,
     previous_head: bytes,
 ) -> Seal:
-    """Insert a segment row sealing ``event_rows`` and ``incident_rows`` (already written,
-    each with the segment id last) after the segment whose head is ``previous_head``."""
-    sealed = seal(previous_head, segment, event_rows, incident_rows)
+    """Insert a segment row sealing the facets, events and incident states a write stored
+    (each as its record: ``ledger``) after the segment whose head is ``previous_head``."""
+    sealed = seal(previous_head, segment, facet_rows, event_rows, incident_rows)
     db.execute(
         _INSERT_SEGMENT,
         (*segment, data, orjson.dumps(sealed.incident_ids).decode(), sealed.incident_leaves,
@@ -169,50 +169,11 @@ def last_checkpoint(db: sqlite3.Connection) -> tuple[int, str] | None:
     return None if row is None else (int(row[0]), str(row[1]))
 
 
-def seal_existing(db: sqlite3.Connection, event_select: str, incident_select: str) -> None:
-    """Seal every segment of a store written before the vault (schema 3), oldest first, and
-    file every incident under one last segment written now: what the store holds from here on
-    is provable; what was changed before the upgrade cannot be told."""
-    previous = GENESIS_HEAD
-    events = db.cursor().execute(f"{event_select} ORDER BY segment, offset")
-    pending = events.fetchone()
-    for segment in db.execute(
-        f"SELECT {_SEGMENT_RECORD_COLUMNS} FROM segments ORDER BY id"  # noqa: S608
-    ).fetchall():
-        rows = []
-        while pending is not None and pending[-1] == segment[0]:
-            rows.append(pending)
-            pending = events.fetchone()
-        sealed = seal(previous, segment, rows, ())
-        db.execute(
-            "UPDATE segments SET record_count = ?, root = ?, head = ? WHERE id = ?",
-            (sealed.record_count, sealed.root, sealed.head, segment[0]),
-        )
-        previous = sealed.head
-    # Events of no segment cannot exist in a version-3 store; left over, they fail verify.
-    last_id, _ = last_head(db)
-    incidents = db.execute(incident_select).fetchall()
-    if not incidents:
-        return
-    segment_id = last_id + 1
-    db.execute("UPDATE incidents SET segment = ?", (segment_id,))
-    rows = [(*row, segment_id) for row in incidents]
-    from kubesentinel.runtime.store import codec  # the evidence codec, for an empty segment
-
-    empty = (segment_id, time.time_ns(), 0, 0, codec.CODEC, _EMPTY_SHA256)
-    append_segment(db, empty, codec.compress(b""), (), rows, previous_head=previous)
-
-
-_EMPTY_SHA256: Final = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
-
 class SQLiteLedger:
     """``LedgerReader`` over a store connection, inside a read transaction the caller holds."""
 
-    def __init__(self, db: sqlite3.Connection, event_select: str, incident_select: str) -> None:
+    def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
-        self._event_select = event_select
-        self._incident_select = incident_select
 
     def meta(self) -> VaultMeta:
         row = self._db.execute(
@@ -228,22 +189,34 @@ class SQLiteLedger:
         for row in cursor.execute(f"SELECT {_SEGMENT_COLUMNS} FROM segments ORDER BY id"):  # noqa: S608
             yield SegmentRow(
                 id=row[0], written_ns=row[1], event_count=row[2], raw_bytes=row[3],
-                codec=row[4], sha256=row[5], data=bytes(row[6]),
-                incident_ids=_id_list(row[7]), incident_leaves=bytes(row[8]),
-                record_count=row[9], root=bytes(row[10]), head=bytes(row[11]),
+                sidecar_bytes=row[4], codec=row[5], sha256=row[6], data=bytes(row[7]),
+                incident_ids=_id_list(row[8]), incident_leaves=bytes(row[9]),
+                record_count=row[10], root=bytes(row[11]), head=bytes(row[12]),
             )  # fmt: skip
 
     def event_rows(self) -> Iterator[Sequence[Any]]:
         # Write order is rowid order (rows are only appended); verify checks it holds.
-        yield from self._db.cursor().execute(f"{self._event_select} ORDER BY rowid")
+        for row in self._db.cursor().execute(f"{_SEALED_EVENTS} ORDER BY rowid"):
+            yield (row[0], _id_text(row[1]), *row[2:])
+
+    def facet_rows(self) -> Iterator[Sequence[Any]]:
+        yield from self._db.cursor().execute(f"{_SEALED_FACETS} ORDER BY id")
 
     def incident_rows(self) -> Iterator[Sequence[Any]]:
-        yield from self._db.cursor().execute(self._incident_select)
+        yield from self._db.cursor().execute(_SEALED_INCIDENTS)
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         cursor = self._db.cursor()
         for row in cursor.execute("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):
             yield CheckpointRow(int(row[0]), int(row[1]), str(row[2]))
+
+
+def _id_text(key: Any) -> Any:
+    """An event id as its record hashes it; a damaged one as it is (its record fails)."""
+    try:
+        return id_text(key)
+    except (ValueError, TypeError):
+        return repr(key)
 
 
 def _id_list(text: Any) -> list[str]:

@@ -21,6 +21,7 @@ from kubesentinel.vault.ledger import (
     GENESIS_HEAD,
     LEAF_BYTES,
     event_leaf,
+    facet_leaf,
     incident_leaf,
     segment_leaf,
 )
@@ -29,7 +30,8 @@ from kubesentinel.vault.record import chain_head
 __all__ = ["LedgerReader", "Problem", "SegmentRow", "VaultMeta", "VerifyReport", "verify"]
 
 # Positions in the rows a LedgerReader yields (the store's column order, segment id last).
-EVENT_ID, EVENT_OFFSET, EVENT_LENGTH, EVENT_SEGMENT = 1, 17, 18, 20
+EVENT_ID, EVENT_SEGMENT, EVENT_OFFSET, EVENT_LENGTH = 1, 5, 6, 7
+FACET_ID, FACET_SEGMENT = 0, 1
 INCIDENT_SEGMENT: Final = 20
 MAX_LISTED: Final = 20  # problems listed one by one; the rest are counted
 
@@ -50,6 +52,7 @@ class SegmentRow:
     written_ns: int
     event_count: int
     raw_bytes: int
+    sidecar_bytes: int
     codec: str
     sha256: str
     data: bytes
@@ -61,8 +64,8 @@ class SegmentRow:
 
     @property
     def record(self) -> tuple[Any, ...]:
-        return (self.id, self.written_ns, self.event_count, self.raw_bytes, self.codec,
-                self.sha256)  # fmt: skip
+        return (self.id, self.written_ns, self.event_count, self.raw_bytes, self.sidecar_bytes,
+                self.codec, self.sha256)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +82,12 @@ class LedgerReader(Protocol):
         """Every segment, by id."""
         ...
 
+    def facet_rows(self) -> Iterator[Sequence[Any]]:
+        """Every facet row (id, segment, columns), by id."""
+        ...
+
     def event_rows(self) -> Iterator[Sequence[Any]]:
-        """Every event row in write order, the segment id last."""
+        """Every event row (its record: the id as text) in write order."""
         ...
 
     def incident_rows(self) -> Iterator[Sequence[Any]]:
@@ -105,6 +112,7 @@ class Problem:
 class VerifyReport:
     segments: int = 0
     records: int = 0
+    facets: int = 0
     events: int = 0
     incidents: int = 0
     checkpoints: int = 0
@@ -143,6 +151,7 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
     sealed_records = 0
     latest_incident: dict[str, tuple[int, bytes]] = {}
     events = _Lookahead(reader.event_rows())
+    facets = _Lookahead(reader.facet_rows())
     previous_head = GENESIS_HEAD
     previous_id = 0
     for segment in reader.segments():
@@ -157,6 +166,7 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
             report.add(span, "missing: removed")
         leaves = [segment_leaf(segment.record)]
         _check_evidence(segment, report)
+        leaves.extend(_facet_leaves(segment, facets, report))
         leaves.extend(_event_leaves(segment, events, report))
         incident_leaves = _incident_leaves(segment, report)
         for incident_id, leaf in incident_leaves:
@@ -178,6 +188,9 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
         previous_head, previous_id = segment.head, segment.id
     for row in events.rest():
         report.add(_event_where(row), "belongs to no segment: inserted or moved")
+    for row in facets.rest():
+        report.add(f"facet {row[FACET_ID]}", f"names segment {row[FACET_SEGMENT]}, which does "
+                   "not seal it: inserted or moved")  # fmt: skip
     _check_incidents(reader.incident_rows(), latest_incident, report)
     _match_checkpoints(signed, heads, report)
     return report
@@ -195,12 +208,26 @@ class CheckpointKey(Protocol):
 def _check_evidence(segment: SegmentRow, report: VerifyReport) -> None:
     where = f"segment {segment.id}"
     try:
-        evidence = codec.decompress(segment.data, segment.codec, segment.raw_bytes)
+        evidence = codec.decompress(
+            segment.data, segment.codec, segment.raw_bytes + segment.sidecar_bytes
+        )
     except codec.CodecError as exc:
         report.add(where, f"its evidence cannot be read: {exc}")
         return
     if hashlib.sha256(evidence).hexdigest() != segment.sha256:
         report.add(where, "its evidence does not match its sha256: altered or corrupt")
+
+
+def _facet_leaves(segment: SegmentRow, facets: _Lookahead, report: VerifyReport) -> Iterator[bytes]:
+    """The leaves of the facet rows the segment added (they are sealed where first used)."""
+    while (row := facets.peek()) is not None and row[FACET_SEGMENT] <= segment.id:
+        facets.take()
+        if row[FACET_SEGMENT] != segment.id:
+            report.add(f"facet {row[FACET_ID]}", f"found among segment {segment.id}'s "
+                       "facets: its segment is missing, or it was inserted or moved")  # fmt: skip
+            continue
+        report.facets += 1
+        yield facet_leaf(row)
 
 
 def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport) -> Iterator[bytes]:

@@ -37,7 +37,6 @@ consistent after a crash and can lose at most the last commits on power loss.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -46,7 +45,6 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -56,7 +54,6 @@ import orjson
 from kubesentinel.errors import EventError, StoreError
 from kubesentinel.models import (
     Event,
-    FalcoAlert,
     Incident,
     Priority,
     RiskReason,
@@ -64,15 +61,34 @@ from kubesentinel.models import (
     Severity,
 )
 from kubesentinel.models.event import Workload
-from kubesentinel.models.incident import CONTEXT_REASONS, ContextCounts, EventIds
+from kubesentinel.models.incident import ContextCounts, EventIds
 from kubesentinel.models.posture import Posture
-from kubesentinel.runtime.evidence import falco_document
 from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store import codec
+from kubesentinel.runtime.store.facets import FACETS_SCHEMA, Facets
 from kubesentinel.runtime.store.interface import StoredEvent
+from kubesentinel.runtime.store.rows import (
+    FACET,
+    ID,
+    INCIDENT,
+    LENGTH,
+    OFFSET,
+    ROLE,
+    TIME,
+    EncodedWrite,
+    encode_write,
+    id_key,
+    id_text,
+    read_sidecar,
+    role_name,
+)
+from kubesentinel.runtime.store.rows import sidecar as rows_sidecar
+from kubesentinel.runtime.store.upgrade import to_version_4
 from kubesentinel.vault import sqlite_ledger
 from kubesentinel.vault.signer import NoteKey, Signer, default_key_path
 from kubesentinel.vault.verify import CheckpointKey, VerifyReport
+
+__all__ = ["SCHEMA_VERSION", "EncodedWrite", "MigrationNeeded", "SQLiteStore", "encode_write"]
 
 SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 5.0
@@ -84,6 +100,7 @@ CREATE TABLE IF NOT EXISTS segments (
     written_ns INTEGER NOT NULL,
     event_count INTEGER NOT NULL,
     raw_bytes INTEGER NOT NULL,
+    sidecar_bytes INTEGER NOT NULL DEFAULT 0,
     codec TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     data BLOB NOT NULL,
@@ -95,29 +112,16 @@ CREATE TABLE IF NOT EXISTS segments (
 );
 CREATE TABLE IF NOT EXISTS events (
     time_ns INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    incident_id TEXT,
-    context TEXT,
-    received_ns INTEGER NOT NULL,
-    rule TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    source TEXT NOT NULL,
-    cluster TEXT NOT NULL,
-    namespace TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    pod TEXT,
-    container_id TEXT,
-    container_image TEXT,
-    tactics TEXT NOT NULL,
-    techniques TEXT NOT NULL,
-    origin TEXT NOT NULL,
+    id NOT NULL,
+    incident INTEGER,
+    role INTEGER,
+    facet INTEGER NOT NULL,
     segment INTEGER NOT NULL,
     offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
     UNIQUE (time_ns, id)
 );
-CREATE INDEX IF NOT EXISTS events_incident ON events (incident_id);
+CREATE INDEX IF NOT EXISTS events_incident ON events (incident) WHERE incident IS NOT NULL;
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
     workload_key TEXT NOT NULL,
@@ -139,12 +143,14 @@ CREATE TABLE IF NOT EXISTS incidents (
     status TEXT NOT NULL,
     previous_id TEXT,
     context TEXT NOT NULL DEFAULT '{}',
-    segment INTEGER
+    segment INTEGER,
+    seq INTEGER
 );
 CREATE INDEX IF NOT EXISTS incidents_last ON incidents (last_ns);
 CREATE INDEX IF NOT EXISTS incidents_previous ON incidents (previous_id);
 CREATE INDEX IF NOT EXISTS incidents_namespace ON incidents (namespace, last_ns);
 CREATE INDEX IF NOT EXISTS incidents_workload ON incidents (workload_key, last_ns);
+CREATE UNIQUE INDEX IF NOT EXISTS incidents_seq ON incidents (seq);
 CREATE TABLE IF NOT EXISTS posture (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     document TEXT NOT NULL
@@ -159,28 +165,31 @@ _MIGRATE_2_TO_3 = (
     "CREATE INDEX IF NOT EXISTS incidents_previous ON incidents (previous_id)",
 )
 
-_EVENT_COLUMNS = (
-    "time_ns, id, incident_id, received_ns, rule, priority, source, cluster, namespace, kind, "
-    "name, pod, container_id, container_image, tactics, techniques, origin, offset, length, "
-    "context"
-)
+# An events row as stored, and as its vault record (with the id as text): see rows.py.
+EVENT_COLUMNS = "time_ns, id, incident, role, facet, segment, offset, length"
 # S608: every statement here is built from constant column lists, never from input.
 _INSERT_EVENT = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}, segment) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "  # noqa: S608
     "ON CONFLICT (time_ns, id) DO NOTHING"  # a redelivery
 )
-_SELECT_EVENTS = f"SELECT {_EVENT_COLUMNS}, segment FROM events"  # noqa: S608
+# An event to read: its row, its incident's id, its facet (positions in _event_from).
+_SELECT_EVENTS = (
+    "SELECT e.time_ns, e.id, i.id, e.role, f.rule, f.priority, f.source, f.cluster, "
+    "f.namespace, f.kind, f.name, f.pod, f.container_id, f.container_image, f.tactics, "
+    "f.techniques, e.segment, e.offset, e.length FROM events e "
+    "JOIN facets f ON f.id = e.facet LEFT JOIN incidents i ON i.seq = e.incident"
+)
+_BY_INCIDENT = " WHERE e.incident = (SELECT seq FROM incidents WHERE id = ?)"
 _INCIDENT_COLUMNS = (
     "id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, risk_score, "
     "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status, "
     "previous_id, context"
 )
-# previous_id never changes: leaving it out of the update keeps its index untouched. The
-# segment is the write that sealed this state (vault/ledger.py).
+# previous_id and seq never change: leaving them out of the update keeps their indexes
+# untouched. The segment is the write that sealed this state (vault/ledger.py).
 _UPSERT_INCIDENT = (
-    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}, segment) "  # noqa: S608
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO incidents ({_INCIDENT_COLUMNS}, segment, seq) "  # noqa: S608
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (id) DO UPDATE SET first_ns = excluded.first_ns, last_ns = excluded.last_ns, "
     "severity = excluded.severity, risk_score = excluded.risk_score, "
     "reasons = excluded.reasons, rules = excluded.rules, tactics = excluded.tactics, "
@@ -188,8 +197,8 @@ _UPSERT_INCIDENT = (
     "event_id_count = excluded.event_id_count, posture = excluded.posture, "
     "status = excluded.status, context = excluded.context, segment = excluded.segment"
 )
-_SELECT_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"  # noqa: S608
-_SELECT_SEALED_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS}, segment FROM incidents"  # noqa: S608
+# The incident, then its seq (events name their incident by it).
+_SELECT_INCIDENTS = f"SELECT {_INCIDENT_COLUMNS}, seq FROM incidents"  # noqa: S608
 _HINT = "check the path (forensics.storage_path), its permissions and free space"
 _TAMPER_HINT = (
     "the store was changed outside KubeSentinel or the disk is failing; keep a copy of the "
@@ -259,6 +268,7 @@ class SQLiteStore:
         self._lock = threading.Lock()
         self._checkpointer: _Checkpointer | None = None
         self._signer: Signer | None = None
+        self._facets = Facets()
         self._sealed = False  # wrote or sealed segments: close signs a checkpoint over them
         self._signed_ns = 0  # monotonic time of the last checkpoint this store signed
         try:
@@ -310,7 +320,8 @@ class SQLiteStore:
                 )
             with self._transaction():
                 if self._schema_version() is None:  # nobody created it meanwhile
-                    for statement in (_SCHEMA + sqlite_ledger.LEDGER_SCHEMA).split(";"):
+                    schema = _SCHEMA + FACETS_SCHEMA + sqlite_ledger.LEDGER_SCHEMA
+                    for statement in schema.split(";"):
                         if statement.strip():
                             db.execute(statement)
                     db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
@@ -358,16 +369,19 @@ class SQLiteStore:
                     db.executemany(
                         "UPDATE incidents SET rules = ? WHERE id = ?", _rule_priorities(db)
                     )
-                for statement in sqlite_ledger.upgrade_statements():
-                    db.execute(statement)
-                sqlite_ledger.create_meta(db, upgraded_from=version)
-                sqlite_ledger.seal_existing(db, _SELECT_EVENTS, _SELECT_INCIDENTS)
+                to_version_4(db, _SCHEMA, upgraded_from=version)
                 db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
                 self._sealed = True  # sign a checkpoint on close
         except sqlite3.OperationalError as exc:
             if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY:
                 raise StoreError(f"{message}: {exc}", file=str(self.path), hint=hint) from exc
             raise
+        except codec.CodecError as exc:  # old evidence that cannot be read cannot be sealed
+            raise StoreError(
+                f"cannot upgrade the store: an evidence segment cannot be read ({exc})",
+                file=str(self.path),
+                hint=_TAMPER_HINT,
+            ) from exc
 
     def _schema_version(self) -> int | None:
         """None for a new (empty) file; StoreError for a database that is not ours."""
@@ -435,38 +449,65 @@ class SQLiteStore:
     def apply(self, encoded: EncodedWrite) -> None:
         """Commit a write that ``encode_write`` prepared, maybe in another process, as one
         sealed segment (vault/ledger.py); sign a checkpoint when the last is a minute old."""
-        event_rows = orjson.loads(encoded.events)
+        rows = orjson.loads(encoded.events)
         incident_rows = orjson.loads(encoded.incidents)
-        if not event_rows and not incident_rows:
+        if not rows and not incident_rows:
             return
         if self._checkpointer is None:
             self._checkpointer = _Checkpointer(self.path)
+        # The evidence, then the sidecar (origin, time received) of every alert of the write.
         evidence = encoded.evidence
-        digest = hashlib.sha256(evidence).hexdigest()
-        data = codec.compress(evidence)
-        for row in incident_rows:  # REAL column: an integral score reads back as a float
-            row[_RISK_SCORE] = float(row[_RISK_SCORE])
-        with self._guard("write to the store") as db, self._transaction():
-            last_id, previous_head = sqlite_ledger.last_head(db)
-            segment_id = last_id + 1
-            for row in event_rows:
-                row.append(segment_id)
-            for row in incident_rows:
-                row.append(segment_id)
-            before = db.total_changes
-            db.executemany(_INSERT_EVENT, event_rows)
-            if db.total_changes - before != len(event_rows):  # redeliveries were not inserted
-                event_rows = _inserted(db, event_rows, segment_id)
-            if incident_rows:
-                db.executemany(_UPSERT_INCIDENT, incident_rows)
-            segment = (segment_id, time.time_ns(), len(event_rows), len(evidence), codec.CODEC,
-                       digest)  # fmt: skip
-            sealed = sqlite_ledger.append_segment(
-                db, segment, data, event_rows, incident_rows, previous_head=previous_head
-            )
-            if time.monotonic_ns() - self._signed_ns >= sqlite_ledger.CHECKPOINT_INTERVAL_NS:
-                self._sign(db, segment_id, sealed.head)
+        blob = evidence + rows_sidecar(rows)
+        digest = hashlib.sha256(blob).hexdigest()
+        data = codec.compress(blob)
+        try:
+            with self._guard("write to the store") as db, self._transaction():
+                self._file(db, rows, incident_rows, (len(evidence), len(blob), digest, data))
+        except BaseException:
+            self._facets.rolled_back()
+            raise
+        self._facets.committed()
         self._sealed = True  # committed: closing signs a checkpoint over it
+
+    def _file(
+        self,
+        db: sqlite3.Connection,
+        rows: list[list[Any]],
+        incident_rows: list[list[Any]],
+        segment_data: tuple[int, int, str, bytes],
+    ) -> None:
+        """Inside the write's transaction: rows, incident states, the sealed segment."""
+        raw_bytes, blob_bytes, digest, data = segment_data
+        last_id, previous_head = sqlite_ledger.last_head(db)
+        segment_id = last_id + 1
+        seqs = _incident_seqs(db, incident_rows)
+        for row in incident_rows:
+            row.append(segment_id)
+            row.append(seqs[row[0]])
+        new_facets: list[tuple[Any, ...]] = []
+        facet_of = self._facets.id_of
+        sealed = []  # each event's record: its row with the id as text
+        for row in rows:
+            incident = row[INCIDENT]
+            sealed.append((
+                row[TIME], row[ID], None if incident is None else seqs[incident], row[ROLE],
+                facet_of(db, tuple(row[FACET]), segment_id, new_facets), segment_id,
+                row[OFFSET], row[LENGTH],
+            ))  # fmt: skip
+        stored = [(r[0], id_key(r[1]), *r[2:]) for r in sealed]
+        before = db.total_changes
+        db.executemany(_INSERT_EVENT, stored)
+        if db.total_changes - before != len(stored):  # redeliveries were not inserted
+            sealed = _inserted(db, sealed, stored, segment_id)
+        if incident_rows:
+            db.executemany(_UPSERT_INCIDENT, incident_rows)
+        segment = (segment_id, time.time_ns(), len(sealed), raw_bytes, blob_bytes - raw_bytes,
+                   codec.CODEC, digest)  # fmt: skip
+        head = sqlite_ledger.append_segment(
+            db, segment, data, new_facets, sealed, incident_rows, previous_head=previous_head
+        ).head
+        if time.monotonic_ns() - self._signed_ns >= sqlite_ledger.CHECKPOINT_INTERVAL_NS:
+            self._sign(db, segment_id, head)
 
     def _sign(self, db: sqlite3.Connection, segment_id: int, head: bytes) -> None:
         """A checkpoint signing the chain up to ``segment_id``, linked to the one before."""
@@ -505,7 +546,7 @@ class SQLiteStore:
             params.append(max(limit, 0))
         with self._guard("read incidents") as db, self._snapshot():
             rows = db.execute(sql, params).fetchall()
-            return [_incident_from(row, self._event_ids(db, row[0])) for row in rows]
+            return [_incident_from(row, self._event_ids(db, row[20])) for row in rows]
 
     def count_incidents(
         self,
@@ -528,7 +569,7 @@ class SQLiteStore:
             row = db.execute(sql, (incident_id,)).fetchone()
             if row is None:
                 return None
-            return _incident_from(row, self._event_ids(db, row[0]))
+            return _incident_from(row, self._event_ids(db, row[20]))
 
     def next_of(self, incident_id: str) -> str | None:
         """The id of the incident that continues this one (``previous_id`` = it), if any."""
@@ -542,7 +583,7 @@ class SQLiteStore:
     def events_of(self, incident_id: str) -> list[Event]:
         """Every stored event of the incident, signals and context, oldest first, rebuilt from
         its evidence bytes; a segment whose bytes no longer match their digest raises."""
-        sql = _SELECT_EVENTS + " WHERE incident_id = ? ORDER BY time_ns, rowid"
+        sql = _SELECT_EVENTS + _BY_INCIDENT + " ORDER BY e.time_ns, e.rowid"
         return [stored.event for stored in self._stored([(sql, (incident_id,))])]
 
     def stored_events_of(
@@ -551,50 +592,62 @@ class SQLiteStore:
         """The incident's signals, oldest first, then its context events (the first
         ``context_limit`` of them, all when None), each with where its evidence is; the
         evidence is checked as by ``events_of``."""
-        signals = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NULL"
-        context = _SELECT_EVENTS + " WHERE incident_id = ? AND context IS NOT NULL"
+        signals = _SELECT_EVENTS + _BY_INCIDENT + " AND e.role IS NULL"
+        context = _SELECT_EVENTS + _BY_INCIDENT + " AND e.role IS NOT NULL"
         limit = -1 if context_limit is None else max(context_limit, 0)  # -1: no limit
         return self._stored([
-            (f"{signals} ORDER BY time_ns, rowid", (incident_id,)),
-            (f"{context} ORDER BY time_ns, rowid LIMIT ?", (incident_id, limit)),
+            (f"{signals} ORDER BY e.time_ns, e.rowid", (incident_id,)),
+            (f"{context} ORDER BY e.time_ns, e.rowid LIMIT ?", (incident_id, limit)),
         ])  # fmt: skip
 
     def _stored(self, queries: list[tuple[str, tuple[Any, ...]]]) -> list[StoredEvent]:
         """The events the queries select, in their order, from one committed state."""
         with self._guard("read events") as db, self._snapshot():
             rows = [row for sql, params in queries for row in db.execute(sql, params)]
-            segments: dict[int, bytes] = {}
+            segments: dict[int, tuple[bytes, dict[int, tuple[str, int]]]] = {}
             stored = []
             for row in rows:
-                segment_id, offset, length = row[20], row[17], row[18]
+                segment_id, offset, length = row[16], row[17], row[18]
                 segment = segments.get(segment_id)
                 if segment is None:
                     segment = segments[segment_id] = self._segment(db, segment_id)
-                event = _event_from(row, segment[offset : offset + length])
-                stored.append(StoredEvent(event, row[2], row[19], segment_id, offset, length))
+                evidence, sidecar = segment
+                origin, received_ns = sidecar.get(offset, ("", 0))
+                event = _event_from(row, evidence[offset : offset + length], origin, received_ns)
+                stored.append(
+                    StoredEvent(event, row[2], role_name(row[3]), segment_id, offset, length)
+                )
             return stored
 
-    def _segment(self, db: sqlite3.Connection, segment_id: int) -> bytes:
+    def _segment(
+        self, db: sqlite3.Connection, segment_id: int
+    ) -> tuple[bytes, dict[int, tuple[str, int]]]:
+        """A segment's evidence and sidecar, once its bytes match their sha256."""
         row = db.execute(
-            "SELECT raw_bytes, codec, sha256, data FROM segments WHERE id = ?", (segment_id,)
+            "SELECT raw_bytes, sidecar_bytes, codec, sha256, data FROM segments WHERE id = ?",
+            (segment_id,),
         ).fetchone()
         where = f"evidence segment {segment_id}"
         if row is None:
             raise StoreError(f"{where} is missing", file=str(self.path), hint=_TAMPER_HINT)
-        size, name, digest, data = row
+        size, sidecar_size, name, digest, data = row
         try:
-            evidence = codec.decompress(data, name, size)
+            blob = codec.decompress(data, name, size + sidecar_size)
         except codec.CodecError as exc:
             raise StoreError(
                 f"{where} cannot be read: {exc}", file=str(self.path), hint=_TAMPER_HINT
             ) from None
-        if hashlib.sha256(evidence).hexdigest() != digest:
+        if hashlib.sha256(blob).hexdigest() != digest:
             raise StoreError(
                 f"{where} does not match its sha256: altered or corrupt",
                 file=str(self.path),
                 hint=_TAMPER_HINT,
             )
-        return evidence
+        try:
+            sidecar = read_sidecar(blob[size:])
+        except ValueError as exc:
+            raise StoreError(f"{where}: {exc}", file=str(self.path), hint=_TAMPER_HINT) from None
+        return blob[:size], sidecar
 
     def load_posture(self) -> Posture | None:
         from kubesentinel.bridge import posture_from_document
@@ -604,9 +657,9 @@ class SQLiteStore:
             return None if row is None else posture_from_document(row[0])
 
     @staticmethod
-    def _event_ids(db: sqlite3.Connection, incident_id: str) -> EventIds:
-        sql = "SELECT id FROM events WHERE incident_id = ? AND context IS NULL ORDER BY rowid"
-        return EventIds(row[0] for row in db.execute(sql, (incident_id,)))
+    def _event_ids(db: sqlite3.Connection, seq: int | None) -> EventIds:
+        sql = "SELECT id FROM events WHERE incident = ? AND role IS NULL ORDER BY rowid"
+        return EventIds(id_text(row[0]) for row in db.execute(sql, (seq,)))
 
     def seal_tail(self) -> None:
         """Sign a checkpoint over segments written since the last one, if any."""
@@ -622,7 +675,7 @@ class SQLiteStore:
         from kubesentinel.vault.verify import verify
 
         with self._guard("verify the store") as db, self._snapshot():
-            ledger = sqlite_ledger.SQLiteLedger(db, _SELECT_EVENTS, _SELECT_SEALED_INCIDENTS)
+            ledger = sqlite_ledger.SQLiteLedger(db)
             if key is None:
                 key = NoteKey(ledger.meta().public_key)
             return verify(ledger, key)
@@ -701,114 +754,6 @@ class SQLiteStore:
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedWrite:
-    """One write as bytes, ready to cross to a writer process: JSON arrays of event rows and
-    incident rows, and the events' bytes as received, concatenated (rows point into them)."""
-
-    events: bytes
-    evidence: bytes
-    incidents: bytes
-
-
-def encode_write(events: Sequence[Event], incidents: Sequence[Incident]) -> EncodedWrite | None:
-    """The rows of a write, or None when there is nothing to write.
-
-    Each event is filed under the incident whose state in the same call added it (as a signal,
-    or as context with its reason); an event no state added (context of a workload with no
-    open incident, a redelivery) belongs to no incident. The last state of an incident wins.
-    """
-    if not events and not incidents:
-        return None
-    latest: dict[str, Incident] = {}
-    owners: dict[str, tuple[str, str | None]] = {}
-    for incident in incidents:
-        latest[incident.id] = incident
-        if incident.added_ids:
-            owners.update(dict.fromkeys(incident.added_ids, (incident.id, None)))
-        if incident.added_context:
-            marks = {reason: (incident.id, reason) for reason in CONTEXT_REASONS}
-            owners.update({event_id: marks[why] for event_id, why in incident.added_context})
-    event_rows, evidence = _event_rows(events, owners)
-    incident_rows = _json_array([_incident_row(incident) for incident in latest.values()])
-    return EncodedWrite(event_rows, evidence, incident_rows)
-
-
-_NO_OWNER: tuple[None, None] = (None, None)
-
-
-def _event_rows(
-    events: Sequence[Event], owners: dict[str, tuple[str, str | None]]
-) -> tuple[bytes, bytes]:
-    owner_of = owners.get
-    as_json = _tuple_json
-    rows = []
-    chunks = []
-    offset = 0
-    for e in events:
-        w = e.workload
-        owner, context = owner_of(e.id, _NO_OWNER)
-        raw = e.raw or _document(e)
-        size = len(raw)
-        chunks.append(raw)
-        rows.append(
-            (e.time_ns, e.id, owner, e.received_ns, e.rule, e.priority, e.source, w.cluster,
-             w.namespace, w.kind, w.name, e.pod, e.container_id, e.container_image,
-             as_json(e.tactics), as_json(e.techniques), e.origin, offset, size, context)
-        )  # fmt: skip
-        offset += size
-    return _json_array(rows), b"".join(chunks)
-
-
-@functools.lru_cache(maxsize=4096)
-def _tuple_json(values: tuple[str, ...]) -> str:
-    """MITRE tuples repeat with their rule: encode each distinct one once."""
-    return json.dumps(values)
-
-
-def _document(event: Event) -> bytes:
-    """Evidence for an event built in code (no bytes as received): its Falco JSON."""
-    alert = FalcoAlert(
-        event.time_ns, event.rule, event.priority, event.source, event.output, event.hostname,
-        event.tags, event.fields, None, event.origin,
-    )  # fmt: skip
-    return falco_document(alert)
-
-
-def _json_array(rows: list[tuple[Any, ...]]) -> bytes:
-    try:
-        return orjson.dumps(rows)
-    except TypeError:  # a lone surrogate (a \ud800 escape in an alert) or a huge integer
-        return orjson.dumps([_utf8_safe(row) for row in rows], default=str)
-
-
-def _utf8_safe(value: Any) -> Any:
-    """Text SQLite can store: lone surrogates become backslash escapes."""
-    if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
-    if isinstance(value, tuple):
-        return [_utf8_safe(item) for item in value]
-    return value
-
-
-def _incident_row(incident: Incident) -> tuple[Any, ...]:
-    w = incident.workload
-    c = incident.context
-    rules = [
-        {"rule": r.rule, "count": r.count, "priority": r.priority.label} for r in incident.rules
-    ]
-    context = {"telemetry": c.telemetry, "low_priority": c.low_priority, "repeat": c.repeat,
-               "sample_ids": list(incident.context_ids)}  # fmt: skip
-    return (
-        incident.id, w.key, w.cluster, w.namespace, w.kind, w.name, incident.first_ns,
-        incident.last_ns, incident.severity.label, incident.risk_score,
-        json.dumps([{"points": r.points, "reason": r.reason} for r in incident.reasons]),
-        json.dumps(rules), json.dumps(incident.tactics), json.dumps(incident.techniques),
-        incident.event_count, incident.event_count, json.dumps(incident.posture),
-        incident.status, incident.previous_id, json.dumps(context),
-    )  # fmt: skip
-
-
 def _incident_from(row: Sequence[Any], event_ids: EventIds) -> Incident:
     context = json.loads(row[19])
     return Incident(
@@ -879,9 +824,6 @@ def _rule_priorities(db: sqlite3.Connection) -> list[tuple[str, str]]:
     return updates
 
 
-_RISK_SCORE = 9  # position in an incident row
-
-
 def _file_size(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -898,15 +840,35 @@ def _iso(time_ns: int | None) -> str | None:
     return iso_time(time_ns)
 
 
-def _inserted(db: sqlite3.Connection, rows: list[list[Any]], segment_id: int) -> list[list[Any]]:
-    """The rows of a write that were inserted (not redeliveries), in order: a row was if the
-    stored event of its (time, id) is it (this segment, its offset)."""
-    stored = db.execute
+def _inserted(
+    db: sqlite3.Connection,
+    sealed: list[tuple[Any, ...]],
+    stored: list[tuple[Any, ...]],
+    segment_id: int,
+) -> list[tuple[Any, ...]]:
+    """The records of a write's rows that were inserted (not redeliveries), in order: a row
+    was if the stored event of its (time, id) is it (this segment, its offset)."""
     select = "SELECT segment, offset FROM events WHERE time_ns = ? AND id = ?"
     return [
-        row for row in rows
-        if stored(select, (row[0], row[1])).fetchone() == (segment_id, row[17])
+        record for record, row in zip(sealed, stored, strict=True)
+        if db.execute(select, (row[0], row[1])).fetchone() == (segment_id, row[6])
     ]  # fmt: skip
+
+
+def _incident_seqs(db: sqlite3.Connection, incident_rows: list[list[Any]]) -> dict[str, int]:
+    """id -> seq for the incidents of a write: the stored one, or the next free for a new one."""
+    seqs: dict[str, int] = {}
+    following = None
+    for row in incident_rows:
+        found = db.execute("SELECT seq FROM incidents WHERE id = ?", (row[0],)).fetchone()
+        if found is not None and found[0] is not None:
+            seqs[row[0]] = int(found[0])
+            continue
+        if following is None:
+            following = int(db.execute("SELECT coalesce(max(seq), 0) FROM incidents").fetchone()[0])
+        following += 1
+        seqs[row[0]] = following
+    return seqs
 
 
 def _create_private(path: Path) -> None:
@@ -923,8 +885,9 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
-def _event_from(row: Sequence[Any], raw: bytes) -> Event:
-    """An event from its row and its bytes as received (output, hostname, tags and fields)."""
+def _event_from(row: Sequence[Any], raw: bytes, origin: str, received_ns: int) -> Event:
+    """An event from its row (``_SELECT_EVENTS``), its bytes as received (output, hostname,
+    tags and fields) and its sidecar entry."""
     try:
         alert = decode_json(raw)
     except EventError:
@@ -940,9 +903,9 @@ def _event_from(row: Sequence[Any], raw: bytes) -> Event:
     tags = alert.get("tags")
     output = alert.get("output")
     return Event(
-        id=row[1],
+        id=id_text(row[1]),
         time_ns=row[0],
-        received_ns=row[3],
+        received_ns=received_ns,
         rule=row[4],
         priority=Priority(row[5]),
         source=row[6],
@@ -956,6 +919,6 @@ def _event_from(row: Sequence[Any], raw: bytes) -> Event:
         tags=tuple(tag for tag in tags if type(tag) is str) if type(tags) is list else (),
         output=output if type(output) is str else "",
         fields=fields,
-        origin=row[16],
+        origin=origin,
         raw=raw,
     )
