@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+import orjson
 import pytest
 
 from kubesentinel.errors import StoreError
@@ -75,8 +77,11 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_acknowledged(tmp_path:
     SQLiteStore(path).close()
     good = encode_write([event("a", 0)], [])
     assert good is not None
-    bad_row = b'[[1, "b", null, 1, null, 3, "syscall", "c", "n", "k", "w", null, null, null, '
-    bad_row += b'"[]", "[]", "o", 0, 1, null]]'  # rule NULL: the NOT NULL constraint refuses it
+    bad = encode_write([event("b", 1)], [])
+    assert bad is not None
+    facets = orjson.loads(bad.facets)
+    facets[0][0] = None  # rule NULL: the NOT NULL constraint refuses it
+    bad = dataclasses.replace(bad, facets=orjson.dumps(facets))
     acked: list[str] = []
     failed: list[str] = []
 
@@ -85,7 +90,7 @@ def test_a_failed_write_is_raised_and_nothing_after_it_is_acknowledged(tmp_path:
 
     writer = StoreProcess(path)
     writer.submit(good, settle("good"))
-    writer.submit(EncodedWrite(bad_row, b"x", b"[]"), settle("bad"))
+    writer.submit(bad, settle("bad"))
     with pytest.raises(StoreError, match="NOT NULL") as caught:
         _submit_then_close(writer, good, 3, settle("after"))
     assert caught.value.file == str(path)
@@ -112,4 +117,4 @@ def test_a_store_the_writer_cannot_open_is_reported(tmp_path: Path) -> None:
     path.write_bytes(b"not a database at all\n" * 100)
     writer = StoreProcess(path)
     with pytest.raises(StoreError, match="corrupt"):
-        _submit_then_close(writer, EncodedWrite(b"[]", b"", b"[]"), 1)
+        _submit_then_close(writer, EncodedWrite(b"[]", b"[]", b"", b"[]", b"[]"), 1)

@@ -153,6 +153,22 @@ CASES: dict[str, tuple[Tamper, str]] = {
         ),
         "checkpoint 2: not valid",
     ),
+    "event column given a blob": (
+        lambda db: db.execute("UPDATE events SET role = x'00ff' WHERE id = 'e1-1'"),
+        "event e1-1 (segment 2): holds a value no writer stores",
+    ),
+    "event moved to no segment": (
+        lambda db: db.execute("UPDATE events SET segment = 'x' WHERE id = 'e1-1'"),
+        "event e1-1 (segment x): found among segment 2's events",
+    ),
+    "event offset made text": (
+        lambda db: db.execute("UPDATE events SET offset = 'x' WHERE id = 'e2-1'"),
+        "event e2-1 (segment 3): its offset or length is not a number",
+    ),
+    "facet column given a blob": (
+        lambda db: db.execute("UPDATE facets SET rule = x'00ff' WHERE id = 2"),
+        "facet 2: holds a value no writer stores",
+    ),
     "checkpoint removed": (
         lambda db: db.execute("DELETE FROM checkpoints WHERE id = 2"),
         "checkpoint 3: does not link to the checkpoint before it",

@@ -387,7 +387,7 @@ class _Writer:
             done(None)
             return
         # An empty write still goes through the writer: settlements stay in batch order.
-        encoded = encode_write(events, incidents) or EncodedWrite(b"[]", b"", b"[]")
+        encoded = encode_write(events, incidents) or EncodedWrite(b"[]", b"[]", b"", b"[]", b"[]")
         self._process.submit(encoded, done)
 
     def _done(

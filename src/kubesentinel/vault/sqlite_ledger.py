@@ -16,7 +16,6 @@ from typing import Any, Final
 import orjson
 
 from kubesentinel.errors import StoreError
-from kubesentinel.runtime.store.rows import id_text
 from kubesentinel.vault.ledger import GENESIS_HEAD, Seal, seal
 from kubesentinel.vault.signer import Signer
 from kubesentinel.vault.verify import CheckpointRow, SegmentRow, VaultMeta
@@ -60,8 +59,17 @@ _INSERT_SEGMENT: Final = (
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # What verify reads: every column a record hashes, in the order it hashes them.
+# The id as its record hashes it, converted by SQLite (rows.id_text's rules, tested to agree):
+# 16 bytes are a hex id, "u" and 16 bytes a UUID; a damaged one is marked and fails its record.
+_ID_TEXT: Final = """CASE
+    WHEN typeof(id) != 'blob' THEN id
+    WHEN length(id) = 16 THEN lower(hex(id))
+    WHEN length(id) = 17 AND substr(id, 1, 1) = x'75' THEN lower(
+        substr(hex(id), 3, 8) || '-' || substr(hex(id), 11, 4) || '-' || substr(hex(id), 15, 4)
+        || '-' || substr(hex(id), 19, 4) || '-' || substr(hex(id), 23, 12))
+    ELSE 'damaged id x' || hex(id) END"""
 _SEALED_EVENTS: Final = (
-    "SELECT time_ns, id, incident, role, facet, segment, offset, length FROM events"
+    f"SELECT time_ns, {_ID_TEXT}, incident, role, facet, segment, offset, length FROM events"  # noqa: S608
 )
 _SEALED_FACETS: Final = (
     "SELECT id, segment, rule, priority, source, cluster, namespace, kind, name, pod, "
@@ -196,8 +204,7 @@ class SQLiteLedger:
 
     def event_rows(self) -> Iterator[Sequence[Any]]:
         # Write order is rowid order (rows are only appended); verify checks it holds.
-        for row in self._db.cursor().execute(f"{_SEALED_EVENTS} ORDER BY rowid"):
-            yield (row[0], _id_text(row[1]), *row[2:])
+        yield from self._db.cursor().execute(f"{_SEALED_EVENTS} ORDER BY rowid")
 
     def facet_rows(self) -> Iterator[Sequence[Any]]:
         yield from self._db.cursor().execute(f"{_SEALED_FACETS} ORDER BY id")
@@ -209,14 +216,6 @@ class SQLiteLedger:
         cursor = self._db.cursor()
         for row in cursor.execute("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):
             yield CheckpointRow(int(row[0]), int(row[1]), str(row[2]))
-
-
-def _id_text(key: Any) -> Any:
-    """An event id as its record hashes it; a damaged one as it is (its record fails)."""
-    try:
-        return id_text(key)
-    except (ValueError, TypeError):
-        return repr(key)
 
 
 def _id_list(text: Any) -> list[str]:

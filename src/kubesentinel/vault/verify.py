@@ -9,7 +9,9 @@ recompute: roots come from the rows, heads from the roots, and checkpoints from 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
@@ -21,6 +23,7 @@ from kubesentinel.vault.ledger import (
     GENESIS_HEAD,
     LEAF_BYTES,
     event_leaf,
+    event_leaves,
     facet_leaf,
     incident_leaf,
     segment_leaf,
@@ -150,7 +153,7 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
     heads: dict[int, tuple[bytes, int]] = {}  # segment id -> (head, records up to it)
     sealed_records = 0
     latest_incident: dict[str, tuple[int, bytes]] = {}
-    events = _Lookahead(reader.event_rows())
+    events = _Lookahead(_by_segment(reader.event_rows()))
     facets = _Lookahead(reader.facet_rows())
     previous_head = GENESIS_HEAD
     previous_id = 0
@@ -164,7 +167,7 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
             gap = previous_id + 1
             span = f"segment {gap}" if segment.id == gap + 1 else f"segments {gap}-{segment.id - 1}"
             report.add(span, "missing: removed")
-        leaves = [segment_leaf(segment.record)]
+        leaves = [_hashed(segment_leaf, segment.record, where, report)]
         _check_evidence(segment, report)
         leaves.extend(_facet_leaves(segment, facets, report))
         leaves.extend(_event_leaves(segment, events, report))
@@ -186,8 +189,9 @@ def verify(reader: LedgerReader, checkpoint_key: CheckpointKey) -> VerifyReport:
         if segment.id in signed_ids:
             heads[segment.id] = (segment.head, sealed_records)
         previous_head, previous_id = segment.head, segment.id
-    for row in events.rest():
-        report.add(_event_where(row), "belongs to no segment: inserted or moved")
+    for _, run in events.rest():
+        for row in run:
+            report.add(_event_where(row), "belongs to no segment: inserted or moved")
     for row in facets.rest():
         report.add(f"facet {row[FACET_ID]}", f"names segment {row[FACET_SEGMENT]}, which does "
                    "not seal it: inserted or moved")  # fmt: skip
@@ -227,31 +231,71 @@ def _facet_leaves(segment: SegmentRow, facets: _Lookahead, report: VerifyReport)
                        "facets: its segment is missing, or it was inserted or moved")  # fmt: skip
             continue
         report.facets += 1
-        yield facet_leaf(row)
+        yield _hashed(facet_leaf, row, f"facet {row[FACET_ID]}", report)
 
 
-def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport) -> Iterator[bytes]:
+def _by_segment(rows: Iterator[Sequence[Any]]) -> Iterator[tuple[Any, list[Sequence[Any]]]]:
+    """Runs of consecutive rows naming the same segment, as (segment, rows)."""
+    for segment, run in itertools.groupby(rows, key=operator.itemgetter(EVENT_SEGMENT)):
+        yield segment, list(run)
+
+
+def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport) -> list[bytes]:
     """The leaves of the segment's event rows, checking their order and bounds."""
-    count = 0
-    end = 0
-    while (row := events.peek()) is not None and row[EVENT_SEGMENT] <= segment.id:
+    rows: list[Sequence[Any]] = []
+    while (run := events.peek()) is not None:
+        if type(run[0]) is int and run[0] > segment.id:
+            break  # a later segment's (a segment that is not a number is no segment's)
         events.take()
-        if row[EVENT_SEGMENT] != segment.id:
+        if run[0] == segment.id:
+            rows.extend(run[1])
+            continue
+        for row in run[1]:
             report.add(_event_where(row), f"found among segment {segment.id}'s events: its "
                        "segment is missing, or it was inserted, moved or reordered")  # fmt: skip
-            continue
-        offset, length = row[EVENT_OFFSET], row[EVENT_LENGTH]
-        if offset < end:
-            report.add(_event_where(row), "out of order within its segment: reordered or inserted")
-        if offset + length > segment.raw_bytes:
-            report.add(_event_where(row), "points past its segment's evidence")
-        end = offset + length
-        count += 1
-        report.events += 1
-        yield event_leaf(row)
-    if count != segment.event_count:
-        report.add(f"segment {segment.id}", f"holds {count} event rows, sealed with "
+    _check_places(rows, segment.raw_bytes, report)
+    report.events += len(rows)
+    if len(rows) != segment.event_count:
+        report.add(f"segment {segment.id}", f"holds {len(rows)} event rows, sealed with "
                    f"{segment.event_count}: rows were deleted or inserted")  # fmt: skip
+    try:
+        return event_leaves(rows)
+    except (TypeError, ValueError):  # a value JSON cannot say: find it, hash the rest
+        return [_leaf_or_report(row, report) for row in rows]
+
+
+def _check_places(rows: list[Sequence[Any]], raw_bytes: int, report: VerifyReport) -> None:
+    """Rows point into the evidence in order and within it."""
+    end = 0
+    for row in rows:
+        offset, length = row[EVENT_OFFSET], row[EVENT_LENGTH]
+        try:
+            if offset < end:
+                report.add(_event_where(row), "out of order within its segment: reordered or "
+                           "inserted")  # fmt: skip
+            end = offset + length
+            if end > raw_bytes:
+                report.add(_event_where(row), "points past its segment's evidence")
+        except TypeError:  # not numbers: no writer stores that
+            report.add(_event_where(row), "its offset or length is not a number: altered")
+
+
+def _leaf_or_report(row: Sequence[Any], report: VerifyReport) -> bytes:
+    return _hashed(event_leaf, row, _event_where(row), report)
+
+
+def _hashed(
+    leaf_of: Callable[[Sequence[Any]], bytes],
+    row: Sequence[Any],
+    where: str,
+    report: VerifyReport,
+) -> bytes:
+    """The row's leaf; a row holding what JSON cannot say is reported and hashes to zeros."""
+    try:
+        return leaf_of(row)
+    except (TypeError, ValueError) as exc:
+        report.add(where, f"holds a value no writer stores ({exc}): altered")
+        return bytes(LEAF_BYTES)
 
 
 def _incident_leaves(segment: SegmentRow, report: VerifyReport) -> list[tuple[str, bytes]]:
@@ -281,7 +325,7 @@ def _check_incidents(
         if row[INCIDENT_SEGMENT] != segment_id:
             report.add(where, f"is not the state segment {segment_id} last wrote: an older "
                        "state was put back, or it was moved")  # fmt: skip
-        elif incident_leaf(row) != leaf:
+        elif _hashed(incident_leaf, row, where, report) != leaf:
             report.add(where, f"was changed after segment {segment_id} wrote it")
     for incident_id, (segment_id, _) in latest.items():
         report.add(f"incident {incident_id}", f"written by segment {segment_id}, is missing: "

@@ -36,19 +36,15 @@ __all__ = [
     "id_text",
     "read_sidecar",
     "role_name",
-    "sidecar",
 ]
 
-# Positions in an encoded event row (the writer's input).
-TIME, ID, INCIDENT, ROLE, RECEIVED, ORIGIN = 0, 1, 2, 3, 4, 5
-FACET = slice(6, 18)  # rule .. techniques: the facets columns, in order
-OFFSET, LENGTH = 18, 19
+# Positions in an encoded event row (the writer's input); FACET indexes the write's facets.
+TIME, ID, INCIDENT, ROLE, FACET, OFFSET, LENGTH = range(7)
 
 # An event's role in its incident: NULL for a signal, else why it is context of it.
 ROLE_CODES: Final = {reason: code for code, reason in enumerate(CONTEXT_REASONS, 1)}
 _ROLE_NAMES: Final = {code: reason for reason, code in ROLE_CODES.items()}
 
-_HEX_ID: Final = re.compile(r"[0-9a-f]{32}")
 _UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _UUID_TAG: Final = b"u"
 
@@ -56,9 +52,15 @@ _UUID_TAG: Final = b"u"
 def id_key(event_id: str) -> bytes | str:
     """The stored form of an id: 16 bytes for a content id (32 lowercase hex), a tag and 16
     bytes for a lowercase UUID (falcosidekick's), the text itself for anything else."""
-    if len(event_id) == 32 and _HEX_ID.fullmatch(event_id):
-        return bytes.fromhex(event_id)
-    if len(event_id) == 36 and _UUID.fullmatch(event_id):
+    size = len(event_id)
+    if size == 32:
+        try:
+            key = bytes.fromhex(event_id)
+        except ValueError:  # not hex
+            return event_id
+        # fromhex also reads upper case and skips spaces: only what hex() gives back
+        return key if key.hex() == event_id else event_id
+    if size == 36 and _UUID.fullmatch(event_id):
         return _UUID_TAG + bytes.fromhex(event_id.replace("-", ""))
     return event_id
 
@@ -82,11 +84,6 @@ def role_name(code: int | None) -> str | None:
     return _ROLE_NAMES[code]
 
 
-def sidecar(rows: Sequence[Sequence[Any]]) -> bytes:
-    """What differs for every alert, keyed by its offset: ``[[offset, origin, received_ns]]``."""
-    return orjson.dumps([(row[OFFSET], row[ORIGIN], row[RECEIVED]) for row in rows])
-
-
 def read_sidecar(data: bytes) -> dict[int, tuple[str, int]]:
     """offset -> (origin, received_ns); ValueError for a damaged sidecar."""
     try:
@@ -98,11 +95,16 @@ def read_sidecar(data: bytes) -> dict[int, tuple[str, int]]:
 
 @dataclass(frozen=True, slots=True)
 class EncodedWrite:
-    """One write as bytes, ready to cross to a writer process: JSON arrays of event rows and
-    incident rows, and the events' bytes as received, concatenated (rows point into them)."""
+    """One write as bytes, ready to cross to a writer process: JSON arrays of event rows,
+    of the distinct facets they index and of incident rows; the events' bytes as received,
+    concatenated (rows point into them); and their sidecar, ``[[offset, origin, received_ns]]``.
+    Everything per event that needs no store lookup is done here, in the monitor's workers,
+    so that the single writer does as little as possible."""
 
     events: bytes
+    facets: bytes
     evidence: bytes
+    sidecar: bytes
     incidents: bytes
 
 
@@ -124,9 +126,9 @@ def encode_write(events: Sequence[Event], incidents: Sequence[Incident]) -> Enco
         if incident.added_context:
             marks = {reason: (incident.id, code) for reason, code in ROLE_CODES.items()}
             owners.update({event_id: marks[why] for event_id, why in incident.added_context})
-    event_rows, evidence = _event_rows(events, owners)
+    event_rows, facets, evidence, sidecar = _event_rows(events, owners)
     incident_rows = json_array([incident_row(incident) for incident in latest.values()])
-    return EncodedWrite(event_rows, evidence, incident_rows)
+    return EncodedWrite(event_rows, facets, evidence, sidecar, incident_rows)
 
 
 _NO_OWNER: Final[tuple[None, None]] = (None, None)
@@ -134,25 +136,29 @@ _NO_OWNER: Final[tuple[None, None]] = (None, None)
 
 def _event_rows(
     events: Sequence[Event], owners: dict[str, tuple[str, int | None]]
-) -> tuple[bytes, bytes]:
+) -> tuple[bytes, bytes, bytes, bytes]:
     owner_of = owners.get
     as_json = _tuple_json
+    facet_index: dict[tuple[Any, ...], int] = {}
     rows = []
+    sidecar = []
     chunks = []
     offset = 0
     for e in events:
         w = e.workload
+        facet = (
+            e.rule, e.priority, e.source, w.cluster, w.namespace, w.kind, w.name, e.pod,
+            e.container_id, e.container_image, as_json(e.tactics), as_json(e.techniques),
+        )  # fmt: skip
+        index = facet_index.setdefault(facet, len(facet_index))
         owner, role = owner_of(e.id, _NO_OWNER)
         raw = e.raw or _document(e)
         size = len(raw)
         chunks.append(raw)
-        rows.append(
-            (e.time_ns, e.id, owner, role, e.received_ns, e.origin, e.rule, e.priority, e.source,
-             w.cluster, w.namespace, w.kind, w.name, e.pod, e.container_id, e.container_image,
-             as_json(e.tactics), as_json(e.techniques), offset, size)
-        )  # fmt: skip
+        rows.append((e.time_ns, e.id, owner, role, index, offset, size))
+        sidecar.append((offset, e.origin, e.received_ns))
         offset += size
-    return json_array(rows), b"".join(chunks)
+    return (json_array(rows), json_array(list(facet_index)), b"".join(chunks), json_array(sidecar))
 
 
 @functools.lru_cache(maxsize=4096)

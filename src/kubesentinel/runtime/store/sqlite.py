@@ -68,13 +68,6 @@ from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.facets import FACETS_SCHEMA, Facets
 from kubesentinel.runtime.store.interface import StoredEvent
 from kubesentinel.runtime.store.rows import (
-    FACET,
-    ID,
-    INCIDENT,
-    LENGTH,
-    OFFSET,
-    ROLE,
-    TIME,
     EncodedWrite,
     encode_write,
     id_key,
@@ -82,7 +75,6 @@ from kubesentinel.runtime.store.rows import (
     read_sidecar,
     role_name,
 )
-from kubesentinel.runtime.store.rows import sidecar as rows_sidecar
 from kubesentinel.runtime.store.upgrade import to_version_4
 from kubesentinel.vault import sqlite_ledger
 from kubesentinel.vault.signer import NoteKey, Signer, default_key_path
@@ -457,12 +449,15 @@ class SQLiteStore:
             self._checkpointer = _Checkpointer(self.path)
         # The evidence, then the sidecar (origin, time received) of every alert of the write.
         evidence = encoded.evidence
-        blob = evidence + rows_sidecar(rows)
+        blob = evidence + encoded.sidecar
         digest = hashlib.sha256(blob).hexdigest()
         data = codec.compress(blob)
+        facets = orjson.loads(encoded.facets) if rows else []
         try:
             with self._guard("write to the store") as db, self._transaction():
-                self._file(db, rows, incident_rows, (len(evidence), len(blob), digest, data))
+                self._file(
+                    db, rows, facets, incident_rows, (len(evidence), len(blob), digest, data)
+                )
         except BaseException:
             self._facets.rolled_back()
             raise
@@ -473,6 +468,7 @@ class SQLiteStore:
         self,
         db: sqlite3.Connection,
         rows: list[list[Any]],
+        facets: list[list[Any]],
         incident_rows: list[list[Any]],
         segment_data: tuple[int, int, str, bytes],
     ) -> None:
@@ -485,15 +481,14 @@ class SQLiteStore:
             row.append(segment_id)
             row.append(seqs[row[0]])
         new_facets: list[tuple[Any, ...]] = []
-        facet_of = self._facets.id_of
-        sealed = []  # each event's record: its row with the id as text
-        for row in rows:
-            incident = row[INCIDENT]
-            sealed.append((
-                row[TIME], row[ID], None if incident is None else seqs[incident], row[ROLE],
-                facet_of(db, tuple(row[FACET]), segment_id, new_facets), segment_id,
-                row[OFFSET], row[LENGTH],
-            ))  # fmt: skip
+        facet_ids = [self._facets.id_of(db, tuple(f), segment_id, new_facets) for f in facets]
+        seq_of = seqs.__getitem__
+        # Each event's record: its row as stored, the id as text (rows.py has the layout).
+        sealed = [
+            (time_ns, event_id, None if owner is None else seq_of(owner), role,
+             facet_ids[facet], segment_id, offset, length)
+            for time_ns, event_id, owner, role, facet, offset, length in rows
+        ]  # fmt: skip
         stored = [(r[0], id_key(r[1]), *r[2:]) for r in sealed]
         before = db.total_changes
         db.executemany(_INSERT_EVENT, stored)

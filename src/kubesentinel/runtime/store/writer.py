@@ -79,9 +79,10 @@ class StoreProcess:
             _settle(done, error)
             raise error
         try:
-            self._conn.send_bytes(encoded.events or b"[]")
-            self._conn.send_bytes(encoded.evidence)
-            self._conn.send_bytes(encoded.incidents)
+            # The frames of one write, in EncodedWrite's field order.
+            for frame in (encoded.events or b"[]", encoded.facets, encoded.evidence,
+                          encoded.sidecar, encoded.incidents):  # fmt: skip
+                self._conn.send_bytes(frame)
         except OSError as exc:
             self._fail(f"the store writer process is gone ({exc})")
             self._raise_error()
@@ -163,7 +164,8 @@ def _serve(path: str, signing_key: str, conn: Connection) -> None:
             events = conn.recv_bytes()
             if events == _END:
                 return
-            encoded = EncodedWrite(events, conn.recv_bytes(), conn.recv_bytes())
+            facets, evidence, sidecar, incidents = (conn.recv_bytes() for _ in range(4))
+            encoded = EncodedWrite(events, facets, evidence, sidecar, incidents)
             store.apply(encoded)
             conn.send_bytes(b"")
     except StoreError as exc:
