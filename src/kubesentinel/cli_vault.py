@@ -134,8 +134,10 @@ def _report_text(report: VerifyReport, path: Path, *, pinned: bool) -> str:
         f"{report.checkpoints} checkpoints",
     ]
     if report.tombstones:
-        lines.append(f"retention: {report.removed_records} event records removed lawfully, "
-                     f"each accounted for by one of {report.tombstones} signed tombstones")  # fmt: skip
+        lines.append(
+            f"retention: {report.removed_records} event records removed lawfully, each "
+            f"accounted for by one of {report.tombstones} signed tombstones"
+        )
     if report.ok:
         lines.append("OK: every record matches its segment, the chain is whole and every "
                      "checkpoint is signed")  # fmt: skip
