@@ -217,7 +217,8 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     if report.over_cap:
         print(
             f"kubesentinel: warning: {store.path} is over forensics.max_size_mb "
-            f"({config.forensics.max_size_mb} MB) and only held or incident evidence is left",
+            f"({config.forensics.max_size_mb} MB) and nothing evictable is left (held and "
+            "incident evidence, facets and tombstones stay)",
             file=sys.stderr,
         )
         return EXIT_OVER_CAP

@@ -314,8 +314,9 @@ class _Run:
         self.report.over_cap = self.report.size_after > cap
         if self.report.over_cap:
             log.warning(
-                "the vault is over its size cap (forensics.max_size_mb): %d bytes in use, cap "
-                "%d; what is left is held or incident evidence, which is never evicted",
+                "the vault is over its size cap (forensics.max_size_mb): %d bytes in use with "
+                "the dead-letter files, cap %d, and nothing evictable is left (held and "
+                "incident evidence, facets and tombstones stay)",
                 self.report.size_after,
                 cap,
             )
