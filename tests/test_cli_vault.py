@@ -36,7 +36,7 @@ def test_prune_dry_run_then_prune_then_verify(
     out = capsys.readouterr().out
     assert "would remove 20 events" in out
     assert ["noise", "expired", "tier", "informational", "20"] in [
-        l.split() for l in out.splitlines()
+        line.split() for line in out.splitlines()
     ]
     assert main(["vault", "prune", "--store", str(path), "--format", "json"]) == 0
     figures = json.loads(capsys.readouterr().out)
