@@ -350,3 +350,21 @@ def test_prune_and_the_writer_share_the_store(path: Path) -> None:
     assert ids(path) == set(written)
     final = verify(path)
     assert final.ok, final.problems
+
+
+def test_the_monitor_schedule_prunes_soon_after_start(path: Path) -> None:
+    write(path, [noise(f"n{k}", k) for k in range(10)])
+    metrics = Metrics()
+    schedule = PruneSchedule(path, None, DEFAULT, 3600, max_bytes=None, dead_letter=None,
+                             metrics=metrics, clock=lambda: T0 + 100 * DAY_NS,
+                             first_run_s=0.01)  # fmt: skip
+    schedule.start()
+    try:
+        deadline = time.monotonic() + 30
+        while schedule.runs == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        schedule.stop()
+    assert schedule.runs == 1
+    assert metrics.snapshot()["vault_removed"] == 10
+    assert metrics.snapshot()["vault_over_cap"] == 0
