@@ -79,7 +79,7 @@ class BundleReport:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     notes: list[str] = field(default_factory=list)
-    proven_sha256: str = ""  # of every leaf proven and every event's bytes, in bundle order
+    proven_sha256: str = ""  # of what is proven (leaves, events' bytes), in any line order
 
     @property
     def ok(self) -> bool:
@@ -176,14 +176,14 @@ class _Checker:
         self.facets: dict[Any, Any] = {}  # proven facet id -> namespace
         self.incidents: dict[Any, Any] = {}  # proven incident seq -> record
         self.events: list[_EventRef] = []
-        self.digest = hashlib.sha256()
+        self.proven: list[bytes] = []  # a hash per leaf proven and per event's bytes
 
     def run(self) -> BundleReport:
         self._header(self.lines.next())
         rank = 0
         while (document := self.lines.next()) is not None:
             kind = document.get("type")
-            if kind not in _RANK:
+            if type(kind) is not str or kind not in _RANK:
                 raise self.lines.error(f"unknown line type {_shown(kind)}")
             if _RANK[kind] < rank:
                 raise self.lines.error(f"a {kind} line out of place (see docs/vault-export.md)")
@@ -193,7 +193,9 @@ class _Checker:
                 if self.lines.next() is not None:
                     raise self.lines.error("data after the end line")
                 self._references()
-                self.report.proven_sha256 = self.digest.hexdigest()
+                self.report.proven_sha256 = hashlib.sha256(
+                    b"".join(sorted(self.proven))
+                ).hexdigest()
                 return self.report
             self.counts[kind] += 1
             getattr(self, f"_{kind}")(document)
@@ -312,7 +314,7 @@ class _Checker:
         self.block.trusted = True
         self.block.seen.add(0)
         self.report.segments += 1
-        self.digest.update(leaf)
+        self.proven.append(leaf)
         data = document.get("data")
         if data is not None:
             self.block.evidence = self._evidence(record, self._bytes(data, "data"), where)
@@ -365,7 +367,7 @@ class _Checker:
         if block.evidence[offset : offset + length] != raw or offset + length > len(block.evidence):
             self.report.add(where, "its bytes are not the evidence sealed with it: altered")
             return
-        self.digest.update(hashlib.sha256(raw).digest())
+        self.proven.append(hashlib.sha256(raw).digest())
         self.report.events += 1
         self.events.append(
             _EventRef(where, record[_EV_TIME], record[_EV_FACET], record[_EV_INCIDENT],
@@ -456,7 +458,7 @@ class _Checker:
             self.report.add(where, f"does not match segment {block.id}'s Merkle root: altered")
             return None
         block.seen.add(index)
-        self.digest.update(leaf)
+        self.proven.append(leaf)
         return record
 
     def _leaf(
