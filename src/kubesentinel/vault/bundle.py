@@ -70,12 +70,6 @@ class Selection:
             return {"incident_id": self.incident_id}
         return {"from_ns": self.from_ns, "to_ns": self.to_ns, "namespace": self.namespace}
 
-    def describe(self) -> str:
-        if self.incident_id is not None:
-            return f"incident {self.incident_id}"
-        where = f" in namespace {self.namespace}" if self.namespace is not None else ""
-        return f"events from {self.from_ns} to {self.to_ns} (ns){where}"
-
 
 class BundleWriter:
     """Writes a bundle's lines in order to a binary file, counting each type for ``end``."""

@@ -266,7 +266,7 @@ def _write_block(
         proof=_proof(leaves, 0),
         data=b64(segment.data) if evidence is not None else None,
     )
-    index = _Index(leaves, facets, events, segment.incident_ids)
+    index = _Index(facets, events, segment.incident_ids)
     for facet in block.facets:
         _write_record(writer, "facet", facet, index.of_facet(facet), leaves, result)
     for event in block.events:
@@ -301,14 +301,11 @@ def _evidence(segment: SegmentRow, result: Exported) -> bytes | None:
 class _Index:
     """Leaf positions in a segment's tree: its record, its facets, its events, its incidents."""
 
-    def __init__(
-        self, leaves: list[bytes], facets: list[Record], events: list[Record], ids: list[str]
-    ) -> None:
+    def __init__(self, facets: list[Record], events: list[Record], ids: list[str]) -> None:
         self._facets = {_key(r): n for n, r in enumerate(facets, 1)}
         self._events = {_key(r): n for n, r in enumerate(events, 1 + len(facets))}
         first = 1 + len(facets) + len(events)
         self._incidents = {incident_id: n for n, incident_id in enumerate(ids, first)}
-        self._size = len(leaves)
 
     def of_facet(self, record: Record) -> int | None:
         return self._facets.get(_key(record))
