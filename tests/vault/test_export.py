@@ -18,11 +18,14 @@ import pytest
 
 from kubesentinel.cli import main
 from kubesentinel.errors import BundleError
+from kubesentinel.models import Priority
+from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.sqlite import SQLiteStore
 from kubesentinel.vault.bundle_verify import BundleReport, verify_bundle
 from kubesentinel.vault.keys import SigningKey
 from kubesentinel.vault.signer import Signer, public_pem
+from tests.runtime.test_sqlite_store import event
 from tests.vault.test_store_seals import build
 
 Lines = list[dict[str, Any]]
@@ -473,8 +476,6 @@ def test_a_segment_not_yet_signed_is_not_exported(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A monitor killed before its next checkpoint: the tail is chained but not signed."""
-    from tests.runtime.test_sqlite_store import event
-
     path = tmp_path / "ks.db"
     with SQLiteStore(path) as store:
         store.write([event("a", 0)], [])
@@ -498,3 +499,36 @@ def test_verify_bundle_and_store_together_is_a_usage_error(
 def test_the_bundle_carries_the_stores_public_key(bundle: Path, sealed: Path) -> None:
     signer = Signer(sealed.parent / "vault-signing-key.pem")
     assert read_lines(bundle)[0]["public_key"] == public_pem(signer.public_key)
+
+
+def test_an_incident_in_a_segment_retention_thinned_exports_and_verifies(tmp_path: Path) -> None:
+    """A lawful prune removed most of the segment's events: their tombstoned leaves keep their
+    places in its tree, so the proofs of what remains still reach its sealed root."""
+    from tests.vault.test_prune import noise, run
+
+    path = tmp_path / "vault" / "kubesentinel.db"
+    noise_events = [noise(f"w{t}", t) for t in range(0, 3000, 100)]
+    signals = [event("sig1", 2000.5, priority=Priority.CRITICAL)]
+    (incident,) = Correlator().add(signals, signals[-1].time_ns)
+    with SQLiteStore(path) as store:
+        store.write(noise_events + signals, [incident])  # one segment for all
+    assert run(path, days=100).events_removed > 0
+    bundle = tmp_path / "incident.bundle"
+    export(path, bundle, "--incident-id", incident.id)
+    report = verify_bundle(bundle)
+    assert report.ok, report.problems
+    assert report.incidents == 1
+    export(path, bundle, "--from", "2025-01-01T00:00:00Z", "--force")
+    report = verify_bundle(bundle)
+    assert report.ok, report.problems
+    with SQLiteStore(path, read_only=True) as reader:
+        assert reader.verify().ok
+    assert report.events == len(rows_of(path, "SELECT id FROM events"))
+
+
+def rows_of(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql).fetchall()
+    finally:
+        db.close()

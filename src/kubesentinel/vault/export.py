@@ -32,7 +32,9 @@ from kubesentinel.vault.ledger import (
     segment_leaf,
 )
 from kubesentinel.vault.record import chain_head
+from kubesentinel.vault.tombstone import Entry
 from kubesentinel.vault.verify import CheckpointKey, CheckpointRow, Problem, SegmentRow, VaultMeta
+from kubesentinel.vault.verify_retention import RetentionCheck, RetentionRows, merge_leaves
 
 __all__ = ["ExportSource", "Exported", "export"]
 
@@ -78,6 +80,10 @@ class ExportSource(Protocol):
         ...
 
     def head(self, segment_id: int) -> bytes | None: ...
+
+    def retention(self, segment_id: int) -> RetentionRows:
+        """Retention's rows of one segment: what it sealed, and what was removed from it."""
+        ...
 
     def covering_checkpoint(self, segment_id: int) -> CheckpointRow | None:
         """The first checkpoint signing ``segment_id`` or a later segment."""
@@ -245,14 +251,22 @@ def _write_block(
         return
     facets = source.segment_facets(segment_id)
     events = source.segment_events(segment_id)
+    # As verify rebuilds it: records still there, with the leaves of those retention removed
+    # put back in their places (tombstones), then what the segment sealed for retention.
+    retention = RetentionCheck(source.retention(segment_id))
+    removed = retention.removed(segment_id, result)
     try:
-        leaves = [segment_leaf(segment.record), *map(facet_leaf, facets), *event_leaves(events)]
-    except (TypeError, ValueError) as exc:
+        leaves = [segment_leaf(segment.record), *map(facet_leaf, facets)]
+        present = [Entry(_int(event[EV_OFFSET]), leaf)
+                   for event, leaf in zip(events, event_leaves(events), strict=True)]  # fmt: skip
+    except (TypeError, ValueError, VaultError) as exc:
         result.add(where, f"holds a value no writer stores ({exc}): altered")
         return
+    leaves.extend(merge_leaves(present, removed.events, result, where))
     incident_leaves = segment.incident_leaves
     leaves.extend(incident_leaves[n : n + LEAF_BYTES]
                   for n in range(0, len(incident_leaves), LEAF_BYTES))  # fmt: skip
+    leaves.extend(retention.sealed_leaves(segment_id, removed, result))
     if len(leaves) != segment.record_count or merkle.root(leaves) != segment.root:
         result.add(where, "its records do not match its Merkle root: a record of it was "
                    "changed, added or removed")  # fmt: skip
@@ -266,7 +280,7 @@ def _write_block(
         proof=_proof(leaves, 0),
         data=b64(segment.data) if evidence is not None else None,
     )
-    index = _Index(facets, events, segment.incident_ids)
+    index = _Index(facets, events, removed.events, segment.incident_ids)
     for facet in block.facets:
         _write_record(writer, "facet", facet, index.of_facet(facet), leaves, result)
     for event in block.events:
@@ -299,12 +313,18 @@ def _evidence(segment: SegmentRow, result: Exported) -> bytes | None:
 
 
 class _Index:
-    """Leaf positions in a segment's tree: its record, its facets, its events, its incidents."""
+    """Leaf positions in a segment's tree: its record, its facets, its events (removed ones
+    keep their places, by evidence offset), its incidents, then retention's records."""
 
-    def __init__(self, facets: list[Record], events: list[Record], ids: list[str]) -> None:
+    def __init__(
+        self, facets: list[Record], events: list[Record], removed: list[Entry], ids: list[str]
+    ) -> None:
+        first_event = 1 + len(facets)
         self._facets = {_key(r): n for n, r in enumerate(facets, 1)}
-        self._events = {_key(r): n for n, r in enumerate(events, 1 + len(facets))}
-        first = 1 + len(facets) + len(events)
+        offsets = sorted([*(e[EV_OFFSET] for e in events), *(r.position for r in removed)])
+        at = {offset: n for n, offset in enumerate(offsets, first_event)}
+        self._events = {_key(r): at[r[EV_OFFSET]] for r in events}
+        first = first_event + len(offsets)
         self._incidents = {incident_id: n for n, incident_id in enumerate(ids, first)}
 
     def of_facet(self, record: Record) -> int | None:

@@ -10,10 +10,16 @@ moved by hand), the segment's rebuilt root would not match and the export would 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Final
 
 from kubesentinel.vault.export import Record
+from kubesentinel.vault.retention_sql import (
+    HOLD_COLUMNS,
+    ROLLUP_COLUMNS,
+    TOMBSTONE_COLUMNS,
+    has_tables,
+)
 from kubesentinel.vault.sqlite_ledger import (
     _SEALED_EVENTS,
     _SEALED_FACETS,
@@ -96,6 +102,9 @@ class SQLiteExportSource:
         row = self._db.execute("SELECT head FROM segments WHERE id = ?", (segment_id,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    def retention(self, segment_id: int) -> _SegmentRetention:
+        return _SegmentRetention(self._db, segment_id)
+
     def covering_checkpoint(self, segment_id: int) -> CheckpointRow | None:
         start = self._first_rowid("checkpoints", segment_id)
         row = self._db.execute(
@@ -139,3 +148,34 @@ class SQLiteExportSource:
             marks = ", ".join("?" * len(chunk))
             rows.extend(self._db.execute(f"{select} ({marks}) ORDER BY {order}", chunk))
         return rows
+
+
+class _SegmentRetention:
+    """Retention's rows (``verify_retention.RetentionRows``) of one segment: the tombstones,
+    rollups and holds it sealed, and the tombstones of records removed from it."""
+
+    def __init__(self, db: sqlite3.Connection, segment_id: int) -> None:
+        self._db = db
+        self._segment = segment_id
+        self._present = has_tables(db)
+
+    def _rows(self, sql: str) -> Iterator[Sequence[Any]]:
+        if self._present:
+            yield from self._db.execute(sql, (self._segment,))
+
+    def tombstones(self) -> Iterator[Sequence[Any]]:
+        return self._rows(
+            f"SELECT {TOMBSTONE_COLUMNS}, entries FROM tombstones WHERE segment = ? ORDER BY id"  # noqa: S608
+        )
+
+    def removals(self) -> Iterator[Sequence[Any]]:
+        return self._rows(
+            "SELECT target, kind, evidence, entries, id FROM tombstones WHERE target = ? "
+            "ORDER BY id"
+        )
+
+    def rollups(self) -> Iterator[Sequence[Any]]:
+        return self._rows(f"SELECT {ROLLUP_COLUMNS} FROM rollups WHERE segment = ? ORDER BY id")  # noqa: S608
+
+    def holds(self) -> Iterator[Sequence[Any]]:
+        return self._rows(f"SELECT {HOLD_COLUMNS} FROM holds WHERE segment = ? ORDER BY id")  # noqa: S608
