@@ -267,7 +267,8 @@ def _write_block(
     leaves.extend(incident_leaves[n : n + LEAF_BYTES]
                   for n in range(0, len(incident_leaves), LEAF_BYTES))  # fmt: skip
     leaves.extend(retention.sealed_leaves(segment_id, removed, result))
-    if len(leaves) != segment.record_count or merkle.root(leaves) != segment.root:
+    tree = merkle.Tree(leaves)
+    if len(leaves) != segment.record_count or tree.root != segment.root:
         result.add(where, "its records do not match its Merkle root: a record of it was "
                    "changed, added or removed")  # fmt: skip
         return
@@ -277,23 +278,23 @@ def _write_block(
     writer.line(
         "segment",
         record=list(segment.record),
-        proof=_proof(leaves, 0),
+        proof=_proof(tree, 0),
         data=b64(segment.data) if evidence is not None else None,
     )
     index = _Index(facets, events, removed.events, segment.incident_ids)
     for facet in block.facets:
-        _write_record(writer, "facet", facet, index.of_facet(facet), leaves, result)
+        _write_record(writer, "facet", facet, index.of_facet(facet), tree, result)
     for event in block.events:
         assert evidence is not None  # checked above for blocks with events
         raw = evidence[event[EV_OFFSET] : event[EV_OFFSET] + event[EV_LENGTH]]
-        _write_record(writer, "event", event, index.of_event(event), leaves, result, raw=raw)
+        _write_record(writer, "event", event, index.of_event(event), tree, result, raw=raw)
     for incident in block.incidents:
         at = index.of_incident(incident)
         if at is not None and incident_leaf(incident) != leaves[at]:
             result.add(_where("incidents", incident),
                        f"was changed after segment {segment_id} wrote it")  # fmt: skip
             continue
-        _write_record(writer, "incident", incident, at, leaves, result)
+        _write_record(writer, "incident", incident, at, tree, result)
 
 
 def _evidence(segment: SegmentRow, result: Exported) -> bytes | None:
@@ -342,7 +343,7 @@ def _write_record(  # noqa: PLR0917 - one line of the bundle
     kind: str,
     record: Record,
     index: int | None,
-    leaves: list[bytes],
+    tree: merkle.Tree,
     result: Exported,
     raw: bytes | None = None,
 ) -> None:
@@ -350,7 +351,7 @@ def _write_record(  # noqa: PLR0917 - one line of the bundle
         result.add(_where(f"{kind}s", record), "is not among the records its segment seals")
         return
     fields: dict[str, Any] = {"record": list(record), "index": index,
-                              "proof": _proof(leaves, index)}  # fmt: skip
+                              "proof": _proof(tree, index)}  # fmt: skip
     if raw is not None:
         try:
             fields["raw"] = raw.decode()  # Falco JSON: readable in the bundle, exact either way
@@ -359,8 +360,8 @@ def _write_record(  # noqa: PLR0917 - one line of the bundle
     writer.line(kind, **fields)
 
 
-def _proof(leaves: list[bytes], index: int) -> list[str]:
-    return [b64(node) for node in merkle.inclusion_proof(leaves, index)]
+def _proof(tree: merkle.Tree, index: int) -> list[str]:
+    return [b64(node) for node in tree.inclusion_proof(index)]
 
 
 def _key(record: Record) -> tuple[Any, ...]:

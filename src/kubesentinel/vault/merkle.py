@@ -67,17 +67,37 @@ def root(leaf_hashes: Sequence[bytes]) -> bytes:
 
 def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
     """The audit path of leaf ``index`` (RFC 6962 §2.1.1), the leaf's sibling first."""
-    if not 0 <= index < len(leaf_hashes):
-        raise ValueError(f"leaf {index} is not in a tree of {len(leaf_hashes)} leaves")
-    proof: list[bytes] = []
-    level = leaf_hashes
-    while len(level) > 1:
-        sibling = index ^ 1
-        if sibling < len(level):  # else: the odd last node, carried up with no sibling
-            proof.append(level[sibling])
-        level = _next_level(level)
-        index //= 2
-    return proof
+    return Tree(leaf_hashes).inclusion_proof(index)
+
+
+class Tree:
+    """Every level of a tree, hashed once: the proofs of all of a segment's records (a bundle
+    proves each) then cost a few look-ups each instead of rebuilding the tree per proof."""
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        level = list(leaf_hashes)
+        self._levels = [level]
+        while len(level) > 1:
+            level = _next_level(level)
+            self._levels.append(level)
+
+    @property
+    def root(self) -> bytes:
+        top = self._levels[-1]
+        return top[0] if top else EMPTY_ROOT
+
+    def inclusion_proof(self, index: int) -> list[bytes]:
+        """The audit path of leaf ``index``, the leaf's sibling first."""
+        size = len(self._levels[0])
+        if not 0 <= index < size:
+            raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+        proof: list[bytes] = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):  # else: the odd last node, carried up with no sibling
+                proof.append(level[sibling])
+            index //= 2
+        return proof
 
 
 def verify_inclusion(
