@@ -15,7 +15,7 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.runtime.store.interface import VaultStore
     from kubesentinel.vault.verify import VerifyReport
 
 EXIT_TAMPERED = 1  # verify found a record, segment or checkpoint that is not as sealed
@@ -31,8 +31,9 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     )  # fmt: skip
     verify.add_argument(
         "--store",
-        metavar="PATH",
-        help="SQLite store (default: forensics.storage_path/kubesentinel.db)",
+        metavar="PATH|URL",
+        help="SQLite file or postgresql:// URL (default: forensics.storage_url, else "
+        "forensics.storage_path/kubesentinel.db)",
     )
     verify.add_argument(
         "--public-key",
@@ -44,7 +45,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     verify.set_defaults(handler=_verify)  # fmt: skip
 
     stats = sub.add_parser("stats", parents=parents, help="size, records, checkpoints")
-    stats.add_argument("--store", metavar="PATH")
+    stats.add_argument("--store", metavar="PATH|URL")
     stats.add_argument("--format", choices=("text", "json"), default="text")
     stats.set_defaults(handler=_stats)
 
@@ -53,7 +54,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     export = key_sub.add_parser(
         "export", parents=parents, help="print the public key checkpoints verify with (PEM)"
     )
-    export.add_argument("--store", metavar="PATH")
+    export.add_argument("--store", metavar="PATH|URL")
     export.set_defaults(handler=_key_export)
 
 
@@ -69,7 +70,7 @@ def _verify(args: argparse.Namespace, config: Config) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(_report_json(report, pinned=key is not None), indent=2) + "\n")
     else:
-        sys.stdout.write(_report_text(report, store.path, pinned=key is not None))
+        sys.stdout.write(_report_text(report, store.name, pinned=key is not None))
     return EXIT_CLEAN if report.ok else EXIT_TAMPERED
 
 
@@ -91,7 +92,7 @@ def _report_json(report: VerifyReport, *, pinned: bool) -> dict[str, Any]:
     }
 
 
-def _report_text(report: VerifyReport, path: Path, *, pinned: bool) -> str:
+def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
     lines = [
         f"{path}: {report.records} records in {report.segments} segments "
         f"({report.events} events, {report.incidents} incidents), "
@@ -142,14 +143,14 @@ def _key_export(args: argparse.Namespace, config: Config) -> int:
         store.close()
     if public_key is None:
         raise UsageError(
-            f"{store.path} has no signed checkpoint yet, so no key",
+            f"{store.name} has no signed checkpoint yet, so no key",
             hint="the monitor signs its first checkpoint with its first write",
         )
     sys.stdout.write(public_pem(public_key))
     return EXIT_CLEAN
 
 
-def _open(config: Config, given: str | None) -> SQLiteStore:
+def _open(config: Config, given: str | None) -> VaultStore:
     from kubesentinel.cli_runtime import open_existing_store
 
     return open_existing_store(config, given)
