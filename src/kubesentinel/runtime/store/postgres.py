@@ -602,22 +602,20 @@ class PostgresStore:
 
 
 def _schema_version(conn: Connection, schema: str) -> int | None:
-    """The store's version; None when the schema or its version table does not exist yet."""
-    found = conn.execute(
-        "SELECT to_regclass(format('%%I.schema_version', %s::text))", (schema,)
-    ).fetchone()
-    if found is None or found[0] is None:
-        if (
-            _schema_exists(conn, schema)
-            and conn.execute(
-                "SELECT 1 FROM pg_tables WHERE schemaname = %s LIMIT 1", (schema,)
-            ).fetchone()
-        ):
-            raise StoreError(
-                f"schema {schema!r} holds tables but no KubeSentinel store",
-                hint="name another schema in the URL (?schema=NAME)",
-            )
+    """The store's version; None when the schema or its version table does not exist yet.
+    Read from pg_tables, not to_regclass: a name lookup may answer from a cache that has not
+    yet seen another monitor's schema, committed while this one waited for the lock."""
+    tables = {
+        str(row[0])
+        for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = %s", (schema,))
+    }
+    if not tables:
         return None
+    if "schema_version" not in tables:
+        raise StoreError(
+            f"schema {schema!r} holds tables but no KubeSentinel store",
+            hint="name another schema in the URL (?schema=NAME)",
+        )
     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
