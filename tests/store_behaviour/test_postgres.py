@@ -8,6 +8,7 @@ import sqlite3
 import sys
 import threading
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from hypothesis import given
@@ -249,3 +250,30 @@ def test_the_schema_parameter_is_ours_and_checked() -> None:
 )
 def test_every_event_id_reads_back_from_its_bytea(event_id: str) -> None:
     assert pg_id_text(pg_id(event_id)) == event_id
+
+
+def test_a_reader_role_with_select_only_reads_and_verifies(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """docs/vault.md: USAGE on the schema and SELECT on its tables are enough to read."""
+    schema = _schema(postgres_url)
+    events = [event("a", 0), event("b", 1)]
+    with open_store(postgres_url, signing_key=tmp_path / "key.pem") as store:
+        store.write(events, Correlator().add(events, events[-1].time_ns))
+    role = f"ks_reader_{schema[-12:]}"
+    postgres_execute("public", f"CREATE ROLE {role} LOGIN")
+    try:
+        postgres_execute("public", f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        postgres_execute("public", f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+        parts = urlsplit(postgres_url)
+        as_reader = urlunsplit(parts._replace(netloc=f"{role}@{parts.hostname}:{parts.port}"))
+        with open_store(as_reader, read_only=True) as store:
+            assert store.verify().ok
+            assert len(store.list_incidents()) == 1
+        writer = open_store(as_reader, signing_key=tmp_path / "key.pem")
+        with pytest.raises(StoreError, match="permission denied"):
+            writer.write([event("c", 2)], [])
+        writer.close()
+    finally:
+        postgres_execute("public", f"DROP OWNED BY {role}")
+        postgres_execute("public", f"DROP ROLE {role}")
