@@ -38,6 +38,9 @@ benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/runtime_bench.py
 	$(BIN)/python bench/monitor_memory_bench.py
 	$(BIN)/python bench/cel_bench.py --repeat 3
+	$(BIN)/python bench/vault_bench.py
+	$(BIN)/python bench/vault_proof_bench.py
+	$(BIN)/python bench/vault_policy_bench.py
 
 lint: deps
 	$(BIN)/ruff check src tests bench

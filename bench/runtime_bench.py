@@ -164,10 +164,13 @@ def _rss_mb(pid: int) -> float:
 
 def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
     port = _free_port()
+    # The monitor logs a line per incident: a pipe nobody reads until the end would fill up
+    # and block it mid-run, so its log goes to a file.
+    log = (work / "monitor-http.log").open("wb")
     proc = subprocess.Popen(
         [*MONITOR, "--source", f"http://127.0.0.1:{port}", "--format", "json",
          "--store", str(work / "http.db"), "--dead-letter", str(work / "dl-http.jsonl")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
+        stdout=subprocess.PIPE, stderr=log, cwd=work,
     )  # fmt: skip
     try:
         if not _wait_http(port):
@@ -217,6 +220,7 @@ def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
             print(f"runtime.http.events_stored: {summary.get('events_stored')}")
         except (subprocess.TimeoutExpired, json.JSONDecodeError):
             proc.kill()
+        log.close()
 
 
 def _wait_http(port: int, seconds: float = 15.0) -> bool:

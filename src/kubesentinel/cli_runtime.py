@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kubesentinel.runtime.store.interface import VaultStore
 
 EXIT_CLEAN = 0
+EXIT_TAMPERED = 1  # incidents show: what it read does not match the vault's seals
 LIST_LIMIT = 50  # incidents list: the newest this many unless --limit says otherwise
 CONTEXT_SHOWN = 20  # incidents show: context events listed unless --all
 DB_NAME = "kubesentinel.db"
@@ -385,13 +386,17 @@ def _incidents_show(args: argparse.Namespace, config: Config) -> int:
                 f"no incident {args.incident_id!r} in {store.name}",
                 hint="`kubesentinel incidents list` shows the incidents and their ids",
             )
+        # Check what is shown against the vault's seals before reading it.
+        integrity = store.verify_incident(incident.id)
         limit = None if args.all else CONTEXT_SHOWN
         events = store.stored_events_of(incident.id, context_limit=limit)
         next_id = store.next_of(incident.id)
     finally:
         store.close()
-    sys.stdout.write(render_incident(incident, events, args.format, next_id=next_id))
-    return EXIT_CLEAN
+    sys.stdout.write(
+        render_incident(incident, events, args.format, next_id=next_id, integrity=integrity)
+    )
+    return EXIT_CLEAN if integrity.ok else EXIT_TAMPERED
 
 
 def open_existing_store(config: Config, given: str | None) -> VaultStore:

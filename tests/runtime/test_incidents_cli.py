@@ -177,7 +177,7 @@ def test_show_limits_context_unless_all(tmp_path: Path, capsys: pytest.CaptureFi
     document = json.loads(out)
     assert (len(document["events"]), document["context_not_shown"]) == (21, 9)
     _, out, _ = run(capsys, "incidents", "show", incident.id, "--store", str(path), "--all")
-    assert out.splitlines()[-1] == "1 signals, 29 context events"
+    assert "\n1 signals, 29 context events\n\nIntegrity: verified: " in out
 
 
 def test_show_unknown_id_or_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -269,3 +269,65 @@ def test_incident_limits_come_from_the_config(
     config.write_text("runtime:\n  incident_gap: 100\n")
     incidents = monitor(tmp_path, capsys, "--config", str(config))
     assert [i.event_count for i in incidents] == [1, 1, 1]
+
+
+def _tamper(path: Path, sql: str) -> None:
+    raw = sqlite3.connect(path)
+    raw.execute(sql)
+    raw.commit()
+    raw.close()
+
+
+def test_show_checks_what_it_reads_against_the_seals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ks.db"
+    correlator = Correlator()
+    (web,) = write(path, [event("w1", 30), event("w2", 29)], correlator)  # segment 1
+    api = Workload("default", "prod", "Deployment", "api")
+    (other,) = write(path, [event("a1", 20, workload=api)], correlator)  # segment 2
+
+    def show(incident_id: str, *fmt: str) -> tuple[int, str]:
+        code, out, err = run(capsys, "incidents", "show", incident_id, "--store", str(path), *fmt)
+        assert err == ""
+        return code, out
+
+    code, out = show(web.id)
+    assert code == 0
+    assert out.splitlines()[-1].startswith(
+        "Integrity: verified: 5 records in 1 segment(s) match their sealed roots, chained to "
+        "the checkpoint of segment 2;"
+    )  # segment 1's own record, its facet, 2 events and the incident's state
+    code, out = show(web.id, "-f", "json")
+    integrity = json.loads(out)["integrity"]
+    assert (code, integrity["ok"], integrity["segments_checked"]) == (0, True, 1)
+    assert integrity["problems"] == []
+
+    # An event of the other incident's segment edited: this one still checks out (what it
+    # shows is intact); the other reports it and exits 1.
+    _tamper(path, "UPDATE events SET role = 2 WHERE segment = 2")
+    assert show(web.id)[0] == 0
+    code, out = show(other.id)
+    assert code == 1
+    assert "Integrity: TAMPERING found (1 problem(s)); first: segment 2: its records do not " in out
+    assert "`kubesentinel vault verify` checks the whole store" in out
+
+
+def test_show_reports_an_edited_incident_or_facet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ks.db"
+    (incident,) = write(path, [event("w1", 30)], Correlator())
+    _tamper(path, "UPDATE incidents SET risk_score = 1.0")
+    code, out, _ = run(capsys, "incidents", "show", incident.id, "--store", str(path), "-f", "json")
+    problems = json.loads(out)["integrity"]["problems"]
+    assert code == 1
+    assert problems == [
+        {"where": f"incident {incident.id}", "what": "was changed after segment 1 wrote it"}
+    ]
+    _tamper(path, "UPDATE incidents SET risk_score = " + str(incident.risk_score))
+    assert run(capsys, "incidents", "show", incident.id, "--store", str(path))[0] == 0
+    _tamper(path, "UPDATE facets SET rule = 'Harmless'")
+    code, out, _ = run(capsys, "incidents", "show", incident.id, "--store", str(path))
+    assert code == 1
+    assert "segment 1: its records do not match its Merkle root" in out

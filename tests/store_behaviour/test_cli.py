@@ -127,3 +127,25 @@ def test_a_bad_storage_url_is_a_config_error(
     assert "forensics.storage_url" in err
     assert "not a PostgreSQL URL" in err
     assert ":pw@" not in err
+
+
+def test_incidents_show_checks_what_it_reads(
+    backend: Backend, stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A clean incident shows with exit 0; one whose event was edited behind KubeSentinel's
+    back is shown with the problem and exit 1, on either backend."""
+    config = str(_config(tmp_path, backend, url=False))
+    store = ["--store", backend.location]
+    code, _, err = run(capsys, "--config", config, "monitor", "--source", str(stream),
+                       "--until-eof", "--workers", "1", *store)  # fmt: skip
+    assert code == 0, err
+    ((incident_id, seq),) = backend.execute(
+        "SELECT id, seq FROM incidents ORDER BY event_count DESC, id LIMIT 1"
+    )
+    code, out, err = run(capsys, "--config", config, "incidents", "show", incident_id,
+                         "-f", "json", *store)  # fmt: skip
+    assert code == 0, err
+    backend.execute("UPDATE events SET role = 3 WHERE incident = ? AND role IS NULL", (seq,))
+    code, out, _ = run(capsys, "--config", config, "incidents", "show", incident_id, *store)
+    assert code == 1
+    assert "its records do not match its Merkle root" in out

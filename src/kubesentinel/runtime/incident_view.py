@@ -54,11 +54,14 @@ import json
 import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubesentinel.models import Incident, RuleCount, Severity
 from kubesentinel.models.event import Workload
 from kubesentinel.runtime.store.interface import StoredEvent
+
+if TYPE_CHECKING:
+    from kubesentinel.vault.verify import VerifyReport
 
 TOP_RULES = 3
 TOP_RULES_WIDTH = 100
@@ -228,8 +231,10 @@ def render_incident(
     fmt: Literal["table", "json"],
     *,
     next_id: str | None = None,
+    integrity: VerifyReport | None = None,
 ) -> str:
-    """One incident with its events (signals first, then the context events given)."""
+    """One incident with its events (signals first, then the context events given), and
+    what checking them against the vault's seals found."""
     shown_context = sum(1 for e in events if e.context is not None)
     not_shown = max(incident.context.total - shown_context, 0)
     if fmt == "json":
@@ -239,10 +244,52 @@ def render_incident(
             "events": [event_document(e) for e in events],
             "context_not_shown": not_shown,
         }
+        if integrity is not None:
+            document["integrity"] = integrity_document(integrity)
         return json.dumps(document, indent=2) + "\n"
     if fmt == "table":
-        return _incident_text(incident, next_id) + _events_table(events, not_shown)
+        text = _incident_text(incident, next_id) + _events_table(events, not_shown)
+        return text + ("" if integrity is None else integrity_text(integrity))
     raise ValueError(f"unknown format {fmt!r} (expected table or json)")
+
+
+def integrity_document(report: VerifyReport) -> dict[str, Any]:
+    """What ``incidents show`` checked: the records of the segments it read, re-hashed
+    against their sealed roots; the chain and checkpoints of the whole store."""
+    return {
+        "ok": report.ok,
+        "records_checked": report.records,
+        "segments_checked": report.checked_segments,
+        "last_checkpoint_segment": report.last_checkpoint_segment,
+        "unsigned_segments": report.unsigned_segments,
+        "key_pinned": False,
+        "problem_count": report.problem_count,
+        "problems": [{"where": p.where, "what": p.what} for p in report.problems],
+    }
+
+
+def integrity_text(report: VerifyReport) -> str:
+    if not report.ok:
+        lines = [f"Integrity: TAMPERING found ({report.problem_count} problem(s)); first: "
+                 f"{_printable(str(report.problems[0]))}"]  # fmt: skip
+        lines.extend(f"  {_printable(str(problem))}" for problem in report.problems[1:])
+        lines.append("  `kubesentinel vault verify` checks the whole store")
+        return "\n" + "\n".join(lines) + "\n"
+    signed = (
+        f"chained to the checkpoint of segment {report.last_checkpoint_segment}"
+        if report.last_checkpoint_segment
+        else "chained, no checkpoint signed yet"
+    )
+    unsigned = (
+        f" ({report.unsigned_segments} newer segment(s) not yet signed)"
+        if report.unsigned_segments and report.last_checkpoint_segment
+        else ""
+    )
+    return (
+        f"\nIntegrity: verified: {report.records:,} records in {report.checked_segments} "
+        f"segment(s) match their sealed roots, {signed}{unsigned}; checked with the key the "
+        "store names (`kubesentinel vault verify --public-key` pins one)\n"
+    )
 
 
 def event_document(stored: StoredEvent) -> dict[str, Any]:

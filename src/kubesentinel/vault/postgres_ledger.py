@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -43,19 +43,19 @@ _INSERT_SEGMENT: Final = (
     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
 )
 _SEALED_EVENTS: Final = (
-    'SELECT time_ns, id, incident, role, facet, segment, "offset", length FROM events '
-    # Write order: segments in order, each one's events in evidence order. A tie (a row copied
-    # in by hand) still reads the same way every time.
-    'ORDER BY segment, "offset", time_ns, id'
+    'SELECT time_ns, id, incident, role, facet, segment, "offset", length FROM events'
 )
+# Write order: segments in order, each one's events in evidence order. A tie (a row copied in
+# by hand) still reads the same way every time.
+_EVENT_ORDER: Final = ' ORDER BY segment, "offset", time_ns, id'
 _SEALED_FACETS: Final = (
     "SELECT id, segment, rule, priority, source, cluster, namespace, kind, name, pod, "
-    "container_id, container_image, tactics, techniques FROM facets ORDER BY id"
+    "container_id, container_image, tactics, techniques FROM facets"
 )
 _SEALED_INCIDENTS: Final = (
     "SELECT id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, "
     "risk_score, reasons, rules, tactics, techniques, event_count, event_id_count, posture, "
-    "status, previous_id, context, segment, seq FROM incidents ORDER BY seq"
+    "status, previous_id, context, segment, seq FROM incidents"
 )
 _TAMPER_HINT: Final = "run `kubesentinel vault verify`; keep a dump of the schema"
 # Rows fetched per round trip by verify's server-side cursors: memory stays flat.
@@ -160,21 +160,38 @@ def _signed_records(note: str) -> int:
 
 class PostgresLedger:
     """``LedgerReader`` over a store connection, inside a REPEATABLE READ transaction the caller
-    holds: every row from one snapshot, streamed through server-side cursors."""
+    holds: every row from one snapshot, streamed through server-side cursors.
 
-    def __init__(self, db: Connection) -> None:
+    ``segments`` and ``incidents`` narrow it to what one command read (``verify(only=...)``):
+    the rows of those segments and incidents, every segment's seal but only their evidence.
+    """
+
+    def __init__(
+        self,
+        db: Connection,
+        *,
+        segments: Collection[int] | None = None,
+        incidents: Collection[str] | None = None,
+    ) -> None:
         self._db = db
         self._cursors = 0
+        self._segments = None if segments is None else sorted(segments)
+        self._incidents = None if incidents is None else sorted(incidents)
 
-    def _rows(self, query: str) -> Iterator[tuple[Any, ...]]:
+    def _rows(self, query: str, params: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
         self._cursors += 1
         cursor = self._db.cursor(name=f"kubesentinel_verify_{self._cursors}")
         cursor.itersize = FETCH_ROWS
         try:
-            cursor.execute(query)
+            cursor.execute(query.encode(), params or None)
             yield from cursor
         finally:
             cursor.close()
+
+    def _in(self, column: str, chosen: list[Any] | None) -> tuple[str, tuple[Any, ...]]:
+        if chosen is None:
+            return "", ()
+        return f" WHERE {column} = ANY(%s)", (chosen,)
 
     def meta(self) -> VaultMeta:
         row = self._db.execute(
@@ -186,24 +203,33 @@ class PostgresLedger:
         return VaultMeta(row[0], row[1], bytes(row[2] or b""), row[3], row[4], row[5])
 
     def segments(self) -> Iterator[SegmentRow]:
-        for row in self._rows(f"SELECT {_SEGMENT_COLUMNS} FROM segments ORDER BY id"):  # noqa: S608
+        columns = _SEGMENT_COLUMNS
+        params: tuple[Any, ...] = ()
+        if self._segments is not None:  # the evidence of the segments asked about only
+            columns = columns.replace(", data,", ", CASE WHEN id = ANY(%s) THEN data END,")
+            params = (self._segments,)
+        query = f"SELECT {columns} FROM segments ORDER BY id"  # noqa: S608 - constant text
+        for row in self._rows(query, params):
             yield SegmentRow(
                 id=row[0], written_ns=row[1], event_count=row[2], raw_bytes=row[3],
-                sidecar_bytes=row[4], codec=row[5], sha256=row[6], data=bytes(row[7]),
+                sidecar_bytes=row[4], codec=row[5], sha256=row[6], data=bytes(row[7] or b""),
                 incident_ids=_id_list(row[8]), incident_leaves=bytes(row[9]),
                 record_count=row[10], root=bytes(row[11]), head=bytes(row[12]),
             )  # fmt: skip
 
     def event_rows(self) -> Iterator[Sequence[Any]]:
         # The record holds the id as text, as in SQLite (postgres_schema.pg_id_text).
-        for row in self._rows(_SEALED_EVENTS):
+        where, params = self._in("segment", self._segments)
+        for row in self._rows(_SEALED_EVENTS + where + _EVENT_ORDER, params):
             yield (row[0], pg_id_text(bytes(row[1])), *row[2:])
 
     def facet_rows(self) -> Iterator[Sequence[Any]]:
-        yield from self._rows(_SEALED_FACETS)
+        where, params = self._in("segment", self._segments)
+        yield from self._rows(f"{_SEALED_FACETS}{where} ORDER BY id", params)
 
     def incident_rows(self) -> Iterator[Sequence[Any]]:
-        yield from self._rows(_SEALED_INCIDENTS)
+        where, params = self._in("id", self._incidents)
+        yield from self._rows(f"{_SEALED_INCIDENTS}{where} ORDER BY seq", params)
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         for row in self._rows("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):

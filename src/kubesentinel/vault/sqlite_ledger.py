@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
@@ -178,10 +178,27 @@ def last_checkpoint(db: sqlite3.Connection) -> tuple[int, str] | None:
 
 
 class SQLiteLedger:
-    """``LedgerReader`` over a store connection, inside a read transaction the caller holds."""
+    """``LedgerReader`` over a store connection, inside a read transaction the caller holds.
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    ``segments`` and ``incidents`` narrow it to what one command read (``verify(only=...)``):
+    the rows of those segments and incidents, every segment's seal but only their evidence.
+    """
+
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        segments: Collection[int] | None = None,
+        incidents: Collection[str] | None = None,
+    ) -> None:
         self._db = db
+        self._segments = None if segments is None else orjson.dumps(sorted(segments)).decode()
+        self._incidents = None if incidents is None else orjson.dumps(sorted(incidents)).decode()
+
+    def _in(self, column: str, chosen: str | None) -> tuple[str, tuple[str, ...]]:
+        if chosen is None:
+            return "", ()
+        return f" WHERE {column} IN (SELECT value FROM json_each(?))", (chosen,)  # noqa: S608
 
     def meta(self) -> VaultMeta:
         row = self._db.execute(
@@ -194,7 +211,15 @@ class SQLiteLedger:
 
     def segments(self) -> Iterator[SegmentRow]:
         cursor = self._db.cursor()
-        for row in cursor.execute(f"SELECT {_SEGMENT_COLUMNS} FROM segments ORDER BY id"):  # noqa: S608
+        columns = _SEGMENT_COLUMNS
+        params: tuple[str, ...] = ()
+        if self._segments is not None:  # the evidence of the segments asked about only
+            columns = _SEGMENT_COLUMNS.replace(
+                ", data,",
+                ", CASE WHEN id IN (SELECT value FROM json_each(?)) THEN data ELSE x'' END,",
+            )
+            params = (self._segments,)
+        for row in cursor.execute(f"SELECT {columns} FROM segments ORDER BY id", params):  # noqa: S608
             yield SegmentRow(
                 id=row[0], written_ns=row[1], event_count=row[2], raw_bytes=row[3],
                 sidecar_bytes=row[4], codec=row[5], sha256=row[6], data=bytes(row[7]),
@@ -204,13 +229,16 @@ class SQLiteLedger:
 
     def event_rows(self) -> Iterator[Sequence[Any]]:
         # Write order is rowid order (rows are only appended); verify checks it holds.
-        yield from self._db.cursor().execute(f"{_SEALED_EVENTS} ORDER BY rowid")
+        where, params = self._in("segment", self._segments)
+        yield from self._db.cursor().execute(f"{_SEALED_EVENTS}{where} ORDER BY rowid", params)
 
     def facet_rows(self) -> Iterator[Sequence[Any]]:
-        yield from self._db.cursor().execute(f"{_SEALED_FACETS} ORDER BY id")
+        where, params = self._in("segment", self._segments)
+        yield from self._db.cursor().execute(f"{_SEALED_FACETS}{where} ORDER BY id", params)
 
     def incident_rows(self) -> Iterator[Sequence[Any]]:
-        yield from self._db.cursor().execute(_SEALED_INCIDENTS)
+        where, params = self._in("id", self._incidents)
+        yield from self._db.cursor().execute(f"{_SEALED_INCIDENTS}{where}", params)
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         cursor = self._db.cursor()

@@ -93,7 +93,14 @@ _SELECT_EVENTS: Final = (
     "JOIN facets f ON f.id = e.facet LEFT JOIN incidents i ON i.seq = e.incident "
     "WHERE e.incident = (SELECT seq FROM incidents WHERE id = %s)"
 )
-_WRITE_ORDER: Final = ' ORDER BY e.segment, e."offset"'
+# The segments sealing what ``incidents show`` reads: its events, their facets, its state.
+_INCIDENT_SEGMENTS: Final = (
+    "WITH mine AS (SELECT e.segment, e.facet FROM events e "
+    "WHERE e.incident = (SELECT seq FROM incidents WHERE id = %s)) "
+    "SELECT segment FROM mine UNION "
+    "SELECT f.segment FROM facets f WHERE f.id IN (SELECT facet FROM mine) UNION "
+    "SELECT segment FROM incidents WHERE id = %s"
+)
 _FACET_LOOKUP: Final = (
     "SELECT id FROM facets WHERE rule = %s AND priority = %s AND source = %s AND cluster = %s "
     "AND namespace = %s AND kind = %s AND name = %s AND pod IS NOT DISTINCT FROM %s "
@@ -527,6 +534,19 @@ class PostgresStore:
             if key is None:
                 key = NoteKey(reader.meta().public_key)
             return verify(reader, key)
+
+    def verify_incident(self, incident_id: str, key: CheckpointKey | None = None) -> VerifyReport:
+        """Check what ``incidents show`` reads: the incident's state, the segments holding its
+        events and their facets (every record of them), and the chain and checkpoints."""
+        from kubesentinel.vault.verify import verify
+
+        with self._guard("verify the incident") as conn, self._snapshot(conn):
+            rows = conn.execute(_INCIDENT_SEGMENTS, (incident_id, incident_id))
+            segments = {int(row[0]) for row in rows if row[0] is not None}
+            reader = ledger.PostgresLedger(conn, segments=segments, incidents=[incident_id])
+            if key is None:
+                key = NoteKey(reader.meta().public_key)
+            return verify(reader, key, only=segments)
 
     def public_key(self) -> bytes | None:
         with self._guard("read the vault identity") as conn:

@@ -170,6 +170,12 @@ _SELECT_EVENTS = (
     "JOIN facets f ON f.id = e.facet LEFT JOIN incidents i ON i.seq = e.incident"
 )
 _BY_INCIDENT = " WHERE e.incident = (SELECT seq FROM incidents WHERE id = ?)"
+# The segments sealing what ``incidents show`` reads: its events, their facets, its state.
+_INCIDENT_SEGMENTS = (
+    f"SELECT e.segment FROM events e{_BY_INCIDENT} UNION "  # noqa: S608 - constant text
+    f"SELECT f.segment FROM events e JOIN facets f ON f.id = e.facet{_BY_INCIDENT} UNION "
+    "SELECT segment FROM incidents WHERE id = ?"
+)
 _INCIDENT_COLUMNS = (
     "id, workload_key, cluster, namespace, kind, name, first_ns, last_ns, severity, risk_score, "
     "reasons, rules, tactics, techniques, event_count, event_id_count, posture, status, "
@@ -682,6 +688,19 @@ class SQLiteStore:
             if key is None:
                 key = NoteKey(ledger.meta().public_key)
             return verify(ledger, key)
+
+    def verify_incident(self, incident_id: str, key: CheckpointKey | None = None) -> VerifyReport:
+        """Check what ``incidents show`` reads: the incident's state, the segments holding its
+        events and their facets (every record of them, against their sealed roots), and the
+        chain and checkpoints over the whole store."""
+        from kubesentinel.vault.verify import verify
+
+        with self._guard("verify the incident") as db, self._snapshot():
+            segments = {row[0] for row in db.execute(_INCIDENT_SEGMENTS, (incident_id,) * 3)}
+            ledger = sqlite_ledger.SQLiteLedger(db, segments=segments, incidents=[incident_id])
+            if key is None:
+                key = NoteKey(ledger.meta().public_key)
+            return verify(ledger, key, only=segments)
 
     def public_key(self) -> bytes | None:
         """The raw Ed25519 public key the store's checkpoints are signed with, if any yet."""
