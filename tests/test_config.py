@@ -30,6 +30,10 @@ def test_shipped_config_equals_the_built_in_defaults() -> None:
         ("static:\n  pss_version: 1.x\n", 2, "PSS version"),
         ("static: [a, b]\n", 1, "must be a mapping"),
         ("static:\n  rules_path: [unclosed\n", 3, "malformed YAML"),
+        ("forensics:\n  context_window_s: -1\n", 2, "context_window_s must be between 0"),
+        ("forensics:\n  rollup_after_days: x\n", 2, "rollup_after_days must be an integer or null"),
+        ("forensics:\n  prune_interval_s: -5\n", 2, "prune_interval_s must be 0 or more"),
+        ("forensics:\n  policies: a.yaml\n", 2, "policies must be a list of strings"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:

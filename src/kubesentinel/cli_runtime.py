@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from kubesentinel.models import Priority, Severity
     from kubesentinel.models.posture import Posture
     from kubesentinel.runtime.identity import OwnerLookup
+    from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.store.interface import VaultStore
+    from kubesentinel.vault.policy import Policy
+    from kubesentinel.vault.schedule import PruneSchedule
 
 EXIT_CLEAN = 0
 EXIT_TAMPERED = 1  # incidents show: what it read does not match the vault's seals
@@ -146,6 +149,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.sources import open_source
     from kubesentinel.runtime.sources.http_options import options_from_args
+    from kubesentinel.vault.retention import policy_from_config
 
     min_priority = _check_monitor_args(args)
     logs.configure(args.log_format)
@@ -158,6 +162,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         if args.posture
         else None
     )
+    # A bad retention policy stops the monitor here, before it creates anything (exit 2).
+    policy = policy_from_config(config.forensics)
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
     http = options_from_args(args, uri, os.environ)
@@ -192,6 +198,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     dead_letter = DeadLetter(dead_letter_path)
     workers = min(args.workers or config.runtime.workers, os.cpu_count() or 1)
     _tune_gc()
+    schedule = _prune_schedule(store, config, policy, dead_letter_path, metrics)
     failed = True
     try:
         summary = pipeline.run(
@@ -218,11 +225,40 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     finally:
         source.close()
         dead_letter.close()
-        _close_store(store, quiet=failed)
+        _close_store(store, quiet=failed, schedule=schedule)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     report["dead_letter"] = dict(dead_letter.counts)  # malformed alerts per reason
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _prune_schedule(
+    store: VaultStore, config: Config, policy: Policy, dead_letter: Path, metrics: Metrics
+) -> PruneSchedule | None:
+    """The monitor's retention runs (vault/schedule.py), unless forensics.prune_interval_s
+    is 0. Retention runs on SQLite stores only so far: a PostgreSQL vault keeps everything."""
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.vault.schedule import PruneSchedule
+
+    forensics = config.forensics
+    if forensics.prune_interval_s <= 0:
+        return None
+    if not isinstance(store, SQLiteStore):
+        from kubesentinel.runtime import logs
+
+        logs.log.warning("retention is not applied to a PostgreSQL vault yet: it keeps every event")
+        return None
+    schedule = PruneSchedule(
+        store.path,
+        store.signing_key,
+        policy,
+        interval_s=forensics.prune_interval_s,
+        max_bytes=forensics.max_size_mb * 1024 * 1024,
+        dead_letter=dead_letter,
+        metrics=metrics,
+    )
+    schedule.start()
+    return schedule
 
 
 def _stored_posture(store: VaultStore, given: Posture | None, cluster: str) -> Posture | None:
@@ -238,13 +274,15 @@ def _stored_posture(store: VaultStore, given: Posture | None, cluster: str) -> P
     return posture
 
 
-def _close_store(store: VaultStore, *, quiet: bool) -> None:
+def _close_store(store: VaultStore, *, quiet: bool, schedule: PruneSchedule | None = None) -> None:
     """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
     traceback, and none after the error that stopped the monitor: every commit is already in
     the WAL, which the next open reads."""
     from kubesentinel.errors import StoreError
     from kubesentinel.runtime import logs
 
+    if schedule is not None:
+        schedule.stop()  # after its transaction in progress, if any
     try:
         store.close()
     except StoreError as exc:

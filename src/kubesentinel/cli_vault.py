@@ -1,5 +1,6 @@
 """The ``kubesentinel vault`` commands: verify the store's seals, show its figures, export
-its public key. Kept apart from cli.py like cli_runtime.py; only these modules print."""
+its public key, apply the retention policy (prune) and place or release legal holds. Kept
+apart from cli.py like cli_runtime.py; only these modules print."""
 
 from __future__ import annotations
 
@@ -16,13 +17,18 @@ from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
     from kubesentinel.runtime.store.interface import VaultStore
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.verify import VerifyReport
 
 EXIT_TAMPERED = 1  # verify found a record, segment or checkpoint that is not as sealed
+EXIT_OVER_CAP = 1  # prune could not bring the vault under forensics.max_size_mb
+MB = 1024 * 1024
 
 
 def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
-    vault = commands.add_parser("vault", help="the forensic vault: verify, stats, keys")
+    vault = commands.add_parser(
+        "vault", help="the forensic vault: verify, stats, prune, hold, release, keys"
+    )
     sub = vault.add_subparsers(dest="vault_command", required=True, metavar="COMMAND")
 
     verify = sub.add_parser(
@@ -44,10 +50,39 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     verify.add_argument("--format", choices=("text", "json"), default="text")
     verify.set_defaults(handler=_verify)  # fmt: skip
 
-    stats = sub.add_parser("stats", parents=parents, help="size, records, checkpoints")
+    stats = sub.add_parser(
+        "stats", parents=parents, help="size, records per class, rollups, tombstones, holds"
+    )
     stats.add_argument("--store", metavar="PATH|URL")
     stats.add_argument("--format", choices=("text", "json"), default="text")
     stats.set_defaults(handler=_stats)
+
+    prune = sub.add_parser(
+        "prune", parents=parents,
+        help="apply the retention policy now: expire, roll up, evict to the size cap "
+        "(exit 1: still over the cap)",
+    )  # fmt: skip
+    prune.add_argument("--store", metavar="PATH")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    prune.add_argument(
+        "--dead-letter", metavar="PATH",
+        help="dead-letter file counted against the cap (default: the store's directory)",
+    )  # fmt: skip
+    prune.add_argument("--format", choices=("text", "json"), default="text")
+    prune.set_defaults(handler=_prune)
+
+    hold = sub.add_parser(
+        "hold", parents=parents, help="place a legal hold: the incident's evidence is kept"
+    )
+    hold.add_argument("--incident-id", required=True, metavar="ID")
+    hold.add_argument("--reason", default="", metavar="TEXT", help="recorded with the hold")
+    hold.add_argument("--store", metavar="PATH")
+    hold.set_defaults(handler=_hold)
+
+    release = sub.add_parser("release", parents=parents, help="release a legal hold")
+    release.add_argument("--incident-id", required=True, metavar="ID")
+    release.add_argument("--store", metavar="PATH")
+    release.set_defaults(handler=_release)
 
     key = sub.add_parser("key", help="the store's signing key")
     key_sub = key.add_subparsers(dest="key_command", required=True, metavar="COMMAND")
@@ -82,6 +117,8 @@ def _report_json(report: VerifyReport, *, pinned: bool) -> dict[str, Any]:
         "events": report.events,
         "incidents": report.incidents,
         "checkpoints": report.checkpoints,
+        "tombstones": report.tombstones,
+        "removed_records": report.removed_records,
         "last_segment": report.last_segment,
         "last_checkpoint_segment": report.last_checkpoint_segment,
         "unsigned_segments": report.unsigned_segments,
@@ -98,6 +135,11 @@ def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
         f"({report.events} events, {report.incidents} incidents), "
         f"{report.checkpoints} checkpoints",
     ]
+    if report.tombstones:
+        lines.append(
+            f"retention: {report.removed_records} event records removed lawfully, each "
+            f"accounted for by one of {report.tombstones} signed tombstones"
+        )
     if report.ok:
         lines.append("OK: every record matches its segment, the chain is whole and every "
                      "checkpoint is signed")  # fmt: skip
@@ -119,9 +161,16 @@ def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
 
 
 def _stats(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.vault.retention import policy_from_config
+    from kubesentinel.vault.retention_stats import retention_stats
+
+    policy = policy_from_config(config.forensics)
     store = _open(config, args.store)
     try:
         stats = store.vault_stats()
+        if isinstance(store, SQLiteStore):  # retention runs on SQLite stores only so far
+            stats.update(retention_stats(store, policy))
     finally:
         store.close()
     if args.format == "json":
@@ -129,7 +178,121 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     else:
         width = max(map(len, stats))
         for name, value in stats.items():
-            sys.stdout.write(f"{name:<{width}}  {value}\n")
+            sys.stdout.write(f"{name:<{width}}  {_plain(value)}\n")
+    return EXIT_CLEAN
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return "; ".join(_plain(item) for item in value) or "none"
+    return str(value)
+
+
+def _prune(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from kubesentinel.cli_runtime import DEAD_LETTER_NAME
+    from kubesentinel.vault.prune import PruneOptions, dead_letter_files, prune
+    from kubesentinel.vault.retention import policy_from_config
+
+    policy = policy_from_config(config.forensics)  # a bad policy file stops here, exit 2
+    store = _open_sqlite(config, args.store) if args.dry_run else _open_writable(config, args.store)
+    dead_letter = (
+        Path(args.dead_letter) if args.dead_letter else store.path.parent / DEAD_LETTER_NAME
+    )
+    options = PruneOptions(
+        policy,
+        time.time_ns(),
+        max_bytes=config.forensics.max_size_mb * MB,
+        dead_letter=dead_letter_files(dead_letter),
+        dry_run=args.dry_run,
+    )
+    try:
+        report = prune(store, options)
+    finally:
+        store.close()
+    figures = report.as_dict()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(figures, indent=2) + "\n")
+    else:
+        sys.stdout.write(_prune_text(figures, store.path))
+    if report.over_cap:
+        print(
+            f"kubesentinel: warning: {store.path} is over forensics.max_size_mb "
+            f"({config.forensics.max_size_mb} MB) and nothing evictable is left (held and "
+            "incident evidence, facets and tombstones stay)",
+            file=sys.stderr,
+        )
+        return EXIT_OVER_CAP
+    return EXIT_CLEAN
+
+
+def _prune_text(figures: dict[str, Any], path: Path) -> str:
+    verb = "would remove" if figures["dry_run"] else "removed"
+    lines = [f"{path}: {figures['events_classified']} events classified; {verb} "
+             f"{figures['events_removed']} events and {figures['rollup_rows_removed']} rollup "
+             "rows"]  # fmt: skip
+    if figures["removed"]:
+        rows = [("class", "action", "why", "count")] + [
+            (r["class"], r["action"], r["why"], str(r["count"])) for r in figures["removed"]
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        lines.extend(
+            "  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        )
+    lines.append(
+        f"segments touched {figures['segments_touched']}, evidence removed from "
+        f"{figures['segments_evidence_removed']}; rollup rows written "
+        f"{figures['rollup_rows_written']} ({figures['rolled_up_events']} events); tombstones "
+        f"{figures['tombstones']}"
+    )
+    after = "about " if figures["dry_run"] else ""
+    cap = figures["cap_bytes"]
+    lines.append(
+        f"size {_mb(figures['size_before_bytes'])} -> {after}{_mb(figures['size_after_bytes'])}"
+        + (f" (cap {_mb(cap)})" if cap is not None else "")
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _mb(size: int) -> str:
+    return f"{size / MB:.1f} MB"
+
+
+def _hold(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from kubesentinel.vault.hold import place_hold
+
+    store = _open_writable(config, args.store)
+    try:
+        result = place_hold(store, args.incident_id, args.reason, time.time_ns())
+    finally:
+        store.close()
+    state = "held" if result.changed else "already held; nothing changed"
+    sys.stdout.write(f"incident {result.incident_id}: {state}\n")
+    return EXIT_CLEAN
+
+
+def _release(args: argparse.Namespace, config: Config) -> int:
+    import time
+
+    from kubesentinel.vault.hold import release_hold
+
+    store = _open_writable(config, args.store)
+    try:
+        result = release_hold(store, args.incident_id, time.time_ns())
+    finally:
+        store.close()
+    if not result.changed:
+        raise UsageError(
+            f"incident {result.incident_id} is not held",
+            hint="`kubesentinel vault stats` lists holds",
+        )
+    sys.stdout.write(f"incident {result.incident_id}: released\n")
     return EXIT_CLEAN
 
 
@@ -154,3 +317,31 @@ def _open(config: Config, given: str | None) -> VaultStore:
     from kubesentinel.cli_runtime import open_existing_store
 
     return open_existing_store(config, given)
+
+
+def _open_sqlite(config: Config, given: str | None) -> SQLiteStore:
+    """An existing SQLite store, read-only: retention (prune, hold, release) runs on SQLite
+    stores only so far."""
+    from kubesentinel.runtime.store.open import store_location
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.runtime.store.urls import is_url, redact
+
+    location = store_location(config, given)
+    if is_url(location):
+        raise UsageError(
+            f"{redact(location)}: retention (vault prune, hold, release) works on SQLite stores "
+            "only so far; a PostgreSQL vault keeps every event",
+            hint="docs/vault.md, PostgreSQL",
+        )
+    store = _open(config, given)  # checks it exists and is a store
+    assert isinstance(store, SQLiteStore)  # a path opens a SQLite store
+    return store
+
+
+def _open_writable(config: Config, given: str | None) -> SQLiteStore:
+    """An existing SQLite store, for writing (prune, hold): never creates one."""
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    store = _open_sqlite(config, given)
+    store.close()
+    return SQLiteStore(store.path, signing_key=config.forensics.signing_key or None)

@@ -60,6 +60,17 @@ class ForensicsConfig:
     # The Ed25519 key that signs the store's checkpoints; empty: vault-signing-key.pem in the
     # store's directory, created on first use (docs/vault.md).
     signing_key: str = ""
+    # Retention policy files or directories of them, in order; empty: the shipped default
+    # policy (docs/vault-policies.md).
+    policies: tuple[str, ...] = ()
+    # Seconds before and after an incident whose events of its workload are kept with it;
+    # None: the policy's context window.
+    context_window_s: int | None = None
+    # Age in days after which classes that roll up (noise) become hourly counts; None: each
+    # class's rollup_after_days from the policy.
+    rollup_after_days: int | None = None
+    # How often the monitor applies the retention policy; 0: never (run `vault prune`).
+    prune_interval_s: int = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +125,31 @@ def _storage_url(value: Any) -> str | None:
     return None
 
 
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
+def _optional_int(key: str, low: int, high: int) -> Callable[[Any, str, int], int | None]:
+    """A parser for an integer key that may be null (``None``: the policy decides)."""
+
+    def parse(value: Any, file: str, line: int) -> int | None:
+        if value is None:
+            return None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(
+                f"{key} must be an integer or null, got {type(value).__name__} {value!r}",
+                file=file,
+                line=line,
+            )
+        if not low <= value <= high:
+            raise ConfigError(
+                f"{key} must be between {low:,} and {high:,}, got {value}", file=file, line=line
+            )
+        return value
+
+    return parse
+
+
 def _report_formats(value: Any) -> str | None:
     unknown = [v for v in value if v not in REPORT_FORMATS]
     return (
@@ -137,10 +173,16 @@ _CHECKS: Mapping[str, Check] = {
     "forensics.retention_days": _positive,
     "forensics.max_size_mb": _positive,
     "forensics.storage_url": _storage_url,
+    "forensics.prune_interval_s": _non_negative,
     "reporting.formats": _report_formats,
 }
 # Keys whose value is structured: parsed by their own module, which raises ConfigError.
-_PARSERS: Mapping[str, Callable[[Any, str, int], Any]] = {"static.skip": parse_skips}
+_PARSERS: Mapping[str, Callable[[Any, str, int], Any]] = {
+    "static.skip": parse_skips,
+    # The policy's own bounds: a window up to a week, a roll-up age up to 100 years.
+    "forensics.context_window_s": _optional_int("forensics.context_window_s", 0, 604_800),
+    "forensics.rollup_after_days": _optional_int("forensics.rollup_after_days", 0, 36_500),
+}
 _SECTIONS: Mapping[str, type] = {
     "static": StaticConfig,
     "runtime": RuntimeConfig,

@@ -271,9 +271,9 @@ def test_incident_limits_come_from_the_config(
     assert [i.event_count for i in incidents] == [1, 1, 1]
 
 
-def _tamper(path: Path, sql: str) -> None:
+def _tamper(path: Path, sql: str, *params: object) -> None:
     raw = sqlite3.connect(path)
-    raw.execute(sql)
+    raw.execute(sql, params)
     raw.commit()
     raw.close()
 
@@ -325,7 +325,7 @@ def test_show_reports_an_edited_incident_or_facet(
     assert problems == [
         {"where": f"incident {incident.id}", "what": "was changed after segment 1 wrote it"}
     ]
-    _tamper(path, "UPDATE incidents SET risk_score = " + str(incident.risk_score))
+    _tamper(path, "UPDATE incidents SET risk_score = ?", incident.risk_score)
     assert run(capsys, "incidents", "show", incident.id, "--store", str(path))[0] == 0
     _tamper(path, "UPDATE facets SET rule = 'Harmless'")
     code, out, _ = run(capsys, "incidents", "show", incident.id, "--store", str(path))

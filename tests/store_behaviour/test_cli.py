@@ -149,3 +149,12 @@ def test_incidents_show_checks_what_it_reads(
     code, out, _ = run(capsys, "--config", config, "incidents", "show", incident_id, *store)
     assert code == 1
     assert "its records do not match its Merkle root" in out
+
+
+def test_retention_commands_refuse_a_postgresql_vault(
+    postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for command in (["prune", "--dry-run"], ["prune"], ["hold", "--incident-id", "x"]):
+        code, _, err = run(capsys, "vault", *command, "--store", postgres_url)
+        assert code == 2
+        assert "works on SQLite stores only so far" in err

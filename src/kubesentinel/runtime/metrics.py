@@ -46,10 +46,14 @@ COUNTERS: Final = {
     "refused": "Alerts refused because the queue was full (HTTP 429).",
     "internal": "Falco internal events (drops, metrics snapshots) routed to health metrics.",
     "incidents_opened": "Incidents opened.",
+    "vault_removed": "Stored events the vault's retention removed (expired, rolled up, evicted).",
 }
 GAUGES: Final = {
     "queue_depth": "Alerts waiting in the source queue.",
     "open_incidents": "Incidents currently open in the correlator.",
+    # The health alert of the size cap: 1 while what is left is held or incident evidence.
+    "vault_over_cap": "1 when the vault cannot be pruned under forensics.max_size_mb, else 0.",
+    "vault_used_bytes": "Bytes the vault's store and dead-letter files used after the last prune.",
 }
 # Key figures of Falco's "metrics snapshot" internal events, kept per host.
 FALCO_FIGURES: Final = (
@@ -116,6 +120,13 @@ class Metrics:
                 self._gauges["queue_depth"] = queue_depth
             if open_incidents is not None:
                 self._gauges["open_incidents"] = open_incidents
+
+    def record_prune(self, *, removed: int, over_cap: bool, used_bytes: int) -> None:
+        """One retention run of the vault (vault/schedule.py)."""
+        with self._lock:
+            self._counters["vault_removed"] += removed
+            self._gauges["vault_over_cap"] = int(over_cap)
+            self._gauges["vault_used_bytes"] = used_bytes
 
     def observe_batch(
         self,

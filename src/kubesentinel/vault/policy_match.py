@@ -104,10 +104,12 @@ class Matcher:
         cache_size: int = CACHE_SIZE,
     ) -> None:
         self._compiled = tuple((rule.class_name, _tests(rule)) for rule in rules)
+        self._names = tuple(rule.name for rule in rules)
         self._tiers = dict(tiers)
         self._default = default_class
         # Per matcher, so two policies never share answers; bounded, as workload names churn.
         self.lookup = lru_cache(maxsize=cache_size)(self._classify)
+        self.explain = lru_cache(maxsize=cache_size)(self._explain)
 
     def _classify(  # noqa: PLR0917 - positional: the cache key is built fastest from them
         self,
@@ -127,3 +129,27 @@ class Matcher:
             if all(test(facts) for test in tests):
                 return class_name
         return self._tiers.get(priority, self._default)
+
+    def _explain(  # noqa: PLR0917 - the same key as lookup
+        self,
+        priority: Priority,
+        rule: str,
+        tags: tuple[str, ...],
+        source: str,
+        namespace: str,
+        kind: str,
+        name: str,
+        incident: IncidentLink,
+    ) -> tuple[str, str]:
+        """(class, why): why is ``rule NAME``, ``tier PRIORITY`` or ``default``, for reports
+        saying why retention removed an event (``lookup`` stays the lean hot path)."""
+        facts = _Facts(
+            priority, rule, tags, source, namespace, f"{kind}/{name}", incident or "none"
+        )
+        for (class_name, tests), rule_name in zip(self._compiled, self._names, strict=True):
+            if all(test(facts) for test in tests):
+                return class_name, f"rule {rule_name}"
+        tier = self._tiers.get(priority)
+        if tier is not None:
+            return tier, f"tier {priority.name.lower()}"
+        return self._default, "default"

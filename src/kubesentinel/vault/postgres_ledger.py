@@ -21,6 +21,7 @@ from kubesentinel.runtime.store.postgres_schema import pg_id_text
 from kubesentinel.vault.ledger import GENESIS_HEAD, Seal, seal
 from kubesentinel.vault.signer import Signer
 from kubesentinel.vault.verify import CheckpointRow, SegmentRow, VaultMeta
+from kubesentinel.vault.verify_retention import RetentionRows
 
 __all__ = [
     "PostgresLedger",
@@ -231,9 +232,28 @@ class PostgresLedger:
         where, params = self._in("id", self._incidents)
         yield from self._rows(f"{_SEALED_INCIDENTS}{where} ORDER BY seq", params)
 
+    def retention(self) -> RetentionRows:
+        """Retention does not run on a PostgreSQL vault yet: no tombstones, rollups or holds,
+        so every sealed row must still be there."""
+        return _NoRetention()
+
     def checkpoints(self) -> Iterator[CheckpointRow]:
         for row in self._rows("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):
             yield CheckpointRow(int(row[0]), int(row[1]), str(row[2]))
+
+
+class _NoRetention:
+    def tombstones(self) -> Iterator[Sequence[Any]]:
+        return iter(())
+
+    def removals(self) -> Iterator[Sequence[Any]]:
+        return iter(())
+
+    def rollups(self) -> Iterator[Sequence[Any]]:
+        return iter(())
+
+    def holds(self) -> Iterator[Sequence[Any]]:
+        return iter(())
 
 
 def _id_list(text: Any) -> list[str]:

@@ -35,6 +35,7 @@ RECORD_KINDS: Final = frozenset(
         "incident",  # one state of an incident row
         "tombstone",  # a record deleted by retention: what went, when and why
         "rollup",  # a summary kept in place of expired events
+        "hold",  # a legal hold placed on, or released from, an incident
     }
 )
 CHAIN_LABEL: Final = b"kubesentinel/vault/chain-head/v1\n"

@@ -19,9 +19,11 @@ from kubesentinel.errors import StoreError
 from kubesentinel.vault.ledger import GENESIS_HEAD, Seal, seal
 from kubesentinel.vault.signer import Signer
 from kubesentinel.vault.verify import CheckpointRow, SegmentRow, VaultMeta
+from kubesentinel.vault.verify_retention import RetentionRows
 
 __all__ = [
     "CHECKPOINT_INTERVAL_NS",
+    "ID_TEXT_SQL",
     "LEDGER_SCHEMA",
     "SQLiteLedger",
     "create_meta",
@@ -68,6 +70,7 @@ _ID_TEXT: Final = """CASE
         substr(hex(id), 3, 8) || '-' || substr(hex(id), 11, 4) || '-' || substr(hex(id), 15, 4)
         || '-' || substr(hex(id), 19, 4) || '-' || substr(hex(id), 23, 12))
     ELSE 'damaged id x' || hex(id) END"""
+ID_TEXT_SQL: Final = _ID_TEXT  # for retention's reads of event records (retention_sql)
 _SEALED_EVENTS: Final = (
     f"SELECT time_ns, {_ID_TEXT}, incident, role, facet, segment, offset, length FROM events"  # noqa: S608
 )
@@ -239,6 +242,11 @@ class SQLiteLedger:
     def incident_rows(self) -> Iterator[Sequence[Any]]:
         where, params = self._in("id", self._incidents)
         yield from self._db.cursor().execute(f"{_SEALED_INCIDENTS}{where}", params)
+
+    def retention(self) -> RetentionRows:
+        from kubesentinel.vault.retention_sql import SQLiteRetentionRows
+
+        return SQLiteRetentionRows(self._db)
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         cursor = self._db.cursor()

@@ -29,6 +29,8 @@ from kubesentinel.vault.ledger import (
     segment_leaf,
 )
 from kubesentinel.vault.record import chain_head
+from kubesentinel.vault.tombstone import Entry
+from kubesentinel.vault.verify_retention import Removed, RetentionCheck, RetentionRows, merge_leaves
 
 __all__ = ["LedgerReader", "Problem", "SegmentRow", "VaultMeta", "VerifyReport", "verify"]
 
@@ -101,6 +103,10 @@ class LedgerReader(Protocol):
         """Every checkpoint, by id."""
         ...
 
+    def retention(self) -> RetentionRows:
+        """Retention's tombstones, rollups and holds (verify_retention)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:
@@ -125,6 +131,8 @@ class VerifyReport:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     notes: list[str] = field(default_factory=list)
+    tombstones: int = 0
+    removed_records: int = 0  # event rows retention removed, each tombstoned
 
     @property
     def ok(self) -> bool:
@@ -166,6 +174,7 @@ def verify(
     facets = _Lookahead(reader.facet_rows())
     previous_head = GENESIS_HEAD
     previous_id = 0
+    retention = RetentionCheck(reader.retention())
     for segment in reader.segments():
         report.segments += 1
         report.last_segment = segment.id
@@ -176,20 +185,24 @@ def verify(
             gap = previous_id + 1
             span = f"segment {gap}" if segment.id == gap + 1 else f"segments {gap}-{segment.id - 1}"
             report.add(span, "missing: removed")
+        removed = retention.removed(segment.id, report)  # lawful deletions (tombstones)
         incident_leaves = _incident_leaves(segment, report)
         for incident_id, leaf in incident_leaves:
             latest_incident[incident_id] = (segment.id, leaf)
         if only is None or segment.id in only:
             report.checked_segments += 1
             leaves = [_hashed(segment_leaf, segment.record, where, report)]
-            _check_evidence(segment, report)
+            _check_evidence(segment, report, removed)
             leaves.extend(_facet_leaves(segment, facets, report))
-            leaves.extend(_event_leaves(segment, events, report))
+            leaves.extend(_event_leaves(segment, events, report, removed))
             leaves.extend(leaf for _, leaf in incident_leaves)
+            leaves.extend(retention.sealed_leaves(segment.id, removed, report))
             report.records += len(leaves)
             if len(leaves) != segment.record_count or merkle.root(leaves) != segment.root:
                 report.add(where, "its records do not match its Merkle root: a record of it "
                            "was changed, added or removed")  # fmt: skip
+        else:
+            retention.sealed_leaves(segment.id, removed, report)  # keeps its readers in step
         if _head(previous_head, segment) != segment.head:
             report.add(
                 where,
@@ -206,6 +219,8 @@ def verify(
     for row in facets.rest():
         report.add(f"facet {row[FACET_ID]}", f"names segment {row[FACET_SEGMENT]}, which does "
                    "not seal it: inserted or moved")  # fmt: skip
+    retention.finish(report)
+    report.tombstones = retention.tombstones
     _check_incidents(reader.incident_rows(), latest_incident, report, every=only is None)
     _match_checkpoints(signed, heads, report)
     return report
@@ -220,8 +235,12 @@ class CheckpointKey(Protocol):
     def note_hash(self, note: str) -> bytes: ...
 
 
-def _check_evidence(segment: SegmentRow, report: VerifyReport) -> None:
+def _check_evidence(segment: SegmentRow, report: VerifyReport, removed: Removed) -> None:
     where = f"segment {segment.id}"
+    if removed.evidence is not None:  # a tombstone says its bytes went with its last events
+        if removed.evidence != segment.sha256:
+            report.add(where, "a tombstone removed evidence of another sha256: altered")
+        return
     try:
         evidence = codec.decompress(
             segment.data, segment.codec, segment.raw_bytes + segment.sidecar_bytes
@@ -251,8 +270,11 @@ def _by_segment(rows: Iterator[Sequence[Any]]) -> Iterator[tuple[Any, list[Seque
         yield segment, list(run)
 
 
-def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport) -> list[bytes]:
-    """The leaves of the segment's event rows, checking their order and bounds."""
+def _event_leaves(
+    segment: SegmentRow, events: _Lookahead, report: VerifyReport, removed: Removed
+) -> list[bytes]:
+    """The leaves of the segment's event rows, checking their order and bounds, with the
+    leaves of rows retention removed put back in their places (by evidence offset)."""
     rows: list[Sequence[Any]] = []
     while (run := events.peek()) is not None:
         if type(run[0]) is int and run[0] > segment.id:
@@ -266,13 +288,25 @@ def _event_leaves(segment: SegmentRow, events: _Lookahead, report: VerifyReport)
                        "segment is missing, or it was inserted, moved or reordered")  # fmt: skip
     _check_places(rows, segment.raw_bytes, report)
     report.events += len(rows)
-    if len(rows) != segment.event_count:
-        report.add(f"segment {segment.id}", f"holds {len(rows)} event rows, sealed with "
-                   f"{segment.event_count}: rows were deleted or inserted")  # fmt: skip
+    gone = len(removed.events)
+    report.removed_records += gone
+    if len(rows) + gone != segment.event_count:
+        tombstoned = f" and {gone} tombstoned" if gone else ""
+        report.add(f"segment {segment.id}", f"holds {len(rows)} event rows{tombstoned}, sealed "
+                   f"with {segment.event_count}: rows were deleted or inserted")  # fmt: skip
     try:
-        return event_leaves(rows)
+        leaves = event_leaves(rows)
     except (TypeError, ValueError):  # a value JSON cannot say: find it, hash the rest
-        return [_leaf_or_report(row, report) for row in rows]
+        leaves = [_leaf_or_report(row, report) for row in rows]
+    if not gone:
+        return leaves
+    present = [Entry(_position(row), leaf) for row, leaf in zip(rows, leaves, strict=True)]
+    return merge_leaves(present, removed.events, report, f"segment {segment.id}")
+
+
+def _position(row: Sequence[Any]) -> int:
+    offset = row[EVENT_OFFSET]
+    return offset if type(offset) is int else -1  # reported by _check_places
 
 
 def _check_places(rows: list[Sequence[Any]], raw_bytes: int, report: VerifyReport) -> None:

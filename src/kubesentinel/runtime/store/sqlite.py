@@ -443,6 +443,23 @@ class SQLiteStore:
                     hint=_TAMPER_HINT,
                 ) from exc
 
+    # -- for the vault's retention (vault/prune.py, vault/hold.py) ----------------------------
+
+    @contextmanager
+    def write_transaction(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection inside one write transaction (committed on leaving, rolled back on
+        an error); SQLite errors become a StoreError saying ``cannot {action}``."""
+        if self.read_only:
+            raise StoreError(f"cannot {action}: the store is open read-only", file=str(self.path))
+        with self._guard(action) as db, self._transaction():
+            yield db
+
+    @contextmanager
+    def read_snapshot(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection inside one read transaction: one committed state."""
+        with self._guard(action) as db, self._snapshot():
+            yield db
+
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, events: Sequence[Event], incidents: Sequence[Incident]) -> None:
