@@ -1,6 +1,7 @@
-"""The ``kubesentinel vault`` commands: verify the store's seals, show its figures, export
-its public key, apply the retention policy (prune) and place or release legal holds. Kept
-apart from cli.py like cli_runtime.py; only these modules print."""
+"""The ``kubesentinel vault`` commands: verify the store's seals (or a bundle's), export
+evidence with its proofs, show its figures, export its public key, apply the retention
+policy (prune) and place or release legal holds. Kept apart from cli.py like
+cli_runtime.py; only these modules print."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from kubesentinel.cli_export import add_export_command, verify_bundle_command
 from kubesentinel.cli_runtime import EXIT_CLEAN
 from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
@@ -27,7 +29,7 @@ MB = 1024 * 1024
 
 def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     vault = commands.add_parser(
-        "vault", help="the forensic vault: verify, stats, prune, hold, release, keys"
+        "vault", help="the forensic vault: verify, export, stats, prune, hold, release, keys"
     )
     sub = vault.add_subparsers(dest="vault_command", required=True, metavar="COMMAND")
 
@@ -47,8 +49,14 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="the pinned public key (from `vault key export`); without it the "
         "key the store names is used, which an attacker could have replaced",
     )
+    verify.add_argument(
+        "--bundle", metavar="PATH",
+        help="check a `vault export` bundle instead of a store, offline (with --public-key, "
+        "against the pinned key; else the bundle's own)",
+    )  # fmt: skip
     verify.add_argument("--format", choices=("text", "json"), default="text")
     verify.set_defaults(handler=_verify)  # fmt: skip
+    add_export_command(sub, parents)
 
     stats = sub.add_parser(
         "stats", parents=parents, help="size, records per class, rollups, tombstones, holds"
@@ -96,6 +104,10 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
 def _verify(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.vault.signer import NoteKey
 
+    if args.bundle:
+        if args.store:
+            raise UsageError("--bundle checks a bundle without the store: leave out --store")
+        return verify_bundle_command(args)
     key = NoteKey.from_pem_file(Path(args.public_key)) if args.public_key else None
     store = _open(config, args.store)
     try:

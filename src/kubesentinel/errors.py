@@ -14,7 +14,8 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 │   └── DeadLetterError       the dead-letter file cannot be written or read (KS-E034)
 └── VaultError                the forensic vault (KS-E050)
     ├── KeyFileError          a key file is unreadable, not Ed25519, or readable by others (KS-E051)
-    └── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
+    ├── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
+    └── BundleError           not a readable export bundle: truncated, another version (KS-E053)
 """
 
 from __future__ import annotations
@@ -144,3 +145,10 @@ class CheckpointError(VaultError):
     trusted key (a forged checkpoint, or one signed by a swapped key)."""
 
     code = "KS-E052"
+
+
+class BundleError(VaultError):
+    """A ``vault export`` bundle cannot be checked at all: not a bundle, truncated, of another
+    version, or malformed. Tampering found in a well-formed bundle is a report, not this."""
+
+    code = "KS-E053"

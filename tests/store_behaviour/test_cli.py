@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.cli import main
+from kubesentinel.runtime.store.open import open_store
 from tests.store_behaviour.backends import Backend
 
 
@@ -151,10 +152,12 @@ def test_incidents_show_checks_what_it_reads(
     assert "its records do not match its Merkle root" in out
 
 
-def test_retention_commands_refuse_a_postgresql_vault(
+def test_retention_and_export_refuse_a_postgresql_vault(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for command in (["prune", "--dry-run"], ["prune"], ["hold", "--incident-id", "x"]):
+    open_store(postgres_url, signing_key=tmp_path / "key.pem").close()
+    export = ["export", "--incident-id", "x", "--output", str(tmp_path / "b.jsonl")]
+    for command in (["prune", "--dry-run"], ["prune"], ["hold", "--incident-id", "x"], export):
         code, _, err = run(capsys, "vault", *command, "--store", postgres_url)
         assert code == 2
         assert "works on SQLite stores only so far" in err

@@ -719,6 +719,13 @@ class SQLiteStore:
                 key = NoteKey(ledger.meta().public_key)
             return verify(ledger, key, only=segments)
 
+    @contextmanager
+    def reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The connection inside one read transaction, errors as StoreError naming
+        ``action``: for the vault's readers (``vault export``) that run their own queries."""
+        with self._guard(action) as db, self._snapshot():
+            yield db
+
     def public_key(self) -> bytes | None:
         """The raw Ed25519 public key the store's checkpoints are signed with, if any yet."""
         with self._guard("read the vault identity") as db:
