@@ -183,9 +183,10 @@ def _parser() -> argparse.ArgumentParser:
         help="write the reported findings (all severities) to FILE as a baseline; exit 0",
     )
     scan.add_argument("--no-color", action="store_true", help="never colour the table output")
-    scan.add_argument("--store", metavar="PATH",
-                      help="also save the workloads' findings (all severities) in this SQLite "
-                      "store, where `kubesentinel monitor` reads its posture")  # fmt: skip
+    scan.add_argument("--store", metavar="PATH|URL",
+                      help="also save the workloads' findings (all severities) in this store "
+                      "(SQLite file or postgresql:// URL), where `kubesentinel monitor` reads "
+                      "its posture")  # fmt: skip
     scan.add_argument("--store-cluster", default="default", metavar="NAME",
                       help="with --store: the cluster the scan describes, as the monitor's "
                       "--cluster names it (default: default)")  # fmt: skip
@@ -305,10 +306,12 @@ def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
 
 def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, cluster: str) -> None:
     from kubesentinel.bridge import impacts_of, posture_from_findings
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.runtime.store.open import open_store
+    from kubesentinel.runtime.store.urls import is_url
 
-    Path(store_path).parent.mkdir(parents=True, exist_ok=True)
-    store = SQLiteStore(store_path)
+    if not is_url(store_path):
+        Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+    store = open_store(store_path)
     posture = posture_from_findings(
         result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
     )

@@ -64,6 +64,7 @@ def _selection(args: argparse.Namespace) -> Selection:
 def _export(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.cli_runtime import open_existing_store
     from kubesentinel.runtime.incident_view import iso_time
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.bundle import BundleWriter, PrivateOutput
     from kubesentinel.vault.export import export
     from kubesentinel.vault.signer import NoteKey, public_pem
@@ -73,6 +74,12 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     pinned = NoteKey.from_pem_file(Path(args.public_key)) if args.public_key else None
     output = Path(args.output)
     store = open_existing_store(config, args.store)
+    if not isinstance(store, SQLiteStore):
+        store.close()
+        raise UsageError(
+            f"{store.name}: vault export works on SQLite stores only so far",
+            hint="`vault verify` checks a PostgreSQL vault (docs/vault.md, PostgreSQL)",
+        )
     try:
         out = PrivateOutput(output, force=args.force)
         try:

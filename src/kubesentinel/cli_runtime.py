@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from kubesentinel.models.posture import Posture
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.metrics import Metrics
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.runtime.store.interface import VaultStore
     from kubesentinel.vault.policy import Policy
     from kubesentinel.vault.schedule import PruneSchedule
 
@@ -72,7 +72,8 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          "one (default: runtime.incident_max_duration, 3600)")  # fmt: skip
     # Deprecated name of --incident-gap: still accepted, with a notice, and not advertised.
     monitor.add_argument("--window", type=float, help=argparse.SUPPRESS)
-    monitor.add_argument("--store", metavar="PATH", help="SQLite store (default: "
+    monitor.add_argument("--store", metavar="PATH|URL", help="SQLite file or postgresql:// URL "
+                         "(default: forensics.storage_url, else "
                          f"forensics.storage_path/{DB_NAME})")  # fmt: skip
     monitor.add_argument("--dead-letter", metavar="PATH", help="where malformed alerts go "
                          f"(default: forensics.storage_path/{DEAD_LETTER_NAME})")  # fmt: skip
@@ -110,7 +111,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     listing.add_argument("--severity", type=_min_severity_arg, metavar="LEVEL",
                          help="minimum severity: low, medium, high or critical")  # fmt: skip
     listing.add_argument("--status", choices=("open", "closed"))
-    listing.add_argument("--store", metavar="PATH")
+    listing.add_argument("--store", metavar="PATH|URL")
     listing.set_defaults(handler=_incidents_list)
     show = sub.add_parser("show", help="one incident with its events", parents=parents)
     show.add_argument("incident_id", metavar="ID")
@@ -118,7 +119,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     show.add_argument("--all", action="store_true",
                       help="list every context event (default: the first "
                       f"{CONTEXT_SHOWN})")  # fmt: skip
-    show.add_argument("--store", metavar="PATH")
+    show.add_argument("--store", metavar="PATH|URL")
     show.set_defaults(handler=_incidents_show)
 
     simulate = commands.add_parser(
@@ -130,15 +131,12 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     simulate.set_defaults(handler=_simulate)
 
 
-def _store_path(config: Config, given: str | None) -> Path:
-    return Path(given) if given else Path(config.forensics.storage_path) / DB_NAME
+def _open_store(config: Config, given: str | None) -> VaultStore:
+    from kubesentinel.runtime.store.open import open_store, signing_key_for, store_location
 
-
-def _open_store(path: Path, config: Config) -> SQLiteStore:
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
-
-    # Creates its directory 0700 and the file 0600; the signing key on the first write.
-    return SQLiteStore(path, signing_key=config.forensics.signing_key or None)
+    # SQLite: creates its directory 0700 and the file 0600; the signing key on the first write.
+    location = store_location(config, given)
+    return open_store(location, signing_key=signing_key_for(config, location))
 
 
 def _monitor(args: argparse.Namespace, config: Config) -> int:
@@ -187,7 +185,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
         source.close()
     logs.log.info("%s %s", "listening on" if source.live else "reading", source.name)
     try:
-        store = _open_store(_store_path(config, args.store), config)
+        store = _open_store(config, args.store)
     except BaseException:
         source.close()
         raise
@@ -235,14 +233,20 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
 
 
 def _prune_schedule(
-    store: SQLiteStore, config: Config, policy: Policy, dead_letter: Path, metrics: Metrics
+    store: VaultStore, config: Config, policy: Policy, dead_letter: Path, metrics: Metrics
 ) -> PruneSchedule | None:
     """The monitor's retention runs (vault/schedule.py), unless forensics.prune_interval_s
-    is 0."""
+    is 0. Retention runs on SQLite stores only so far: a PostgreSQL vault keeps everything."""
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.schedule import PruneSchedule
 
     forensics = config.forensics
     if forensics.prune_interval_s <= 0:
+        return None
+    if not isinstance(store, SQLiteStore):
+        from kubesentinel.runtime import logs
+
+        logs.log.warning("retention is not applied to a PostgreSQL vault yet: it keeps every event")
         return None
     schedule = PruneSchedule(
         store.path,
@@ -257,7 +261,7 @@ def _prune_schedule(
     return schedule
 
 
-def _stored_posture(store: SQLiteStore, given: Posture | None, cluster: str) -> Posture | None:
+def _stored_posture(store: VaultStore, given: Posture | None, cluster: str) -> Posture | None:
     """The posture given (saved for later runs), else the one a previous run saved."""
     if given is not None:
         store.save_posture(given)
@@ -270,7 +274,7 @@ def _stored_posture(store: SQLiteStore, given: Posture | None, cluster: str) -> 
     return posture
 
 
-def _close_store(store: SQLiteStore, *, quiet: bool, schedule: PruneSchedule | None = None) -> None:
+def _close_store(store: VaultStore, *, quiet: bool, schedule: PruneSchedule | None = None) -> None:
     """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
     traceback, and none after the error that stopped the monitor: every commit is already in
     the WAL, which the next open reads."""
@@ -417,7 +421,7 @@ def _incidents_show(args: argparse.Namespace, config: Config) -> int:
         incident = store.get_incident(args.incident_id)
         if incident is None:
             raise UsageError(
-                f"no incident {args.incident_id!r} in {store.path}",
+                f"no incident {args.incident_id!r} in {store.name}",
                 hint="`kubesentinel incidents list` shows the incidents and their ids",
             )
         # Check what is shown against the vault's seals before reading it.
@@ -433,21 +437,11 @@ def _incidents_show(args: argparse.Namespace, config: Config) -> int:
     return EXIT_CLEAN if integrity.ok else EXIT_TAMPERED
 
 
-def open_existing_store(config: Config, given: str | None) -> SQLiteStore:
-    """The store for the incident commands, which never create one."""
-    from kubesentinel.runtime.store.sqlite import MigrationNeeded, SQLiteStore
+def open_existing_store(config: Config, given: str | None) -> VaultStore:
+    """The store for the incident and vault commands, which never create one."""
+    from kubesentinel.runtime.store.open import open_existing
 
-    path = _store_path(config, given)
-    if not path.is_file():
-        raise UsageError(
-            f"no incident store at {path}",
-            hint="run `kubesentinel monitor` first, or pass --store PATH",
-        )
-    try:
-        return SQLiteStore(path, read_only=True)  # works on a full disk, never checkpoints
-    except MigrationNeeded:
-        # An older store: a writer upgrades it in place (and signs what it sealed).
-        return SQLiteStore(path, signing_key=config.forensics.signing_key or None)
+    return open_existing(config, given)
 
 
 def _limit_arg(text: str) -> int:

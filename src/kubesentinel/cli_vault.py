@@ -18,6 +18,7 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
+    from kubesentinel.runtime.store.interface import VaultStore
     from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.verify import VerifyReport
 
@@ -38,8 +39,9 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     )  # fmt: skip
     verify.add_argument(
         "--store",
-        metavar="PATH",
-        help="SQLite store (default: forensics.storage_path/kubesentinel.db)",
+        metavar="PATH|URL",
+        help="SQLite file or postgresql:// URL (default: forensics.storage_url, else "
+        "forensics.storage_path/kubesentinel.db)",
     )
     verify.add_argument(
         "--public-key",
@@ -59,7 +61,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     stats = sub.add_parser(
         "stats", parents=parents, help="size, records per class, rollups, tombstones, holds"
     )
-    stats.add_argument("--store", metavar="PATH")
+    stats.add_argument("--store", metavar="PATH|URL")
     stats.add_argument("--format", choices=("text", "json"), default="text")
     stats.set_defaults(handler=_stats)
 
@@ -95,7 +97,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     export = key_sub.add_parser(
         "export", parents=parents, help="print the public key checkpoints verify with (PEM)"
     )
-    export.add_argument("--store", metavar="PATH")
+    export.add_argument("--store", metavar="PATH|URL")
     export.set_defaults(handler=_key_export)
 
 
@@ -115,7 +117,7 @@ def _verify(args: argparse.Namespace, config: Config) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(_report_json(report, pinned=key is not None), indent=2) + "\n")
     else:
-        sys.stdout.write(_report_text(report, store.path, pinned=key is not None))
+        sys.stdout.write(_report_text(report, store.name, pinned=key is not None))
     return EXIT_CLEAN if report.ok else EXIT_TAMPERED
 
 
@@ -139,7 +141,7 @@ def _report_json(report: VerifyReport, *, pinned: bool) -> dict[str, Any]:
     }
 
 
-def _report_text(report: VerifyReport, path: Path, *, pinned: bool) -> str:
+def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
     lines = [
         f"{path}: {report.records} records in {report.segments} segments "
         f"({report.events} events, {report.incidents} incidents), "
@@ -171,6 +173,7 @@ def _report_text(report: VerifyReport, path: Path, *, pinned: bool) -> str:
 
 
 def _stats(args: argparse.Namespace, config: Config) -> int:
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.retention import policy_from_config
     from kubesentinel.vault.retention_stats import retention_stats
 
@@ -178,7 +181,8 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     store = _open(config, args.store)
     try:
         stats = store.vault_stats()
-        stats.update(retention_stats(store, policy))
+        if isinstance(store, SQLiteStore):  # retention runs on SQLite stores only so far
+            stats.update(retention_stats(store, policy))
     finally:
         store.close()
     if args.format == "json":
@@ -206,7 +210,7 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.vault.retention import policy_from_config
 
     policy = policy_from_config(config.forensics)  # a bad policy file stops here, exit 2
-    store = _open(config, args.store) if args.dry_run else _open_writable(config, args.store)
+    store = _open_sqlite(config, args.store) if args.dry_run else _open_writable(config, args.store)
     dead_letter = (
         Path(args.dead_letter) if args.dead_letter else store.path.parent / DEAD_LETTER_NAME
     )
@@ -314,24 +318,42 @@ def _key_export(args: argparse.Namespace, config: Config) -> int:
         store.close()
     if public_key is None:
         raise UsageError(
-            f"{store.path} has no signed checkpoint yet, so no key",
+            f"{store.name} has no signed checkpoint yet, so no key",
             hint="the monitor signs its first checkpoint with its first write",
         )
     sys.stdout.write(public_pem(public_key))
     return EXIT_CLEAN
 
 
-def _open(config: Config, given: str | None) -> SQLiteStore:
+def _open(config: Config, given: str | None) -> VaultStore:
     from kubesentinel.cli_runtime import open_existing_store
 
     return open_existing_store(config, given)
 
 
+def _open_sqlite(config: Config, given: str | None) -> SQLiteStore:
+    """An existing SQLite store, read-only: retention (prune, hold, release) runs on SQLite
+    stores only so far."""
+    from kubesentinel.runtime.store.open import store_location
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    from kubesentinel.runtime.store.urls import is_url, redact
+
+    location = store_location(config, given)
+    if is_url(location):
+        raise UsageError(
+            f"{redact(location)}: retention (vault prune, hold, release) works on SQLite stores "
+            "only so far; a PostgreSQL vault keeps every event",
+            hint="docs/vault.md, PostgreSQL",
+        )
+    store = _open(config, given)  # checks it exists and is a store
+    assert isinstance(store, SQLiteStore)  # a path opens a SQLite store
+    return store
+
+
 def _open_writable(config: Config, given: str | None) -> SQLiteStore:
-    """An existing store, for writing (prune, hold): never creates one."""
-    from kubesentinel.cli_runtime import open_existing_store
+    """An existing SQLite store, for writing (prune, hold): never creates one."""
     from kubesentinel.runtime.store.sqlite import SQLiteStore
 
-    path = open_existing_store(config, given)  # checks it exists and is a store
-    path.close()
-    return SQLiteStore(path.path, signing_key=config.forensics.signing_key or None)
+    store = _open_sqlite(config, given)
+    store.close()
+    return SQLiteStore(store.path, signing_key=config.forensics.signing_key or None)

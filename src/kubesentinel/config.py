@@ -52,6 +52,9 @@ class AIConfig:
 @dataclass(frozen=True, slots=True)
 class ForensicsConfig:
     storage_path: str = "./forensics"
+    # A PostgreSQL vault shared by several monitors (postgresql://USER@HOST/DB?schema=NAME);
+    # empty: the SQLite file in storage_path (docs/vault.md, PostgreSQL).
+    storage_url: str = ""
     retention_days: int = 90
     max_size_mb: int = 1000
     # The Ed25519 key that signs the store's checkpoints; empty: vault-signing-key.pem in the
@@ -110,6 +113,18 @@ def _pss_version(value: Any) -> str | None:
     return None
 
 
+def _storage_url(value: Any) -> str | None:
+    from kubesentinel.runtime.store.urls import parse_postgres_url
+
+    if value == "":
+        return None
+    try:
+        parse_postgres_url(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def _non_negative(value: Any) -> str | None:
     return None if value >= 0 else "must be 0 or more"
 
@@ -157,6 +172,7 @@ _CHECKS: Mapping[str, Check] = {
     "ai.threshold": _unit_interval,
     "forensics.retention_days": _positive,
     "forensics.max_size_mb": _positive,
+    "forensics.storage_url": _storage_url,
     "forensics.prune_interval_s": _non_negative,
     "reporting.formats": _report_formats,
 }

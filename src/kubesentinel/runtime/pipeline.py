@@ -19,9 +19,9 @@ answers 503 to new alerts, one line says why, and the store is tried again every
 ``STORE_RETRY_S``; a finite source (a file) stops with the error instead, since nobody would
 send its alerts again. Everything acknowledged before stays stored.
 
-With ``store_process`` (the monitor's default on two cores or more) a SQLite store commits
-from a process of its own (``store.writer``), in batch order, while this one parses the next
-batches; items are still settled only once their batch is committed.
+With ``store_process`` (the monitor's default on two cores or more) the store (SQLite or
+PostgreSQL) commits from a process of its own (``store.writer``), in batch order, while this
+one parses the next batches; items are still settled only once their batch is committed.
 """
 
 from __future__ import annotations
@@ -46,8 +46,8 @@ from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.parse import Rejected
 from kubesentinel.runtime.rejects import add_each, reject_events
 from kubesentinel.runtime.sources.interface import Outcome, RawAlert, Source, settle
-from kubesentinel.runtime.store.interface import IncidentStore
-from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore, encode_write
+from kubesentinel.runtime.store.interface import IncidentStore, VaultStore
+from kubesentinel.runtime.store.rows import EncodedWrite, encode_write
 from kubesentinel.runtime.store.writer import StoreProcess
 from kubesentinel.runtime.workers import Prepared, Preparer
 
@@ -123,14 +123,14 @@ def run(
     ``stop_when_idle`` (--until-eof) also ends a live source at its first idle poll, which is
     how a replay through NATS or a socket finishes in CI. With ``workers`` > 1, parsing and
     enrichment run in ``workers - 1`` other processes while this one correlates; with
-    ``store_process`` a SQLite store commits from a process of its own. Batches are committed
+    ``store_process`` a vault store commits from a process of its own. Batches are committed
     in source order either way. A finite source whose store fails raises the StoreError once
     everything in flight is settled.
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
     started = time.perf_counter()
-    process = store_process and isinstance(store, SQLiteStore)
+    process = store_process and isinstance(store, VaultStore)
     parsers = workers - 1 if process else workers  # the writer takes one of the processes
     writer = _Writer(store, metrics, wall, process)
     health = _StoreHealth(source, store_retry_s)
@@ -340,8 +340,8 @@ class _Writer:
         self._lock = threading.Lock()
         self.unavailable = 0  # items settled UNAVAILABLE because a write failed
         self.commits = 0  # writes committed (settled on the acknowledgement thread)
-        if process and isinstance(store, SQLiteStore):
-            self._process = StoreProcess(store.path, store.signing_key)
+        if process and isinstance(store, VaultStore):
+            self._process = StoreProcess(store.location, store.signing_key)
 
     def close(self) -> None:
         """Wait for every write in flight; raise the first failure."""
@@ -363,9 +363,9 @@ class _Writer:
         """After a failed write: a new writer process (the old one has stopped)."""
         if self._process is None:
             return
-        path, key = self._process.path, self._process.signing_key
+        location, key = self._process.location, self._process.signing_key
         self.abandon()
-        self._process = StoreProcess(path, key)
+        self._process = StoreProcess(location, key)
 
     def submit(
         self,

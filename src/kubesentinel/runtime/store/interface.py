@@ -4,10 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from kubesentinel.models import Event, Incident, Severity
 from kubesentinel.models.posture import Posture
+
+if TYPE_CHECKING:
+    from kubesentinel.runtime.store.rows import EncodedWrite
+    from kubesentinel.vault.verify import CheckpointKey, VerifyReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,3 +71,40 @@ class IncidentStore(Protocol):
     def load_posture(self) -> Posture | None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class VaultStore(IncidentStore, Protocol):
+    """A sealed store of either backend (``store.open`` opens one): what the monitor's writer,
+    ``incidents`` and ``vault`` commands use beyond ``IncidentStore``."""
+
+    @property
+    def name(self) -> str:
+        """How messages name the store: its path, or its URL without the password."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """What ``store.open.open_store`` takes to open it again (a writer process does)."""
+        ...
+
+    @property
+    def signing_key(self) -> Path | None: ...
+
+    def apply(self, encoded: EncodedWrite) -> None:
+        """Commit a write ``rows.encode_write`` prepared; returns once committed."""
+        ...
+
+    def next_of(self, incident_id: str) -> str | None: ...
+
+    def seal_tail(self) -> None: ...
+
+    def verify(self, key: CheckpointKey | None = None) -> VerifyReport: ...
+
+    def verify_incident(
+        self, incident_id: str, key: CheckpointKey | None = None
+    ) -> VerifyReport: ...
+
+    def public_key(self) -> bytes | None: ...
+
+    def vault_stats(self) -> dict[str, Any]: ...

@@ -51,20 +51,18 @@ from typing import Any
 
 import orjson
 
-from kubesentinel.errors import EventError, StoreError
+from kubesentinel.errors import StoreError
 from kubesentinel.models import (
     Event,
     Incident,
     Priority,
-    RiskReason,
-    RuleCount,
     Severity,
 )
-from kubesentinel.models.event import Workload
-from kubesentinel.models.incident import ContextCounts, EventIds
+from kubesentinel.models.incident import EventIds
 from kubesentinel.models.posture import Posture
-from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store import codec
+from kubesentinel.runtime.store.decode import event_from as _event_from
+from kubesentinel.runtime.store.decode import incident_from as _incident_from
 from kubesentinel.runtime.store.facets import FACETS_SCHEMA, Facets
 from kubesentinel.runtime.store.interface import StoredEvent
 from kubesentinel.runtime.store.rows import (
@@ -299,6 +297,16 @@ class SQLiteStore:
                 file=str(self.path),
                 hint="move the file aside; the monitor creates a new store on its next start",
             ) from exc
+
+    @property
+    def name(self) -> str:
+        """How messages name the store: its path."""
+        return str(self.path)
+
+    @property
+    def location(self) -> str:
+        """What ``store.open.open_store`` takes to open it again (a writer process does)."""
+        return str(self.path)
 
     def _open(self) -> None:
         """Check the schema with plain reads, so a reader opens while the monitor writes."""
@@ -792,34 +800,6 @@ class SQLiteStore:
         self.close()
 
 
-def _incident_from(row: Sequence[Any], event_ids: EventIds) -> Incident:
-    context = json.loads(row[19])
-    return Incident(
-        id=row[0],
-        workload=Workload(cluster=row[2], namespace=row[3], kind=row[4], name=row[5]),
-        first_ns=row[6],
-        last_ns=row[7],
-        severity=Severity.parse(row[8]),
-        risk_score=row[9],
-        reasons=tuple(RiskReason(r["points"], r["reason"]) for r in json.loads(row[10])),
-        rules=tuple(
-            RuleCount(r["rule"], r["count"], Priority.parse(r.get("priority", "debug")))
-            for r in json.loads(row[11])
-        ),
-        tactics=tuple(json.loads(row[12])),
-        techniques=tuple(json.loads(row[13])),
-        event_count=row[14],
-        event_ids=event_ids,
-        posture=tuple(json.loads(row[16])),
-        status=row[17],
-        previous_id=row[18],
-        context=ContextCounts(
-            context.get("telemetry", 0), context.get("low_priority", 0), context.get("repeat", 0)
-        ),
-        context_ids=tuple(context.get("sample_ids", ())),
-    )
-
-
 def _where(
     namespace: str | None, since_ns: int | None, min_severity: Severity | None, status: str | None
 ) -> tuple[str, list[Any]]:
@@ -921,42 +901,3 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
-
-
-def _event_from(row: Sequence[Any], raw: bytes, origin: str, received_ns: int) -> Event:
-    """An event from its row (``_SELECT_EVENTS``), its bytes as received (output, hostname,
-    tags and fields) and its sidecar entry."""
-    try:
-        alert = decode_json(raw)
-    except EventError:
-        alert = None
-    if type(alert) is not dict:
-        alert = {}
-    fields = alert.get("output_fields")
-    if type(fields) is not dict:
-        fields = {}
-    hostname = alert.get("hostname")
-    if type(hostname) is not str:
-        hostname = fields.get("evt.hostname")
-    tags = alert.get("tags")
-    output = alert.get("output")
-    return Event(
-        id=id_text(row[1]),
-        time_ns=row[0],
-        received_ns=received_ns,
-        rule=row[4],
-        priority=Priority(row[5]),
-        source=row[6],
-        hostname=hostname if type(hostname) is str else "",
-        workload=Workload(cluster=row[7], namespace=row[8], kind=row[9], name=row[10]),
-        pod=row[11],
-        container_id=row[12],
-        container_image=row[13],
-        tactics=tuple(json.loads(row[14])),
-        techniques=tuple(json.loads(row[15])),
-        tags=tuple(tag for tag in tags if type(tag) is str) if type(tags) is list else (),
-        output=output if type(output) is str else "",
-        fields=fields,
-        origin=origin,
-        raw=raw,
-    )

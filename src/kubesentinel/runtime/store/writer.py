@@ -28,7 +28,9 @@ from typing import Any, Final
 
 from kubesentinel.errors import StoreError
 from kubesentinel.runtime.gc_tuning import tune_for_throughput
-from kubesentinel.runtime.store.sqlite import EncodedWrite, SQLiteStore
+from kubesentinel.runtime.store.interface import VaultStore
+from kubesentinel.runtime.store.rows import EncodedWrite
+from kubesentinel.runtime.store.urls import redact
 
 __all__ = ["StoreProcess"]
 
@@ -40,7 +42,7 @@ _END: Final = b""
 
 
 class StoreProcess:
-    """A writer process for the SQLite store at ``path``.
+    """A writer process for the store at ``location``: a SQLite file or a PostgreSQL URL.
 
     ``submit`` sends a write and returns; ``done`` runs (in this process, on a thread of its
     own) once the write is settled: with None once committed (the place to acknowledge what it
@@ -49,14 +51,15 @@ class StoreProcess:
     also raised by the next ``submit`` or by ``close``; nothing after it is committed.
     """
 
-    def __init__(self, path: Path, signing_key: Path | None = None) -> None:
-        self.path = path
+    def __init__(self, location: str | Path, signing_key: Path | None = None) -> None:
+        self.location = str(location)
+        self.name = redact(self.location)  # what messages show: never a password
         self.signing_key = signing_key
         context = multiprocessing.get_context("spawn")  # the monitor may already run threads
         self._conn, child = context.Pipe(duplex=True)
         key = "" if signing_key is None else str(signing_key)
         self._process = context.Process(
-            target=_serve, args=(str(path), key, child), name="kubesentinel-store", daemon=True
+            target=_serve, args=(self.location, key, child), name="kubesentinel-store", daemon=True
         )
         self._process.start()
         child.close()
@@ -129,7 +132,7 @@ class StoreProcess:
         """Record the first failure; every write still pending is settled with it."""
         with self._changed:
             if self._error is None:
-                self._error = StoreError(message, file=file or str(self.path), hint=hint)
+                self._error = StoreError(message, file=file or self.name, hint=hint)
             error = self._error
             pending = list(self._pending)
             self._pending.clear()
@@ -151,14 +154,16 @@ def _settle(done: Callable[[StoreError | None], None], error: StoreError | None)
         log.exception("settling a store write failed")
 
 
-def _serve(path: str, signing_key: str, conn: Connection) -> None:
+def _serve(location: str, signing_key: str, conn: Connection) -> None:
     """The writer process: commit each write received, answer, until told to end; closing
     the store signs a checkpoint over what it wrote."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    store: SQLiteStore | None = None
+    from kubesentinel.runtime.store.open import open_store
+
+    store: VaultStore | None = None
     try:
-        store = SQLiteStore(path, signing_key=signing_key or None)
+        store = open_store(location, signing_key=signing_key or None)
         tune_for_throughput()
         while True:
             events = conn.recv_bytes()
