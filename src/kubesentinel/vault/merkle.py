@@ -12,18 +12,24 @@ of two below the size) without recursion.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
     "EMPTY_ROOT",
     "HASH_SIZE",
+    "Gap",
     "consistency_proof",
+    "covering_hashes",
+    "covering_ranges",
     "inclusion_proof",
     "leaf_hash",
     "node_hash",
     "root",
+    "root_of_parts",
     "verify_consistency",
     "verify_inclusion",
 ]
@@ -161,6 +167,85 @@ def verify_consistency(
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1
     return sn == 0 and fr == old_root and sr == new_root
+
+
+def covering_ranges(start: int, count: int, size: int) -> list[tuple[int, int]]:
+    """The nodes of the tree of ``size`` leaves that exactly cover leaves
+    [start, start + count), as [lo, hi) ranges from left to right: the largest subtrees
+    inside the run, at most two per level, so O(log size) of them."""
+    if count < 1 or start < 0 or start + count > size:
+        raise ValueError(f"no run of {count} leaves at {start} in a tree of {size}")
+    end = start + count
+    found: list[tuple[int, int]] = []
+    pending = [(0, size)]  # a stack: right halves wait under left ones
+    while pending:
+        lo, hi = pending.pop()
+        if hi <= start or lo >= end:
+            continue
+        if start <= lo and hi <= end:
+            found.append((lo, hi))
+            continue
+        k = _largest_power_of_two_below(hi - lo)
+        pending.append((lo + k, hi))
+        pending.append((lo, lo + k))
+    return found
+
+
+def covering_hashes(run: Sequence[bytes], start: int, size: int) -> list[bytes]:
+    """The hashes of ``covering_ranges(start, len(run), size)``, from the run's leaves: what a
+    verifier needs in place of the leaves themselves to recompute the tree's root."""
+    return [root(run[lo - start : hi - start]) for lo, hi in covering_ranges(start, len(run), size)]
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """``count`` consecutive leaves, known only by the subtree hashes that cover them
+    (``covering_hashes``, in order)."""
+
+    count: int
+    hashes: tuple[bytes, ...]
+
+
+def root_of_parts(parts: Sequence[bytes | Gap]) -> bytes:
+    """The root of the tree whose leaves are ``parts`` in order, each a leaf hash or a Gap of
+    leaves given by their covering subtree hashes. ValueError when a Gap does not hold as many
+    hashes as its place in the tree needs (damaged)."""
+    leaves: list[bytes] = []
+    known: dict[tuple[int, int], bytes] = {}
+    gap_starts: list[int] = []
+    gap_ends: list[int] = []
+    for part in parts:
+        if isinstance(part, Gap):
+            start = len(leaves)
+            gap_starts.append(start)
+            gap_ends.append(start + part.count)
+            leaves.extend([b""] * part.count)  # placeholders: never hashed
+            continue
+        leaves.append(part)
+    size = len(leaves)
+    gaps = [part for part in parts if isinstance(part, Gap)]
+    for start, part in zip(gap_starts, gaps, strict=True):
+        ranges = covering_ranges(start, part.count, size)
+        if len(ranges) != len(part.hashes):
+            raise ValueError(
+                f"a run of {part.count} leaves at {start} needs {len(ranges)} subtree hashes, "
+                f"got {len(part.hashes)}"
+            )
+        known.update(zip(ranges, part.hashes, strict=True))
+    if not gap_starts:
+        return root(leaves)
+
+    def node(lo: int, hi: int) -> bytes:
+        found = known.get((lo, hi))
+        if found is not None:
+            return found
+        first = bisect.bisect_right(gap_ends, lo)  # the first gap ending after lo
+        if first == len(gap_starts) or gap_starts[first] >= hi:
+            return root(leaves[lo:hi])  # no gap inside: the fast path
+        k = _largest_power_of_two_below(hi - lo)  # hi - lo > 1: a lone gap leaf is known
+        return node_hash(node(lo, lo + k), node(lo + k, hi))
+
+    return node(0, size)
 
 
 def _largest_power_of_two_below(n: int) -> int:

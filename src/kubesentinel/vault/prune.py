@@ -53,10 +53,15 @@ from kubesentinel.vault.retention import (
 )
 from kubesentinel.vault.tombstone import (
     EVENT_KIND,
+    MIN_RUN,
     ROLLUP_KIND,
     Entry,
+    Run,
+    Slot,
+    compact,
     pack_entries,
     rollup_leaf,
+    unpack_entries,
 )
 
 __all__ = ["PruneOptions", "PruneReport", "dead_letter_files", "prune"]
@@ -401,12 +406,13 @@ class _Run:
     ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[Any, ...]]]:
         """(a tombstone per segment losing events, the segments losing their last events,
         the rollup rows of the events rolled up)."""
-        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]]]] = {}
+        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[int]]] = {}
         rollups: dict[tuple[Any, ...], list[int]] = {}
         leaves = event_leaves([row[1:] for row, _, _ in plan.events])
         for (row, verdict, action), leaf in zip(plan.events, leaves, strict=True):
-            entries, reasons = by_segment.setdefault(row[SEGMENT], ([], Counter()))
+            entries, reasons, rowids = by_segment.setdefault(row[SEGMENT], ([], Counter(), []))
             entries.append(Entry(row[OFFSET], leaf))
+            rowids.append(row[ROWID])
             key = (verdict.class_name, action.value, verdict.why)
             reasons[key] += 1
             self.report.removed[key] += 1
@@ -419,7 +425,7 @@ class _Run:
                 counts[2] = max(counts[2], row[TIME])
         tombstones = []
         dropped = []
-        for segment_id, (entries, reasons) in sorted(by_segment.items()):
+        for segment_id, (entries, reasons, rowids) in sorted(by_segment.items()):
             event_count, digest = sql.segment_figures(db, segment_id)
             gone = sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
             evidence = digest if gone + len(entries) >= event_count else None
@@ -427,7 +433,13 @@ class _Run:
                 dropped.append(segment_id)
             if self.options.dry_run:
                 self.pending_removed[segment_id] += len(entries)
-            tombstones.append(self._tombstone(segment_id, EVENT_KIND, entries, reasons, evidence))
+            packed = _compacted(db, segment_id, sorted(entries, key=lambda e: e.position),
+                                rowids, event_count)  # fmt: skip
+            tombstones.append(
+                self._tombstone(
+                    segment_id, EVENT_KIND, packed, reasons, evidence, count=len(entries)
+                )
+            )
         self.report.segments_touched.update(by_segment)
         new_rollups = [
             (*group, n, first, last) for group, (n, first, last) in sorted(rollups.items())
@@ -446,21 +458,52 @@ class _Run:
         tombstones = []
         for segment_id, (entries, reasons) in sorted(by_segment.items()):
             entries.sort(key=lambda e: e.position)
-            tombstones.append(self._tombstone(segment_id, ROLLUP_KIND, entries, reasons, None))
+            tombstones.append(
+                self._tombstone(segment_id, ROLLUP_KIND, entries, reasons, None, count=len(entries))
+            )
         return tombstones
 
     def _tombstone(
         self,
         target: int,
         kind: str,
-        entries: list[Entry],
+        entries: Sequence[Entry | Run],
         reasons: Counter[tuple[str, str, str]],
         evidence: str | None,
+        *,
+        count: int,
     ) -> tuple[Any, ...]:
         blob = pack_entries(entries)
-        return (target, kind, len(entries), hashlib.sha256(blob).hexdigest(),
+        return (target, kind, count, hashlib.sha256(blob).hexdigest(),
                 sql.reasons_json(dict(reasons)), self.policy_json, evidence,
                 self.options.now_ns, blob)  # fmt: skip
+
+
+def _compacted(
+    db: Any, segment_id: int, entries: list[Entry], rowids: list[int], event_count: int
+) -> Sequence[Entry | Run]:
+    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``). Left
+    as they are when the segment's event places cannot be read back whole: a run's hashes
+    depend on where it sits in the tree, and a wrong guess would fail verify."""
+    if len(entries) < MIN_RUN:
+        return entries
+    slots: list[Slot] = []
+    try:
+        for blob in sql.earlier_entries(db, segment_id):
+            slots.extend(Slot(e.position, e.count if isinstance(e, Run) else 1, earlier=True)
+                         for e in unpack_entries(blob))  # fmt: skip
+    except ValueError:  # a damaged tombstone: verify reports it
+        return entries
+    removing = {entry.position: entry.leaf for entry in entries}
+    low, high = min(rowids) - event_count, max(rowids) + event_count
+    slots.extend(Slot(offset, leaf=removing.get(offset))
+                 for offset in sql.event_offsets(db, segment_id, low, high))  # fmt: skip
+    slots.sort(key=lambda slot: slot.position)
+    found = sum(slot.leaf is not None for slot in slots)
+    if sum(slot.width for slot in slots) != event_count or found != len(entries):
+        return entries
+    size, incidents = sql.segment_shape(db, segment_id)
+    return compact(slots, size - event_count - incidents, size)
 
 
 def _policy_json(policy: Policy) -> str:

@@ -224,6 +224,45 @@ def segment_figures(db: sqlite3.Connection, segment_id: int) -> tuple[int, str]:
     return int(row[0]), str(row[1])
 
 
+def segment_shape(db: sqlite3.Connection, segment_id: int) -> tuple[int, int]:
+    """(its record count, the incident states it sealed): its events' leaves start at
+    ``record_count - event_count - incidents`` (the segment record and its facets come
+    first, its incidents after)."""
+    row = db.execute(
+        "SELECT record_count, json_array_length(incident_ids) FROM segments WHERE id = ?",
+        (segment_id,),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def event_offsets(
+    db: sqlite3.Connection, segment_id: int, low_rowid: int, high_rowid: int
+) -> list[int]:
+    """Evidence offsets of the segment's stored events, in order. There is no index by
+    segment (it would cost bytes per event); a segment's events were inserted in one
+    transaction, so their rowids are consecutive and the caller bounds them."""
+    return [
+        int(row[0])
+        for row in db.execute(
+            "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? ORDER BY offset",
+            (low_rowid, high_rowid, segment_id),
+        )
+    ]
+
+
+def earlier_entries(db: sqlite3.Connection, segment_id: int) -> list[bytes]:
+    """The entries blobs of the segment's earlier event tombstones."""
+    if not has_tables(db):
+        return []
+    return [
+        bytes(row[0])
+        for row in db.execute(
+            "SELECT entries FROM tombstones WHERE target = ? AND kind = 'event' ORDER BY id",
+            (segment_id,),
+        )
+    ]
+
+
 def removed_so_far(db: sqlite3.Connection, segment_id: int) -> int:
     """Events of the segment earlier tombstones removed."""
     if not has_tables(db):
