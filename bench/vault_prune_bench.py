@@ -118,7 +118,8 @@ def _prune(path: Path, now_ns: int, days: int) -> None:
     removed = max(report.events_removed, 1)
     print(
         f"prune at {days} days: {report.scanned:,} events classified, "
-        f"{report.events_removed:,} removed ({report.tombstones:,} tombstones, "
+        f"{report.events_removed:,} removed, {report.incidents_removed:,} incidents expired "
+        f"({report.tombstones:,} tombstones, "
         f"{len(report.retention_segments)} retention segments) in {seconds:.2f} s: "
         f"{report.scanned / seconds:,.0f} events/s classified, "
         f"{report.events_removed / seconds:,.0f} events/s removed"

@@ -133,6 +133,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     tombstones: int = 0
     removed_records: int = 0  # event rows retention removed, each tombstoned
+    removed_incidents: int = 0  # incidents retention expired, each tombstoned
 
     @property
     def ok(self) -> bool:
@@ -427,7 +428,9 @@ def _check_incidents(
         elif _hashed(incident_leaf, row, where, report) != leaf:
             report.add(where, f"was changed after segment {segment_id} wrote it")
     for incident_id, sealed in latest.items() if every else ():
-        if tombstoned.get(incident_id) != sealed:
+        if tombstoned.get(incident_id) == sealed:
+            report.removed_incidents += 1
+        else:
             report.add(f"incident {incident_id}", f"written by segment {sealed[0]}, is "
                        "missing: deleted")  # fmt: skip
 
