@@ -19,7 +19,8 @@ from kubesentinel.runtime.store.sqlite import SQLiteStore
 from kubesentinel.vault.hold import place_hold, release_hold
 from kubesentinel.vault.incident_expiry import IncidentAge, expired_chains
 from kubesentinel.vault.tombstone import ENTRY_BYTES, Run, unpack_entries
-from tests.runtime.test_sqlite_store import DB, T0, event
+from kubesentinel.models.event import Workload
+from tests.runtime.test_sqlite_store import DB, T0, WEB, event
 from tests.vault.test_prune import ids, noise, rows, run, verify
 
 END = 1 << 62
@@ -47,8 +48,8 @@ def closed_incidents(path: Path, signals: list[Event], **correlator: float) -> l
     return final
 
 
-def critical(name: str, at_s: float, **changes: object) -> Event:
-    return event(name, at_s, priority=Priority.CRITICAL, **changes)
+def critical(name: str, at_s: float, workload: Workload = WEB) -> Event:
+    return event(name, at_s, workload, priority=Priority.CRITICAL)
 
 
 @pytest.fixture
