@@ -14,12 +14,12 @@ import pytest
 from kubesentinel.cli import main
 from kubesentinel.errors import UsageError
 from kubesentinel.models import Event, Incident, Priority
+from kubesentinel.models.event import Workload
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.store.sqlite import SQLiteStore
 from kubesentinel.vault.hold import place_hold, release_hold
 from kubesentinel.vault.incident_expiry import IncidentAge, expired_chains
 from kubesentinel.vault.tombstone import ENTRY_BYTES, Run, unpack_entries
-from kubesentinel.models.event import Workload
 from tests.runtime.test_sqlite_store import DB, T0, WEB, event
 from tests.vault.test_prune import ids, noise, rows, run, verify
 
