@@ -105,7 +105,7 @@ def test_a_writer_that_dies_is_an_error_not_a_hang(tmp_path: Path) -> None:
     SQLiteStore(path).close()
     writer = StoreProcess(path)
     writer._process.kill()
-    writer._process.join()
+    writer._process.wait()
     encoded = encode_write([event("a", 0)], [])
     assert encoded is not None
     with pytest.raises(StoreError, match="writer process"):

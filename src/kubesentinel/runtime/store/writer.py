@@ -6,10 +6,17 @@ In a process of its own, a write of 2,048 events is a few milliseconds of SQLite
 and hashing that never wait for the parser. What crosses the pipe is already bytes
 (``EncodedWrite``: JSON rows and the evidence), so nothing is pickled.
 
-Protocol, over one ``multiprocessing`` pipe: the monitor sends the three parts of each write;
-the writer answers each write, in order, with an empty message once committed, or with a JSON
-error (message, file, hint). An empty first part ends the writer. The writer ignores SIGINT
-and SIGTERM: the monitor decides when it stops and waits for it to commit what it was sent.
+The writer is ``python -m kubesentinel.runtime.store.writer``, started with ``subprocess``
+(fork and exec at once: safe while the monitor runs threads) on one end of a socket pair,
+with no ``multiprocessing`` process: its start-up (re-importing the monitor's main module,
+a resource tracker process) cost the idle monitor about 10 MB.
+
+Protocol, over the socket pair in ``multiprocessing.connection`` frames: the monitor first
+sends where the store is and its key (JSON; never on the command line, where other users could
+read a password), then the five parts of each write; the writer answers each write, in order,
+with an empty message once committed, or with a JSON error (message, file, hint). An empty
+first part ends the writer. The writer ignores SIGINT and SIGTERM: the monitor decides when it
+stops and waits for it to commit what it was sent.
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import multiprocessing
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -55,14 +64,20 @@ class StoreProcess:
         self.location = str(location)
         self.name = redact(self.location)  # what messages show: never a password
         self.signing_key = signing_key
-        context = multiprocessing.get_context("spawn")  # the monitor may already run threads
-        self._conn, child = context.Pipe(duplex=True)
+        ours, theirs = socket.socketpair()
+        self._conn = Connection(ours.detach())
+        try:
+            self._process = subprocess.Popen(
+                # -P: the working directory is not put on sys.path (a kubesentinel/ there
+                # must not be what the writer imports).
+                [sys.executable, "-P", "-m", __name__, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            theirs.close()
         key = "" if signing_key is None else str(signing_key)
-        self._process = context.Process(
-            target=_serve, args=(self.location, key, child), name="kubesentinel-store", daemon=True
-        )
-        self._process.start()
-        child.close()
+        self._conn.send_bytes(json.dumps({"location": self.location, "key": key}).encode())
         self._pending: deque[Callable[[StoreError | None], None]] = deque()
         self._changed = threading.Condition()
         self._error: StoreError | None = None
@@ -97,10 +112,11 @@ class StoreProcess:
                 self._changed.wait()
         with contextlib.suppress(OSError):  # already gone: the receiver has recorded why
             self._conn.send_bytes(_END)
-        self._process.join(timeout=30)
-        if self._process.is_alive():
+        try:
+            self._process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
             self._process.kill()
-            self._process.join()
+            self._process.wait()
         self._receiver.join(timeout=5)
         self._conn.close()
         with self._changed:
@@ -115,6 +131,10 @@ class StoreProcess:
                     if self._pending:
                         self._fail("the store writer process ended before committing")
                     self._changed.notify_all()
+                # Its end of the pipe is closed: it has ended, or is ending. Reap it, so
+                # that no zombie is left when the monitor stops without close().
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(timeout=30)
                 return
             if answer:
                 detail = json.loads(answer)
@@ -188,3 +208,18 @@ def _serve(location: str, signing_key: str, conn: Connection) -> None:
 def _send_error(conn: Connection, detail: dict[str, Any]) -> None:
     with contextlib.suppress(OSError):
         conn.send_bytes(json.dumps(detail).encode())
+
+
+def main(argv: list[str]) -> int:
+    """The writer process: ``python -m kubesentinel.runtime.store.writer FD``."""
+    conn = Connection(int(argv[0]))
+    try:
+        start = json.loads(conn.recv_bytes())
+    except (EOFError, OSError, ValueError):
+        return 2  # the monitor went away before saying which store
+    _serve(str(start["location"]), str(start["key"]), conn)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
