@@ -71,7 +71,8 @@ class ModelFormatError(ValueError):
 
 
 class StideScore(NamedTuple):
-    index: int  # position of the event in the scored input
+    # Shadows tuple.index on purpose: callers unpack (index, score, reason), the agreed shape.
+    index: int  # type: ignore[assignment]  # position of the event in the scored input
     score: float  # LFC / frame, in [0, 1]
     reason: str
 
