@@ -124,7 +124,7 @@ class Stide:
         self.max_sequences = max_sequences
         self.max_keys = max_keys
         self.key_of = key_of
-        self.dropped_keys = 0  # keys not learned because max_keys were already held
+        self.dropped_events = 0  # calls not learned: their key came after max_keys others
         self._codes: dict[str, int] = {}
         self._names: list[str] = []
         self._profiles: dict[str, _Profile] = {}
@@ -163,7 +163,7 @@ class Stide:
         profile = self._profiles.get(key)
         if profile is None:
             if len(self._profiles) >= self.max_keys:
-                self.dropped_keys += 1
+                self.dropped_events += 1
                 return None
             profile = self._profiles[key] = _Profile()
         return profile
@@ -269,7 +269,7 @@ class Stide:
             "frame": self.frame,
             "max_sequences": self.max_sequences,
             "max_keys": self.max_keys,
-            "dropped_keys": self.dropped_keys,
+            "dropped_events": self.dropped_events,
             "syscalls": list(self._names),
             "profiles": {
                 key: {
@@ -318,7 +318,7 @@ class Stide:
             )
         except ValueError as exc:
             raise ModelFormatError(str(exc)) from None
-        model.dropped_keys = _int(doc, "dropped_keys")
+        model.dropped_events = _int(doc, "dropped_events")
         names = doc.get("syscalls")
         if (
             not isinstance(names, list)
