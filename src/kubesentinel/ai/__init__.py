@@ -1,0 +1,1 @@
+"""Behavioural analyzer: learns each workload's normal behaviour and scores deviations."""
