@@ -6,10 +6,12 @@ import contextlib
 import json
 import re
 import secrets
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import h11
 import pytest
 
 from kubesentinel.errors import SourceError
@@ -478,3 +480,64 @@ def test_a_port_in_use_is_a_source_error_with_a_hint(source: HttpSource) -> None
     with pytest.raises(SourceError, match="cannot listen") as info:
         HttpSource("127.0.0.1", source.address[1], queue_size=1)
     assert "in use" in (info.value.hint or "")
+
+
+def test_a_known_head_is_taken_without_h11_and_answered_the_same(
+    source: HttpSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender's repeated head (same bytes) skips h11's parse: the alerts, their order,
+    origins and answers are as before, pipelined or not, and a body still on its way, a
+    request after it and a head h11 ended at a bare LF LF all take the full path."""
+    parsers: list[object] = []
+    real = h11.Connection
+    monkeypatch.setattr(h11, "Connection", lambda *a, **k: parsers.append(1) or real(*a, **k))
+    heads = source._loop.heads
+    client = Client(source.address)
+    items: list[RawAlert] = []
+
+    def exchange(data: bytes, count: int) -> list[bytes]:
+        client.send(data)
+        got: list[RawAlert] = []  # read before any is settled: none waits for an answer
+        deadline = time.monotonic() + 5
+        while len(got) < count and time.monotonic() < deadline:
+            got += source.queue.take(count - len(got), timeout=0.05)
+        assert len(got) == count, f"read {len(got)} of {count} requests"
+        for item in got:
+            settle(item)
+        items.extend(got)
+        return [client.response() for _ in range(count)]
+
+    assert exchange(post_bytes(b'{"n": 1}'), 1) == [OK]
+    assert (len(heads), len(parsers)) == (1, 1)  # learnt from h11's parse
+    assert exchange(post_bytes(b'{"n": 2}') + post_bytes(b'{"n": 3}'), 2) == [OK, OK]
+    assert len(parsers) == 2  # the known head was not parsed, the pipelined one was
+    partial = post_bytes(b'{"n": 4}')
+    client.send(partial[:-3])  # known head, body not all here: h11 takes it
+    assert client.quiet_for(0.1)
+    assert exchange(partial[-3:], 1) == [OK]
+    bare = b"POST / HTTP/1.1\nHost: x\nContent-Length: 8\n\n" + b'{"n": 5}'
+    assert exchange(bare, 1) == exchange(bare, 1) == [OK]
+    assert len(heads) == 1  # the LF-only head is never remembered
+    assert [item.data for item in items] == [b'{"n": %d}' % n for n in (1, 2, 3, 4, 5, 5)]
+    origins = [item.origin for item in items]
+    assert len(set(origins)) == len(origins)
+
+
+def test_a_known_head_is_still_checked_against_the_moment(source: HttpSource) -> None:
+    """What a known head says is h11's; whether it may be taken now is decided anew: while
+    the store is unavailable it gets 503, and a smuggling shape is never learnt."""
+    client = Client(source.address)
+    client.send(post_bytes(b"1"))
+    settle(take(source, 1)[0])
+    assert client.response() == OK
+    source.set_unavailable("disk full")
+    client.send(post_bytes(b"2"))
+    assert status(client.response()) == 503
+    source.set_unavailable(None)
+    twice = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nz"
+    for _ in range(2):
+        other = Client(source.address)
+        other.send(twice)
+        assert status(other.response()) == 400
+    assert len(source._loop.heads) == 1
+    assert len(source.queue) == 0
