@@ -233,27 +233,14 @@ class PostgresLedger:
         yield from self._rows(f"{_SEALED_INCIDENTS}{where} ORDER BY seq", params)
 
     def retention(self) -> RetentionRows:
-        """Retention does not run on a PostgreSQL vault yet: no tombstones, rollups or holds,
-        so every sealed row must still be there."""
-        return _NoRetention()
+        """Tombstones, rollups and holds, streamed like every other table."""
+        from kubesentinel.vault.retention_pg import PostgresRetentionRows, has_tables
+
+        return PostgresRetentionRows(self._rows, has_tables(self._db))
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         for row in self._rows("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):
             yield CheckpointRow(int(row[0]), int(row[1]), str(row[2]))
-
-
-class _NoRetention:
-    def tombstones(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def removals(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def rollups(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def holds(self) -> Iterator[Sequence[Any]]:
-        return iter(())
 
 
 def _id_list(text: Any) -> list[str]:

@@ -37,8 +37,7 @@ from typing import Any, Final
 
 import orjson
 
-from kubesentinel.runtime.store.sqlite import SQLiteStore
-from kubesentinel.vault import retention_sql as sql
+from kubesentinel.runtime.store.interface import VaultStore
 from kubesentinel.vault.ledger import event_leaves
 from kubesentinel.vault.policy import Policy, eviction_order
 from kubesentinel.vault.retention import (
@@ -51,6 +50,7 @@ from kubesentinel.vault.retention import (
     horizon_ns,
     hour_of,
 )
+from kubesentinel.vault.retention_backend import RetentionQueries, queries_for
 from kubesentinel.vault.tombstone import (
     EVENT_KIND,
     ROLLUP_KIND,
@@ -65,7 +65,7 @@ log = logging.getLogger("kubesentinel.vault")
 
 BATCH: Final = 20_000  # records per transaction: ~0.1 s of the write lock, measured
 MAX_CAP_ROUNDS: Final = 16
-# Positions in sql.event_rows rows: the rowid, then the event's record.
+# Positions in event_rows rows: the rowid (a key on PostgreSQL), then the event's record.
 ROWID, TIME, INCIDENT, ROLE, FACET, SEGMENT, OFFSET = 0, 1, 3, 4, 5, 6, 7
 # Positions in a rollup record.
 ROLLUP_ID, ROLLUP_SEGMENT, ROLLUP_CLASS, ROLLUP_COUNT = 0, 1, 8, 9
@@ -155,13 +155,14 @@ class _Tags:
     """Falco tags per rule, read from the evidence of one event of the rule (tags are a
     property of a Falco rule); the last segment read is kept, as events come in its order."""
 
-    def __init__(self) -> None:
+    def __init__(self, sql: RetentionQueries) -> None:
+        self._sql = sql
         self.known: dict[str, tuple[str, ...]] = {}
         self._segment: tuple[int, bytes | None] = (0, None)
 
     def learn(self, db: Any, rule: str, segment: int, offset: int, length: int) -> None:
         if self._segment[0] != segment:
-            self._segment = (segment, sql.evidence(db, segment))
+            self._segment = (segment, self._sql.evidence(db, segment))
         data = self._segment[1]
         tags: tuple[str, ...] = ()
         if data is not None:
@@ -181,9 +182,10 @@ class _Tags:
 class Session:
     """What classifying needs, read once and refreshed when incidents or holds change."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, sql: RetentionQueries) -> None:
         self.policy = policy
-        self.tags = _Tags()
+        self.sql = sql
+        self.tags = _Tags(sql)
         self.facets: dict[int, FacetInfo] = {}
         self._mark: tuple[int, int, int] | None = None
         self._held: dict[str, str] | None = None
@@ -191,6 +193,7 @@ class Session:
         self._needs_tags = any(rule.tags for rule in policy.rules)
 
     def refresh(self, db: Any) -> Classifier:
+        sql = self.sql
         held = sql.held_incidents(db)
         incidents = sql.incident_mark(db)
         facet_count = int(db.execute("SELECT coalesce(max(id), 0) FROM facets").fetchone()[0])
@@ -227,12 +230,13 @@ class _Plan:
 
 
 class _Run:
-    def __init__(self, store: SQLiteStore, options: PruneOptions) -> None:
+    def __init__(self, store: VaultStore, options: PruneOptions) -> None:
         self.store = store
+        self.sql = queries_for(store)
         self.options = options
         self.policy = options.policy
         self.report = PruneReport(dry_run=options.dry_run, cap_bytes=options.max_bytes)
-        self.session = Session(options.policy)
+        self.session = Session(options.policy, self.sql)
         self.policy_json = _policy_json(options.policy)
         # Dry run: what earlier transactions of this run would have removed.
         self.pending_removed: Counter[int] = Counter()
@@ -253,7 +257,7 @@ class _Run:
         while True:
             with self.transaction() as db:
                 self.session.refresh(db)
-                rows = sql.event_rows(db, after_rowid, before, self.options.batch)
+                rows = self.sql.event_rows(db, after_rowid, before, self.options.batch)
                 if not rows:
                     break
                 after_rowid = rows[-1][ROWID]
@@ -273,9 +277,9 @@ class _Run:
     def _expire_rollups(self, class_name: str, before_ns: int) -> None:
         while True:
             with self.transaction() as db:
+                limit = self.options.batch + len(self.excluded_rollups)
                 rows = [
-                    r for r in sql.rollups_of_class(db, class_name, before_ns, self.options.batch
-                                                    + len(self.excluded_rollups))
+                    r for r in self.sql.rollups_of_class(db, class_name, before_ns, limit)
                     if r[ROLLUP_ID] not in self.excluded_rollups
                 ][: self.options.batch]  # fmt: skip
                 if not rows:
@@ -286,9 +290,9 @@ class _Run:
 
     def cap(self) -> None:
         cap = self.options.max_bytes
-        with self.transaction() as db:
+        with self.store.read_snapshot("measure the vault") as db:
             size = self.size(db)
-            events, rollups = sql.counts(db)
+            events, rollups = self.sql.counts(db)
         per_record = max(size / max(events + rollups, 1), 1.0)
         estimate = size - self._estimated_freed(per_record)
         self.report.size_after = size if not self.options.dry_run else round(estimate)
@@ -309,7 +313,7 @@ class _Run:
             if self.options.dry_run:
                 self.report.size_after = round(current - freed)
             else:
-                with self.transaction() as db:
+                with self.store.read_snapshot("measure the vault") as db:
                     self.report.size_after = self.size(db)
         self.report.over_cap = self.report.size_after > cap
         if self.report.over_cap:
@@ -328,7 +332,7 @@ class _Run:
         return gone * per_record
 
     def size(self, db: Any) -> int:
-        return sql.used_bytes(db) + _files_bytes(self.options.dead_letter)
+        return self.sql.used_bytes(db) + _files_bytes(self.options.dead_letter)
 
     def _evictions(self, db: Any, need: int) -> _Plan:
         """Up to ``need`` records, lowest evict_rank first: a class's rollups (oldest first),
@@ -336,7 +340,7 @@ class _Run:
         order = eviction_order(self.policy)
         plan = _Plan()
         for class_name in order:
-            for row in sql.rollups_of_class(
+            for row in self.sql.rollups_of_class(
                 db, class_name, self.options.now_ns + 1, need + len(self.excluded_rollups)
             ):
                 if row[ROLLUP_ID] not in self.excluded_rollups and len(plan) < need:
@@ -356,7 +360,7 @@ class _Run:
         after_rowid, found = 0, 0
         end = self.options.now_ns + DAY_NS * 36_500
         while found < limit:
-            rows = sql.event_rows(db, after_rowid, end, self.options.batch)
+            rows = self.sql.event_rows(db, after_rowid, end, self.options.batch)
             if not rows:
                 return
             after_rowid = rows[-1][ROWID]
@@ -388,6 +392,7 @@ class _Run:
             self.excluded.update(row[ROWID] for row, _, _ in plan.events)
             self.excluded_rollups.update(record[ROLLUP_ID] for record, _ in plan.rollups)
             return
+        sql = self.sql
         sql.delete_events(db, [row[ROWID] for row, _, _ in plan.events])
         sql.delete_rollups(db, [record[ROLLUP_ID] for record, _ in plan.rollups])
         sql.drop_evidence(db, dropped)
@@ -420,8 +425,8 @@ class _Run:
         tombstones = []
         dropped = []
         for segment_id, (entries, reasons) in sorted(by_segment.items()):
-            event_count, digest = sql.segment_figures(db, segment_id)
-            gone = sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
+            event_count, digest = self.sql.segment_figures(db, segment_id)
+            gone = self.sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
             evidence = digest if gone + len(entries) >= event_count else None
             if evidence is not None:
                 dropped.append(segment_id)
@@ -459,7 +464,7 @@ class _Run:
     ) -> tuple[Any, ...]:
         blob = pack_entries(entries)
         return (target, kind, len(entries), hashlib.sha256(blob).hexdigest(),
-                sql.reasons_json(dict(reasons)), self.policy_json, evidence,
+                self.sql.reasons_json(dict(reasons)), self.policy_json, evidence,
                 self.options.now_ns, blob)  # fmt: skip
 
 
@@ -475,14 +480,14 @@ def _policy_json(policy: Policy) -> str:
     return orjson.dumps({"files": names, "sha256": digest.hexdigest()}).decode()
 
 
-def prune(store: SQLiteStore, options: PruneOptions) -> PruneReport:
+def prune(store: VaultStore, options: PruneOptions) -> PruneReport:
     """Apply the policy to the store now (see the module's docstring); a checkpoint signs
     what it sealed."""
     started = time.monotonic()
     run = _Run(store, options)
     if not options.dry_run:
         with store.write_transaction("prepare retention") as db:
-            sql.ensure_schema(db)
+            run.sql.ensure_schema(db)
     with run.transaction() as db:
         run.report.size_before = run.size(db)
     run.expire()

@@ -1,6 +1,7 @@
-"""Every SQL statement retention runs, for the SQLite store: one module to port to another
-backend. The caller holds the transaction (``SQLiteStore.write_transaction`` or
-``read_snapshot``); nothing here commits.
+"""Every SQL statement retention runs, for the SQLite store; ``retention_pg`` is the same for
+PostgreSQL (``retention_backend.RetentionQueries`` is the contract both keep). The caller
+holds the transaction (``SQLiteStore.write_transaction`` or ``read_snapshot``); nothing here
+commits.
 
 Tables (created by the first prune or hold, so stores of schema 4 need no migration):
 
@@ -25,7 +26,30 @@ from kubesentinel.runtime.store import codec
 from kubesentinel.vault.retention import FacetInfo, Window
 from kubesentinel.vault.tombstone import retention_seal
 
-__all__ = ["RETENTION_SCHEMA", "SQLiteRetentionRows"]
+# The functions are its public API: RetentionQueries (retention_backend) names them.
+__all__ = [
+    "RETENTION_SCHEMA",
+    "SQLiteRetentionRows",
+    "append_retention_segment",
+    "counts",
+    "delete_events",
+    "delete_rollups",
+    "drop_evidence",
+    "ensure_schema",
+    "event_rows",
+    "evidence",
+    "facets",
+    "has_incident",
+    "held_incidents",
+    "incident_mark",
+    "reasons_json",
+    "removed_so_far",
+    "rollups_of_class",
+    "segment_figures",
+    "stats",
+    "used_bytes",
+    "windows",
+]
 
 RETENTION_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS tombstones (
@@ -118,6 +142,10 @@ def held_incidents(db: sqlite3.Connection) -> dict[str, str]:
         else:
             held.pop(incident_id, None)
     return held
+
+
+def has_incident(db: sqlite3.Connection, incident_id: str) -> bool:
+    return db.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is not None
 
 
 def windows(
