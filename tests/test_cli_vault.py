@@ -44,7 +44,7 @@ def test_prune_dry_run_then_prune_then_verify(
     assert figures["segments_evidence_removed"] == 1
     assert main(["vault", "verify", "--store", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "20 event records removed lawfully" in out
+    assert "20 event records and 0 incidents removed lawfully" in out
     assert main(["vault", "stats", "--store", str(path), "--format", "json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert stats["records_per_class"] == {"incident": 2}

@@ -131,6 +131,7 @@ def _report_json(report: VerifyReport, *, pinned: bool) -> dict[str, Any]:
         "checkpoints": report.checkpoints,
         "tombstones": report.tombstones,
         "removed_records": report.removed_records,
+        "removed_incidents": report.removed_incidents,
         "last_segment": report.last_segment,
         "last_checkpoint_segment": report.last_checkpoint_segment,
         "unsigned_segments": report.unsigned_segments,
@@ -149,8 +150,9 @@ def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
     ]
     if report.tombstones:
         lines.append(
-            f"retention: {report.removed_records} event records removed lawfully, each "
-            f"accounted for by one of {report.tombstones} signed tombstones"
+            f"retention: {report.removed_records} event records and "
+            f"{report.removed_incidents} incidents removed lawfully, each accounted for by one "
+            f"of {report.tombstones} signed tombstones"
         )
     if report.ok:
         lines.append("OK: every record matches its segment, the chain is whole and every "
@@ -247,8 +249,8 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
 def _prune_text(figures: dict[str, Any], path: str) -> str:
     verb = "would remove" if figures["dry_run"] else "removed"
     lines = [f"{path}: {figures['events_classified']} events classified; {verb} "
-             f"{figures['events_removed']} events and {figures['rollup_rows_removed']} rollup "
-             "rows"]  # fmt: skip
+             f"{figures['events_removed']} events, {figures['rollup_rows_removed']} rollup "
+             f"rows and {figures['incidents_removed']} incidents"]  # fmt: skip
     if figures["removed"]:
         rows = [("class", "action", "why", "count")] + [
             (r["class"], r["action"], r["why"], str(r["count"])) for r in figures["removed"]

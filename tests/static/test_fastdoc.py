@@ -142,7 +142,7 @@ def test_copies_of_a_large_document_are_parsed_once_and_share_nothing(
             parsed.append(len(text))
             return yaml_rs.loads(text, parse_datetime=parse_datetime)
 
-    monkeypatch.setattr(fastdoc, "_parser", Counting)
+    monkeypatch.setattr(fastdoc, "fast_parser", lambda: Counting)
     text = HEAD + b"spec:\n  description: >-\n" + b"    text\n" * (fastdoc.CACHE_MIN_BYTES // 8)
     fastdoc._seen.clear()
     first = parse_file(text, "a.yaml", _fast).documents[0].value
@@ -196,7 +196,7 @@ def test_repeated_anchor_names_are_spotted(text: bytes, expected: bool) -> None:
 def test_without_the_fast_parser_the_full_path_reads_everything(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(fastdoc, "_parser", None)
+    monkeypatch.setattr(fastdoc, "fast_parser", lambda: None)
     text = IDENTITY_CASES["block"]
     parsed = _parse(text, _fast)
     assert fastdoc.identity(text) is None
@@ -211,7 +211,7 @@ def test_a_parser_crash_falls_back_to_the_full_path(monkeypatch: pytest.MonkeyPa
         def loads(text: str, parse_datetime: bool) -> object:
             raise BaseException("panic in the Rust parser")  # as pyo3's PanicException
 
-    monkeypatch.setattr(fastdoc, "_parser", Panicking)
+    monkeypatch.setattr(fastdoc, "fast_parser", lambda: Panicking)
     parsed = _parse(IDENTITY_CASES["block"], _fast)
     assert isinstance(parsed.documents[0].value, LineDict)
 
@@ -222,7 +222,7 @@ def test_ctrl_c_during_a_fast_parse_stops_the_scan(monkeypatch: pytest.MonkeyPat
         def loads(text: str, parse_datetime: bool) -> object:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(fastdoc, "_parser", Interrupted)
+    monkeypatch.setattr(fastdoc, "fast_parser", lambda: Interrupted)
     with pytest.raises(KeyboardInterrupt):
         _parse(IDENTITY_CASES["block"], _fast)
 

@@ -504,6 +504,7 @@ def test_the_bundle_carries_the_stores_public_key(bundle: Path, sealed: Path) ->
 def test_an_incident_in_a_segment_retention_thinned_exports_and_verifies(tmp_path: Path) -> None:
     """A lawful prune removed most of the segment's events: their tombstoned leaves keep their
     places in its tree, so the proofs of what remains still reach its sealed root."""
+    from kubesentinel.vault.tombstone import Run, unpack_entries
     from tests.vault.test_prune import noise, run
 
     path = tmp_path / "vault" / "kubesentinel.db"
@@ -513,6 +514,9 @@ def test_an_incident_in_a_segment_retention_thinned_exports_and_verifies(tmp_pat
     with SQLiteStore(path) as store:
         store.write(noise_events + signals, [incident])  # one segment for all
     assert run(path, days=100).events_removed > 0
+    entries = [e for (blob,) in rows_of(path, "SELECT entries FROM tombstones")
+               for e in unpack_entries(blob)]  # fmt: skip
+    assert any(isinstance(e, Run) for e in entries)  # a compacted run: proofs pass a Gap
     bundle = tmp_path / "incident.bundle"
     export(path, bundle, "--incident-id", incident.id)
     report = verify_bundle(bundle)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 import pytest
@@ -204,12 +205,81 @@ def test_every_consistency_proof_verifies_and_nothing_else_does(
 def test_public_names_are_pinned() -> None:
     assert sorted(merkle.__all__) == [
         "EMPTY_ROOT",
+        "Gap",
         "HASH_SIZE",
+        "Tree",
         "consistency_proof",
+        "covering_hashes",
+        "covering_ranges",
         "inclusion_proof",
         "leaf_hash",
         "node_hash",
         "root",
+        "root_of_parts",
         "verify_consistency",
         "verify_inclusion",
     ]
+
+
+@given(st.data())
+def test_a_run_of_leaves_given_by_its_covering_subtrees_gives_the_same_root(
+    data: st.DataObject,
+) -> None:
+    size = data.draw(st.integers(1, 600))
+    start = data.draw(st.integers(0, size - 1))
+    count = data.draw(st.integers(1, size - start))
+    leaves = _tree(size)
+    hashes = merkle.covering_hashes(leaves[start : start + count], start, size)
+    assert len(hashes) <= 2 * size.bit_length()  # O(log n), not O(count)
+    ranges = merkle.covering_ranges(start, count, size)
+    assert [r for lo, hi in ranges for r in range(lo, hi)] == list(range(start, start + count))
+    parts = [*leaves[:start], merkle.Gap(count, tuple(hashes)), *leaves[start + count :]]
+    assert merkle.root_of_parts(parts) == merkle.root(leaves)
+    # One hash changed, dropped, or the run moved by a leaf: another root, or refused.
+    changed = [bytes([hashes[0][0] ^ 1]) + hashes[0][1:], *hashes[1:]]
+    bad = [*leaves[:start], merkle.Gap(count, tuple(changed)), *leaves[start + count :]]
+    assert merkle.root_of_parts(bad) != merkle.root(leaves)
+    if len(hashes) > 1:
+        short = [*leaves[:start], merkle.Gap(count, tuple(hashes[1:])), *leaves[start + count :]]
+        with pytest.raises(ValueError, match="subtree hashes"):
+            merkle.root_of_parts(short)
+    if start + count < size:
+        moved = [
+            *leaves[: start + 1],
+            merkle.Gap(count, tuple(hashes)),
+            *leaves[start + count + 1 :],
+        ]
+        with contextlib.suppress(ValueError):  # its hashes may not even fit there
+            assert merkle.root_of_parts(moved) != merkle.root(leaves)
+
+
+@given(st.data())
+def test_proofs_of_the_leaves_around_gaps_verify(data: st.DataObject) -> None:
+    """A bundle proves a thinned segment's remaining records: their audit paths, taken from a
+    tree that knows the removed runs only by their covering hashes, are the full tree's."""
+    size = data.draw(st.integers(2, 300))
+    start = data.draw(st.integers(0, size - 2))
+    count = data.draw(st.integers(1, size - start - 1))  # at least one leaf stays
+    leaves = _tree(size)
+    hashes = merkle.covering_hashes(leaves[start : start + count], start, size)
+    tree = merkle.Tree([*leaves[:start], merkle.Gap(count, tuple(hashes)),
+                        *leaves[start + count :]])  # fmt: skip
+    full = merkle.Tree(leaves)
+    assert tree.root == full.root == merkle.root(leaves)
+    for index in range(size):
+        if start <= index < start + count:
+            with pytest.raises(ValueError, match="only through a subtree hash"):
+                tree.inclusion_proof(index)
+            continue
+        proof = tree.inclusion_proof(index)
+        assert proof == full.inclusion_proof(index) == merkle.inclusion_proof(leaves, index)
+        assert tree.leaf(index) == leaves[index]
+        assert merkle.verify_inclusion(leaves[index], index, size, proof, tree.root)
+
+
+def test_a_whole_segment_of_events_takes_a_few_subtree_hashes() -> None:
+    # A segment: its record, 37 facets, 2,048 events, 5 incident states.
+    size = 1 + 37 + 2048 + 5
+    assert len(merkle.covering_ranges(38, 2048, size)) <= 22
+    with pytest.raises(ValueError, match="no run"):
+        merkle.covering_ranges(2000, 200, size)

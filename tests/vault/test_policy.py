@@ -133,7 +133,7 @@ def test_default_policy_classifies_real_falco_events_as_documented() -> None:
 def test_default_policy_numbers() -> None:
     policy = load_policy([], retention_days=45)
     keep = {name: cls.keep_days for name, cls in policy.classes.items()}
-    assert keep == {"hold": None, "incident": None, "default": 45, "severe": 365,
+    assert keep == {"hold": None, "incident": 365, "default": 45, "severe": 365,
                     "elevated": 180, "noise": 90}  # fmt: skip
     assert policy.classes["noise"].rollup_after_days == 7
     assert load_policy([]).classes["default"].keep_days == 90

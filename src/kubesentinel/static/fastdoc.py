@@ -16,14 +16,23 @@ costs 0.1 s before any parsing. yaml_rs refuses duplicate keys and undefined ali
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from typing import Any
 
-_parser: Any
-try:  # Optional accelerator; without it every document takes the line-aware parser.
-    import yaml_rs as _parser
-except ImportError:  # pragma: no cover - exercised only where the wheel is missing
-    _parser = None
+
+@functools.cache
+def fast_parser() -> Any:
+    """yaml_rs, an optional accelerator (without it every document takes the line-aware
+    parser), imported on first use: it costs 6 MB of memory that the monitor, which reads
+    YAML only for its config and policies, need not carry. A scan imports it before it forks."""
+    try:
+        import yaml_rs
+
+        return yaml_rs
+    except ImportError:  # pragma: no cover - exercised only where the wheel is missing
+        return None
+
 
 IDENTITY_KEYS = ("apiVersion", "kind", "metadata")
 CACHE_MIN_BYTES = 16 * 1024  # smaller documents parse faster than a hit is copied
@@ -42,7 +51,8 @@ def identity(chunk: bytes) -> dict[str, Any] | None:
     undefined aliases: the full parser then reports them with their line), or when the chunk
     is not one mapping with a string ``kind``.
     """
-    if _parser is None or b"\t" in chunk:
+    parser = fast_parser()
+    if parser is None or b"\t" in chunk:
         # yaml_rs takes a tab in indentation that libyaml refuses (a mutation fuzz found it);
         # tabs are rare in manifests, so those documents all go to the full parser.
         return None
@@ -54,7 +64,7 @@ def identity(chunk: bytes) -> dict[str, Any] | None:
     if key is not None and key in _seen:
         return copy.deepcopy(_seen[key])
     try:
-        value = _parser.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
+        value = parser.loads(chunk.decode("utf-8-sig"), parse_datetime=False)
     except (KeyboardInterrupt, SystemExit):
         raise  # Ctrl-C during a parse stops the scan, as anywhere else
     except BaseException:  # the Rust parser may raise anything, even PanicException

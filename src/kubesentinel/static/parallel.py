@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from kubesentinel.errors import InputError
+from kubesentinel.static import fastdoc
 from kubesentinel.static.inputs import InputFile
 from kubesentinel.static.reader import ReadBatch, read_batch
 
@@ -59,6 +60,7 @@ def read_all(
     if hasattr(os, "fork"):
         from kubesentinel.static.forked import two_ended
 
+        fastdoc.fast_parser()  # imported once here, not once per forked helper
         by_position = two_ended(
             len(order),
             workers - 1,

@@ -32,7 +32,7 @@ from kubesentinel.vault.ledger import (
     segment_leaf,
 )
 from kubesentinel.vault.record import chain_head
-from kubesentinel.vault.tombstone import Entry
+from kubesentinel.vault.tombstone import Entry, Run
 from kubesentinel.vault.verify import CheckpointKey, CheckpointRow, Problem, SegmentRow, VaultMeta
 from kubesentinel.vault.verify_retention import RetentionCheck, RetentionRows, merge_leaves
 
@@ -256,19 +256,25 @@ def _write_block(
     retention = RetentionCheck(source.retention(segment_id))
     removed = retention.removed(segment_id, result)
     try:
-        leaves = [segment_leaf(segment.record), *map(facet_leaf, facets)]
-        present = [Entry(_int(event[EV_OFFSET]), leaf)
-                   for event, leaf in zip(events, event_leaves(events), strict=True)]  # fmt: skip
+        parts: list[bytes | merkle.Gap] = [segment_leaf(segment.record), *map(facet_leaf, facets)]
+        present: list[Entry | Run] = [
+            Entry(_int(event[EV_OFFSET]), leaf)
+            for event, leaf in zip(events, event_leaves(events), strict=True)
+        ]
     except (TypeError, ValueError, VaultError) as exc:
         result.add(where, f"holds a value no writer stores ({exc}): altered")
         return
-    leaves.extend(merge_leaves(present, removed.events, result, where))
+    parts.extend(merge_leaves(present, removed.events, result, where))
     incident_leaves = segment.incident_leaves
-    leaves.extend(incident_leaves[n : n + LEAF_BYTES]
-                  for n in range(0, len(incident_leaves), LEAF_BYTES))  # fmt: skip
-    leaves.extend(retention.sealed_leaves(segment_id, removed, result))
-    tree = merkle.Tree(leaves)
-    if len(leaves) != segment.record_count or tree.root != segment.root:
+    parts.extend(incident_leaves[n : n + LEAF_BYTES]
+                 for n in range(0, len(incident_leaves), LEAF_BYTES))  # fmt: skip
+    parts.extend(retention.sealed_leaves(segment_id, removed, result))
+    try:
+        tree = merkle.Tree(parts)
+    except ValueError as exc:  # a removed run whose hashes do not fit its place
+        result.add(where, f"a tombstone of it is damaged ({exc}): altered")
+        return
+    if tree.size != segment.record_count or tree.root != segment.root:
         result.add(where, "its records do not match its Merkle root: a record of it was "
                    "changed, added or removed")  # fmt: skip
         return
@@ -290,7 +296,7 @@ def _write_block(
         _write_record(writer, "event", event, index.of_event(event), tree, result, raw=raw)
     for incident in block.incidents:
         at = index.of_incident(incident)
-        if at is not None and incident_leaf(incident) != leaves[at]:
+        if at is not None and incident_leaf(incident) != tree.leaf(at):
             result.add(_where("incidents", incident),
                        f"was changed after segment {segment_id} wrote it")  # fmt: skip
             continue
@@ -318,15 +324,27 @@ class _Index:
     keep their places, by evidence offset), its incidents, then retention's records."""
 
     def __init__(
-        self, facets: list[Record], events: list[Record], removed: list[Entry], ids: list[str]
+        self,
+        facets: list[Record],
+        events: list[Record],
+        removed: list[Entry | Run],
+        ids: list[str],
     ) -> None:
-        first_event = 1 + len(facets)
         self._facets = {_key(r): n for n, r in enumerate(facets, 1)}
-        offsets = sorted([*(e[EV_OFFSET] for e in events), *(r.position for r in removed)])
-        at = {offset: n for n, offset in enumerate(offsets, first_event)}
+        # Event leaves in evidence order; a removed run of them takes its count of places.
+        widths = sorted(
+            [
+                *((e[EV_OFFSET], 1) for e in events),
+                *((r.position, r.count if isinstance(r, Run) else 1) for r in removed),
+            ]
+        )
+        at: dict[int, int] = {}
+        leaf = 1 + len(facets)
+        for offset, width in widths:
+            at.setdefault(offset, leaf)
+            leaf += width
         self._events = {_key(r): at[r[EV_OFFSET]] for r in events}
-        first = first_event + len(offsets)
-        self._incidents = {incident_id: n for n, incident_id in enumerate(ids, first)}
+        self._incidents = {incident_id: n for n, incident_id in enumerate(ids, leaf)}
 
     def of_facet(self, record: Record) -> int | None:
         return self._facets.get(_key(record))

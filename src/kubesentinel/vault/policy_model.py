@@ -19,10 +19,12 @@ DEFAULT_RANK = 20
 @dataclass(frozen=True, slots=True)
 class RetentionClass:
     name: str
-    keep_days: int | None  # None: kept until released (hold, incident) or forever
+    keep_days: int | None  # None: forever (hold: until released)
     rollup_after_days: int | None  # noise: older events become hourly counts; None: never
     evict_rank: int  # under the size cap, lower ranks are evicted first
-    protected: bool = False  # never evicted nor aged out (hold, incident)
+    # never evicted nor aged out one by one (hold, incident); incident evidence goes when its
+    # incident expires (keep_days after its last signal: ``incident_expiry``)
+    protected: bool = False
     description: str = ""
 
 

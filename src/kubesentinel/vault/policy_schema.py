@@ -23,6 +23,8 @@ from kubesentinel.vault.policy_model import (
     BUILTIN_PROTECTED,
     DEFAULT,
     DEFAULT_RANK,
+    HOLD,
+    INCIDENT,
     PROTECTED_CLASSES,
     Policy,
     RetentionClass,
@@ -42,6 +44,8 @@ DEFAULT_CONTEXT_AFTER_S = 5 * 60
 ROOT_KEYS = ("version", "context", "classes", "tiers", "rules")
 CONTEXT_KEYS = ("before_seconds", "after_seconds")
 CLASS_KEYS = ("description", "keep_days", "rollup_after_days", "evict_rank")
+# incident evidence is never rolled up nor evicted: only how long incidents are kept is said
+INCIDENT_KEYS = ("description", "keep_days")
 RULE_KEYS = ("name", "description", "class", "match")
 MATCH_KEYS = (
     "priority",
@@ -229,12 +233,12 @@ def _seconds(reader: NodeReader, node: yaml.Node, key: str) -> int:
 
 def _read_class(reader: NodeReader, name: str, node: yaml.Node, combined: _Combined) -> None:
     key = f"classes.{name}"
-    if name in PROTECTED_CLASSES:
+    if name == HOLD:
         reader.fail(
             node,
             key,
             "is built in and cannot be redefined",
-            "hold and incident are protected; define a class of your own",
+            "a hold keeps evidence until it is released; define a class of your own",
         )
     if not _NAME.fullmatch(name):
         reader.fail(
@@ -246,7 +250,7 @@ def _read_class(reader: NodeReader, name: str, node: yaml.Node, combined: _Combi
     existing, first = combined.classes.get(name, (None, None))
     if first is not None:
         reader.fail(node, key, f"duplicate class (first at {first})")
-    values = reader.mapping(node, key, CLASS_KEYS)
+    values = reader.mapping(node, key, INCIDENT_KEYS if name == INCIDENT else CLASS_KEYS)
     if existing is None:  # a new class: keep_days and evict_rank must be said
         for required in ("keep_days", "evict_rank"):
             if required not in values:

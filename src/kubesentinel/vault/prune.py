@@ -3,6 +3,10 @@
 One run (``prune``) does, in transactions of at most ``batch`` records each (so the monitor's
 writer never waits long for the write lock):
 
+0. **expire incidents** older than the ``incident`` class's ``keep_days`` after their last
+   signal, a chain of linked incidents as one, never a held one (``incident_expiry``): each
+   incident row goes under a tombstone of the state its segment sealed, and its events lose
+   the incident's protection: step 1 classifies them by rule, tier or default;
 1. **expire and roll up**: every event older than the youngest age any class acts at is
    classified (``retention.Classifier``: hold > incident evidence > rule > tier > default);
    an event past its class's ``keep_days`` is deleted, noise past ``rollup_after_days`` is
@@ -38,7 +42,9 @@ from typing import Any, Final
 import orjson
 
 from kubesentinel.runtime.store.interface import VaultStore
-from kubesentinel.vault.ledger import event_leaves
+from kubesentinel.vault.incident_expiry import expired_chains
+from kubesentinel.vault.ledger import event_leaves, incident_leaf
+from kubesentinel.vault.policy import INCIDENT as INCIDENT_CLASS
 from kubesentinel.vault.policy import Policy, eviction_order
 from kubesentinel.vault.retention import (
     DAY_NS,
@@ -53,10 +59,16 @@ from kubesentinel.vault.retention import (
 from kubesentinel.vault.retention_backend import RetentionQueries, queries_for
 from kubesentinel.vault.tombstone import (
     EVENT_KIND,
+    INCIDENT_KIND,
+    MIN_RUN,
     ROLLUP_KIND,
     Entry,
+    Run,
+    Slot,
+    compact,
     pack_entries,
     rollup_leaf,
+    unpack_entries,
 )
 
 __all__ = ["PruneOptions", "PruneReport", "dead_letter_files", "prune"]
@@ -69,6 +81,8 @@ MAX_CAP_ROUNDS: Final = 16
 ROWID, TIME, INCIDENT, ROLE, FACET, SEGMENT, OFFSET = 0, 1, 3, 4, 5, 6, 7
 # Positions in a rollup record.
 ROLLUP_ID, ROLLUP_SEGMENT, ROLLUP_CLASS, ROLLUP_COUNT = 0, 1, 8, 9
+INCIDENT_ID, INCIDENT_SEGMENT = 0, 20  # in an incident record
+INCIDENT_EXPIRED: Final = "incident_expired"  # the action in a tombstone's reasons
 
 
 _EVENT_ACTIONS: Final = frozenset(a.value for a in Action)
@@ -94,6 +108,7 @@ class PruneReport:
     rollup_rows: int = 0  # written
     rolled_up_events: int = 0
     rollups_removed: int = 0
+    incidents_removed: int = 0
     tombstones: int = 0
     retention_segments: list[int] = field(default_factory=list)
     size_before: int = 0
@@ -120,6 +135,7 @@ class PruneReport:
             "rollup_rows_written": self.rollup_rows,
             "rolled_up_events": self.rolled_up_events,
             "rollup_rows_removed": self.rollups_removed,
+            "incidents_removed": self.incidents_removed,
             "tombstones": self.tombstones,
             "retention_segments": self.retention_segments,
             "size_before_bytes": self.size_before,
@@ -187,24 +203,28 @@ class Session:
         self.sql = sql
         self.tags = _Tags(sql)
         self.facets: dict[int, FacetInfo] = {}
-        self._mark: tuple[int, int, int] | None = None
+        self._mark: tuple[int, int, int, int] | None = None
         self._held: dict[str, str] | None = None
         self.classifier: Classifier | None = None
         self._needs_tags = any(rule.tags for rule in policy.rules)
+        self.skip: set[str] = set()  # a dry run's expired incidents, still stored
 
     def refresh(self, db: Any) -> Classifier:
         sql = self.sql
         held = sql.held_incidents(db)
         incidents = sql.incident_mark(db)
         facet_count = int(db.execute("SELECT coalesce(max(id), 0) FROM facets").fetchone()[0])
-        mark = (*incidents, facet_count)
+        mark = (*incidents, facet_count, len(self.skip))
         if self.classifier is None or mark != self._mark or held != self._held:
-            if facet_count != (self._mark or (0, 0, -1))[2]:
+            if facet_count != (self._mark or (0, 0, -1, 0))[2]:
                 self.facets = sql.facets(db)
             windows, held_seqs = sql.windows(
-                db, self.policy.context_before_s, self.policy.context_after_s, held
+                db, self.policy.context_before_s, self.policy.context_after_s, held, self.skip
             )
-            self.classifier = Classifier(self.policy, self.facets, windows, held_seqs, self.tags.of)
+            live = sql.incident_seqs(db, self.skip)
+            self.classifier = Classifier(
+                self.policy, self.facets, windows, held_seqs, self.tags.of, live=live
+            )
             self._mark, self._held = mark, held
         return self.classifier
 
@@ -247,6 +267,70 @@ class _Run:
         if self.options.dry_run:
             return self.store.read_snapshot("plan retention")
         return self.store.write_transaction("apply retention")
+
+    # -- 0. expire incidents -----------------------------------------------------------------
+
+    def expire_incidents(self) -> None:
+        keep = self.policy.classes[INCIDENT_CLASS].keep_days
+        if keep is None:
+            return
+        before = self.options.now_ns - keep * DAY_NS
+        sql = self.sql
+        done: set[str] = set()  # removed, or refused (see _drop_incidents)
+        while True:
+            with self.transaction() as db:
+                chosen: list[str] = []
+                for chain in expired_chains(sql.incident_ages(db), sql.held_incidents(db), before):
+                    if done.isdisjoint(chain):
+                        chosen.extend(chain)
+                        if len(chosen) >= self.options.batch:
+                            break
+                if not chosen:
+                    return
+                done.update(chosen)
+                self._drop_incidents(db, chosen, f"last signal over {keep} days ago")
+
+    def _drop_incidents(self, db: Any, ids: list[str], why: str) -> None:
+        """Delete the incidents, each under a tombstone entry of the state the segment that
+        last wrote it sealed: its index there and its record's leaf, hashed from the row as
+        stored (a row changed since would not match its seal, and verify says so)."""
+        sql = self.sql
+        by_target: dict[int, list[Entry]] = {}
+        sealed: dict[int, list[str]] = {}
+        removed: list[str] = []
+        for row in sql.incident_records(db, ids):
+            target = row[INCIDENT_SEGMENT]
+            if type(target) is not int:
+                continue
+            order = sealed.setdefault(target, sql.sealed_incident_ids(db, target))
+            at = _last_index(order, str(row[INCIDENT_ID]))
+            try:
+                leaf = incident_leaf(row)
+            except (TypeError, ValueError):
+                at = None
+            if at is None:  # no lawful tombstone can say it went: leave it to verify
+                log.warning("incident %s does not match its segment's seal; not expired", row[0])
+                continue
+            by_target.setdefault(target, []).append(Entry(at, leaf))
+            removed.append(str(row[INCIDENT_ID]))
+        if not removed:
+            return
+        key = (INCIDENT_CLASS, INCIDENT_EXPIRED, why)
+        self.report.removed[key] += len(removed)
+        self.report.incidents_removed += len(removed)
+        tombstones = [
+            self._tombstone(target, INCIDENT_KIND, sorted(entries, key=lambda e: e.position),
+                            Counter({key: len(entries)}), None, count=len(entries))
+            for target, entries in sorted(by_target.items())
+        ]  # fmt: skip
+        self.report.tombstones += len(tombstones)
+        if self.options.dry_run:
+            self.session.skip.update(removed)
+            return
+        sql.delete_incidents(db, removed)
+        self.report.retention_segments.append(
+            sql.append_retention_segment(db, tombstones, [], [], self.options.now_ns)
+        )
 
     # -- 1. expire and roll up ---------------------------------------------------------------
 
@@ -406,12 +490,13 @@ class _Run:
     ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[Any, ...]]]:
         """(a tombstone per segment losing events, the segments losing their last events,
         the rollup rows of the events rolled up)."""
-        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]]]] = {}
+        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[int]]] = {}
         rollups: dict[tuple[Any, ...], list[int]] = {}
         leaves = event_leaves([row[1:] for row, _, _ in plan.events])
         for (row, verdict, action), leaf in zip(plan.events, leaves, strict=True):
-            entries, reasons = by_segment.setdefault(row[SEGMENT], ([], Counter()))
+            entries, reasons, rowids = by_segment.setdefault(row[SEGMENT], ([], Counter(), []))
             entries.append(Entry(row[OFFSET], leaf))
+            rowids.append(row[ROWID])
             key = (verdict.class_name, action.value, verdict.why)
             reasons[key] += 1
             self.report.removed[key] += 1
@@ -424,7 +509,7 @@ class _Run:
                 counts[2] = max(counts[2], row[TIME])
         tombstones = []
         dropped = []
-        for segment_id, (entries, reasons) in sorted(by_segment.items()):
+        for segment_id, (entries, reasons, rowids) in sorted(by_segment.items()):
             event_count, digest = self.sql.segment_figures(db, segment_id)
             gone = self.sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
             evidence = digest if gone + len(entries) >= event_count else None
@@ -432,7 +517,14 @@ class _Run:
                 dropped.append(segment_id)
             if self.options.dry_run:
                 self.pending_removed[segment_id] += len(entries)
-            tombstones.append(self._tombstone(segment_id, EVENT_KIND, entries, reasons, evidence))
+            packed = _compacted(self.sql, db, segment_id,
+                                sorted(entries, key=lambda e: e.position), rowids=rowids,
+                                event_count=event_count)  # fmt: skip
+            tombstones.append(
+                self._tombstone(
+                    segment_id, EVENT_KIND, packed, reasons, evidence, count=len(entries)
+                )
+            )
         self.report.segments_touched.update(by_segment)
         new_rollups = [
             (*group, n, first, last) for group, (n, first, last) in sorted(rollups.items())
@@ -451,21 +543,66 @@ class _Run:
         tombstones = []
         for segment_id, (entries, reasons) in sorted(by_segment.items()):
             entries.sort(key=lambda e: e.position)
-            tombstones.append(self._tombstone(segment_id, ROLLUP_KIND, entries, reasons, None))
+            tombstones.append(
+                self._tombstone(segment_id, ROLLUP_KIND, entries, reasons, None, count=len(entries))
+            )
         return tombstones
 
     def _tombstone(
         self,
         target: int,
         kind: str,
-        entries: list[Entry],
+        entries: Sequence[Entry | Run],
         reasons: Counter[tuple[str, str, str]],
         evidence: str | None,
+        *,
+        count: int,
     ) -> tuple[Any, ...]:
         blob = pack_entries(entries)
-        return (target, kind, len(entries), hashlib.sha256(blob).hexdigest(),
+        return (target, kind, count, hashlib.sha256(blob).hexdigest(),
                 self.sql.reasons_json(dict(reasons)), self.policy_json, evidence,
                 self.options.now_ns, blob)  # fmt: skip
+
+
+def _last_index(items: list[str], item: str) -> int | None:
+    """Where the segment sealed the incident's state last (verify keeps the last one)."""
+    for at in range(len(items) - 1, -1, -1):
+        if items[at] == item:
+            return at
+    return None
+
+
+def _compacted(
+    sql: RetentionQueries,
+    db: Any,
+    segment_id: int,
+    entries: list[Entry],
+    *,
+    rowids: list[int],
+    event_count: int,
+) -> Sequence[Entry | Run]:
+    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``). Left
+    as they are when the segment's event places cannot be read back whole: a run's hashes
+    depend on where it sits in the tree, and a wrong guess would fail verify."""
+    if len(entries) < MIN_RUN:
+        return entries
+    slots: list[Slot] = []
+    try:
+        for blob in sql.earlier_entries(db, segment_id):
+            slots.extend(Slot(e.position, e.count if isinstance(e, Run) else 1, earlier=True)
+                         for e in unpack_entries(blob))  # fmt: skip
+    except ValueError:  # a damaged tombstone: verify reports it
+        return entries
+    removing = {entry.position: entry.leaf for entry in entries}
+    low, high = min(rowids) - event_count, max(rowids) + event_count
+    slots.extend(Slot(offset, leaf=removing.get(offset))
+                 for offset in sql.event_offsets(db, segment_id, low, high))  # fmt: skip
+    slots.sort(key=lambda slot: slot.position)
+    found = sum(slot.leaf is not None for slot in slots)
+    if sum(slot.width for slot in slots) != event_count or found != len(entries):
+        return entries
+    size, incidents = sql.segment_shape(db, segment_id)
+    return compact(slots, size - event_count - incidents, size)
 
 
 def _policy_json(policy: Policy) -> str:
@@ -490,6 +627,7 @@ def prune(store: VaultStore, options: PruneOptions) -> PruneReport:
             run.sql.ensure_schema(db)
     with store.read_snapshot("measure the vault") as db:  # no lock: measuring reads every row
         run.report.size_before = run.size(db)
+    run.expire_incidents()
     run.expire()
     run.cap()
     if not options.dry_run and run.report.retention_segments:

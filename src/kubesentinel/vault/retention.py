@@ -150,7 +150,9 @@ class Classifier:
 
     ``windows`` are every incident's evidence windows; ``held`` the seqs of incidents under a
     legal hold; ``tags_of`` reads a rule's Falco tags (only called when the policy matches
-    tags).
+    tags); ``live`` the seqs of the incidents stored (None: every seq an event names): a
+    signal of an incident that expired is classified as if it had none, by its rule, tier
+    or default, with its link (``signal``) for rules that match on it.
     """
 
     def __init__(
@@ -160,10 +162,13 @@ class Classifier:
         windows: Sequence[Window],
         held: frozenset[int],
         tags_of: TagsOf,
+        *,
+        live: frozenset[int] | None = None,
     ) -> None:
         self.policy = policy
         self._facets = facets
         self._held = held
+        self._live = live
         self._tags_of = tags_of
         self._needs_tags = any(rule.tags for rule in policy.rules)
         self._static: dict[tuple[int, IncidentLink], Verdict] = {}
@@ -172,7 +177,7 @@ class Classifier:
 
     def verdict(self, time_ns: int, incident: int | None, role: int | None, facet: int) -> Verdict:
         """The event's effective class (its row: time, incident seq, role code, facet id)."""
-        if incident is not None:
+        if incident is not None and (self._live is None or incident in self._live):
             if incident in self._held:
                 return _HELD
             return _INCIDENT

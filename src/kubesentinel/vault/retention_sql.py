@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from typing import Any, Final
 
 import orjson
 
 from kubesentinel.models.falco_alert import Priority
 from kubesentinel.runtime.store import codec
+from kubesentinel.vault.incident_expiry import CLOSED, IncidentAge
 from kubesentinel.vault.retention import FacetInfo, Window
 from kubesentinel.vault.tombstone import retention_seal
 
@@ -149,9 +150,14 @@ def has_incident(db: sqlite3.Connection, incident_id: str) -> bool:
 
 
 def windows(
-    db: sqlite3.Connection, before_s: int, after_s: int, held: Iterable[str]
+    db: sqlite3.Connection,
+    before_s: int,
+    after_s: int,
+    held: Iterable[str],
+    skip: Collection[str] = (),
 ) -> tuple[list[Window], frozenset[int]]:
-    """Every incident's evidence window, and the seqs of the held ones."""
+    """Every incident's evidence window, and the seqs of the held ones; ``skip``: incidents
+    to leave out (a dry run's expired ones)."""
     held_ids = set(held)
     found: list[Window] = []
     held_seqs: set[int] = set()
@@ -159,6 +165,8 @@ def windows(
     for incident_id, seq, cluster, namespace, kind, name, first, last in db.execute(
         "SELECT id, seq, cluster, namespace, kind, name, first_ns, last_ns FROM incidents"
     ):
+        if incident_id in skip:
+            continue
         is_held = incident_id in held_ids
         if is_held and seq is not None:
             held_seqs.add(int(seq))
@@ -166,6 +174,48 @@ def windows(
             Window((cluster, namespace, kind, name), first - before, last + after, is_held)
         )
     return found, frozenset(held_seqs)
+
+
+def incident_seqs(db: sqlite3.Connection, skip: Collection[str] = ()) -> frozenset[int]:
+    """The seqs of the incidents stored (events name their incident by seq)."""
+    return frozenset(
+        int(seq)
+        for incident_id, seq in db.execute("SELECT id, seq FROM incidents WHERE seq IS NOT NULL")
+        if incident_id not in skip
+    )
+
+
+def incident_ages(db: sqlite3.Connection) -> list[IncidentAge]:
+    """What incident expiry reads of every incident: its link, last signal, status, and when
+    the segment that last wrote it was written."""
+    return [
+        IncidentAge(str(row[0]), row[1], int(row[2]), row[3] == CLOSED, int(row[4]))
+        for row in db.execute(
+            "SELECT i.id, i.previous_id, i.last_ns, i.status, coalesce(s.written_ns, 0) "
+            "FROM incidents i LEFT JOIN segments s ON s.id = i.segment"
+        )
+    ]
+
+
+def incident_records(db: sqlite3.Connection, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The incidents' rows as their records hash them (``ledger.incident_leaf``), by id."""
+    from kubesentinel.vault.sqlite_ledger import SEALED_INCIDENTS_SQL
+
+    return db.execute(
+        f"{SEALED_INCIDENTS_SQL} WHERE id IN (SELECT value FROM json_each(?)) ORDER BY id",  # noqa: S608 - constant
+        (orjson.dumps(list(ids)).decode(),),
+    ).fetchall()
+
+
+def sealed_incident_ids(db: sqlite3.Connection, segment_id: int) -> list[str]:
+    """The ids of the incident states the segment sealed, in leaf order."""
+    row = db.execute("SELECT incident_ids FROM segments WHERE id = ?", (segment_id,)).fetchone()
+    found = orjson.loads(row[0]) if row is not None else []
+    return [str(item) for item in found] if isinstance(found, list) else []
+
+
+def delete_incidents(db: sqlite3.Connection, ids: Sequence[str]) -> None:
+    db.executemany("DELETE FROM incidents WHERE id = ?", ((i,) for i in ids))
 
 
 def incident_mark(db: sqlite3.Connection) -> tuple[int, int]:
@@ -250,6 +300,45 @@ def segment_figures(db: sqlite3.Connection, segment_id: int) -> tuple[int, str]:
         "SELECT event_count, sha256 FROM segments WHERE id = ?", (segment_id,)
     ).fetchone()
     return int(row[0]), str(row[1])
+
+
+def segment_shape(db: sqlite3.Connection, segment_id: int) -> tuple[int, int]:
+    """(its record count, the incident states it sealed): its events' leaves start at
+    ``record_count - event_count - incidents`` (the segment record and its facets come
+    first, its incidents after)."""
+    row = db.execute(
+        "SELECT record_count, json_array_length(incident_ids) FROM segments WHERE id = ?",
+        (segment_id,),
+    ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def event_offsets(
+    db: sqlite3.Connection, segment_id: int, low_rowid: int, high_rowid: int
+) -> list[int]:
+    """Evidence offsets of the segment's stored events, in order. There is no index by
+    segment (it would cost bytes per event); a segment's events were inserted in one
+    transaction, so their rowids are consecutive and the caller bounds them."""
+    return [
+        int(row[0])
+        for row in db.execute(
+            "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? ORDER BY offset",
+            (low_rowid, high_rowid, segment_id),
+        )
+    ]
+
+
+def earlier_entries(db: sqlite3.Connection, segment_id: int) -> list[bytes]:
+    """The entries blobs of the segment's earlier event tombstones."""
+    if not has_tables(db):
+        return []
+    return [
+        bytes(row[0])
+        for row in db.execute(
+            "SELECT entries FROM tombstones WHERE target = ? AND kind = 'event' ORDER BY id",
+            (segment_id,),
+        )
+    ]
 
 
 def removed_so_far(db: sqlite3.Connection, segment_id: int) -> int:
@@ -355,21 +444,23 @@ class SQLiteRetentionRows:
 def stats(db: sqlite3.Connection) -> dict[str, Any]:
     """Retention's figures for ``vault stats``."""
     if not has_tables(db):
-        return {"tombstones": 0, "records_removed": 0, "rolled_up_events": 0, "rollup_rows": 0,
-                "holds": []}  # fmt: skip
+        return {"tombstones": 0, "records_removed": 0, "incidents_removed": 0,
+                "rolled_up_events": 0, "rollup_rows": 0, "holds": []}  # fmt: skip
     tombstones, removed = db.execute(
         "SELECT count(*), coalesce(sum(removed), 0) FROM tombstones WHERE kind = 'event'"
     ).fetchone()
     rollup_rows, rolled = db.execute(
         "SELECT count(*), coalesce(sum(count), 0) FROM rollups"
     ).fetchone()
-    rollup_tombstones = db.execute(
-        "SELECT count(*) FROM tombstones WHERE kind = 'rollup'"
-    ).fetchone()[0]
+    other_tombstones, incidents_removed = db.execute(
+        "SELECT count(*), coalesce(sum(CASE kind WHEN 'incident' THEN removed END), 0) "
+        "FROM tombstones WHERE kind != 'event'"
+    ).fetchone()
     held = held_incidents(db)
     return {
-        "tombstones": int(tombstones) + int(rollup_tombstones),
+        "tombstones": int(tombstones) + int(other_tombstones),
         "records_removed": int(removed),
+        "incidents_removed": int(incidents_removed),
         "rolled_up_events": int(rolled),
         "rollup_rows": int(rollup_rows),
         "holds": [{"incident_id": k, "reason": v} for k, v in sorted(held.items())],

@@ -83,6 +83,7 @@ _SEALED_INCIDENTS: Final = (
     "risk_score, reasons, rules, tactics, techniques, event_count, event_id_count, posture, "
     "status, previous_id, context, segment, seq FROM incidents"
 )
+SEALED_INCIDENTS_SQL: Final = _SEALED_INCIDENTS  # for retention's tombstones (retention_sql)
 _INSERT_CHECKPOINT: Final = (
     "INSERT INTO checkpoints (segment_id, written_ns, note) VALUES (?, ?, ?)"
 )

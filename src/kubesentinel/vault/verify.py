@@ -29,7 +29,7 @@ from kubesentinel.vault.ledger import (
     segment_leaf,
 )
 from kubesentinel.vault.record import chain_head
-from kubesentinel.vault.tombstone import Entry
+from kubesentinel.vault.tombstone import Entry, Run
 from kubesentinel.vault.verify_retention import Removed, RetentionCheck, RetentionRows, merge_leaves
 
 __all__ = ["LedgerReader", "Problem", "SegmentRow", "VaultMeta", "VerifyReport", "verify"]
@@ -133,6 +133,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     tombstones: int = 0
     removed_records: int = 0  # event rows retention removed, each tombstoned
+    removed_incidents: int = 0  # incidents retention expired, each tombstoned
 
     @property
     def ok(self) -> bool:
@@ -170,6 +171,7 @@ def verify(
     heads: dict[int, tuple[bytes, int]] = {}  # segment id -> (head, records up to it)
     sealed_records = 0
     latest_incident: dict[str, tuple[int, bytes]] = {}
+    tombstoned: dict[str, tuple[int, bytes]] = {}  # incidents retention removed lawfully
     events = _Lookahead(_by_segment(reader.event_rows()))
     facets = _Lookahead(reader.facet_rows())
     previous_head = GENESIS_HEAD
@@ -189,18 +191,16 @@ def verify(
         incident_leaves = _incident_leaves(segment, report)
         for incident_id, leaf in incident_leaves:
             latest_incident[incident_id] = (segment.id, leaf)
+        _tombstoned_incidents(segment, incident_leaves, removed, tombstoned, report)
         if only is None or segment.id in only:
             report.checked_segments += 1
-            leaves = [_hashed(segment_leaf, segment.record, where, report)]
+            parts: list[bytes | merkle.Gap] = [_hashed(segment_leaf, segment.record, where, report)]
             _check_evidence(segment, report, removed)
-            leaves.extend(_facet_leaves(segment, facets, report))
-            leaves.extend(_event_leaves(segment, events, report, removed))
-            leaves.extend(leaf for _, leaf in incident_leaves)
-            leaves.extend(retention.sealed_leaves(segment.id, removed, report))
-            report.records += len(leaves)
-            if len(leaves) != segment.record_count or merkle.root(leaves) != segment.root:
-                report.add(where, "its records do not match its Merkle root: a record of it "
-                           "was changed, added or removed")  # fmt: skip
+            parts.extend(_facet_leaves(segment, facets, report))
+            parts.extend(_event_leaves(segment, events, report, removed))
+            parts.extend(leaf for _, leaf in incident_leaves)
+            parts.extend(retention.sealed_leaves(segment.id, removed, report))
+            _check_root(segment, parts, report)
         else:
             retention.sealed_leaves(segment.id, removed, report)  # keeps its readers in step
         if _head(previous_head, segment) != segment.head:
@@ -221,7 +221,9 @@ def verify(
                    "not seal it: inserted or moved")  # fmt: skip
     retention.finish(report)
     report.tombstones = retention.tombstones
-    _check_incidents(reader.incident_rows(), latest_incident, report, every=only is None)
+    _check_incidents(
+        reader.incident_rows(), latest_incident, tombstoned, report, every=only is None
+    )
     _match_checkpoints(signed, heads, report)
     return report
 
@@ -270,9 +272,51 @@ def _by_segment(rows: Iterator[Sequence[Any]]) -> Iterator[tuple[Any, list[Seque
         yield segment, list(run)
 
 
+def _check_root(
+    segment: SegmentRow, parts: Sequence[bytes | merkle.Gap], report: VerifyReport
+) -> None:
+    count = sum(part.count if isinstance(part, merkle.Gap) else 1 for part in parts)
+    report.records += count
+    if count != segment.record_count or _root(parts) != segment.root:
+        report.add(f"segment {segment.id}", "its records do not match its Merkle root: a "
+                   "record of it was changed, added or removed")  # fmt: skip
+
+
+def _tombstoned_incidents(
+    segment: SegmentRow,
+    incident_leaves: list[tuple[str, bytes]],
+    removed: Removed,
+    tombstoned: dict[str, tuple[int, bytes]],
+    report: VerifyReport,
+) -> None:
+    """Incident states tombstones say retention removed: each must be a state the segment
+    sealed, leaf for leaf (its id comes from the segment, not from the tombstone)."""
+    for tombstone_id, entry in removed.incidents:
+        where = f"tombstone {tombstone_id}"
+        if not 0 <= entry.position < len(incident_leaves):
+            report.add(where, f"names incident state {entry.position} of segment {segment.id}, "
+                       f"which sealed {len(incident_leaves)}: altered")  # fmt: skip
+            continue
+        incident_id, leaf = incident_leaves[entry.position]
+        if entry.leaf != leaf:
+            report.add(where, f"removes incident {incident_id} with a record segment "
+                       f"{segment.id} did not seal: altered")  # fmt: skip
+            continue
+        tombstoned[incident_id] = (segment.id, leaf)
+
+
+def _root(parts: Sequence[bytes | merkle.Gap]) -> bytes | None:
+    """The root of the leaves and tombstoned runs; None when a run's hashes cannot be
+    placed (its tombstone was altered: the mismatch is reported)."""
+    try:
+        return merkle.root_of_parts(parts)
+    except ValueError:
+        return None
+
+
 def _event_leaves(
     segment: SegmentRow, events: _Lookahead, report: VerifyReport, removed: Removed
-) -> list[bytes]:
+) -> Sequence[bytes | merkle.Gap]:
     """The leaves of the segment's event rows, checking their order and bounds, with the
     leaves of rows retention removed put back in their places (by evidence offset)."""
     rows: list[Sequence[Any]] = []
@@ -288,7 +332,7 @@ def _event_leaves(
                        "segment is missing, or it was inserted, moved or reordered")  # fmt: skip
     _check_places(rows, segment.raw_bytes, report)
     report.events += len(rows)
-    gone = len(removed.events)
+    gone = removed.event_count
     report.removed_records += gone
     if len(rows) + gone != segment.event_count:
         tombstoned = f" and {gone} tombstoned" if gone else ""
@@ -300,7 +344,9 @@ def _event_leaves(
         leaves = [_leaf_or_report(row, report) for row in rows]
     if not gone:
         return leaves
-    present = [Entry(_position(row), leaf) for row, leaf in zip(rows, leaves, strict=True)]
+    present: list[Entry | Run] = [
+        Entry(_position(row), leaf) for row, leaf in zip(rows, leaves, strict=True)
+    ]
     return merge_leaves(present, removed.events, report, f"segment {segment.id}")
 
 
@@ -356,12 +402,14 @@ def _incident_leaves(segment: SegmentRow, report: VerifyReport) -> list[tuple[st
 def _check_incidents(
     rows: Iterable[Sequence[Any]],
     latest: dict[str, tuple[int, bytes]],
+    tombstoned: dict[str, tuple[int, bytes]],
     report: VerifyReport,
     *,
     every: bool,
 ) -> None:
     """The incident rows against the states their segments sealed; ``every``: the rows are
-    all of them, so a sealed state without a row was deleted."""
+    all of them, so a sealed state without a row was deleted, unless a tombstone removed
+    that very state (an expired incident)."""
     for row in rows:
         report.incidents += 1
         incident_id = str(row[0])
@@ -371,14 +419,20 @@ def _check_incidents(
             report.add(where, "was never written by a sealed segment: inserted")
             continue
         segment_id, leaf = sealed
-        if row[INCIDENT_SEGMENT] != segment_id:
+        if tombstoned.get(incident_id) == sealed:
+            report.add(where, f"was removed by retention (the state segment {segment_id} "
+                       "wrote is tombstoned) but is present: put back")  # fmt: skip
+        elif row[INCIDENT_SEGMENT] != segment_id:
             report.add(where, f"is not the state segment {segment_id} last wrote: an older "
                        "state was put back, or it was moved")  # fmt: skip
         elif _hashed(incident_leaf, row, where, report) != leaf:
             report.add(where, f"was changed after segment {segment_id} wrote it")
-    for incident_id, (segment_id, _) in latest.items() if every else ():
-        report.add(f"incident {incident_id}", f"written by segment {segment_id}, is missing: "
-                   "deleted")  # fmt: skip
+    for incident_id, sealed in latest.items() if every else ():
+        if tombstoned.get(incident_id) == sealed:
+            report.removed_incidents += 1
+        else:
+            report.add(f"incident {incident_id}", f"written by segment {sealed[0]}, is "
+                       "missing: deleted")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

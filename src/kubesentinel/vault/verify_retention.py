@@ -16,11 +16,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+from kubesentinel.vault.merkle import Gap
 from kubesentinel.vault.tombstone import (
-    ENTRY_BYTES,
     EVENT_KIND,
+    INCIDENT_KIND,
     ROLLUP_KIND,
     Entry,
+    Run,
+    covered,
     hold_leaf,
     rollup_leaf,
     tombstone_leaf,
@@ -61,9 +64,14 @@ class RetentionRows(Protocol):
 class Removed:
     """What tombstones say went from one segment."""
 
-    events: list[Entry] = field(default_factory=list)
-    rollups: list[Entry] = field(default_factory=list)
+    events: list[Entry | Run] = field(default_factory=list)
+    rollups: list[Entry | Run] = field(default_factory=list)
+    incidents: list[tuple[int, Entry]] = field(default_factory=list)  # (tombstone id, entry)
     evidence: str | None = None  # its evidence sha256, when its bytes went
+
+    @property
+    def event_count(self) -> int:
+        return covered(self.events)
 
 
 class _Ahead:
@@ -116,20 +124,23 @@ class RetentionCheck:
                 removed.events.extend(unpacked)
             elif kind == ROLLUP_KIND:
                 removed.rollups.extend(unpacked)
+            elif kind == INCIDENT_KIND and all(isinstance(e, Entry) for e in unpacked):
+                removed.incidents.extend((int(tombstone_id), e) for e in unpacked
+                                         if isinstance(e, Entry))  # fmt: skip
             else:
                 report.add(where, f"removes records of unknown kind {kind!r}: altered")
             if evidence is not None:
                 removed.evidence = str(evidence)
         return removed
 
-    def sealed_leaves(self, segment_id: int, removed: Removed, report: Report) -> list[bytes]:
+    def sealed_leaves(self, segment_id: int, removed: Removed, report: Report) -> list[bytes | Gap]:
         """The leaves of the tombstones, rollups (tombstoned ones put back) and holds the
         segment sealed, in that order."""
-        leaves = []
+        leaves: list[bytes | Gap] = []
         for row in self._tombstones.take_until(segment_id):
             if not self._misplaced(row, "tombstone", segment_id, report):
                 leaves.append(self._tombstone_leaf(row, report))
-        present = []
+        present: list[Entry | Run] = []
         for row in self._rollups.take_until(segment_id):
             if self._misplaced(row, "rollup", segment_id, report):
                 continue
@@ -150,7 +161,7 @@ class RetentionCheck:
         blob = bytes(entries) if isinstance(entries, bytes | bytearray | memoryview) else b""
         if hashlib.sha256(blob).hexdigest() != row[TOMBSTONE_SHA]:
             report.add(where, "its entries do not match their sha256: altered")
-        elif len(blob) != row[TOMBSTONE_REMOVED] * ENTRY_BYTES:
+        elif _covered(blob) != row[TOMBSTONE_REMOVED]:
             report.add(where, "its entries are not the records it counts: altered")
         return _leaf(tombstone_leaf, row[:TOMBSTONE_ENTRIES], report, where)
 
@@ -181,15 +192,27 @@ def _leaf(leaf_of: Any, row: Sequence[Any], report: Report, where: str) -> bytes
     return leaf
 
 
+def _covered(blob: bytes) -> int | None:
+    try:
+        return covered(list(unpack_entries(blob)))
+    except ValueError:
+        return None
+
+
 def merge_leaves(
-    present: list[Entry], removed: list[Entry], report: Report, where: str
-) -> list[bytes]:
-    """The leaves of records still there and of tombstoned ones, in position order: the
-    segment's leaves as sealed. A position both present and tombstoned is reported."""
+    present: list[Entry | Run], removed: list[Entry | Run], report: Report, where: str
+) -> list[bytes | Gap]:
+    """The leaves of records still there and of tombstoned ones (single leaves, or runs as
+    the subtree hashes covering them), in position order: the segment's leaves as sealed. A
+    position both present and tombstoned is reported."""
     if not removed:
-        return [entry.leaf for entry in present]
+        return [_part(entry) for entry in present]
     merged = sorted([*present, *removed], key=lambda entry: entry.position)
     for first, second in itertools.pairwise(merged):
         if first.position == second.position:
             report.add(where, f"the record at {first.position} is both present and tombstoned")
-    return [entry.leaf for entry in merged]
+    return [_part(entry) for entry in merged]
+
+
+def _part(entry: Entry | Run) -> bytes | Gap:
+    return entry.gap if isinstance(entry, Run) else entry.leaf

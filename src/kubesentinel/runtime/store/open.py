@@ -11,13 +11,15 @@ key file must not be).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from kubesentinel.config import Config
 from kubesentinel.errors import StoreError, UsageError
 from kubesentinel.runtime.store.interface import VaultStore
 from kubesentinel.runtime.store.urls import is_url, redact
 from kubesentinel.vault.signer import KEY_FILE
+
+if TYPE_CHECKING:  # the writer process opens stores by location and need not load the config
+    from kubesentinel.config import Config
 
 __all__ = ["DB_NAME", "open_existing", "open_store", "signing_key_for", "store_location"]
 
