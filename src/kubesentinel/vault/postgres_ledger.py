@@ -58,6 +58,7 @@ _SEALED_INCIDENTS: Final = (
     "risk_score, reasons, rules, tactics, techniques, event_count, event_id_count, posture, "
     "status, previous_id, context, segment, seq FROM incidents"
 )
+SEALED_INCIDENTS_SQL: Final = _SEALED_INCIDENTS  # for retention's tombstones (retention_pg)
 _TAMPER_HINT: Final = "run `kubesentinel vault verify`; keep a dump of the schema"
 # Rows fetched per round trip by verify's server-side cursors: memory stays flat.
 FETCH_ROWS: Final = 10_000

@@ -490,7 +490,7 @@ class _Run:
     ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[Any, ...]]]:
         """(a tombstone per segment losing events, the segments losing their last events,
         the rollup rows of the events rolled up)."""
-        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[int]]] = {}
+        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[Any]]] = {}
         rollups: dict[tuple[Any, ...], list[int]] = {}
         leaves = event_leaves([row[1:] for row, _, _ in plan.events])
         for (row, verdict, action), leaf in zip(plan.events, leaves, strict=True):
@@ -509,16 +509,30 @@ class _Run:
                 counts[2] = max(counts[2], row[TIME])
         tombstones = []
         dropped = []
-        for segment_id, (entries, reasons, rowids) in sorted(by_segment.items()):
+        figures: dict[int, tuple[int, str | None]] = {}  # (events sealed, digest if emptied)
+        for segment_id, (entries, _, _) in by_segment.items():
             event_count, digest = self.sql.segment_figures(db, segment_id)
             gone = self.sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
-            evidence = digest if gone + len(entries) >= event_count else None
+            emptied = gone + len(entries) >= event_count
+            figures[segment_id] = (event_count, digest if emptied else None)
+        # Where the events that stay sit, in the segments keeping some (one read for them all);
+        # a segment losing its last events holds exactly those being removed.
+        stored = self.sql.event_offsets(db, {
+            segment_id: (figures[segment_id][0], keys)
+            for segment_id, (entries, _, keys) in by_segment.items()
+            if len(entries) >= MIN_RUN and figures[segment_id][1] is None
+        })  # fmt: skip
+        for segment_id, (entries, reasons, _) in sorted(by_segment.items()):
+            event_count, evidence = figures[segment_id]
             if evidence is not None:
                 dropped.append(segment_id)
             if self.options.dry_run:
                 self.pending_removed[segment_id] += len(entries)
-            packed = _compacted(self.sql, db, segment_id,
-                                sorted(entries, key=lambda e: e.position), rowids=rowids,
+            entries.sort(key=lambda e: e.position)
+            offsets = (
+                stored.get(segment_id, []) if evidence is None else [e.position for e in entries]
+            )
+            packed = _compacted(self.sql, db, segment_id, entries, offsets=offsets,
                                 event_count=event_count)  # fmt: skip
             tombstones.append(
                 self._tombstone(
@@ -578,12 +592,13 @@ def _compacted(
     segment_id: int,
     entries: list[Entry],
     *,
-    rowids: list[int],
+    offsets: Sequence[int],
     event_count: int,
 ) -> Sequence[Entry | Run]:
-    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``). Left
-    as they are when the segment's event places cannot be read back whole: a run's hashes
-    depend on where it sits in the tree, and a wrong guess would fail verify."""
+    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``).
+    ``offsets``: the evidence offsets of the segment's stored events, those removed now
+    included. Left as they are when the segment's event places cannot be read back whole: a
+    run's hashes depend on where it sits in the tree, and a wrong guess would fail verify."""
     if len(entries) < MIN_RUN:
         return entries
     slots: list[Slot] = []
@@ -594,14 +609,15 @@ def _compacted(
     except ValueError:  # a damaged tombstone: verify reports it
         return entries
     removing = {entry.position: entry.leaf for entry in entries}
-    low, high = min(rowids) - event_count, max(rowids) + event_count
-    slots.extend(Slot(offset, leaf=removing.get(offset))
-                 for offset in sql.event_offsets(db, segment_id, low, high))  # fmt: skip
+    slots.extend(Slot(offset, leaf=removing.get(offset)) for offset in offsets)
     slots.sort(key=lambda slot: slot.position)
     found = sum(slot.leaf is not None for slot in slots)
     if sum(slot.width for slot in slots) != event_count or found != len(entries):
         return entries
-    size, incidents = sql.segment_shape(db, segment_id)
+    try:
+        size, incidents = sql.segment_shape(db, segment_id)
+    except ValueError:  # its sealed incident list is damaged: verify reports it
+        return entries
     return compact(slots, size - event_count - incidents, size)
 
 

@@ -10,10 +10,11 @@ mypy then checks both modules against the contract.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from kubesentinel.runtime.store.interface import VaultStore
+from kubesentinel.vault.incident_expiry import IncidentAge
 from kubesentinel.vault.retention import FacetInfo, Window
 
 __all__ = ["RetentionQueries", "queries_for"]
@@ -32,10 +33,27 @@ class RetentionQueries(Protocol):
     def has_incident(self, db: Any, incident_id: str) -> bool: ...
 
     def windows(
-        self, db: Any, before_s: int, after_s: int, held: Iterable[str]
+        self,
+        db: Any,
+        before_s: int,
+        after_s: int,
+        held: Iterable[str],
+        skip: Collection[str] = (),
     ) -> tuple[list[Window], frozenset[int]]: ...
 
+    def incident_seqs(self, db: Any, skip: Collection[str] = ()) -> frozenset[int]: ...
+
     def incident_mark(self, db: Any) -> tuple[int, int]: ...
+
+    # incident expiry (``incident_expiry``, prune's step 0)
+
+    def incident_ages(self, db: Any) -> list[IncidentAge]: ...
+
+    def incident_records(self, db: Any, ids: Sequence[str]) -> list[tuple[Any, ...]]: ...
+
+    def sealed_incident_ids(self, db: Any, segment_id: int) -> list[str]: ...
+
+    def delete_incidents(self, db: Any, ids: Sequence[str]) -> None: ...
 
     def event_rows(
         self, db: Any, after_rowid: Any, before_ns: int, limit: int
@@ -58,6 +76,16 @@ class RetentionQueries(Protocol):
     def segment_figures(self, db: Any, segment_id: int) -> tuple[int, str]: ...
 
     def removed_so_far(self, db: Any, segment_id: int) -> int: ...
+
+    # compact tombstones (prune's ``_compacted``)
+
+    def segment_shape(self, db: Any, segment_id: int) -> tuple[int, int]: ...
+
+    def event_offsets(
+        self, db: Any, segments: Mapping[int, tuple[int, Sequence[Any]]]
+    ) -> dict[int, list[int]]: ...
+
+    def earlier_entries(self, db: Any, segment_id: int) -> list[bytes]: ...
 
     def drop_evidence(self, db: Any, segment_ids: Iterable[int]) -> None: ...
 

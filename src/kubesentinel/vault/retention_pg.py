@@ -11,21 +11,26 @@ Differences from SQLite, each for a reason:
   every other id of the PostgreSQL vault, so concurrent monitors never interleave them;
 - the size the cap counts is what live rows fill (``used_bytes``): PostgreSQL keeps a deleted
   row's space until VACUUM and then reuses it without shrinking the files, as SQLite reuses its
-  free pages.
+  free pages;
+- a segment's event offsets (``event_offsets``, for compact tombstones) are read by the
+  segment column, not bounded by rowids: one scan of the events table per transaction, for
+  every segment that keeps some of its events.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
 import psycopg
 
 from kubesentinel.models.falco_alert import Priority
 from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.postgres_schema import pg_id_text
-from kubesentinel.vault.postgres_ledger import last_head, lock_chain
+from kubesentinel.vault.incident_expiry import CLOSED, IncidentAge
+from kubesentinel.vault.postgres_ledger import SEALED_INCIDENTS_SQL, last_head, lock_chain
 from kubesentinel.vault.retention import FacetInfo, Window
 from kubesentinel.vault.retention_sql import (
     HOLD_COLUMNS,
@@ -43,19 +48,27 @@ __all__ = [
     "append_retention_segment",
     "counts",
     "delete_events",
+    "delete_incidents",
     "delete_rollups",
     "drop_evidence",
+    "earlier_entries",
     "ensure_schema",
+    "event_offsets",
     "event_rows",
     "evidence",
     "facets",
     "has_incident",
     "held_incidents",
+    "incident_ages",
     "incident_mark",
+    "incident_records",
+    "incident_seqs",
     "reasons_json",
     "removed_so_far",
     "rollups_of_class",
+    "sealed_incident_ids",
     "segment_figures",
+    "segment_shape",
     "stats",
     "used_bytes",
     "windows",
@@ -177,9 +190,14 @@ def has_incident(db: Connection, incident_id: str) -> bool:
 
 
 def windows(
-    db: Connection, before_s: int, after_s: int, held: Iterable[str]
+    db: Connection,
+    before_s: int,
+    after_s: int,
+    held: Iterable[str],
+    skip: Collection[str] = (),
 ) -> tuple[list[Window], frozenset[int]]:
-    """Every incident's evidence window, and the seqs of the held ones."""
+    """Every incident's evidence window, and the seqs of the held ones; ``skip``: incidents
+    to leave out (a dry run's expired ones)."""
     held_ids = set(held)
     found: list[Window] = []
     held_seqs: set[int] = set()
@@ -187,6 +205,8 @@ def windows(
     for incident_id, seq, cluster, namespace, kind, name, first, last in db.execute(
         "SELECT id, seq, cluster, namespace, kind, name, first_ns, last_ns FROM incidents"
     ):
+        if incident_id in skip:
+            continue
         is_held = incident_id in held_ids
         if is_held and seq is not None:
             held_seqs.add(int(seq))
@@ -194,6 +214,57 @@ def windows(
             Window((cluster, namespace, kind, name), first - before, last + after, is_held)
         )
     return found, frozenset(held_seqs)
+
+
+def incident_seqs(db: Connection, skip: Collection[str] = ()) -> frozenset[int]:
+    """The seqs of the incidents stored (events name their incident by seq)."""
+    return frozenset(
+        int(seq)
+        for incident_id, seq in db.execute("SELECT id, seq FROM incidents WHERE seq IS NOT NULL")
+        if incident_id not in skip
+    )
+
+
+def incident_ages(db: Connection) -> list[IncidentAge]:
+    """What incident expiry reads of every incident: its link, last signal, status, and when
+    the segment that last wrote it was written."""
+    return [
+        IncidentAge(str(row[0]), row[1], int(row[2]), row[3] == CLOSED, int(row[4]))
+        for row in db.execute(
+            "SELECT i.id, i.previous_id, i.last_ns, i.status, coalesce(s.written_ns, 0) "
+            "FROM incidents i LEFT JOIN segments s ON s.id = i.segment"
+        )
+    ]
+
+
+def incident_records(db: Connection, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The incidents' rows as their records hash them (``ledger.incident_leaf``), by id (in
+    byte order, as SQLite sorts them)."""
+    return db.execute(
+        f'{SEALED_INCIDENTS_SQL} WHERE id = ANY(%s) ORDER BY id COLLATE "C"'.encode(),
+        (list(ids),),
+    ).fetchall()
+
+
+def sealed_incident_ids(db: Connection, segment_id: int) -> list[str]:
+    """The ids of the incident states the segment sealed, in leaf order."""
+    row = db.execute("SELECT incident_ids FROM segments WHERE id = %s", (segment_id,)).fetchone()
+    found = _json_list(row[0]) if row is not None else []
+    return [str(item) for item in found] if found is not None else []
+
+
+def delete_incidents(db: Connection, ids: Sequence[str]) -> None:
+    if ids:
+        db.execute("DELETE FROM incidents WHERE id = ANY(%s)", (list(ids),))
+
+
+def _json_list(text: Any) -> list[Any] | None:
+    """A JSON array stored as text; None when it is not one (a damaged row)."""
+    try:
+        found = orjson.loads(text)
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    return found if isinstance(found, list) else None
 
 
 def incident_mark(db: Connection) -> tuple[int, int]:
@@ -312,6 +383,54 @@ def segment_figures(db: Connection, segment_id: int) -> tuple[int, str]:
     if row is None:
         raise ValueError(f"segment {segment_id} is missing")
     return int(row[0]), str(row[1])
+
+
+def segment_shape(db: Connection, segment_id: int) -> tuple[int, int]:
+    """(its record count, the incident states it sealed): its events' leaves start at
+    ``record_count - event_count - incidents`` (the segment record and its facets come
+    first, its incidents after). ValueError when the segment or its incident list is
+    damaged: counted in Python, so a damaged row never aborts the transaction."""
+    row = db.execute(
+        "SELECT record_count, incident_ids FROM segments WHERE id = %s", (segment_id,)
+    ).fetchone()
+    ids = _json_list(row[1]) if row is not None else None
+    if row is None or ids is None:
+        raise ValueError(f"segment {segment_id} is missing or its incident list is damaged")
+    return int(row[0]), len(ids)
+
+
+def event_offsets(
+    db: Connection, segments: Mapping[int, tuple[int, Sequence[Any]]]
+) -> dict[int, list[int]]:
+    """Evidence offsets of the stored events of each segment, in order (``segments``: id ->
+    (events sealed, keys of those being removed), which only SQLite's rowid bounds need).
+    Events have no rowid here and no index by segment (it would cost bytes per event): the
+    segment column is matched in one scan of the events table for all the segments at once
+    (a hash join), so a transaction pays one scan, not one per segment."""
+    if not segments:
+        return {}
+    found: dict[int, list[int]] = {segment_id: [] for segment_id in segments}
+    for segment_id, offset in db.execute(
+        'SELECT e.segment, e."offset" FROM events e '
+        "JOIN unnest(%s::bigint[]) AS wanted(id) ON e.segment = wanted.id "
+        'ORDER BY e.segment, e."offset"',
+        (list(segments),),
+    ):
+        found[int(segment_id)].append(int(offset))
+    return found
+
+
+def earlier_entries(db: Connection, segment_id: int) -> list[bytes]:
+    """The entries blobs of the segment's earlier event tombstones."""
+    if not has_tables(db):
+        return []
+    return [
+        bytes(row[0])
+        for row in db.execute(
+            "SELECT entries FROM tombstones WHERE target = %s AND kind = 'event' ORDER BY id",
+            (segment_id,),
+        )
+    ]
 
 
 def removed_so_far(db: Connection, segment_id: int) -> int:
@@ -458,20 +577,20 @@ class SegmentRetentionRows:
 def stats(db: Connection) -> dict[str, Any]:
     """Retention's figures for ``vault stats``."""
     if not has_tables(db):
-        return {"tombstones": 0, "records_removed": 0, "rolled_up_events": 0, "rollup_rows": 0,
-                "holds": []}  # fmt: skip
-    event_tombstones, removed, other_tombstones = db.execute(
-        "SELECT count(*) FILTER (WHERE kind = 'event'), "
-        "coalesce(sum(removed) FILTER (WHERE kind = 'event'), 0), "
-        "count(*) FILTER (WHERE kind != 'event') FROM tombstones"
+        return {"tombstones": 0, "records_removed": 0, "incidents_removed": 0,
+                "rolled_up_events": 0, "rollup_rows": 0, "holds": []}  # fmt: skip
+    tombstones, removed, incidents_removed = db.execute(
+        "SELECT count(*), coalesce(sum(removed) FILTER (WHERE kind = 'event'), 0), "
+        "coalesce(sum(removed) FILTER (WHERE kind = 'incident'), 0) FROM tombstones"
     ).fetchone() or (0, 0, 0)
     rollup_rows, rolled = db.execute(
         "SELECT count(*), coalesce(sum(count), 0) FROM rollups"
     ).fetchone() or (0, 0)
     held = held_incidents(db)
     return {
-        "tombstones": int(event_tombstones) + int(other_tombstones),
+        "tombstones": int(tombstones),
         "records_removed": int(removed),
+        "incidents_removed": int(incidents_removed),
         "rolled_up_events": int(rolled),
         "rollup_rows": int(rollup_rows),
         "holds": [{"incident_id": k, "reason": v} for k, v in sorted(held.items())],

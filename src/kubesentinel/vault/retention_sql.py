@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -34,19 +34,27 @@ __all__ = [
     "append_retention_segment",
     "counts",
     "delete_events",
+    "delete_incidents",
     "delete_rollups",
     "drop_evidence",
+    "earlier_entries",
     "ensure_schema",
+    "event_offsets",
     "event_rows",
     "evidence",
     "facets",
     "has_incident",
     "held_incidents",
+    "incident_ages",
     "incident_mark",
+    "incident_records",
+    "incident_seqs",
     "reasons_json",
     "removed_so_far",
     "rollups_of_class",
+    "sealed_incident_ids",
     "segment_figures",
+    "segment_shape",
     "stats",
     "used_bytes",
     "windows",
@@ -314,18 +322,26 @@ def segment_shape(db: sqlite3.Connection, segment_id: int) -> tuple[int, int]:
 
 
 def event_offsets(
-    db: sqlite3.Connection, segment_id: int, low_rowid: int, high_rowid: int
-) -> list[int]:
-    """Evidence offsets of the segment's stored events, in order. There is no index by
+    db: sqlite3.Connection, segments: Mapping[int, tuple[int, Sequence[int]]]
+) -> dict[int, list[int]]:
+    """Evidence offsets of the stored events of each segment, in order; ``segments``: id ->
+    (the events it sealed, the rowids of those of them being removed). There is no index by
     segment (it would cost bytes per event); a segment's events were inserted in one
-    transaction, so their rowids are consecutive and the caller bounds them."""
-    return [
-        int(row[0])
-        for row in db.execute(
-            "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? ORDER BY offset",
-            (low_rowid, high_rowid, segment_id),
-        )
-    ]
+    transaction, so their rowids are consecutive and bounded by any one of them."""
+    found: dict[int, list[int]] = {}
+    for segment_id, (event_count, rowids) in segments.items():
+        if not rowids:
+            continue
+        low, high = min(rowids) - event_count, max(rowids) + event_count
+        found[segment_id] = [
+            int(row[0])
+            for row in db.execute(
+                "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? "
+                "ORDER BY offset",
+                (low, high, segment_id),
+            )
+        ]
+    return found
 
 
 def earlier_entries(db: sqlite3.Connection, segment_id: int) -> list[bytes]:
