@@ -1,6 +1,7 @@
 """Retention, the same on SQLite and PostgreSQL: what goes and what stays, exact rollups, the
-size cap's eviction order, holds never evicted, the dead letter against the cap, and that
-``vault verify`` passes after a lawful prune but not after any other deletion or edit."""
+size cap's eviction order, holds never evicted, the dead letter against the cap, incidents
+expiring at their class's age unless held, compact tombstones, and that ``vault verify``
+passes after a lawful prune or expiry but not after any other deletion or edit."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.models import Event, Incident, Priority
+from kubesentinel.models.event import Workload
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.metrics import Metrics
 from kubesentinel.runtime.store.postgres_schema import pg_id_text
@@ -22,6 +24,7 @@ from kubesentinel.vault.prune import PruneOptions, PruneReport, prune
 from kubesentinel.vault.retention import DAY_NS, HOUR_NS
 from kubesentinel.vault.retention_stats import retention_stats
 from kubesentinel.vault.schedule import PruneSchedule
+from kubesentinel.vault.tombstone import ENTRY_BYTES, Run, unpack_entries
 from kubesentinel.vault.verify import VerifyReport
 from tests.runtime.test_sqlite_store import DB, T0, WEB, event
 from tests.store_behaviour.backends import Backend
@@ -318,3 +321,175 @@ def test_verify_passes_a_lawful_prune_and_catches_everything_else(
     report = verify(pruned)
     assert not report.ok, case
     assert any(fragment in str(problem) for problem in report.problems), report.problems
+
+
+# -- incident expiry ---------------------------------------------------------------------------
+
+NEVER = 1 << 62  # a time after every signal: the correlator closes what is open
+
+
+def critical(name: str, at_s: float, workload: Workload = WEB) -> Event:
+    return event(name, at_s, workload, priority=Priority.CRITICAL)
+
+
+def closed_incident(backend: Backend, *signals: Event) -> list[Incident]:
+    """Noise on WEB and DB from 0 to 3000 s, then the signals' incidents written as the
+    monitor writes them (open, then closed when it stops). Returns their closed states."""
+    events = [noise(f"w{t}", t) for t in range(0, 3000, 100)]
+    events += [noise(f"d{t}", t, workload=DB) for t in range(0, 3000, 100)]
+    events.sort(key=lambda e: e.time_ns)
+    correlator = Correlator()
+    opened = correlator.add(list(signals), signals[-1].time_ns)
+    closed = correlator.expire(NEVER)
+    with backend.open() as store:
+        store.write(events, [])
+        store.write(list(signals), opened)
+        store.write([], closed)
+    assert closed
+    assert all(i.status == "closed" for i in closed)
+    return closed
+
+
+def incident_ids(backend: Backend) -> set[str]:
+    return {str(row[0]) for row in backend.execute("SELECT id FROM incidents")}
+
+
+def days_after(incident: Incident, days: float) -> float:
+    """``run``'s days (from T0) at which the incident's last signal is this old."""
+    return (incident.last_ns - T0) / DAY_NS + days
+
+
+EXPIRED = ("incident", "incident_expired", "last signal over 365 days ago")
+
+
+def test_an_incident_and_its_evidence_expire_at_the_class_age(backend: Backend) -> None:
+    (incident,) = closed_incident(backend, critical("sig1", 2000.5), critical("sig2", 2001.5))
+    kept = run(backend, days_after(incident, 364.99))
+    assert kept.incidents_removed == 0
+    assert incident_ids(backend) == {incident.id}
+    assert {"sig1", "sig2", "w1200", "w2300"} <= ids(backend)  # signals and context window
+    assert not any(i.startswith("d") for i in ids(backend))  # DB's noise went long ago
+    dry = run(backend, days_after(incident, 365.01), dry_run=True)
+    assert incident_ids(backend) == {incident.id}
+    report = run(backend, days_after(incident, 365.01))
+    assert (dry.incidents_removed, dry.removed) == (1, report.removed)
+    assert report.incidents_removed == 1
+    assert report.removed[EXPIRED] == 1
+    assert report.removed[("severe", "expired", "tier critical")] == 2
+    assert (incident_ids(backend), ids(backend)) == (set(), set())  # its evidence went too
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    assert (checked.removed_incidents, checked.incidents) == (1, 0)
+    with backend.open(read_only=True) as store:
+        assert retention_stats(store, DEFAULT)["incidents_removed"] == 1
+
+
+def test_a_held_incident_outlives_its_age_and_expires_after_release(backend: Backend) -> None:
+    (incident,) = closed_incident(backend, critical("sig1", 2000.5), critical("sig2", 2001.5))
+    with backend.open() as store:
+        assert place_hold(store, incident.id, "case 7", T0).changed
+    late = days_after(incident, 400)
+    assert run(backend, late).incidents_removed == 0
+    assert incident_ids(backend) == {incident.id}
+    assert {"sig1", "sig2", "w1200"} <= ids(backend)
+    with backend.open() as store:
+        assert release_hold(store, incident.id, T0).changed
+    report = run(backend, late)
+    assert (report.incidents_removed, report.removed[EXPIRED]) == (1, 1)
+    assert (incident_ids(backend), ids(backend)) == (set(), set())
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    assert checked.removed_incidents == 1
+
+
+def test_verify_accepts_an_expiry_and_reports_an_incident_deleted_without_one(
+    backend: Backend,
+) -> None:
+    (old,) = closed_incident(backend, critical("sig1", 2000.5))
+    (stored,) = backend.execute("SELECT * FROM incidents")  # to put back later
+    later = [critical("late1", 400 * 86_400, workload=DB)]  # a year on: kept when old expires
+    correlator = Correlator()
+    with backend.open() as store:
+        store.write(later, correlator.add(later, later[-1].time_ns))
+        store.write([], correlator.expire(NEVER))
+    (young,) = incident_ids(backend) - {old.id}
+    assert run(backend, days_after(old, 366)).incidents_removed == 1
+    assert incident_ids(backend) == {young}
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    assert checked.removed_incidents == 1
+    backend.execute("DELETE FROM incidents WHERE id = ?", (young,))
+    problems = [str(p) for p in verify(backend).problems]
+    assert any(f"incident {young}" in p and "is missing: deleted" in p for p in problems)
+    assert not any(old.id in p for p in problems), problems  # its expiry is still lawful
+    marks = ", ".join("?" * len(stored))
+    backend.execute(f"INSERT INTO incidents VALUES ({marks})", stored)  # noqa: S608 - marks
+    problems = [str(p) for p in verify(backend).problems]
+    assert any(f"incident {old.id}" in p and "put back" in p for p in problems), problems
+
+
+# -- compact tombstones ------------------------------------------------------------------------
+
+
+def event_tombstones(backend: Backend) -> list[tuple[int, int, bytes]]:
+    """(id, events removed, entries) of each event tombstone."""
+    found = backend.execute(
+        "SELECT id, removed, entries FROM tombstones WHERE kind = 'event' ORDER BY id"
+    )
+    return [(int(r[0]), int(r[1]), bytes(r[2])) for r in found]  # type: ignore[call-overload]
+
+
+def test_a_segment_emptied_at_once_keeps_a_few_subtree_hashes(backend: Backend) -> None:
+    with backend.open() as store:
+        store.write([noise(f"n{k}", k) for k in range(2000)], [])
+    run(backend, days=100)
+    ((_, removed, blob),) = event_tombstones(backend)
+    assert removed == 2000
+    (entry,) = unpack_entries(blob)
+    assert isinstance(entry, Run)
+    assert entry.count == 2000
+    assert len(blob) < 500 < removed * ENTRY_BYTES
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    assert checked.removed_records == 2000
+
+
+def test_runs_between_kept_events_then_the_rest(backend: Backend) -> None:
+    # Ten noise events, then a critical one, over and over, in one segment: the noise goes
+    # first as runs between the kept criticals (their places read back from the store).
+    events = [critical(f"c{k}", k * 11) if k % 11 == 10 else noise(f"n{k}", k * 11)
+              for k in range(300)]  # fmt: skip
+    with backend.open() as store:
+        store.write(events, [])
+    run(backend, days=100)
+    ((_, removed, blob),) = event_tombstones(backend)
+    assert removed == 300 - 27
+    assert sum(isinstance(part, Run) for part in unpack_entries(blob)) >= 20
+    assert ids(backend) == {f"c{k}" for k in range(10, 300, 11)}
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    run(backend, days=400)  # the criticals go too, single ones between the earlier runs
+    assert ids(backend) == set()
+    assert len(event_tombstones(backend)) == 2
+    checked = verify(backend)
+    assert checked.ok, checked.problems
+    assert checked.removed_records == 300
+
+
+def test_a_tampered_subtree_hash_is_caught(backend: Backend) -> None:
+    with backend.open() as store:
+        store.write([noise(f"n{k}", k) for k in range(600)], [])
+        store.write([critical("keep", 700)], [])
+    run(backend, days=100)
+    ((tombstone_id, _, blob),) = event_tombstones(backend)
+    changed = blob[:-1] + bytes([blob[-1] ^ 1])  # the last subtree hash of the run
+    backend.execute("UPDATE tombstones SET entries = ? WHERE id = ?", (changed, tombstone_id))
+    problems = [str(p) for p in verify(backend).problems]
+    assert any("entries do not match their sha256" in p for p in problems), problems
+    backend.execute(
+        "UPDATE tombstones SET entries_sha256 = ? WHERE id = ?",
+        (hashlib.sha256(changed).hexdigest(), tombstone_id),
+    )
+    problems = [str(p) for p in verify(backend).problems]
+    assert "segment 1: its records do not match its Merkle root" in problems[0], problems
+    assert any("segment 3: its records do not match" in p for p in problems), problems
