@@ -16,8 +16,10 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError, VaultError
 
 if TYPE_CHECKING:
+    from kubesentinel.runtime.store.interface import VaultStore
     from kubesentinel.vault.bundle import Selection
     from kubesentinel.vault.bundle_verify import BundleReport
+    from kubesentinel.vault.export import ExportSource
     from kubesentinel.vault.verify import Problem
 
 EXIT_TAMPERED = 1
@@ -42,7 +44,7 @@ def add_export_command(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     export.add_argument("--output", "-o", required=True, metavar="PATH",
                         help="the bundle to write (created 0600)")  # fmt: skip
     export.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    export.add_argument("--store", metavar="PATH")
+    export.add_argument("--store", metavar="PATH|URL")
     export.add_argument("--public-key", metavar="PATH",
                         help="check the store's checkpoints with this pinned key")  # fmt: skip
     export.set_defaults(handler=_export)
@@ -64,31 +66,23 @@ def _selection(args: argparse.Namespace) -> Selection:
 def _export(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.cli_runtime import open_existing_store
     from kubesentinel.runtime.incident_view import iso_time
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.bundle import BundleWriter, PrivateOutput
     from kubesentinel.vault.export import export
     from kubesentinel.vault.signer import NoteKey, public_pem
-    from kubesentinel.vault.sqlite_export import SQLiteExportSource
 
     selection = _selection(args)
     pinned = NoteKey.from_pem_file(Path(args.public_key)) if args.public_key else None
     output = Path(args.output)
     store = open_existing_store(config, args.store)
-    if not isinstance(store, SQLiteStore):
-        store.close()
-        raise UsageError(
-            f"{store.name}: vault export works on SQLite stores only so far",
-            hint="`vault verify` checks a PostgreSQL vault (docs/vault.md, PostgreSQL)",
-        )
     try:
         out = PrivateOutput(output, force=args.force)
         try:
-            with store.reading("export from the store") as db:
-                source = SQLiteExportSource(db)
+            with store.read_snapshot("export from the store") as db:
+                source = _source(store, db)
                 raw_key = source.meta().public_key
                 if not raw_key:
                     raise VaultError(
-                        f"{store.path} has no signed checkpoint yet: nothing can be proven",
+                        f"{store.name} has no signed checkpoint yet: nothing can be proven",
                         hint="the monitor signs its first checkpoint with its first write",
                     )
                 key = pinned or NoteKey(raw_key)
@@ -96,7 +90,7 @@ def _export(args: argparse.Namespace, config: Config) -> int:
                                 BundleWriter(out.file), iso_time(time.time_ns()))  # fmt: skip
             if not result.ok:
                 out.discard()
-                sys.stdout.write(_refused(store.path, result.problems))
+                sys.stdout.write(_refused(store.name, result.problems))
                 return EXIT_TAMPERED
             size = out.commit()
         except BaseException:
@@ -114,11 +108,24 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     return EXIT_CLEAN
 
 
-def _refused(path: Path, problems: list[Problem]) -> str:
+def _source(store: VaultStore, db: Any) -> ExportSource:
+    """The export reader of the store's backend, over a snapshot's connection."""
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        from kubesentinel.vault.sqlite_export import SQLiteExportSource
+
+        return SQLiteExportSource(db)
+    from kubesentinel.vault.postgres_export import PostgresExportSource
+
+    return PostgresExportSource(db)
+
+
+def _refused(path: str, problems: list[Problem]) -> str:
     lines = [f"TAMPERING: {path}: what would be exported does not match its seals; nothing "
              f"was written. First: {problems[0]}"]  # fmt: skip
     lines.extend(f"  {problem}" for problem in problems[1:20])
-    lines.append("run `kubesentinel vault verify` for the whole store; keep a copy of the file")
+    lines.append("run `kubesentinel vault verify` for the whole store; keep a copy of it")
     return "\n".join(lines) + "\n"
 
 

@@ -236,20 +236,15 @@ def _prune_schedule(
     store: VaultStore, config: Config, policy: Policy, dead_letter: Path, metrics: Metrics
 ) -> PruneSchedule | None:
     """The monitor's retention runs (vault/schedule.py), unless forensics.prune_interval_s
-    is 0. Retention runs on SQLite stores only so far: a PostgreSQL vault keeps everything."""
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
+    is 0. On a PostgreSQL vault every monitor prunes on its own schedule (the chain lock runs
+    their transactions one at a time)."""
     from kubesentinel.vault.schedule import PruneSchedule
 
     forensics = config.forensics
     if forensics.prune_interval_s <= 0:
         return None
-    if not isinstance(store, SQLiteStore):
-        from kubesentinel.runtime import logs
-
-        logs.log.warning("retention is not applied to a PostgreSQL vault yet: it keeps every event")
-        return None
     schedule = PruneSchedule(
-        store.path,
+        store.location,
         store.signing_key,
         policy,
         interval_s=forensics.prune_interval_s,

@@ -19,7 +19,6 @@ from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
     from kubesentinel.runtime.store.interface import VaultStore
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.verify import VerifyReport
 
 EXIT_TAMPERED = 1  # verify found a record, segment or checkpoint that is not as sealed
@@ -70,11 +69,12 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="apply the retention policy now: expire, roll up, evict to the size cap "
         "(exit 1: still over the cap)",
     )  # fmt: skip
-    prune.add_argument("--store", metavar="PATH")
+    prune.add_argument("--store", metavar="PATH|URL")
     prune.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     prune.add_argument(
         "--dead-letter", metavar="PATH",
-        help="dead-letter file counted against the cap (default: the store's directory)",
+        help="dead-letter file counted against the cap (default: the SQLite store's "
+        "directory; for a PostgreSQL store, forensics.storage_path)",
     )  # fmt: skip
     prune.add_argument("--format", choices=("text", "json"), default="text")
     prune.set_defaults(handler=_prune)
@@ -84,12 +84,12 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     )
     hold.add_argument("--incident-id", required=True, metavar="ID")
     hold.add_argument("--reason", default="", metavar="TEXT", help="recorded with the hold")
-    hold.add_argument("--store", metavar="PATH")
+    hold.add_argument("--store", metavar="PATH|URL")
     hold.set_defaults(handler=_hold)
 
     release = sub.add_parser("release", parents=parents, help="release a legal hold")
     release.add_argument("--incident-id", required=True, metavar="ID")
-    release.add_argument("--store", metavar="PATH")
+    release.add_argument("--store", metavar="PATH|URL")
     release.set_defaults(handler=_release)
 
     key = sub.add_parser("key", help="the store's signing key")
@@ -175,7 +175,6 @@ def _report_text(report: VerifyReport, path: str, *, pinned: bool) -> str:
 
 
 def _stats(args: argparse.Namespace, config: Config) -> int:
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
     from kubesentinel.vault.retention import policy_from_config
     from kubesentinel.vault.retention_stats import retention_stats
 
@@ -183,8 +182,7 @@ def _stats(args: argparse.Namespace, config: Config) -> int:
     store = _open(config, args.store)
     try:
         stats = store.vault_stats()
-        if isinstance(store, SQLiteStore):  # retention runs on SQLite stores only so far
-            stats.update(retention_stats(store, policy))
+        stats.update(retention_stats(store, policy))
     finally:
         store.close()
     if args.format == "json":
@@ -212,10 +210,15 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.vault.retention import policy_from_config
 
     policy = policy_from_config(config.forensics)  # a bad policy file stops here, exit 2
-    store = _open_sqlite(config, args.store) if args.dry_run else _open_writable(config, args.store)
-    dead_letter = (
-        Path(args.dead_letter) if args.dead_letter else store.path.parent / DEAD_LETTER_NAME
-    )
+    from kubesentinel.runtime.store.urls import is_url
+
+    store = _open(config, args.store) if args.dry_run else _open_writable(config, args.store)
+    if args.dead_letter:
+        dead_letter = Path(args.dead_letter)
+    elif is_url(store.location):  # the monitor's own directory: the database is shared
+        dead_letter = Path(config.forensics.storage_path) / DEAD_LETTER_NAME
+    else:
+        dead_letter = Path(store.location).parent / DEAD_LETTER_NAME
     options = PruneOptions(
         policy,
         time.time_ns(),
@@ -231,10 +234,10 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     if args.format == "json":
         sys.stdout.write(json.dumps(figures, indent=2) + "\n")
     else:
-        sys.stdout.write(_prune_text(figures, store.path))
+        sys.stdout.write(_prune_text(figures, store.name))
     if report.over_cap:
         print(
-            f"kubesentinel: warning: {store.path} is over forensics.max_size_mb "
+            f"kubesentinel: warning: {store.name} is over forensics.max_size_mb "
             f"({config.forensics.max_size_mb} MB) and nothing evictable is left (held and "
             "incident evidence, facets and tombstones stay)",
             file=sys.stderr,
@@ -243,7 +246,7 @@ def _prune(args: argparse.Namespace, config: Config) -> int:
     return EXIT_CLEAN
 
 
-def _prune_text(figures: dict[str, Any], path: Path) -> str:
+def _prune_text(figures: dict[str, Any], path: str) -> str:
     verb = "would remove" if figures["dry_run"] else "removed"
     lines = [f"{path}: {figures['events_classified']} events classified; {verb} "
              f"{figures['events_removed']} events, {figures['rollup_rows_removed']} rollup "
@@ -333,29 +336,11 @@ def _open(config: Config, given: str | None) -> VaultStore:
     return open_existing_store(config, given)
 
 
-def _open_sqlite(config: Config, given: str | None) -> SQLiteStore:
-    """An existing SQLite store, read-only: retention (prune, hold, release) runs on SQLite
-    stores only so far."""
-    from kubesentinel.runtime.store.open import store_location
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
-    from kubesentinel.runtime.store.urls import is_url, redact
+def _open_writable(config: Config, given: str | None) -> VaultStore:
+    """An existing store of either backend, for writing (prune, hold, release): never creates
+    one (opened read-only first, which refuses a missing file or an empty schema)."""
+    from kubesentinel.runtime.store.open import open_store, signing_key_for, store_location
 
     location = store_location(config, given)
-    if is_url(location):
-        raise UsageError(
-            f"{redact(location)}: retention (vault prune, hold, release) works on SQLite stores "
-            "only so far; a PostgreSQL vault keeps every event",
-            hint="docs/vault.md, PostgreSQL",
-        )
-    store = _open(config, given)  # checks it exists and is a store
-    assert isinstance(store, SQLiteStore)  # a path opens a SQLite store
-    return store
-
-
-def _open_writable(config: Config, given: str | None) -> SQLiteStore:
-    """An existing SQLite store, for writing (prune, hold): never creates one."""
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
-
-    store = _open_sqlite(config, given)
-    store.close()
-    return SQLiteStore(store.path, signing_key=config.forensics.signing_key or None)
+    _open(config, given).close()
+    return open_store(location, signing_key=signing_key_for(config, location))

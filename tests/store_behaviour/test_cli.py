@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.cli import main
-from kubesentinel.runtime.store.open import open_store
-from tests.store_behaviour.backends import Backend
+from tests.store_behaviour.backends import Backend, postgres_execute
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -152,12 +151,56 @@ def test_incidents_show_checks_what_it_reads(
     assert "its records do not match its Merkle root" in out
 
 
-def test_retention_and_export_refuse_a_postgresql_vault(
+def test_retention_commands_on_either_backend(
+    backend: Backend, stream: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`vault hold`, `stats`, `prune [--dry-run]`, `release`, then `verify`, on the store the
+    monitor wrote (a PostgreSQL store named by forensics.storage_url, no --store)."""
+    url = backend.kind == "postgres"
+    config = str(_config(tmp_path, backend, url=url))
+    store = [] if url else ["--store", backend.location]
+    code, _, err = run(capsys, "--config", config, "monitor", "--source", str(stream),
+                       "--until-eof", "--workers", "1", *store)  # fmt: skip
+    assert code == 0, err
+    ((incident_id,),) = backend.execute("SELECT id FROM incidents ORDER BY id LIMIT 1")
+    code, out, err = run(capsys, "--config", config, "vault", "hold", "--incident-id",
+                         incident_id, "--reason", "ticket 9", *store)  # fmt: skip
+    assert (code, out) == (0, f"incident {incident_id}: held\n"), err
+    code, out, err = run(capsys, "--config", config, "vault", "stats", "--format", "json", *store)
+    assert code == 0, err
+    stats = json.loads(out)
+    assert stats["holds"] == [{"incident_id": incident_id, "reason": "ticket 9"}]
+    assert sum(stats["records_per_class"].values()) == stats["events"]
+    assert stats["records_per_class"]["hold"] > 0
+    for dry in (["--dry-run"], []):
+        code, out, err = run(capsys, "--config", config, "vault", "prune", "--format", "json",
+                             *dry, *store)  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out)["dry_run"] is bool(dry)
+    code, out, err = run(capsys, "--config", config, "vault", "release", "--incident-id",
+                         incident_id, *store)  # fmt: skip
+    assert (code, out) == (0, f"incident {incident_id}: released\n"), err
+    code, _, err = run(capsys, "--config", config, "vault", "release", "--incident-id",
+                       incident_id, *store)  # fmt: skip
+    assert code == 2
+    assert "is not held" in err
+    code, _, err = run(capsys, "--config", config, "vault", "hold", "--incident-id", "nope",
+                       *store)  # fmt: skip
+    assert code == 2
+    assert "no incident 'nope'" in err
+    code, out, err = run(capsys, "--config", config, "vault", "verify", "--format", "json", *store)
+    assert code == 0, (out, err)
+    assert json.loads(out)["ok"]
+
+
+def test_retention_never_creates_a_postgresql_vault(
     postgres_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    open_store(postgres_url, signing_key=tmp_path / "key.pem").close()
-    export = ["export", "--incident-id", "x", "--output", str(tmp_path / "b.jsonl")]
-    for command in (["prune", "--dry-run"], ["prune"], ["hold", "--incident-id", "x"], export):
+    for command in (["prune"], ["hold", "--incident-id", "x"], ["export", "--incident-id", "x",
+                    "--output", str(tmp_path / "b.jsonl")]):  # fmt: skip
         code, _, err = run(capsys, "vault", *command, "--store", postgres_url)
         assert code == 2
-        assert "works on SQLite stores only so far" in err
+        assert "the store is empty" in err
+    schema = postgres_url.rsplit("schema=", 1)[1]
+    assert not postgres_execute("public", "SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                                (schema,))  # fmt: skip

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Final
 
 from kubesentinel.errors import UsageError
-from kubesentinel.runtime.store.sqlite import SQLiteStore
-from kubesentinel.vault import retention_sql as sql
+from kubesentinel.runtime.store.interface import VaultStore
+from kubesentinel.vault.retention_backend import queries_for
 
 __all__ = ["HoldResult", "place_hold", "release_hold"]
 
@@ -29,25 +29,25 @@ class HoldResult:
     segment: int | None  # the retention segment sealing the record
 
 
-def place_hold(store: SQLiteStore, incident_id: str, reason: str, now_ns: int) -> HoldResult:
+def place_hold(store: VaultStore, incident_id: str, reason: str, now_ns: int) -> HoldResult:
     return _record(store, incident_id, HOLD, reason, now_ns)
 
 
-def release_hold(store: SQLiteStore, incident_id: str, now_ns: int) -> HoldResult:
+def release_hold(store: VaultStore, incident_id: str, now_ns: int) -> HoldResult:
     return _record(store, incident_id, RELEASE, "", now_ns)
 
 
 def _record(
-    store: SQLiteStore, incident_id: str, action: str, reason: str, now_ns: int
+    store: VaultStore, incident_id: str, action: str, reason: str, now_ns: int
 ) -> HoldResult:
     if len(reason) > MAX_REASON:
         raise UsageError(f"--reason is longer than {MAX_REASON} characters")
+    sql = queries_for(store)
     with store.write_transaction(f"{action} an incident") as db:
         sql.ensure_schema(db)
-        known = db.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        if known is None:
+        if not sql.has_incident(db, incident_id):
             raise UsageError(
-                f"no incident {incident_id!r} in {store.path}",
+                f"no incident {incident_id!r} in {store.name}",
                 hint="`kubesentinel incidents list` shows the ids",
             )
         held = incident_id in sql.held_incidents(db)

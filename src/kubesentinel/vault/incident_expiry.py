@@ -8,7 +8,8 @@ it expires once every member can, that is when its newest member's last signal i
 on any member keeps the whole chain; after the release it expires as any other. So a
 continuation never outlives its predecessor and never loses it while it is kept itself.
 
-Pure: the rows come from ``retention_sql.incident_ages``.
+Pure: the rows come from the store's retention queries, ``incident_ages`` of ``retention_sql``
+or ``retention_pg`` (``retention_backend.RetentionQueries``), which prune injects.
 """
 
 from __future__ import annotations

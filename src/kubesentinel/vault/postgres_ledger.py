@@ -58,6 +58,7 @@ _SEALED_INCIDENTS: Final = (
     "risk_score, reasons, rules, tactics, techniques, event_count, event_id_count, posture, "
     "status, previous_id, context, segment, seq FROM incidents"
 )
+SEALED_INCIDENTS_SQL: Final = _SEALED_INCIDENTS  # for retention's tombstones (retention_pg)
 _TAMPER_HINT: Final = "run `kubesentinel vault verify`; keep a dump of the schema"
 # Rows fetched per round trip by verify's server-side cursors: memory stays flat.
 FETCH_ROWS: Final = 10_000
@@ -233,27 +234,14 @@ class PostgresLedger:
         yield from self._rows(f"{_SEALED_INCIDENTS}{where} ORDER BY seq", params)
 
     def retention(self) -> RetentionRows:
-        """Retention does not run on a PostgreSQL vault yet: no tombstones, rollups or holds,
-        so every sealed row must still be there."""
-        return _NoRetention()
+        """Tombstones, rollups and holds, streamed like every other table."""
+        from kubesentinel.vault.retention_pg import PostgresRetentionRows, has_tables
+
+        return PostgresRetentionRows(self._rows, has_tables(self._db))
 
     def checkpoints(self) -> Iterator[CheckpointRow]:
         for row in self._rows("SELECT id, segment_id, note FROM checkpoints ORDER BY id"):
             yield CheckpointRow(int(row[0]), int(row[1]), str(row[2]))
-
-
-class _NoRetention:
-    def tombstones(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def removals(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def rollups(self) -> Iterator[Sequence[Any]]:
-        return iter(())
-
-    def holds(self) -> Iterator[Sequence[Any]]:
-        return iter(())
 
 
 def _id_list(text: Any) -> list[str]:

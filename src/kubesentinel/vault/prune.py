@@ -41,8 +41,7 @@ from typing import Any, Final
 
 import orjson
 
-from kubesentinel.runtime.store.sqlite import SQLiteStore
-from kubesentinel.vault import retention_sql as sql
+from kubesentinel.runtime.store.interface import VaultStore
 from kubesentinel.vault.incident_expiry import expired_chains
 from kubesentinel.vault.ledger import event_leaves, incident_leaf
 from kubesentinel.vault.policy import INCIDENT as INCIDENT_CLASS
@@ -57,6 +56,7 @@ from kubesentinel.vault.retention import (
     horizon_ns,
     hour_of,
 )
+from kubesentinel.vault.retention_backend import RetentionQueries, queries_for
 from kubesentinel.vault.tombstone import (
     EVENT_KIND,
     INCIDENT_KIND,
@@ -77,7 +77,7 @@ log = logging.getLogger("kubesentinel.vault")
 
 BATCH: Final = 20_000  # records per transaction: ~0.1 s of the write lock, measured
 MAX_CAP_ROUNDS: Final = 16
-# Positions in sql.event_rows rows: the rowid, then the event's record.
+# Positions in event_rows rows: the rowid (a key on PostgreSQL), then the event's record.
 ROWID, TIME, INCIDENT, ROLE, FACET, SEGMENT, OFFSET = 0, 1, 3, 4, 5, 6, 7
 # Positions in a rollup record.
 ROLLUP_ID, ROLLUP_SEGMENT, ROLLUP_CLASS, ROLLUP_COUNT = 0, 1, 8, 9
@@ -171,13 +171,14 @@ class _Tags:
     """Falco tags per rule, read from the evidence of one event of the rule (tags are a
     property of a Falco rule); the last segment read is kept, as events come in its order."""
 
-    def __init__(self) -> None:
+    def __init__(self, sql: RetentionQueries) -> None:
+        self._sql = sql
         self.known: dict[str, tuple[str, ...]] = {}
         self._segment: tuple[int, bytes | None] = (0, None)
 
     def learn(self, db: Any, rule: str, segment: int, offset: int, length: int) -> None:
         if self._segment[0] != segment:
-            self._segment = (segment, sql.evidence(db, segment))
+            self._segment = (segment, self._sql.evidence(db, segment))
         data = self._segment[1]
         tags: tuple[str, ...] = ()
         if data is not None:
@@ -197,9 +198,10 @@ class _Tags:
 class Session:
     """What classifying needs, read once and refreshed when incidents or holds change."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, sql: RetentionQueries) -> None:
         self.policy = policy
-        self.tags = _Tags()
+        self.sql = sql
+        self.tags = _Tags(sql)
         self.facets: dict[int, FacetInfo] = {}
         self._mark: tuple[int, int, int, int] | None = None
         self._held: dict[str, str] | None = None
@@ -208,6 +210,7 @@ class Session:
         self.skip: set[str] = set()  # a dry run's expired incidents, still stored
 
     def refresh(self, db: Any) -> Classifier:
+        sql = self.sql
         held = sql.held_incidents(db)
         incidents = sql.incident_mark(db)
         facet_count = int(db.execute("SELECT coalesce(max(id), 0) FROM facets").fetchone()[0])
@@ -247,12 +250,13 @@ class _Plan:
 
 
 class _Run:
-    def __init__(self, store: SQLiteStore, options: PruneOptions) -> None:
+    def __init__(self, store: VaultStore, options: PruneOptions) -> None:
         self.store = store
+        self.sql = queries_for(store)
         self.options = options
         self.policy = options.policy
         self.report = PruneReport(dry_run=options.dry_run, cap_bytes=options.max_bytes)
-        self.session = Session(options.policy)
+        self.session = Session(options.policy, self.sql)
         self.policy_json = _policy_json(options.policy)
         # Dry run: what earlier transactions of this run would have removed.
         self.pending_removed: Counter[int] = Counter()
@@ -271,6 +275,7 @@ class _Run:
         if keep is None:
             return
         before = self.options.now_ns - keep * DAY_NS
+        sql = self.sql
         done: set[str] = set()  # removed, or refused (see _drop_incidents)
         while True:
             with self.transaction() as db:
@@ -289,6 +294,7 @@ class _Run:
         """Delete the incidents, each under a tombstone entry of the state the segment that
         last wrote it sealed: its index there and its record's leaf, hashed from the row as
         stored (a row changed since would not match its seal, and verify says so)."""
+        sql = self.sql
         by_target: dict[int, list[Entry]] = {}
         sealed: dict[int, list[str]] = {}
         removed: list[str] = []
@@ -335,7 +341,7 @@ class _Run:
         while True:
             with self.transaction() as db:
                 self.session.refresh(db)
-                rows = sql.event_rows(db, after_rowid, before, self.options.batch)
+                rows = self.sql.event_rows(db, after_rowid, before, self.options.batch)
                 if not rows:
                     break
                 after_rowid = rows[-1][ROWID]
@@ -355,9 +361,9 @@ class _Run:
     def _expire_rollups(self, class_name: str, before_ns: int) -> None:
         while True:
             with self.transaction() as db:
+                limit = self.options.batch + len(self.excluded_rollups)
                 rows = [
-                    r for r in sql.rollups_of_class(db, class_name, before_ns, self.options.batch
-                                                    + len(self.excluded_rollups))
+                    r for r in self.sql.rollups_of_class(db, class_name, before_ns, limit)
                     if r[ROLLUP_ID] not in self.excluded_rollups
                 ][: self.options.batch]  # fmt: skip
                 if not rows:
@@ -368,9 +374,9 @@ class _Run:
 
     def cap(self) -> None:
         cap = self.options.max_bytes
-        with self.transaction() as db:
+        with self.store.read_snapshot("measure the vault") as db:
             size = self.size(db)
-            events, rollups = sql.counts(db)
+            events, rollups = self.sql.counts(db)
         per_record = max(size / max(events + rollups, 1), 1.0)
         estimate = size - self._estimated_freed(per_record)
         self.report.size_after = size if not self.options.dry_run else round(estimate)
@@ -391,7 +397,7 @@ class _Run:
             if self.options.dry_run:
                 self.report.size_after = round(current - freed)
             else:
-                with self.transaction() as db:
+                with self.store.read_snapshot("measure the vault") as db:
                     self.report.size_after = self.size(db)
         self.report.over_cap = self.report.size_after > cap
         if self.report.over_cap:
@@ -410,7 +416,7 @@ class _Run:
         return gone * per_record
 
     def size(self, db: Any) -> int:
-        return sql.used_bytes(db) + _files_bytes(self.options.dead_letter)
+        return self.sql.used_bytes(db) + _files_bytes(self.options.dead_letter)
 
     def _evictions(self, db: Any, need: int) -> _Plan:
         """Up to ``need`` records, lowest evict_rank first: a class's rollups (oldest first),
@@ -418,7 +424,7 @@ class _Run:
         order = eviction_order(self.policy)
         plan = _Plan()
         for class_name in order:
-            for row in sql.rollups_of_class(
+            for row in self.sql.rollups_of_class(
                 db, class_name, self.options.now_ns + 1, need + len(self.excluded_rollups)
             ):
                 if row[ROLLUP_ID] not in self.excluded_rollups and len(plan) < need:
@@ -438,7 +444,7 @@ class _Run:
         after_rowid, found = 0, 0
         end = self.options.now_ns + DAY_NS * 36_500
         while found < limit:
-            rows = sql.event_rows(db, after_rowid, end, self.options.batch)
+            rows = self.sql.event_rows(db, after_rowid, end, self.options.batch)
             if not rows:
                 return
             after_rowid = rows[-1][ROWID]
@@ -470,6 +476,7 @@ class _Run:
             self.excluded.update(row[ROWID] for row, _, _ in plan.events)
             self.excluded_rollups.update(record[ROLLUP_ID] for record, _ in plan.rollups)
             return
+        sql = self.sql
         sql.delete_events(db, [row[ROWID] for row, _, _ in plan.events])
         sql.delete_rollups(db, [record[ROLLUP_ID] for record, _ in plan.rollups])
         sql.drop_evidence(db, dropped)
@@ -483,7 +490,7 @@ class _Run:
     ) -> tuple[list[tuple[Any, ...]], list[int], list[tuple[Any, ...]]]:
         """(a tombstone per segment losing events, the segments losing their last events,
         the rollup rows of the events rolled up)."""
-        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[int]]] = {}
+        by_segment: dict[int, tuple[list[Entry], Counter[tuple[str, str, str]], list[Any]]] = {}
         rollups: dict[tuple[Any, ...], list[int]] = {}
         leaves = event_leaves([row[1:] for row, _, _ in plan.events])
         for (row, verdict, action), leaf in zip(plan.events, leaves, strict=True):
@@ -502,16 +509,31 @@ class _Run:
                 counts[2] = max(counts[2], row[TIME])
         tombstones = []
         dropped = []
-        for segment_id, (entries, reasons, rowids) in sorted(by_segment.items()):
-            event_count, digest = sql.segment_figures(db, segment_id)
-            gone = sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
-            evidence = digest if gone + len(entries) >= event_count else None
+        figures: dict[int, tuple[int, str | None]] = {}  # (events sealed, digest if emptied)
+        for segment_id, (entries, _, _) in by_segment.items():
+            event_count, digest = self.sql.segment_figures(db, segment_id)
+            gone = self.sql.removed_so_far(db, segment_id) + self.pending_removed[segment_id]
+            emptied = gone + len(entries) >= event_count
+            figures[segment_id] = (event_count, digest if emptied else None)
+        # Where the events that stay sit, in the segments keeping some (one read for them all);
+        # a segment losing its last events holds exactly those being removed.
+        stored = self.sql.event_offsets(db, {
+            segment_id: (figures[segment_id][0], keys)
+            for segment_id, (entries, _, keys) in by_segment.items()
+            if len(entries) >= MIN_RUN and figures[segment_id][1] is None
+        })  # fmt: skip
+        for segment_id, (entries, reasons, _) in sorted(by_segment.items()):
+            event_count, evidence = figures[segment_id]
             if evidence is not None:
                 dropped.append(segment_id)
             if self.options.dry_run:
                 self.pending_removed[segment_id] += len(entries)
-            packed = _compacted(db, segment_id, sorted(entries, key=lambda e: e.position),
-                                rowids, event_count)  # fmt: skip
+            entries.sort(key=lambda e: e.position)
+            offsets = (
+                stored.get(segment_id, []) if evidence is None else [e.position for e in entries]
+            )
+            packed = _compacted(self.sql, db, segment_id, entries, offsets=offsets,
+                                event_count=event_count)  # fmt: skip
             tombstones.append(
                 self._tombstone(
                     segment_id, EVENT_KIND, packed, reasons, evidence, count=len(entries)
@@ -552,7 +574,7 @@ class _Run:
     ) -> tuple[Any, ...]:
         blob = pack_entries(entries)
         return (target, kind, count, hashlib.sha256(blob).hexdigest(),
-                sql.reasons_json(dict(reasons)), self.policy_json, evidence,
+                self.sql.reasons_json(dict(reasons)), self.policy_json, evidence,
                 self.options.now_ns, blob)  # fmt: skip
 
 
@@ -565,11 +587,18 @@ def _last_index(items: list[str], item: str) -> int | None:
 
 
 def _compacted(
-    db: Any, segment_id: int, entries: list[Entry], rowids: list[int], event_count: int
+    sql: RetentionQueries,
+    db: Any,
+    segment_id: int,
+    entries: list[Entry],
+    *,
+    offsets: Sequence[int],
+    event_count: int,
 ) -> Sequence[Entry | Run]:
-    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``). Left
-    as they are when the segment's event places cannot be read back whole: a run's hashes
-    depend on where it sits in the tree, and a wrong guess would fail verify."""
+    """The entries, consecutive ones as runs of subtree hashes (``tombstone.compact``).
+    ``offsets``: the evidence offsets of the segment's stored events, those removed now
+    included. Left as they are when the segment's event places cannot be read back whole: a
+    run's hashes depend on where it sits in the tree, and a wrong guess would fail verify."""
     if len(entries) < MIN_RUN:
         return entries
     slots: list[Slot] = []
@@ -580,14 +609,15 @@ def _compacted(
     except ValueError:  # a damaged tombstone: verify reports it
         return entries
     removing = {entry.position: entry.leaf for entry in entries}
-    low, high = min(rowids) - event_count, max(rowids) + event_count
-    slots.extend(Slot(offset, leaf=removing.get(offset))
-                 for offset in sql.event_offsets(db, segment_id, low, high))  # fmt: skip
+    slots.extend(Slot(offset, leaf=removing.get(offset)) for offset in offsets)
     slots.sort(key=lambda slot: slot.position)
     found = sum(slot.leaf is not None for slot in slots)
     if sum(slot.width for slot in slots) != event_count or found != len(entries):
         return entries
-    size, incidents = sql.segment_shape(db, segment_id)
+    try:
+        size, incidents = sql.segment_shape(db, segment_id)
+    except ValueError:  # its sealed incident list is damaged: verify reports it
+        return entries
     return compact(slots, size - event_count - incidents, size)
 
 
@@ -603,15 +633,15 @@ def _policy_json(policy: Policy) -> str:
     return orjson.dumps({"files": names, "sha256": digest.hexdigest()}).decode()
 
 
-def prune(store: SQLiteStore, options: PruneOptions) -> PruneReport:
+def prune(store: VaultStore, options: PruneOptions) -> PruneReport:
     """Apply the policy to the store now (see the module's docstring); a checkpoint signs
     what it sealed."""
     started = time.monotonic()
     run = _Run(store, options)
     if not options.dry_run:
         with store.write_transaction("prepare retention") as db:
-            sql.ensure_schema(db)
-    with run.transaction() as db:
+            run.sql.ensure_schema(db)
+    with store.read_snapshot("measure the vault") as db:  # no lock: measuring reads every row
         run.report.size_before = run.size(db)
     run.expire_incidents()
     run.expire()

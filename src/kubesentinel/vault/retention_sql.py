@@ -1,6 +1,7 @@
-"""Every SQL statement retention runs, for the SQLite store: one module to port to another
-backend. The caller holds the transaction (``SQLiteStore.write_transaction`` or
-``read_snapshot``); nothing here commits.
+"""Every SQL statement retention runs, for the SQLite store; ``retention_pg`` is the same for
+PostgreSQL (``retention_backend.RetentionQueries`` is the contract both keep). The caller
+holds the transaction (``SQLiteStore.write_transaction`` or ``read_snapshot``); nothing here
+commits.
 
 Tables (created by the first prune or hold, so stores of schema 4 need no migration):
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -26,7 +27,38 @@ from kubesentinel.vault.incident_expiry import CLOSED, IncidentAge
 from kubesentinel.vault.retention import FacetInfo, Window
 from kubesentinel.vault.tombstone import retention_seal
 
-__all__ = ["RETENTION_SCHEMA", "SQLiteRetentionRows"]
+# The functions are its public API: RetentionQueries (retention_backend) names them.
+__all__ = [
+    "RETENTION_SCHEMA",
+    "SQLiteRetentionRows",
+    "append_retention_segment",
+    "counts",
+    "delete_events",
+    "delete_incidents",
+    "delete_rollups",
+    "drop_evidence",
+    "earlier_entries",
+    "ensure_schema",
+    "event_offsets",
+    "event_rows",
+    "evidence",
+    "facets",
+    "has_incident",
+    "held_incidents",
+    "incident_ages",
+    "incident_mark",
+    "incident_records",
+    "incident_seqs",
+    "reasons_json",
+    "removed_so_far",
+    "rollups_of_class",
+    "sealed_incident_ids",
+    "segment_figures",
+    "segment_shape",
+    "stats",
+    "used_bytes",
+    "windows",
+]
 
 RETENTION_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS tombstones (
@@ -119,6 +151,10 @@ def held_incidents(db: sqlite3.Connection) -> dict[str, str]:
         else:
             held.pop(incident_id, None)
     return held
+
+
+def has_incident(db: sqlite3.Connection, incident_id: str) -> bool:
+    return db.execute("SELECT 1 FROM incidents WHERE id = ?", (incident_id,)).fetchone() is not None
 
 
 def windows(
@@ -286,18 +322,26 @@ def segment_shape(db: sqlite3.Connection, segment_id: int) -> tuple[int, int]:
 
 
 def event_offsets(
-    db: sqlite3.Connection, segment_id: int, low_rowid: int, high_rowid: int
-) -> list[int]:
-    """Evidence offsets of the segment's stored events, in order. There is no index by
+    db: sqlite3.Connection, segments: Mapping[int, tuple[int, Sequence[int]]]
+) -> dict[int, list[int]]:
+    """Evidence offsets of the stored events of each segment, in order; ``segments``: id ->
+    (the events it sealed, the rowids of those of them being removed). There is no index by
     segment (it would cost bytes per event); a segment's events were inserted in one
-    transaction, so their rowids are consecutive and the caller bounds them."""
-    return [
-        int(row[0])
-        for row in db.execute(
-            "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? ORDER BY offset",
-            (low_rowid, high_rowid, segment_id),
-        )
-    ]
+    transaction, so their rowids are consecutive and bounded by any one of them."""
+    found: dict[int, list[int]] = {}
+    for segment_id, (event_count, rowids) in segments.items():
+        if not rowids:
+            continue
+        low, high = min(rowids) - event_count, max(rowids) + event_count
+        found[segment_id] = [
+            int(row[0])
+            for row in db.execute(
+                "SELECT offset FROM events WHERE rowid BETWEEN ? AND ? AND segment = ? "
+                "ORDER BY offset",
+                (low, high, segment_id),
+            )
+        ]
+    return found
 
 
 def earlier_entries(db: sqlite3.Connection, segment_id: int) -> list[bytes]:

@@ -1,9 +1,13 @@
 """The monitor's scheduled retention: ``prune`` every ``forensics.prune_interval_s``.
 
-A thread of the monitor with its own connection to the store. Each prune transaction holds
-the write lock for at most ``prune.BATCH`` records (about a tenth of a second), and the
-monitor's writer waits for the lock (SQLite's busy timeout) rather than failing, so writes
-are delayed briefly, never lost; nothing is acknowledged before it is committed, as always.
+A thread of the monitor with its own connection to the store, SQLite or PostgreSQL. Each
+prune transaction holds the write lock (SQLite's; on PostgreSQL the chain lock every writer
+of the vault takes) for at most ``prune.BATCH`` records (about a tenth of a second), and the
+monitor's writer waits for the lock (SQLite's busy timeout, PostgreSQL's lock_timeout) rather
+than failing, so writes are delayed briefly, never lost; nothing is acknowledged before it is
+committed, as always. Several monitors of one PostgreSQL vault each prune on their schedule:
+the chain lock runs their transactions one after another, and each reads what the one before
+left, so a record is never tombstoned twice.
 A failed run is logged and tried again at the next interval. The first run comes shortly
 after start, so a monitor restarted often still prunes.
 """
@@ -19,7 +23,7 @@ from typing import Final
 
 from kubesentinel.errors import KubeSentinelError
 from kubesentinel.runtime.metrics import Metrics
-from kubesentinel.runtime.store.sqlite import SQLiteStore
+from kubesentinel.runtime.store.interface import VaultStore
 from kubesentinel.vault.policy import Policy
 from kubesentinel.vault.prune import PruneOptions, PruneReport, dead_letter_files, prune
 
@@ -32,7 +36,7 @@ FIRST_RUN_S: Final = 10.0
 class PruneSchedule:
     def __init__(  # noqa: PLR0917 - what one retention run needs
         self,
-        store_path: Path,
+        location: str | Path,
         signing_key: Path | None,
         policy: Policy,
         interval_s: float,
@@ -42,7 +46,7 @@ class PruneSchedule:
         clock: Callable[[], int] = time.time_ns,
         first_run_s: float = FIRST_RUN_S,
     ) -> None:
-        self._path = store_path
+        self._location = str(location)  # a SQLite path or a PostgreSQL URL
         self._key = signing_key
         self._policy = policy
         self._interval = interval_s
@@ -54,9 +58,9 @@ class PruneSchedule:
         self._stop = threading.Event()
         self.runs = 0
         self.last: PruneReport | None = None
-        # Opened on the first run and kept: closing truncates the WAL, which would wait for
-        # the monitor's writer and readers.
-        self._store: SQLiteStore | None = None
+        # Opened on the first run and kept: closing truncates SQLite's WAL, which would wait
+        # for the monitor's writer and readers.
+        self._store: VaultStore | None = None
         self._thread = threading.Thread(target=self._loop, name="vault-prune", daemon=True)
 
     def start(self) -> None:
@@ -87,7 +91,9 @@ class PruneSchedule:
         files: Sequence[Path] = dead_letter_files(self._dead_letter) if self._dead_letter else ()
         options = PruneOptions(self._policy, self._clock(), self._max_bytes, files)
         if self._store is None:
-            self._store = SQLiteStore(self._path, signing_key=self._key)
+            from kubesentinel.runtime.store.open import open_store
+
+            self._store = open_store(self._location, signing_key=self._key)
         report = prune(self._store, options)
         self.runs += 1
         self.last = report

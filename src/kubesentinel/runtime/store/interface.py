@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -96,6 +97,16 @@ class VaultStore(IncidentStore, Protocol):
         ...
 
     def next_of(self, incident_id: str) -> str | None: ...
+
+    def write_transaction(self, action: str) -> AbstractContextManager[Any]:
+        """The backend's connection inside one write transaction that holds the chain lock
+        (committed on leaving, rolled back on an error): for retention's own statements
+        (``vault/retention_backend``). Errors become a StoreError saying ``cannot {action}``."""
+        ...
+
+    def read_snapshot(self, action: str) -> AbstractContextManager[Any]:
+        """The backend's connection inside one read transaction: one committed state."""
+        ...
 
     def seal_tail(self) -> None: ...
 

@@ -252,6 +252,23 @@ class PostgresStore:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             yield
 
+    @contextmanager
+    def write_transaction(self, action: str) -> Iterator[Connection]:
+        """The connection inside one write transaction holding the chain lock, as a monitor's
+        write does: retention's deletions, tombstones and seals never interleave with another
+        writer's segment, on any host. Committed on leaving, rolled back on an error."""
+        if self.read_only:
+            raise StoreError(f"cannot {action}: the store is open read-only", file=self.name)
+        with self._guard(action) as conn, conn.transaction():
+            ledger.lock_chain(conn)
+            yield conn
+
+    @contextmanager
+    def read_snapshot(self, action: str) -> Iterator[Connection]:
+        """The connection inside one REPEATABLE READ, read-only transaction: one snapshot."""
+        with self._guard(action) as conn, self._snapshot(conn):
+            yield conn
+
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, events: Sequence[Event], incidents: Sequence[Incident]) -> None:
