@@ -63,7 +63,7 @@ class Calibration:
         return cls(tuple(raws), tuple(log_q), max(excess, 1.0), n)
 
     def score(self, raw: float) -> float:
-        return min(1.0, -self.log10_share(raw) / DECADES)
+        return min(1.0, max(0.0, -self.log10_share(raw) / DECADES))
 
     def log10_share(self, raw: float) -> float:
         """log10 q(raw): the share of training scores at or above ``raw``."""

@@ -64,8 +64,10 @@ class RateDetector:
         """Count one event in its workload's current minute: (bits, reason or "")."""
         minute = time_ns // MINUTE_NS
         live = self.live.get(workload)
-        if live is None or minute > live[0]:
-            if live is not None and live[2]:
+        if live is None or minute != live[0]:
+            # A later minute closes the current one; an earlier one (events out of order, a
+            # replay) only starts over, learning nothing.
+            if live is not None and live[2] and minute > live[0]:
                 self._fold(workload, live[1])
             elif live is None and len(self.live) >= MAX_WORKLOADS:
                 self.live.clear()  # a flood of workloads: start the minutes over
