@@ -11,6 +11,6 @@ def test_package_exports() -> None:
 def test_models_exports() -> None:
     assert sorted(kubesentinel.models.__all__) == [
         "Event", "FalcoAlert", "FeatureVector", "Finding", "Incident", "K8sObject", "ObjectRef",
-        "Priority", "References", "RiskReason", "Rule", "RuleCount", "Scored", "Severity", "SourceRef",
-        "Suppressed", "Suppression", "Workload",
+        "Priority", "References", "RiskReason", "Rule", "RuleCount", "Scored", "Severity",
+        "SourceRef", "Suppressed", "Suppression", "Workload",
     ]  # fmt: skip

@@ -35,9 +35,10 @@ PRIVATE_CIDRS: Final = (
     "100.64.0.0/10",
     "fc00::/7",
 )
-# Peer classes whose exact address is a behaviour of its own (stable, meaningful); pods and
-# nodes come and go, so only their class and port count.
-EXACT_PEER_CLASSES: Final = frozenset({"external", "service", "metadata"})
+# Peer classes whose exact address is a behaviour of its own: an external address is telling.
+# Pods and nodes come and go and services are created with new addresses, so for them only
+# the class and the port count.
+EXACT_PEER_CLASSES: Final = frozenset({"external", "metadata"})
 
 # Behaviour combinations counted per workload: (kind, the FeatureVector fields it joins,
 # weight). A kind is left out of an event that lacks any of its fields.
