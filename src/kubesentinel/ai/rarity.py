@@ -281,7 +281,7 @@ def _seen(workload: str, n_w: int, n_c: int, span: int, events: int) -> str:
     else:
         over = f" over {duration(span)}" if span >= 60_000_000_000 else ""
         seen = "never seen" if n_w == 0 else f"seen only {times(n_w)}"
-        text = f"{seen} in {events} events of {where}{over}"
+        text = f"{seen} in {events} event{'' if events == 1 else 's'} of {where}{over}"
     elsewhere = n_c - n_w
     if n_c == 0:
         return text + ", nor anywhere in the cluster"
