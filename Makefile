@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps build demo test test-coverage test-integration conformance benchmark lint docs clean
+.PHONY: deps build demo test test-coverage test-integration conformance benchmark evaluate lint docs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=python3.11)")'
@@ -41,6 +41,9 @@ benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/vault_bench.py
 	$(BIN)/python bench/vault_proof_bench.py
 	$(BIN)/python bench/vault_policy_bench.py
+
+evaluate: deps  ## the behavioural analyzer on simulated streams: ROC AUC, detection, false alarms, speed
+	$(BIN)/python bench/ai_eval.py
 
 lint: deps
 	$(BIN)/ruff check src tests bench

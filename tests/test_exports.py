@@ -10,7 +10,7 @@ def test_package_exports() -> None:
 
 def test_models_exports() -> None:
     assert sorted(kubesentinel.models.__all__) == [
-        "Event", "FalcoAlert", "Finding", "Incident", "K8sObject", "ObjectRef", "Priority",
-        "References", "RiskReason", "Rule", "RuleCount", "Severity", "SourceRef",
-        "Suppressed", "Suppression", "Workload",
+        "Event", "FalcoAlert", "FeatureVector", "Finding", "Incident", "K8sObject", "ObjectRef",
+        "Priority", "References", "RiskReason", "Rule", "RuleCount", "Scored", "Severity",
+        "SourceRef", "Suppressed", "Suppression", "Workload",
     ]  # fmt: skip

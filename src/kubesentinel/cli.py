@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from kubesentinel import __version__
+from kubesentinel.cli_ai import add_commands as add_ai_commands
 from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
 from kubesentinel.cli_vault import add_commands as add_vault_commands
@@ -208,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
                              help="extra rule file or directory, as for scan")  # fmt: skip
     add_runtime_commands(commands, common)
     add_vault_commands(commands, common)
+    add_ai_commands(commands, common)
     return parser
 
 

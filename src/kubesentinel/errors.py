@@ -12,10 +12,12 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 │   ├── SourceError           a source cannot be opened or read (KS-E032)
 │   ├── StoreError            the incident store cannot be opened or written (KS-E033)
 │   └── DeadLetterError       the dead-letter file cannot be written or read (KS-E034)
-└── VaultError                the forensic vault (KS-E050)
-    ├── KeyFileError          a key file is unreadable, not Ed25519, or readable by others (KS-E051)
-    ├── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
-    └── BundleError           not a readable export bundle: truncated, another version (KS-E053)
+├── VaultError                the forensic vault (KS-E050)
+│   ├── KeyFileError          a key file is unreadable, not Ed25519, or readable by others (KS-E051)
+│   ├── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
+│   └── BundleError           not a readable export bundle: truncated, another version (KS-E053)
+└── AIError                   the behavioural analyzer (KS-E060)
+    └── ModelError            unreadable, a pickle, tampered, another version (KS-E061)
 """
 
 from __future__ import annotations
@@ -152,3 +154,17 @@ class BundleError(VaultError):
     version, or malformed. Tampering found in a well-formed bundle is a report, not this."""
 
     code = "KS-E053"
+
+
+class AIError(KubeSentinelError):
+    """Base of the behavioural analyzer's errors."""
+
+    code = "KS-E060"
+
+
+class ModelError(AIError):
+    """A model file cannot be used: unreadable, a pickle (refused: loading one runs code), not
+    a KubeSentinel model, of an unsupported schema version, or changed since it was written
+    (its sha256 digest does not match)."""
+
+    code = "KS-E061"

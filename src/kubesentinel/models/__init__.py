@@ -16,8 +16,10 @@ from kubesentinel.models.severity import Severity
 from kubesentinel.models.suppression import Suppressed, Suppression
 
 if TYPE_CHECKING:
+    from kubesentinel.models.anomaly_score import Scored
     from kubesentinel.models.event import Event, Workload
     from kubesentinel.models.falco_alert import FalcoAlert, Priority
+    from kubesentinel.models.feature_vector import FeatureVector
     from kubesentinel.models.incident import Incident, RiskReason, RuleCount
 
 _RUNTIME = {
@@ -28,6 +30,8 @@ _RUNTIME = {
     "Incident": "incident",
     "RiskReason": "incident",
     "RuleCount": "incident",
+    "FeatureVector": "feature_vector",
+    "Scored": "anomaly_score",
 }
 
 
@@ -43,6 +47,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "Event",
     "FalcoAlert",
+    "FeatureVector",
     "Finding",
     "Incident",
     "K8sObject",
@@ -52,6 +57,7 @@ __all__ = [
     "RiskReason",
     "Rule",
     "RuleCount",
+    "Scored",
     "Severity",
     "SourceRef",
     "Suppressed",

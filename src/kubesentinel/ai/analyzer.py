@@ -1,0 +1,258 @@
+"""The behavioural analyzer: rarity and rate detectors, weak signals combined, one calibrated
+score with its reasons, and learning that goes on through benign change but never learns an
+attack.
+
+    raw   = rarity bits + RATE_SHARE * rate bits + weak-signal bits
+    score = calibration(raw)                       (ai/calibrate.py: what a threshold means)
+
+Learning. ``fit`` learns a training window (trusted as normal): the first ``warmup`` share of
+it only learns; the rest is scored before it is learned, and those scores calibrate the model.
+``score_batch`` then keeps learning from the stream (``learning=True``): an event is learned
+only when its score is below the threshold and its workload is not held (``hold``: inside an
+incident). That is the poisoning guard: nothing anomalous, nothing inside an incident is ever
+learned. A behaviour new to a workload is learned at once, so a rollout's new peers stop
+looking new after ``rarity.KNOWN_AFTER`` (3) events below the threshold; behaviour already
+known is counted a batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from kubesentinel.ai.calibrate import Calibration
+from kubesentinel.ai.features import Featurizer, PeerClasses
+from kubesentinel.ai.rarity import KNOWN_AFTER, Item, RarityDetector, items_of
+from kubesentinel.ai.rate import RateDetector
+from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
+from kubesentinel.models.anomaly_score import Scored
+from kubesentinel.models.event import Event
+from kubesentinel.models.feature_vector import FeatureVector
+
+__all__ = ["Analyzer", "TrainReport"]
+
+RATE_SHARE: Final = 0.5
+DEFAULT_THRESHOLD: Final = 0.75
+DEFAULT_WARMUP: Final = 1 / 3
+_PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
+
+
+@dataclass(slots=True)
+class _Entry:
+    """Cached evidence of one event signature, valid while the rarity version stands."""
+
+    version: int
+    fv: FeatureVector
+    items: tuple[Item, ...]
+    bits: float
+    reasons: tuple[str, ...]
+    known: bool  # every item known in the workload: learning it changes no score
+
+
+@dataclass(frozen=True, slots=True)
+class TrainReport:
+    events: int  # learned in all
+    warmup_events: int  # learned without being scored
+    calibration_events: int  # scored, then learned: the calibration sample
+    workloads: int
+    start_ns: int
+    end_ns: int
+
+
+class Analyzer:
+    name = "analyzer"
+
+    def __init__(
+        self,
+        *,
+        threshold: float = DEFAULT_THRESHOLD,
+        peers: PeerClasses | None = None,
+        rarity: RarityDetector | None = None,
+        rate: RateDetector | None = None,
+        signals: WeakSignals | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be within [0, 1], got {threshold}")
+        self.threshold = threshold
+        self.featurizer = Featurizer(peers)
+        self.rarity = rarity if rarity is not None else RarityDetector(self.featurizer)
+        self.rarity.featurizer = self.featurizer
+        self.rate = rate if rate is not None else RateDetector()
+        self.signals = signals if signals is not None else WeakSignals()
+        self.calibration = calibration if calibration is not None else Calibration.fit(())
+        self.learning = True
+        self._cache: dict[tuple[Any, ...], _Entry] = {}
+        self._holds: dict[str, list[tuple[int, int]]] = {}
+        self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
+        self._pending_events = 0
+
+    # -- the contract -------------------------------------------------------------------
+    def learn(self, events: Sequence[Event]) -> None:
+        """Learn events as normal, unconditionally (a trusted window)."""
+        self._run(events, mode="learn")
+
+    def score(self, event: Event) -> Scored:
+        return self.score_batch([event])[0]
+
+    def score_batch(self, events: Sequence[Event]) -> list[Scored]:
+        """One Scored per event, in order; with ``learning`` on, the stream is learned
+        behind the poisoning guard."""
+        return self._run(events, mode="guarded" if self.learning else "score")
+
+    def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
+        """Learn nothing from ``workload`` between the two times (an incident's span)."""
+        self._holds.setdefault(workload, []).append((start_ns, end_ns))
+
+    # -- training -----------------------------------------------------------------------
+    @classmethod
+    def fit(
+        cls,
+        events: Iterable[Event],
+        *,
+        warmup: float = DEFAULT_WARMUP,
+        threshold: float = DEFAULT_THRESHOLD,
+        peers: PeerClasses | None = None,
+    ) -> tuple[Analyzer, TrainReport]:
+        """Train on a window of normal events (sorted by time here) and calibrate."""
+        if not 0.0 <= warmup < 1.0:
+            raise ValueError(f"warmup must be within [0, 1), got {warmup}")
+        ordered = sorted(events, key=lambda e: e.time_ns)
+        analyzer = cls(threshold=threshold, peers=peers)
+        if not ordered:
+            return analyzer, TrainReport(0, 0, 0, 0, 0, 0)
+        start, end = ordered[0].time_ns, ordered[-1].time_ns
+        cut = start + int((end - start) * warmup)
+        split = next((i for i, e in enumerate(ordered) if e.time_ns > cut), len(ordered))
+        if warmup == 0:
+            split = 0
+        analyzer.learn(ordered[:split])
+        scored = analyzer._run(ordered[split:], mode="calibrate")
+        analyzer.calibration = Calibration.fit([s.bits for s in scored])
+        workloads = len({e.workload.key for e in ordered})
+        report = TrainReport(len(ordered), split, len(ordered) - split, workloads, start, end)
+        return analyzer, report
+
+    # -- the loop -----------------------------------------------------------------------
+    def _run(self, events: Sequence[Event], mode: str) -> list[Scored]:
+        """mode: "learn" (no scores), "calibrate" (score then learn all), "guarded" (score,
+        learn what the guard lets through), "score" (score only)."""
+        rarity, rate, signals = self.rarity, self.rate, self.signals
+        keyed = self.featurizer.keyed
+        cache = self._cache
+        calibrate = self.calibration.score
+        threshold = self.threshold
+        holds = self._holds
+        scoring = mode != "learn"
+        out: list[Scored] = []
+        append = out.append
+        for event in events:
+            key, fv = keyed(event)
+            try:
+                entry = cache.get(key)
+            except TypeError:  # a list or object where Falco writes text: no caching
+                entry = None
+            if entry is None or entry.version != rarity.version:
+                entry = self._entry(key, fv)
+            workload = fv.workload
+            t = event.time_ns
+            rate_bits, rate_reason = rate.observe(workload, t)
+            if not scoring:
+                self._learn(key, entry, t)
+                continue
+            # Weak signals raise only events with some evidence of their own: after an
+            # attack, the workload's ordinary events stay ordinary.
+            weak_bits, weak_reason = (
+                signals.prior(workload, t) if entry.bits >= FLOOR_BITS else (0.0, "")
+            )
+            raw = entry.bits + RATE_SHARE * rate_bits + weak_bits
+            score = calibrate(raw) if mode != "calibrate" else 0.0
+            signals.add(workload, t, entry.bits)
+            if mode == "calibrate":
+                self._learn(key, entry, t)
+            elif mode == "guarded":
+                if score >= threshold or (holds and self._held(workload, t)):
+                    rate.taint(workload)
+                else:
+                    self._learn(key, entry, t)
+            reasons = entry.reasons
+            if rate_reason or weak_reason:
+                reasons = (*reasons, *(r for r in (rate_reason, weak_reason) if r))
+            append(Scored(score, reasons, raw))
+        self._flush()
+        return out
+
+    def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:
+        rarity = self.rarity
+        items = items_of(fv)
+        evidence = rarity.evidence(fv, items)
+        known = all(n_w >= KNOWN_AFTER for _, _, (n_w, _, _) in evidence.items)
+        entry = _Entry(
+            rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known
+        )
+        try:
+            if len(self._cache) >= 100_000:
+                self._cache.clear()
+            self._cache[key] = entry
+        except TypeError:  # an unhashable field value: no caching
+            pass
+        return entry
+
+    def _learn(self, key: tuple[Any, ...], entry: _Entry, time_ns: int) -> None:
+        if not entry.known:
+            self.rarity.learn_vector(entry.fv, time_ns, items=entry.items)
+            return
+        try:
+            pending = self._pending.get(key)
+        except TypeError:
+            self.rarity.learn_vector(entry.fv, time_ns, items=entry.items)
+            return
+        if pending is None:
+            self._pending[key] = [entry, 1, time_ns]
+        else:
+            pending[1] += 1
+            pending[2] = time_ns
+        self._pending_events += 1
+        if self._pending_events >= _PENDING_FLUSH:
+            self._flush()
+
+    def _flush(self) -> None:
+        learn = self.rarity.learn_vector
+        for entry, times, last_ns in self._pending.values():
+            learn(entry.fv, last_ns, times=times, items=entry.items)
+        self._pending.clear()
+        self._pending_events = 0
+
+    def _held(self, workload: str, time_ns: int) -> bool:
+        spans = self._holds.get(workload)
+        return spans is not None and any(a <= time_ns <= b for a, b in spans)
+
+    # -- state --------------------------------------------------------------------------
+    def to_state(self) -> dict[str, Any]:
+        self._flush()
+        peers = self.featurizer.peers
+        return {
+            "threshold_at_training": self.threshold,
+            "peers": {
+                "service_cidrs": list(peers.service_cidrs),
+                "pod_cidrs": list(peers.pod_cidrs),
+            },
+            "rarity": self.rarity.to_state(),
+            "rate": self.rate.to_state(),
+            "signals": self.signals.to_state(),
+            "calibration": self.calibration.to_state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any], *, threshold: float | None = None) -> Analyzer:
+        peers = PeerClasses(state["peers"]["service_cidrs"], state["peers"]["pod_cidrs"])
+        featurizer = Featurizer(peers)
+        return cls(
+            threshold=float(state["threshold_at_training"]) if threshold is None else threshold,
+            peers=peers,
+            rarity=RarityDetector.from_state(state["rarity"], featurizer),
+            rate=RateDetector.from_state(state["rate"]),
+            signals=WeakSignals.from_state(state["signals"]),
+            calibration=Calibration.from_state(state["calibration"]),
+        )
