@@ -47,6 +47,7 @@ log = logging.getLogger("kubesentinel.monitor")
 
 # Writes sent and not yet committed: bounds memory, and holds back a source faster than the store.
 IN_FLIGHT: Final = 2
+SEND_BUFFER_BYTES: Final = 4 * 1024 * 1024
 _END: Final = b""
 
 
@@ -65,6 +66,9 @@ class StoreProcess:
         self.name = redact(self.location)  # what messages show: never a password
         self.signing_key = signing_key
         ours, theirs = socket.socketpair()
+        # Room for a whole write (a few MB of evidence) in the kernel, so that sending it does
+        # not hold the monitor until the writer has read it (the system may cap it lower).
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._conn = Connection(ours.detach())
         try:
             self._process = subprocess.Popen(
