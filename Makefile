@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: deps build demo test test-coverage test-integration conformance benchmark evaluate lint docs clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py src/kubesentinel/ai/proto/analyzer.proto
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

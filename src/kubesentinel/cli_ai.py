@@ -1,5 +1,6 @@
 """The ``kubesentinel ai`` commands: ``train`` a behavioural model on Falco events and
-``score`` events with it. Kept apart from cli.py like cli_vault.py; only these modules print.
+``score`` events with it (``serve`` is in cli_ai_serve.py). Kept apart from cli.py like
+cli_vault.py; only these modules print.
 
 Inputs are Falco JSON lines as the monitor reads them (parsed and mapped to workloads by the
 monitor's own parser and enricher). A malformed line is reported with its file and line and
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from kubesentinel.cli_ai_serve import add_serve
 from kubesentinel.config import Config
 from kubesentinel.errors import InputError, UsageError
 
@@ -113,6 +115,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     )
     score.add_argument("--cluster", default="default", metavar="NAME")
     score.set_defaults(handler=_score)
+    add_serve(sub, parents)
 
 
 @dataclass(slots=True)

@@ -17,7 +17,8 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 │   ├── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
 │   └── BundleError           not a readable export bundle: truncated, another version (KS-E053)
 └── AIError                   the behavioural analyzer (KS-E060)
-    └── ModelError            unreadable, a pickle, tampered, another version (KS-E061)
+    ├── ModelError            unreadable, a pickle, tampered, another version (KS-E061)
+    └── ServiceError          the analyzer service: cannot listen, unreachable, refused (KS-E062)
 """
 
 from __future__ import annotations
@@ -168,3 +169,11 @@ class ModelError(AIError):
     (its sha256 digest does not match)."""
 
     code = "KS-E061"
+
+
+class ServiceError(AIError):
+    """The analyzer's gRPC service: ``ai serve`` cannot listen (or would listen beyond loopback
+    without TLS), or a client (``RemoteScorer``) cannot reach it, is refused, or gets an answer
+    that does not fit its request."""
+
+    code = "KS-E062"

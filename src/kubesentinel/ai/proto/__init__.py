@@ -1,0 +1,30 @@
+"""The analyzer service's wire format: ``analyzer.proto`` and the ``analyzer_pb2`` module that
+protoc generates from it when the package is built (setup.py; never committed).
+
+Import ``messages()`` rather than the generated module, so that a source tree that was never
+built says what to do instead of failing with a bare ImportError.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from kubesentinel.errors import AIError
+
+__all__ = ["SERVICE", "messages"]
+
+SERVICE = "kubesentinel.ai.v1.Analyzer"
+
+
+def messages() -> ModuleType:
+    """The generated ``analyzer_pb2`` module (protobuf only; grpc is not imported)."""
+    try:
+        from kubesentinel.ai.proto import analyzer_pb2
+    except ImportError as exc:
+        missing = getattr(exc, "name", None) or str(exc)
+        raise AIError(
+            f"the analyzer service's generated code cannot be imported ({missing})",
+            hint="install the service's extra: pip install 'kubesentinel[ai-serve]' (a source "
+            "tree needs `pip install -e .` to generate it from the .proto)",
+        ) from None
+    return analyzer_pb2
