@@ -64,9 +64,9 @@ def add_serve(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
     serve.add_argument(
         "--max-events",
         type=int,
-        default=10_000,
+        default=4096,
         metavar="N",
-        help="events per message; a larger message is refused (default: 10000)",
+        help="events per message; a larger message is refused (default: 4096)",
     )
     serve.add_argument(
         "--cluster",

@@ -37,8 +37,8 @@ def test_remote_scores_equal_the_analyzer_in_process(plain: Running, model: Path
     reference = load_analyzer(model)
     events = stream_events()[:3000]
     with RemoteScorer(f"127.0.0.1:{plain.port}", timeout_s=30) as remote:
-        for start in range(0, len(events), 1000):
-            batch = events[start : start + 1000]
+        for start in range(0, len(events), MAX_EVENTS_PER_CALL):
+            batch = events[start : start + MAX_EVENTS_PER_CALL]
             assert remote.score_batch(batch) == reference.score_batch(batch)
         assert remote.score_batch([]) == []
 
@@ -59,8 +59,9 @@ def test_big_batches_are_split_within_the_server_limits(model: Path) -> None:
     reference = load_analyzer(model)
     events = stream_events()[:5000]
     # Known behaviour is learned a batch at a time, so the reference scores the same batches.
-    cut = MAX_EVENTS_PER_CALL
-    want = reference.score_batch(events[:cut]) + reference.score_batch(events[cut:])
+    want = []
+    for start in range(0, len(events), MAX_EVENTS_PER_CALL):
+        want += reference.score_batch(events[start : start + MAX_EVENTS_PER_CALL])
     try:
         with RemoteScorer(f"127.0.0.1:{running.port}", timeout_s=60) as remote:
             assert remote.score_batch(events) == want

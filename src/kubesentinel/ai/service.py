@@ -47,8 +47,8 @@ Decoder = Callable[[Sequence[Any]], "list[Event | str]"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_events: int = 10_000  # per message
-    max_message_bytes: int = 16 << 20  # ~1 KiB per Falco alert: 10,000 fit
+    max_events: int = 4096  # per message; memory grows ~15 MB per 1,000 events decoded
+    max_message_bytes: int = 8 << 20  # Falco alerts are ~1-2 KiB: 4,096 fit
     max_concurrency: int = 16  # calls in flight, streams included
 
 
