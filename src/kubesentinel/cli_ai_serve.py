@@ -135,8 +135,10 @@ def _read(path: str, option: str) -> bytes:
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.ai.modelfile import load_analyzer, refuse_pickle, save_analyzer
+    from kubesentinel.ai.proto import require_grpc
     from kubesentinel.ai.service import AnalyzerService, Limits, check_listen, start
 
+    require_grpc()
     threshold = config.ai.threshold if args.threshold is None else args.threshold
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"--threshold must be within [0, 1], got {threshold}")

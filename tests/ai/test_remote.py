@@ -211,3 +211,25 @@ def test_serve_process_scores_learns_and_stops_on_sigterm(model: Path, tmp_path:
     while not saved.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert load_analyzer(saved).score_batch(later) == reference.score_batch(later)
+
+
+def test_without_grpc_installed_the_error_says_what_to_install() -> None:
+    code = (
+        "import sys; sys.modules['grpc'] = None\n"
+        "from kubesentinel.cli import main\n"
+        "from kubesentinel.errors import AIError\n"
+        "from kubesentinel.ai.remote import RemoteScorer\n"
+        "try:\n"
+        "    RemoteScorer('127.0.0.1:1')\n"
+        "except AIError as exc:\n"
+        "    print(exc.code, exc, exc.hint)\n"
+        "sys.exit(main(['ai', 'serve', '--listen', '127.0.0.1:0', '--model', 'm.json']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "KS-E060 the analyzer service needs grpc, which is not installed" in result.stdout
+    assert "pip install 'kubesentinel[ai-serve]'" in result.stdout
+    assert "KS-E060" in result.stderr
+    assert "needs grpc" in result.stderr

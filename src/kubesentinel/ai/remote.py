@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from kubesentinel.ai.proto import SERVICE, messages
+from kubesentinel.ai.proto import SERVICE, messages, require_grpc
 from kubesentinel.errors import ServiceError
 from kubesentinel.models.anomaly_score import Scored
 
@@ -49,6 +49,7 @@ class RemoteScorer:
         tls_cert: str | None = None,
         tls_key: str | None = None,
     ) -> None:
+        require_grpc()
         import grpc
 
         self.endpoint = endpoint

@@ -11,9 +11,24 @@ from types import ModuleType
 
 from kubesentinel.errors import AIError
 
-__all__ = ["SERVICE", "messages"]
+__all__ = ["SERVICE", "messages", "require_grpc"]
 
 SERVICE = "kubesentinel.ai.v1.Analyzer"
+
+
+_EXTRA = "install the service's extra: pip install 'kubesentinel[ai-serve]'"
+
+
+def require_grpc() -> None:
+    """AIError saying what to install when grpcio or its health service is missing."""
+    try:
+        import grpc  # noqa: F401 (checking that it imports)
+        from grpc_health.v1 import health  # noqa: F401
+    except ImportError as exc:
+        raise AIError(
+            f"the analyzer service needs {exc.name or 'grpcio'}, which is not installed",
+            hint=_EXTRA,
+        ) from None
 
 
 def messages() -> ModuleType:
@@ -24,7 +39,7 @@ def messages() -> ModuleType:
         missing = getattr(exc, "name", None) or str(exc)
         raise AIError(
             f"the analyzer service's generated code cannot be imported ({missing})",
-            hint="install the service's extra: pip install 'kubesentinel[ai-serve]' (a source "
-            "tree needs `pip install -e .` to generate it from the .proto)",
+            hint=_EXTRA + " (a source tree needs `pip install -e .` to generate it from the "
+            ".proto)",
         ) from None
     return analyzer_pb2
