@@ -35,6 +35,7 @@ __all__ = ["Analyzer", "TrainReport"]
 RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
+MAX_HOLDS: Final = 64  # held spans kept per workload
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -102,8 +103,21 @@ class Analyzer:
         return self._run(events, mode="guarded" if self.learning else "score")
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
-        """Learn nothing from ``workload`` between the two times (an incident's span)."""
-        self._holds.setdefault(workload, []).append((start_ns, end_ns))
+        """Learn nothing from ``workload`` between the two times (an incident's span).
+
+        A span overlapping one already held widens it: the monitor holds a growing incident
+        again with every batch, and its spans must not pile up. A workload keeps its newest
+        ``MAX_HOLDS`` spans (older ones are long past: no event of theirs is still coming).
+        """
+        spans = self._holds.setdefault(workload, [])
+        for n, (a, b) in enumerate(spans):
+            if start_ns <= b and a <= end_ns:
+                spans[n] = (min(a, start_ns), max(b, end_ns))
+                return
+        spans.append((start_ns, end_ns))
+        if len(spans) > MAX_HOLDS:
+            spans.sort()
+            del spans[: len(spans) - MAX_HOLDS]
 
     # -- training -----------------------------------------------------------------------
     @classmethod
