@@ -88,6 +88,8 @@ class Analyzer:
         self._holds: dict[str, list[tuple[int, int]]] = {}
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
+        # What a deferred score_batch would learn, once the caller has placed its holds.
+        self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str]] | None = None
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -97,10 +99,39 @@ class Analyzer:
     def score(self, event: Event) -> Scored:
         return self.score_batch([event])[0]
 
-    def score_batch(self, events: Sequence[Event]) -> list[Scored]:
+    def score_batch(self, events: Sequence[Event], *, defer: bool = False) -> list[Scored]:
         """One Scored per event, in order; with ``learning`` on, the stream is learned
-        behind the poisoning guard."""
+        behind the poisoning guard.
+
+        ``defer``: learn nothing yet; ``learn_deferred`` learns what the guard lets through,
+        judging holds then. The monitor scores a batch, correlates it, holds the incidents it
+        touched, and only then learns, so a batch's ordinary events inside an incident that
+        the same batch opened are not learned.
+        """
+        if self._deferred:
+            self.learn_deferred()  # a caller that never asked for them: learn them now
+        if defer and self.learning:
+            self._deferred = []
+            try:
+                return self._run(events, mode="guarded")
+            except BaseException:
+                self._deferred = None
+                raise
         return self._run(events, mode="guarded" if self.learning else "score")
+
+    def learn_deferred(self) -> None:
+        """Learn the events the last deferred ``score_batch`` let through that are not held
+        now. A held one taints its workload's rate minute if that minute is still open."""
+        deferred, self._deferred = self._deferred, None
+        if not deferred:
+            return
+        holds = self._holds
+        for key, entry, time_ns, workload in deferred:
+            if holds and self._held(workload, time_ns):
+                self.rate.taint(workload)
+            else:
+                self._learn(key, entry, time_ns)
+        self._flush()
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
         """Learn nothing from ``workload`` between the two times (an incident's span).
@@ -158,6 +189,7 @@ class Analyzer:
         calibrate = self.calibration.score
         threshold = self.threshold
         holds = self._holds
+        deferred = self._deferred
         scoring = mode != "learn"
         out: list[Scored] = []
         append = out.append
@@ -188,6 +220,8 @@ class Analyzer:
             elif mode == "guarded":
                 if score >= threshold or (holds and self._held(workload, t)):
                     rate.taint(workload)
+                elif deferred is not None:
+                    deferred.append((key, entry, t, workload))
                 else:
                     self._learn(key, entry, t)
             reasons = entry.reasons
@@ -244,6 +278,7 @@ class Analyzer:
 
     # -- state --------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
+        self.learn_deferred()
         self._flush()
         peers = self.featurizer.peers
         return {

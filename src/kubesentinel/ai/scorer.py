@@ -53,9 +53,12 @@ class Scorer(Protocol):
 
 @runtime_checkable
 class Holds(Protocol):
-    """A scorer that learns, told what not to learn from: an incident's span."""
+    """A scorer that learns, told what not to learn from: an incident's span. It learns a
+    batch only at ``settle``, once the incidents the batch touched are held."""
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None: ...
+
+    def settle(self) -> None: ...
 
 
 class LocalScorer:
@@ -72,12 +75,16 @@ class LocalScorer:
         return cls(load_analyzer(path, threshold), save_to=save_to)
 
     def score_batch(self, events: Sequence[Event]) -> list[Scored]:
-        return self.analyzer.score_batch(events)
+        return self.analyzer.score_batch(events, defer=True)
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
         self.analyzer.hold(workload, start_ns, end_ns)
 
+    def settle(self) -> None:
+        self.analyzer.learn_deferred()
+
     def close(self) -> None:
+        self.analyzer.learn_deferred()
         if self.save_to is not None:
             save_analyzer(self.analyzer, self.save_to, {"continued_by": "monitor"})
 

@@ -3,13 +3,14 @@ before correlation; what scores at or above ``ai.threshold`` goes to the correla
 
     anomalies = stage.score(events)          event id -> Scored, the anomalous ones only
     incidents = correlator.add(events, now, anomalies)
-    stage.hold(incidents)                    the scorer learns nothing inside them
+    stage.settle(incidents)                  hold them, then learn the rest of the batch
 
 Holding is the monitor's half of the poisoning guard: an incident's span, widened by the gap on
-both sides (its context window), is held for its workload, so the scorer (when it learns)
-learns no event of it that arrives from the next batch on. Events of the batch that opened the
-incident were scored before it existed: of those, the anomalous ones are never learned (the
-analyzer's own guard), the ordinary ones are.
+both sides (its context window), is held for its workload, and a scorer that learns
+(``ai.scorer.Holds``) learns a batch only after its incidents are held. So no event inside an
+incident is learned, those of the batch that opened it included; an ordinary event learned in
+an earlier batch, before anything anomalous happened, stays learned (nothing could tell then).
+The anomalous events themselves are never learned (the analyzer's own guard).
 
 A scorer that fails (the service down) does not stop the monitor: that batch goes unscored,
 one log line says so, and the next batch tries again.
@@ -71,12 +72,16 @@ class AnomalyStage:
         self.anomalies += len(found)
         return found
 
-    def hold(self, incidents: Sequence[Incident]) -> None:
-        if self._holds is None:
+    def settle(self, incidents: Sequence[Incident]) -> None:
+        """After correlation: hold the incidents the batch touched, then let the scorer learn
+        the batch's events that are outside every hold."""
+        holds = self._holds
+        if holds is None:
             return
         gap = self.gap_ns
         for incident in incidents:
-            self._holds.hold(incident.workload.key, incident.first_ns - gap, incident.last_ns + gap)
+            holds.hold(incident.workload.key, incident.first_ns - gap, incident.last_ns + gap)
+        holds.settle()
 
     def close(self) -> None:
         self.scorer.close()

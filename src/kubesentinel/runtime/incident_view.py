@@ -385,7 +385,7 @@ def _events_table(
         )
         for s in events
     ]
-    headers = _EVENT_HEADERS
+    headers: tuple[str, ...] = _EVENT_HEADERS
     if not anomalies:  # no ANOMALY column for an incident of Falco rules alone
         headers = headers[:-1]
         rows = [row[:-1] for row in rows]

@@ -229,8 +229,8 @@ def _commit(
     opened_before = correlator.opened_total
     incidents, kept = _correlate(correlator, wanted, now, batch, rejected, anomalies=anomalies)
     closed = correlator.expire(now)
-    if stages.anomaly is not None and incidents:
-        stages.anomaly.hold(incidents)
+    if stages.anomaly is not None:
+        stages.anomaly.settle(incidents)
     if rejected:
         try:
             _dead_letter(stages.dead_letter, rejected)
