@@ -111,14 +111,14 @@ def open_scorer(
             "anomaly scoring off: ai.model_path %s names a pickle, which KubeSentinel never "
             "loads; train a model (`kubesentinel ai train --events ... --model model.json.zst`) "
             "and set ai.model_path or --model",
-            path,
+            config.ai.model_path,
         )
         return None
     if not path.exists():
         log.info(
             "anomaly scoring off: no model at ai.model_path %s (`kubesentinel ai train` "
             "writes one)",
-            path,
+            config.ai.model_path,
         )
         return None
     return LocalScorer.from_file(path, threshold=threshold, save_to=save)
