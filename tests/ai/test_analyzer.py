@@ -153,3 +153,15 @@ def test_a_workload_keeps_its_newest_holds() -> None:
     held = [analyzer.score(neighbour_habit(n * 400)) for n in (97, 98, 99)]
     assert held[0].score > 0
     assert held[-1].score == pytest.approx(held[0].score)
+
+
+def test_a_hold_bridging_two_spans_holds_the_gap_between_them() -> None:
+    analyzer = _fit()
+    start = later(0, API, {}).time_ns
+    key, s = "sim/shop/Deployment/api", 10**9
+    analyzer.hold(key, start + 1000 * s, start + 1100 * s)
+    analyzer.hold(key, start, start + 100 * s)
+    analyzer.hold(key, start + 50 * s, start + 1050 * s)  # joins both
+    held = [analyzer.score(neighbour_habit(t)) for t in (0, 500, 1000)]
+    assert held[0].score > 0
+    assert held[-1].score == pytest.approx(held[0].score)

@@ -17,6 +17,7 @@ known is counted a batch at a time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -36,6 +37,7 @@ RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
 MAX_HOLDS: Final = 64  # held spans kept per workload
+_LATEST: Final = 2**63  # beyond every end: bisects past spans starting at a time
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -136,18 +138,23 @@ class Analyzer:
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
         """Learn nothing from ``workload`` between the two times (an incident's span).
 
-        A span overlapping one already held widens it: the monitor holds a growing incident
-        again with every batch, and its spans must not pile up. A workload keeps its newest
-        ``MAX_HOLDS`` spans (older ones are long past: no event of theirs is still coming).
+        A workload's spans are kept sorted and disjoint, so checking an event is one bisection:
+        a span overlapping held ones merges with them (the monitor holds a growing incident
+        again with every batch, and its spans must not pile up). A workload keeps its
+        ``MAX_HOLDS`` latest spans (older ones are long past: no event of theirs is coming).
         """
         spans = self._holds.setdefault(workload, [])
-        for n, (a, b) in enumerate(spans):
-            if start_ns <= b and a <= end_ns:
-                spans[n] = (min(a, start_ns), max(b, end_ns))
-                return
-        spans.append((start_ns, end_ns))
+        lo = bisect.bisect_left(spans, (start_ns,))
+        if lo and spans[lo - 1][1] >= start_ns:
+            lo -= 1  # the span before reaches into this one
+        hi = lo
+        while hi < len(spans) and spans[hi][0] <= end_ns:
+            hi += 1
+        if hi > lo:
+            start_ns = min(start_ns, spans[lo][0])
+            end_ns = max(end_ns, spans[hi - 1][1])
+        spans[lo:hi] = [(start_ns, end_ns)]
         if len(spans) > MAX_HOLDS:
-            spans.sort()
             del spans[: len(spans) - MAX_HOLDS]
 
     # -- training -----------------------------------------------------------------------
@@ -274,7 +281,10 @@ class Analyzer:
 
     def _held(self, workload: str, time_ns: int) -> bool:
         spans = self._holds.get(workload)
-        return spans is not None and any(a <= time_ns <= b for a, b in spans)
+        if not spans:
+            return False
+        n = bisect.bisect_right(spans, (time_ns, _LATEST)) - 1
+        return n >= 0 and spans[n][1] >= time_ns
 
     # -- state --------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
