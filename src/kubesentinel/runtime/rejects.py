@@ -39,7 +39,12 @@ def add_each(
     failed: list[tuple[Event, Exception]] = []
     for event in events:
         try:
-            incidents = correlator.add([event], now_ns, anomalies)
+            # Without anomalies, the two-argument call every Correlator subclass takes.
+            incidents = (
+                correlator.add([event], now_ns)
+                if anomalies is None
+                else correlator.add([event], now_ns, anomalies)
+            )
         except Exception as exc:
             failed.append((event, exc))
             continue
