@@ -5,7 +5,11 @@
 - flood: peak RSS (VmHWM, summed over the tree) while clients POST 900 KB alerts as fast as
   the monitor takes them, HTTP 429/503 answers retried; target <= 512 MB.
 
+With ``--model PATH`` the monitor loads that model and scores every alert (the idle figure
+then includes the analyzer's state).
+
 Run: python bench/monitor_memory_bench.py [--flood-seconds S] [--clients N] [--workers N]
+     [--model PATH]
 """
 
 from __future__ import annotations
@@ -34,14 +38,16 @@ def main() -> int:
     parser.add_argument("--flood-seconds", type=float, default=15.0)
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--model", help="score with this model (default: no scoring)")
     args = parser.parse_args()
+    scoring = ["--model", str(Path(args.model).resolve())] if args.model else ["--no-ai"]
     with tempfile.TemporaryDirectory(prefix="ks-mem-") as tmp:
         work = Path(tmp)
         port = _free_port()
         proc = subprocess.Popen(
             [*MONITOR, "--source", f"http://127.0.0.1:{port}", "--format", "json",
              "--store", str(work / "ks.db"), "--dead-letter", str(work / "dl.jsonl"),
-             "--workers", str(args.workers), "--no-k8s-lookup"],
+             "--workers", str(args.workers), "--no-k8s-lookup", *scoring],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=work,
         )  # fmt: skip
         try:

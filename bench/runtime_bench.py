@@ -5,7 +5,13 @@
   offered rate (from the monitor's own /metrics histogram);
 - RSS of the monitor idle and under load.
 
+With ``--ai`` the monitor scores every event with a model trained (``ai train``) on the first
+hour of another simulated stream of the same cluster and rate (seed 8; the replay is seed 7),
+so the replay's behaviour is mostly known, as on a monitored cluster, but its pods, ids and
+times are new.
+
 Run: python bench/runtime_bench.py [--events N] [--http-alerts N (0: file source only)] [--rate R]
+     [--ai]
 """
 
 from __future__ import annotations
@@ -40,15 +46,36 @@ def main() -> int:
     parser.add_argument("--http-alerts", type=int, default=60_000)
     parser.add_argument("--rate", type=int, default=10_000, help="offered HTTP rate for latency")
     parser.add_argument("--only", choices=("file", "http"), help="run one part")
+    parser.add_argument("--ai", action="store_true", help="score events with a trained model")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ks-bench-") as tmp:
         work = Path(tmp)
         stream = _stream(work, args.events)
+        extra = ["--model", str(_model(work, args.events))] if args.ai else ["--no-ai"]
         if args.only != "http":
-            _file_source(work, stream)
+            _file_source(work, stream, extra)
         if args.only != "file" and args.http_alerts > 0:  # --http-alerts 0: no HTTP part
-            _http_source(work, stream, args.http_alerts, args.rate)
+            _http_source(work, stream, args.http_alerts, args.rate, extra)
     return 0
+
+
+def _model(work: Path, count: int) -> Path:
+    """A model trained on the first hour of another stream of the same cluster and rate."""
+    from kubesentinel.runtime.simulate import simulate
+
+    sim = simulate(seed=8, hours=1.0, events_per_s=max(1.0, count / 3600))
+    training = work / "training.jsonl"
+    training.write_text("".join(line + "\n" for line in sim.lines()))
+    model = work / "model.json.zst"
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "kubesentinel", "ai", "train", "--events", str(training),
+         "--model", str(model), "--window", "1h"],
+        check=True, cwd=work, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    print(f"runtime.ai.model_kb: {model.stat().st_size / 1024:.0f}  # zstd; trained in "
+          f"{time.perf_counter() - started:.0f} s")  # fmt: skip
+    return model
 
 
 def _stream(work: Path, count: int) -> list[bytes]:
@@ -63,12 +90,12 @@ def _stream(work: Path, count: int) -> list[bytes]:
     return lines
 
 
-def _file_source(work: Path, lines: list[bytes]) -> None:
+def _file_source(work: Path, lines: list[bytes], extra: list[str]) -> None:
     store = work / "file.db"
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*MONITOR, "--source", str(work / "stream.jsonl"), "--until-eof", "--format", "json",
-         "--store", str(store), "--dead-letter", str(work / "dl.jsonl")],
+         "--store", str(store), "--dead-letter", str(work / "dl.jsonl"), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=work,
     )  # fmt: skip
     peak = _HighWater(proc.pid)
@@ -84,6 +111,8 @@ def _file_source(work: Path, lines: list[bytes]) -> None:
     print(f"runtime.file.events_per_s: {events / wall:.0f}  # whole process; target >= 50000")
     pipeline_s = summary["duration_s"]
     print(f"runtime.file.pipeline_events_per_s: {events / pipeline_s:.0f}  # without start-up")
+    print(f"runtime.file.events_scored: {summary['events_scored']}  "
+          f"# anomalies: {summary['anomalies']}")  # fmt: skip
     if rss:
         print(f"runtime.file.peak_rss_mb: {rss:.1f}")
 
@@ -162,14 +191,15 @@ def _rss_mb(pid: int) -> float:
     return _status_mb(pid, "VmRSS:")
 
 
-def _http_source(work: Path, lines: list[bytes], total: int, rate: int) -> None:
+def _http_source(work: Path, lines: list[bytes], total: int, rate: int, extra: list[str]) -> None:
     port = _free_port()
     # The monitor logs a line per incident: a pipe nobody reads until the end would fill up
     # and block it mid-run, so its log goes to a file.
     log = (work / "monitor-http.log").open("wb")
     proc = subprocess.Popen(
         [*MONITOR, "--source", f"http://127.0.0.1:{port}", "--format", "json",
-         "--store", str(work / "http.db"), "--dead-letter", str(work / "dl-http.jsonl")],
+         "--store", str(work / "http.db"), "--dead-letter", str(work / "dl-http.jsonl"),
+         *extra],
         stdout=subprocess.PIPE, stderr=log, cwd=work,
     )  # fmt: skip
     try:

@@ -23,6 +23,7 @@ from kubesentinel.errors import UsageError
 if TYPE_CHECKING:
     from kubesentinel.models import Priority, Severity
     from kubesentinel.models.posture import Posture
+    from kubesentinel.runtime.anomaly import AnomalyStage
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.store.interface import VaultStore
@@ -95,6 +96,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="take alerts off loopback with neither token nor mTLS")  # fmt: skip
     monitor.add_argument("--log-format", default="text", choices=("text", "json"),
                          help="log lines as text or one JSON object per line")  # fmt: skip
+    _add_ai_options(monitor)
     monitor.set_defaults(handler=_monitor)
 
     incidents = commands.add_parser("incidents", help="read incidents from the store")
@@ -131,6 +133,18 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     simulate.set_defaults(handler=_simulate)
 
 
+def _add_ai_options(monitor: argparse.ArgumentParser) -> None:
+    monitor.add_argument("--model", metavar="PATH",
+                         help="score events in-process with this model (.json or .json.zst; "
+                         "default: ai.endpoint when set, else ai.model_path when it holds a "
+                         "model)")  # fmt: skip
+    monitor.add_argument("--no-ai", action="store_true",
+                         help="no anomaly scoring, whatever the config says")  # fmt: skip
+    monitor.add_argument("--save-model", metavar="PATH",
+                         help="write the in-process model, with what it learned from the "
+                         "stream, to PATH when the monitor stops (default: never)")  # fmt: skip
+
+
 def _open_store(config: Config, given: str | None) -> VaultStore:
     from kubesentinel.runtime.store.open import open_store, signing_key_for, store_location
 
@@ -164,6 +178,8 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     )
     # A bad retention policy stops the monitor here, before it creates anything (exit 2).
     policy = policy_from_config(config.forensics)
+    # So does a bad model (exit 2); no model at all is scoring off, said once in the log.
+    anomaly = _anomaly_stage(args, config)
     metrics = Metrics()
     uri = args.source or config.runtime.falco_socket
     http = options_from_args(args, uri, os.environ)
@@ -187,14 +203,10 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     try:
         store = _open_store(config, args.store)
     except BaseException:
-        source.close()
+        source.close()  # an in-process scorer has nothing to release; --save-model is not due
         raise
     posture = _stored_posture(store, posture, args.cluster)
-    dead_letter_path = (
-        Path(args.dead_letter)
-        if args.dead_letter
-        else Path(config.forensics.storage_path) / DEAD_LETTER_NAME
-    )
+    dead_letter_path = _dead_letter_path(args, config)
     dead_letter = DeadLetter(dead_letter_path)
     workers = min(args.workers or config.runtime.workers, os.cpu_count() or 1)
     _tune_gc()
@@ -220,16 +232,50 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             # A second core commits to the store while this process parses and correlates.
             store_process=workers >= 2,
             max_batch=min(pipeline.DEFAULT_BATCH, config.runtime.buffer_size),
+            anomaly=anomaly,
         )
         failed = False
     finally:
         source.close()
         dead_letter.close()
-        _close_store(store, quiet=failed, schedule=schedule)
+        _close_store(store, quiet=failed, schedule=schedule, anomaly=anomaly)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     report["dead_letter"] = dict(dead_letter.counts)  # malformed alerts per reason
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _dead_letter_path(args: argparse.Namespace, config: Config) -> Path:
+    if args.dead_letter:
+        return Path(args.dead_letter)
+    return Path(config.forensics.storage_path) / DEAD_LETTER_NAME
+
+
+def _anomaly_stage(args: argparse.Namespace, config: Config) -> AnomalyStage | None:
+    """The scoring stage with its scorer (ai/scorer.py says which), or None: scoring off."""
+    from kubesentinel.ai.scorer import open_scorer
+    from kubesentinel.runtime import logs
+    from kubesentinel.runtime.anomaly import AnomalyStage
+
+    if args.no_ai:
+        if args.model or args.save_model:
+            raise UsageError("--no-ai contradicts --model and --save-model")
+        logs.log.info("anomaly scoring off (--no-ai)")
+        return None
+    if (
+        args.model
+        and args.save_model
+        and Path(args.model).resolve() == Path(args.save_model).resolve()
+    ):
+        # Allowed, but said: the trained model is replaced by what this run learns.
+        logs.log.warning(
+            "--save-model overwrites the model given with --model when the monitor stops"
+        )
+    scorer = open_scorer(config, model=args.model, save_to=args.save_model)
+    if scorer is None:
+        return None
+    gap_s = _incident_limits(args, config)[0]  # incidents are held with their context window
+    return AnomalyStage(scorer, config.ai.threshold, int(gap_s * 1_000_000_000))
 
 
 def _prune_schedule(
@@ -269,10 +315,16 @@ def _stored_posture(store: VaultStore, given: Posture | None, cluster: str) -> P
     return posture
 
 
-def _close_store(store: VaultStore, *, quiet: bool, schedule: PruneSchedule | None = None) -> None:
+def _close_store(
+    store: VaultStore,
+    *,
+    quiet: bool,
+    schedule: PruneSchedule | None = None,
+    anomaly: AnomalyStage | None = None,
+) -> None:
     """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
     traceback, and none after the error that stopped the monitor: every commit is already in
-    the WAL, which the next open reads."""
+    the WAL, which the next open reads. Then the scorer closes (writing --save-model)."""
     from kubesentinel.errors import StoreError
     from kubesentinel.runtime import logs
 
@@ -283,6 +335,8 @@ def _close_store(store: VaultStore, *, quiet: bool, schedule: PruneSchedule | No
     except StoreError as exc:
         if not quiet:
             logs.log.error("%s", exc)
+    if anomaly is not None:
+        anomaly.close()
 
 
 def _check_monitor_args(args: argparse.Namespace) -> Priority:
@@ -330,6 +384,8 @@ def _print_summary(report: dict[str, Any], fmt: str, dead_letter_path: Path) -> 
         f"{report['internal']} internal, {report['filtered_out']} filtered out; "
         f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
     )
+    if report["events_scored"]:
+        print(f"{report['events_scored']} events scored, {report['anomalies']} anomalous.")
     if report["malformed"]:
         print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
 

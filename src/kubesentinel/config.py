@@ -43,7 +43,8 @@ class RuntimeConfig:
 
 @dataclass(frozen=True, slots=True)
 class AIConfig:
-    endpoint: str = "localhost:50051"
+    # The analyzer's gRPC service the monitor scores through; empty: in-process (model_path).
+    endpoint: str = ""
     # Kept for the design's users; models are stored in a format that cannot run code.
     model_path: str = "./ai-module/models/baseline.pkl"
     threshold: float = 0.75

@@ -109,3 +109,59 @@ def test_weak_signals_raise_each_other() -> None:
 def test_threshold_is_checked() -> None:
     with pytest.raises(ValueError, match="threshold"):
         Analyzer(threshold=1.5)
+
+
+def test_deferred_learning_waits_for_holds_placed_after_scoring() -> None:
+    analyzer = _fit()
+    habit = neighbour_habit(0)
+    first = analyzer.score_batch([habit], defer=True)[0]
+    # Scored, not yet learned: the caller may still hold it (an incident it is part of).
+    analyzer.hold("sim/shop/Deployment/api", habit.time_ns - 1, habit.time_ns + 1)
+    analyzer.learn_deferred()
+    again = analyzer.score_batch([neighbour_habit(400)], defer=True)[0]
+    assert again.score == pytest.approx(first.score)
+    analyzer.learn_deferred()  # not held: learned now
+    assert analyzer.score(neighbour_habit(800)).score < again.score
+
+
+def test_deferred_events_are_learned_by_the_next_batch_when_nobody_asks() -> None:
+    analyzer = _fit()
+    first = analyzer.score_batch([neighbour_habit(0)], defer=True)[0]
+    second = analyzer.score_batch([neighbour_habit(400)])[0]
+    assert second.score < first.score
+
+
+def test_holds_of_one_incident_widen_one_span() -> None:
+    analyzer = _fit()
+    start = later(0, API, {}).time_ns
+    for n in range(200):  # a growing incident, held again with every batch: up to 1990 s
+        analyzer.hold("sim/shop/Deployment/api", start, start + n * 10 * 10**9)
+    # 400 s apart: beyond the weak-signal horizon, so each is scored on its own
+    held = [analyzer.score(neighbour_habit(s)) for s in (0, 400, 800, 1600)]
+    assert held[0].score > 0
+    assert held[-1].score == pytest.approx(held[0].score)
+    assert analyzer.score(neighbour_habit(2400)).score == pytest.approx(held[0].score)
+    assert analyzer.score(neighbour_habit(2800)).score < held[0].score  # learned at 2400
+
+
+def test_a_workload_keeps_its_newest_holds() -> None:
+    analyzer = _fit()
+    start = later(0, API, {}).time_ns
+    step = 400 * 10**9  # beyond the weak-signal horizon: each event scored on its own
+    for n in range(100):  # disjoint spans, oldest first: the oldest are dropped
+        analyzer.hold("sim/shop/Deployment/api", start + n * step, start + n * step + 10**9)
+    held = [analyzer.score(neighbour_habit(n * 400)) for n in (97, 98, 99)]
+    assert held[0].score > 0
+    assert held[-1].score == pytest.approx(held[0].score)
+
+
+def test_a_hold_bridging_two_spans_holds_the_gap_between_them() -> None:
+    analyzer = _fit()
+    start = later(0, API, {}).time_ns
+    key, s = "sim/shop/Deployment/api", 10**9
+    analyzer.hold(key, start + 1000 * s, start + 1100 * s)
+    analyzer.hold(key, start, start + 100 * s)
+    analyzer.hold(key, start + 50 * s, start + 1050 * s)  # joins both
+    held = [analyzer.score(neighbour_habit(t)) for t in (0, 500, 1000)]
+    assert held[0].score > 0
+    assert held[-1].score == pytest.approx(held[0].score)

@@ -126,7 +126,8 @@ def test_json_has_every_incident_field() -> None:
     assert list(first) == [
         "id", "status", "severity", "risk_score", "workload", "first_time", "first_ns",
         "last_time", "last_ns", "previous_id", "event_count", "context", "rules", "tactics",
-        "techniques", "reasons", "posture", "event_ids",
+        "techniques", "reasons", "posture", "event_ids", "anomalies",
+        "anomaly_count",
     ]  # fmt: skip
     # Every field but the write-path deltas; the context sample is in "context".
     covered = {"context_ids", "added_ids", "added_context"} | set(first)
@@ -234,6 +235,7 @@ def test_show_json() -> None:
         "container_image": "nginx:1.27", "hostname": "node-1", "origin": "falco.jsonl:7",
         "output": "A shell was spawned",
         "evidence": {"segment": 12, "offset": 3456, "length": 789, "ref": "segment 12 @ 3456+789"},
+        "anomaly": None,
     }  # fmt: skip
     assert (repeat["role"], repeat["container_id"]) == ("repeat", None)
     assert (low["role"], low["process"], low["cmdline"]) == (

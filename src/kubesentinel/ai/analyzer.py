@@ -17,6 +17,7 @@ known is counted a batch at a time.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -35,6 +36,8 @@ __all__ = ["Analyzer", "TrainReport"]
 RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
+MAX_HOLDS: Final = 64  # held spans kept per workload
+_LATEST: Final = 2**63  # beyond every end: bisects past spans starting at a time
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -87,6 +90,8 @@ class Analyzer:
         self._holds: dict[str, list[tuple[int, int]]] = {}
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
+        # What a deferred score_batch would learn, once the caller has placed its holds.
+        self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str]] | None = None
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -96,14 +101,61 @@ class Analyzer:
     def score(self, event: Event) -> Scored:
         return self.score_batch([event])[0]
 
-    def score_batch(self, events: Sequence[Event]) -> list[Scored]:
+    def score_batch(self, events: Sequence[Event], *, defer: bool = False) -> list[Scored]:
         """One Scored per event, in order; with ``learning`` on, the stream is learned
-        behind the poisoning guard."""
+        behind the poisoning guard.
+
+        ``defer``: learn nothing yet; ``learn_deferred`` learns what the guard lets through,
+        judging holds then. The monitor scores a batch, correlates it, holds the incidents it
+        touched, and only then learns, so a batch's ordinary events inside an incident that
+        the same batch opened are not learned.
+        """
+        if self._deferred:
+            self.learn_deferred()  # a caller that never asked for them: learn them now
+        if defer and self.learning:
+            self._deferred = []
+            try:
+                return self._run(events, mode="guarded")
+            except BaseException:
+                self._deferred = None
+                raise
         return self._run(events, mode="guarded" if self.learning else "score")
 
+    def learn_deferred(self) -> None:
+        """Learn the events the last deferred ``score_batch`` let through that are not held
+        now. A held one taints its workload's rate minute if that minute is still open."""
+        deferred, self._deferred = self._deferred, None
+        if not deferred:
+            return
+        holds = self._holds
+        for key, entry, time_ns, workload in deferred:
+            if holds and self._held(workload, time_ns):
+                self.rate.taint(workload)
+            else:
+                self._learn(key, entry, time_ns)
+        self._flush()
+
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
-        """Learn nothing from ``workload`` between the two times (an incident's span)."""
-        self._holds.setdefault(workload, []).append((start_ns, end_ns))
+        """Learn nothing from ``workload`` between the two times (an incident's span).
+
+        A workload's spans are kept sorted and disjoint, so checking an event is one bisection:
+        a span overlapping held ones merges with them (the monitor holds a growing incident
+        again with every batch, and its spans must not pile up). A workload keeps its
+        ``MAX_HOLDS`` latest spans (older ones are long past: no event of theirs is coming).
+        """
+        spans = self._holds.setdefault(workload, [])
+        lo = bisect.bisect_left(spans, (start_ns,))
+        if lo and spans[lo - 1][1] >= start_ns:
+            lo -= 1  # the span before reaches into this one
+        hi = lo
+        while hi < len(spans) and spans[hi][0] <= end_ns:
+            hi += 1
+        if hi > lo:
+            start_ns = min(start_ns, spans[lo][0])
+            end_ns = max(end_ns, spans[hi - 1][1])
+        spans[lo:hi] = [(start_ns, end_ns)]
+        if len(spans) > MAX_HOLDS:
+            del spans[: len(spans) - MAX_HOLDS]
 
     # -- training -----------------------------------------------------------------------
     @classmethod
@@ -144,6 +196,7 @@ class Analyzer:
         calibrate = self.calibration.score
         threshold = self.threshold
         holds = self._holds
+        deferred = self._deferred
         scoring = mode != "learn"
         out: list[Scored] = []
         append = out.append
@@ -174,6 +227,8 @@ class Analyzer:
             elif mode == "guarded":
                 if score >= threshold or (holds and self._held(workload, t)):
                     rate.taint(workload)
+                elif deferred is not None:
+                    deferred.append((key, entry, t, workload))
                 else:
                     self._learn(key, entry, t)
             reasons = entry.reasons
@@ -226,10 +281,14 @@ class Analyzer:
 
     def _held(self, workload: str, time_ns: int) -> bool:
         spans = self._holds.get(workload)
-        return spans is not None and any(a <= time_ns <= b for a, b in spans)
+        if not spans:
+            return False
+        n = bisect.bisect_right(spans, (time_ns, _LATEST)) - 1
+        return n >= 0 and spans[n][1] >= time_ns
 
     # -- state --------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
+        self.learn_deferred()
         self._flush()
         peers = self.featurizer.peers
         return {

@@ -32,6 +32,16 @@ class RiskReason:
 
 
 @dataclass(frozen=True, slots=True)
+class Anomaly:
+    """An event of the incident that the behavioural analyzer scored at or above
+    ``ai.threshold``: its id, its score and the analyzer's top reason."""
+
+    event_id: str
+    score: float  # calibrated, in [0, 1]
+    reason: str  # "process xmrig never seen in shop/Deployment/api, nor anywhere in the cluster"
+
+
+@dataclass(frozen=True, slots=True)
 class ContextCounts:
     """How many of an incident's events are context, per reason (see ``CONTEXT_REASONS``)."""
 
@@ -121,6 +131,10 @@ class Incident:
     previous_id: str | None = None  # the incident this one continues (it hit the max duration)
     context: ContextCounts = ContextCounts()
     context_ids: tuple[str, ...] = ()  # the first context events' ids (a sample)
+    # Its events the analyzer found anomalous: the first ANOMALY_SAMPLE (runtime/correlate.py),
+    # in arrival order, and how many there were in all.
+    anomalies: tuple[Anomaly, ...] = ()
+    anomaly_count: int = 0
     # What this state added since the incident's previous one: signal ids, and (id, reason) of
     # context events. The store files each event of a write under its incident from these.
     added_ids: tuple[str, ...] = field(default=(), compare=False, repr=False)

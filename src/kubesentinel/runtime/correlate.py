@@ -8,10 +8,10 @@ last: a signal that would stretch it further closes it and opens a new incident 
 ``previous_id`` links back to it, so a long episode is a chain of linked incidents.
 
 An event is **context**, never a signal, when ``context_reason`` (the one place that decides
-what qualifies; an anomaly score will be able to make an event qualify there) says so:
+what qualifies) says so:
 
-- ``telemetry``: its rule is tagged ``telemetry``;
-- ``low_priority``: Informational or Debug;
+- ``telemetry``: its rule is tagged ``telemetry``, unless the analyzer found it anomalous;
+- ``low_priority``: Informational or Debug, unless the analyzer found it anomalous;
 - ``repeat``: the same rule, process and command line (``proc.name``, ``proc.cmdline``; for an
   alert with neither, its output fields other than ``evt.*``) as an alert already in the
   incident.
@@ -44,7 +44,18 @@ static posture         per runtime-relevant failing rule: critical 12, high 7,  
                        medium 3, low 1 (privileged, host namespaces, hostPath and
                        runtime socket, capabilities, root, privilege escalation)
 repeats                3 * log10(1 + signals and repeats beyond one per rule)        8
+anomaly                the highest anomaly score of its events * 40                  40
+further anomalies      +4 per other anomaly reason, each named (at most 3)           12
 =====================  ============================================================  =========
+
+Anomalies. ``add`` takes the batch's anomalies (event id -> ``Scored``, the events the
+behavioural analyzer scored at or above ``ai.threshold``). An anomalous telemetry or
+low-priority event qualifies: it opens or extends an incident like any signal. Every anomalous
+event of an incident, signal or context, is kept with its score and the analyzer's top reason
+(the first ``ANOMALY_SAMPLE``, and a count), and the incident's reasons name the anomalies
+("anomaly 0.93: process xmrig never seen in ..."). The weight: one anomaly at 0.9 is worth a
+Critical alert's 36 points of 50, so a telemetry anomaly alone (Informational, 8) makes a
+medium incident and two distinct ones (new process, new external peer) a high one.
 
 Severity from the score: critical >= 80, high >= 50, medium >= 25, low below. One Warning alert
 is medium, one Critical alert high, Notice alone low; a Warning walking execution -> credential
@@ -63,12 +74,14 @@ from typing import Any
 
 from kubesentinel.bridge import posture_score
 from kubesentinel.models import Event, Incident, Priority, RiskReason, RuleCount, Severity
+from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Workload
 from kubesentinel.models.incident import (
     CONTEXT_REASONS,
     LOW_PRIORITY,
     REPEAT,
     TELEMETRY,
+    Anomaly,
     ContextCounts,
     EventIds,
 )
@@ -95,6 +108,10 @@ RULE_POINTS, RULE_CAP = 4.0, 12.0
 TACTIC_POINTS, TACTIC_CAP = 6.0, 18.0
 CHAIN_POINTS, CHAIN_CAP = 8.0, 24.0
 REPEAT_FACTOR, REPEAT_CAP = 3.0, 8.0
+ANOMALY_POINTS = 40.0  # times the highest anomaly score
+MORE_ANOMALY_POINTS, MORE_ANOMALY_CAP = 4.0, 12.0
+ANOMALY_SAMPLE = 100  # anomalous events kept with their score and reason per incident
+ANOMALY_REASON_CHARS = 200
 
 # Lowest score of each severity, highest first.
 SEVERITY_THRESHOLDS: tuple[tuple[float, Severity], ...] = (
@@ -108,9 +125,9 @@ def context_reason(event: Event) -> str | None:
     """Why ``event`` alone is context (``TELEMETRY``, ``LOW_PRIORITY``), or None: it qualifies.
 
     The one place that decides which alerts may open or extend an incident (repeats aside,
-    which depend on the incident). A later issue lets an anomaly score make an event qualify:
-    ``Correlator(context_reason=...)`` takes a replacement, which must answer one of those two
-    reasons or None.
+    which depend on the incident); an anomaly makes a telemetry or low-priority event qualify
+    (``Correlator.add``). ``Correlator(context_reason=...)`` takes a replacement, which must
+    answer one of those two reasons or None.
     """
     if "telemetry" in event.tags:
         return TELEMETRY
@@ -145,6 +162,8 @@ class _Open:
     __slots__ = (
         "added_context",
         "added_ids",
+        "anomalies",
+        "anomaly_count",
         "blocks",
         "context",
         "context_ids",
@@ -190,6 +209,16 @@ class _Open:
         self.added_context: list[tuple[str, str]] = []
         self.posture = posture[0]
         self.posture_reason = posture[1]
+        self.anomalies: list[Anomaly] = []
+        self.anomaly_count = 0
+
+    def add_anomaly(self, event_id: str, scored: Scored) -> None:
+        self.anomaly_count += 1
+        if len(self.anomalies) < ANOMALY_SAMPLE:
+            reason = scored.reasons[0] if scored.reasons else "no single feature stands out"
+            self.anomalies.append(
+                Anomaly(event_id, round(scored.score, 4), reason[:ANOMALY_REASON_CHARS])
+            )
 
     def add_signal(self, event: Event, key: Hashable) -> None:
         event_id = event.id
@@ -262,6 +291,8 @@ class _Open:
             context_ids=tuple(self.context_ids),
             added_ids=tuple(self.added_ids),
             added_context=tuple(self.added_context),
+            anomalies=tuple(self.anomalies),
+            anomaly_count=self.anomaly_count,
         )
         self.added_ids.clear()
         self.added_context.clear()
@@ -303,7 +334,28 @@ class _Open:
         if repeats > 0:
             points = round(min(REPEAT_CAP, REPEAT_FACTOR * math.log10(1 + repeats)), 1)
             reasons.append(RiskReason(points, f"{repeats} repeated alerts"))
+        if self.anomalies:
+            reasons.extend(_anomaly_reasons(self.anomalies))
         return tuple(reasons)
+
+
+def _anomaly_reasons(anomalies: Sequence[Anomaly]) -> list[RiskReason]:
+    """The highest-scoring anomaly, weighted by its score; then up to three more with other
+    reasons (the same new process seen ten times is one piece of evidence, not ten)."""
+    ranked = sorted(anomalies, key=lambda a: -a.score)  # stable: the earliest among equals
+    top = ranked[0]
+    out = [
+        RiskReason(round(ANOMALY_POINTS * top.score, 1), f"anomaly {top.score:.2f}: {top.reason}")
+    ]
+    named = {top.reason}
+    for anomaly in ranked[1:]:
+        if len(out) > MORE_ANOMALY_CAP / MORE_ANOMALY_POINTS or anomaly.reason in named:
+            continue
+        named.add(anomaly.reason)
+        out.append(
+            RiskReason(MORE_ANOMALY_POINTS, f"anomaly {anomaly.score:.2f}: {anomaly.reason}")
+        )
+    return out
 
 
 _PostureScore = tuple[tuple[str, ...], RiskReason | None]
@@ -349,8 +401,16 @@ class Correlator:
     def open_count(self) -> int:
         return self._count
 
-    def add(self, events: Sequence[Event], now_ns: int) -> list[Incident]:
+    def add(  # noqa: PLR0912 - the hot path is one loop: a helper would cost a call per event
+        self,
+        events: Sequence[Event],
+        now_ns: int,
+        anomalies: Mapping[str, Scored] | None = None,
+    ) -> list[Incident]:
         """Fold a batch in; return every touched incident once, in order of first touch.
+
+        ``anomalies``: event id -> its score, for the batch's events the analyzer scored at or
+        above ``ai.threshold`` (see the module docstring).
 
         A signal more than the gap after a workload's newest incident closes that workload's
         incidents (returned with status "closed", memory freed) and opens a new one; one that
@@ -376,6 +436,9 @@ class Correlator:
                 if current is not None and event.id in current.seen:
                     continue  # redelivered
             reason = reason_of(event)
+            anomaly = anomalies.get(event.id) if anomalies else None
+            if anomaly is not None and reason is not None:
+                reason = None  # telemetry or low priority, but anomalous: it qualifies
             key = None
             if reason is None:
                 fields = event.fields
@@ -391,6 +454,8 @@ class Correlator:
             if reason is not None:
                 if current is not None:
                     current.add_context(event, reason)
+                    if anomaly is not None:
+                        current.add_anomaly(event.id, anomaly)
                     if current.id not in touched:
                         touched[current.id] = current
                 continue
@@ -399,6 +464,8 @@ class Correlator:
             ):
                 current = self._route(event, group, current, touched, closed)
             current.add_signal(event, key)
+            if anomaly is not None:
+                current.add_anomaly(event.id, anomaly)
             if current.id not in touched:
                 touched[current.id] = current
         return [

@@ -23,7 +23,10 @@ per line::
       "techniques": ["T1059", "T1552"],
       "reasons": [{"points": 28.0, "reason": "highest Falco priority Warning"}, ...],
       "posture": ["KS-0001", "KS-0005"],  static rule ids failing on the workload
-      "event_ids": ["...", ...]          every signal's id, in arrival order
+      "event_ids": ["...", ...],         every signal's id, in arrival order
+      "anomalies": [{"event_id": "...", "score": 0.93,    its events the analyzer scored at
+                     "reason": "process xmrig never seen in ..."}, ...],   or above
+      "anomaly_count": 1                 ai.threshold: the first 100, and how many in all
     }
 
 ``show --format json`` prints one object::
@@ -37,6 +40,7 @@ per line::
          "source": "syscall", "process": "bash" | null, "cmdline": "..." | null,
          "pod": ... , "container_id": ..., "container_image": ..., "hostname": "...",
          "origin": "falco.jsonl:12", "output": "...",
+         "anomaly": null | {"score": 0.93, "reason": "..."},   when it is one of the anomalies
          "evidence": {"segment": 12, "offset": 3456, "length": 789,
                       "ref": "segment 12 @ 3456+789"}},   its bytes as received, verified
         ...
@@ -58,6 +62,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from kubesentinel.models import Incident, RuleCount, Severity
 from kubesentinel.models.event import Workload
+from kubesentinel.models.incident import Anomaly
 from kubesentinel.runtime.store.interface import StoredEvent
 
 if TYPE_CHECKING:
@@ -121,6 +126,11 @@ def incident_document(incident: Incident) -> dict[str, Any]:
         "reasons": [{"points": r.points, "reason": r.reason} for r in incident.reasons],
         "posture": list(incident.posture),
         "event_ids": list(incident.event_ids),
+        "anomalies": [
+            {"event_id": a.event_id, "score": a.score, "reason": a.reason}
+            for a in incident.anomalies
+        ],
+        "anomaly_count": incident.anomaly_count,
     }
 
 
@@ -219,8 +229,9 @@ def _printable(text: str) -> str:
 # -- incidents show ----------------------------------------------------------------------------
 
 _EVENT_HEADERS = ("TIME", "ROLE", "RULE", "PRIORITY", "PROCESS", "COMMAND LINE", "CONTAINER",
-                  "EVIDENCE")  # fmt: skip
-_EVENT_MAX_WIDTH = {"RULE": 60, "PROCESS": 24, "COMMAND LINE": 80, "CONTAINER": 48}
+                  "EVIDENCE", "ANOMALY")  # fmt: skip
+_EVENT_MAX_WIDTH = {"RULE": 60, "PROCESS": 24, "COMMAND LINE": 80, "CONTAINER": 48,
+                    "ANOMALY": 100}  # fmt: skip
 _ROLE_LABELS = {None: "signal", "telemetry": "telemetry", "low_priority": "low prio",
                 "repeat": "repeat"}  # fmt: skip
 
@@ -237,18 +248,19 @@ def render_incident(
     what checking them against the vault's seals found."""
     shown_context = sum(1 for e in events if e.context is not None)
     not_shown = max(incident.context.total - shown_context, 0)
+    anomalies = {a.event_id: a for a in incident.anomalies}
     if fmt == "json":
         document = {
             "incident": incident_document(incident),
             "next_id": next_id,
-            "events": [event_document(e) for e in events],
+            "events": [event_document(e, anomalies.get(e.event.id)) for e in events],
             "context_not_shown": not_shown,
         }
         if integrity is not None:
             document["integrity"] = integrity_document(integrity)
         return json.dumps(document, indent=2) + "\n"
     if fmt == "table":
-        text = _incident_text(incident, next_id) + _events_table(events, not_shown)
+        text = _incident_text(incident, next_id) + _events_table(events, not_shown, anomalies)
         return text + ("" if integrity is None else integrity_text(integrity))
     raise ValueError(f"unknown format {fmt!r} (expected table or json)")
 
@@ -292,7 +304,7 @@ def integrity_text(report: VerifyReport) -> str:
     )
 
 
-def event_document(stored: StoredEvent) -> dict[str, Any]:
+def event_document(stored: StoredEvent, anomaly: Anomaly | None = None) -> dict[str, Any]:
     e = stored.event
     return {
         "id": e.id,
@@ -316,6 +328,7 @@ def event_document(stored: StoredEvent) -> dict[str, Any]:
             "length": stored.length,
             "ref": stored.evidence,
         },
+        "anomaly": None if anomaly is None else {"score": anomaly.score, "reason": anomaly.reason},
     }
 
 
@@ -343,6 +356,8 @@ def _incident_text(incident: Incident, next_id: str | None) -> str:
         ("tactics", ", ".join(incident.tactics) or "-"),
         ("techniques", ", ".join(incident.techniques) or "-"),
         ("posture", ", ".join(incident.posture) or "-"),
+        ("anomalies", f"{incident.anomaly_count} events scored at or above ai.threshold"
+                      if incident.anomaly_count else None),
     ]  # fmt: skip
     out = [f"Incident {_printable(incident.id)} ({_printable(incident.status)})"]
     out.extend(f"  {name + ':':<14}{_printable(text)}" for name, text in fields if text is not None)
@@ -351,7 +366,9 @@ def _incident_text(incident: Incident, next_id: str | None) -> str:
     return "\n".join(out) + "\n\n"
 
 
-def _events_table(events: Sequence[StoredEvent], not_shown: int) -> str:
+def _events_table(
+    events: Sequence[StoredEvent], not_shown: int, anomalies: dict[str, Anomaly]
+) -> str:
     if not events:
         return "No stored events.\n"
     rows: list[tuple[str, ...]] = [
@@ -364,15 +381,20 @@ def _events_table(events: Sequence[StoredEvent], not_shown: int) -> str:
             _field_text(s.event.fields.get("proc.cmdline")) or "-",
             _container(s),
             s.evidence,
+            _anomaly_cell(anomalies.get(s.event.id)),
         )
         for s in events
     ]
-    limits = [_EVENT_MAX_WIDTH.get(header) for header in _EVENT_HEADERS]
+    headers: tuple[str, ...] = _EVENT_HEADERS
+    if not anomalies:  # no ANOMALY column for an incident of Falco rules alone
+        headers = headers[:-1]
+        rows = [row[:-1] for row in rows]
+    limits = [_EVENT_MAX_WIDTH.get(header) for header in headers]
     rows = [
         tuple(_clip(_printable(c), n) for c, n in zip(row, limits, strict=True)) for row in rows
     ]
-    widths = [max(len(h), *(len(r[n]) for r in rows)) for n, h in enumerate(_EVENT_HEADERS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(_EVENT_HEADERS, widths, strict=True)).rstrip()]
+    widths = [max(len(h), *(len(r[n]) for r in rows)) for n, h in enumerate(headers)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(headers, widths, strict=True)).rstrip()]
     lines.extend(
         "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
     )
@@ -387,6 +409,10 @@ def _events_table(events: Sequence[StoredEvent], not_shown: int) -> str:
 
 def _event_line(cells: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+
+def _anomaly_cell(anomaly: Anomaly | None) -> str:
+    return "-" if anomaly is None else f"{anomaly.score:.2f} {anomaly.reason}"
 
 
 def _container(stored: StoredEvent) -> str:

@@ -1,7 +1,11 @@
 """The monitor's pipeline, wired in one readable function.
 
-    source -> parse -> (internal: health metrics) -> enrich -> filter -> correlate -> store
-    -> settle
+    source -> parse -> (internal: health metrics) -> enrich -> filter -> score -> correlate
+    -> store -> settle
+
+``score`` runs only with an ``AnomalyStage`` (``runtime/anomaly.py``: a model is loaded): the
+batch's events through the behavioural analyzer, whose anomalies the correlator may turn into
+signals.
 
 Every stage takes a whole batch. Items are settled (``sources.interface.Outcome``) only once
 their outcome is durable: STORED after the store committed the batch, REJECTED after the
@@ -36,6 +40,8 @@ from typing import Any, Final
 
 from kubesentinel.errors import KubeSentinelError, StoreError
 from kubesentinel.models import Event, FalcoAlert, Incident
+from kubesentinel.models.anomaly_score import Scored
+from kubesentinel.runtime.anomaly import AnomalyStage
 from kubesentinel.runtime.clock import StreamClock
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.deadletter import DeadLetter
@@ -70,6 +76,8 @@ class Summary:
     unavailable: int = 0
     incidents_opened: int = 0
     incidents_closed: int = 0
+    scored: int = 0  # events the analyzer scored (0: scoring off)
+    anomalies: int = 0  # of them, at or above ai.threshold
     duration_s: float = 0.0
     store_error: str | None = None
 
@@ -84,6 +92,8 @@ class Summary:
             "filtered_out": self.filtered,
             "incidents_opened": self.incidents_opened,
             "incidents_closed": self.incidents_closed,
+            "events_scored": self.scored,
+            "anomalies": self.anomalies,
             "duration_s": round(self.duration_s, 3),
             "store_error": self.store_error,
         }
@@ -98,6 +108,7 @@ class Stages:
     dead_letter: DeadLetter
     event_filter: EventFilter
     incident_log: IncidentLog
+    anomaly: AnomalyStage | None = None
 
 
 def run(
@@ -117,6 +128,7 @@ def run(
     wall: Callable[[], int] = time.time_ns,
     store_process: bool = False,
     store_retry_s: float = STORE_RETRY_S,
+    anomaly: AnomalyStage | None = None,
 ) -> Summary:
     """Process the source until it ends (or ``stop`` is set); at the end close every incident.
 
@@ -125,7 +137,8 @@ def run(
     enrichment run in ``workers - 1`` other processes while this one correlates; with
     ``store_process`` a vault store commits from a process of its own. Batches are committed
     in source order either way. A finite source whose store fails raises the StoreError once
-    everything in flight is settled.
+    everything in flight is settled. With ``anomaly`` every batch is scored before it is
+    correlated (the caller closes the scorer).
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
@@ -137,7 +150,14 @@ def run(
     try:
         with Preparer(enricher, parsers) as preparer:
             stages = Stages(
-                enricher, correlator, writer, metrics, dead_letter, event_filter, IncidentLog()
+                enricher,
+                correlator,
+                writer,
+                metrics,
+                dead_letter,
+                event_filter,
+                IncidentLog(),
+                anomaly,
             )
             batches = _until(source, stop, stop_when_idle, max_batch)
             for batch, prepared in preparer.prepare(batches):
@@ -205,9 +225,12 @@ def _commit(
     wanted = events if stages.event_filter.accepts_all else [e for e in events if accept(e)]
     clock.observe(wanted)
     now = clock.now()
+    anomalies = _score(stages.anomaly, wanted, summary)
     opened_before = correlator.opened_total
-    incidents, kept = _correlate(correlator, wanted, now, batch, rejected)
+    incidents, kept = _correlate(correlator, wanted, now, batch, rejected, anomalies=anomalies)
     closed = correlator.expire(now)
+    if stages.anomaly is not None:
+        stages.anomaly.settle(incidents)
     if rejected:
         try:
             _dead_letter(stages.dead_letter, rejected)
@@ -249,20 +272,37 @@ def _dead_letter(dead_letter: DeadLetter, rejected: Sequence[Rejected]) -> None:
     log.warning("malformed alert at %s: %s%s", first.origin, first.reason, more)
 
 
+def _score(
+    stage: AnomalyStage | None, events: list[Event], summary: Summary
+) -> dict[str, Scored] | None:
+    """The batch's anomalies (event id -> score), or None when scoring is off."""
+    if stage is None:
+        return None
+    scored, anomalies = stage.scored, stage.anomalies
+    found = stage.score(events)
+    summary.scored += stage.scored - scored
+    summary.anomalies += stage.anomalies - anomalies
+    return found
+
+
 def _correlate(
     correlator: Correlator,
     events: list[Event],
     now: int,
     batch: list[RawAlert],
     rejected: list[Rejected],
+    *,
+    anomalies: dict[str, Scored] | None = None,
 ) -> tuple[list[Incident], list[Event]]:
     """The batch's incidents, and the events to store. A batch that fails to correlate is
     retried one event at a time; an event that fails alone is dead-lettered (``rejected``)."""
     try:
-        return correlator.add(events, now), events
+        if anomalies is None:  # scoring off: the call every Correlator subclass takes
+            return correlator.add(events, now), events
+        return correlator.add(events, now, anomalies), events
     except Exception:  # one bad event must not stop the monitor
         log.exception("correlating a batch failed; retrying it event by event")
-    incidents, failed = add_each(correlator, events, now)
+    incidents, failed = add_each(correlator, events, now, anomalies)
     rejected += reject_events(failed, batch, "correlating")
     bad = {id(event) for event, _ in failed}
     return incidents, [event for event in events if id(event) not in bad]

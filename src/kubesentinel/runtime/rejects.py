@@ -12,9 +12,10 @@ helpers are for the pipeline's later stages, the correlator above all:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from kubesentinel.models import Event, Incident
+from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.runtime.correlate import Correlator
 from kubesentinel.runtime.parse import Rejected, internal_error
 from kubesentinel.runtime.sources.interface import RawAlert
@@ -23,7 +24,10 @@ __all__ = ["add_each", "reject_events"]
 
 
 def add_each(
-    correlator: Correlator, events: Sequence[Event], now_ns: int
+    correlator: Correlator,
+    events: Sequence[Event],
+    now_ns: int,
+    anomalies: Mapping[str, Scored] | None = None,
 ) -> tuple[list[Incident], list[tuple[Event, Exception]]]:
     """``correlator.add`` one event at a time: (incidents touched, last state of each, in
     order of first touch; the events that raised, with their exception).
@@ -35,7 +39,12 @@ def add_each(
     failed: list[tuple[Event, Exception]] = []
     for event in events:
         try:
-            incidents = correlator.add([event], now_ns)
+            # Without anomalies, the two-argument call every Correlator subclass takes.
+            incidents = (
+                correlator.add([event], now_ns)
+                if anomalies is None
+                else correlator.add([event], now_ns, anomalies)
+            )
         except Exception as exc:
             failed.append((event, exc))
             continue

@@ -10,7 +10,7 @@ from typing import Any
 from kubesentinel.errors import EventError
 from kubesentinel.models import Event, Incident, Priority, RiskReason, RuleCount, Severity
 from kubesentinel.models.event import Workload
-from kubesentinel.models.incident import ContextCounts, EventIds
+from kubesentinel.models.incident import Anomaly, ContextCounts, EventIds
 from kubesentinel.runtime.parse import decode_json
 from kubesentinel.runtime.store.rows import id_text
 
@@ -42,6 +42,11 @@ def incident_from(row: Sequence[Any], event_ids: EventIds) -> Incident:
             context.get("telemetry", 0), context.get("low_priority", 0), context.get("repeat", 0)
         ),
         context_ids=tuple(context.get("sample_ids", ())),
+        anomalies=tuple(
+            Anomaly(str(event_id), float(score), str(reason))
+            for event_id, score, reason in context.get("anomalies", ())
+        ),
+        anomaly_count=int(context.get("anomaly_count", 0)),
     )
 
 

@@ -198,8 +198,15 @@ def incident_row(incident: Incident) -> tuple[Any, ...]:
     rules = [
         {"rule": r.rule, "count": r.count, "priority": r.priority.label} for r in incident.rules
     ]
-    context = {"telemetry": c.telemetry, "low_priority": c.low_priority, "repeat": c.repeat,
-               "sample_ids": list(incident.context_ids)}  # fmt: skip
+    context: dict[str, Any] = {
+        "telemetry": c.telemetry, "low_priority": c.low_priority, "repeat": c.repeat,
+        "sample_ids": list(incident.context_ids),
+    }  # fmt: skip
+    if incident.anomaly_count:
+        # In the sealed context column, so the events table (and every leaf) keeps its shape;
+        # absent without anomalies, so such rows are byte for byte what they were before.
+        context["anomalies"] = [[a.event_id, a.score, a.reason] for a in incident.anomalies]
+        context["anomaly_count"] = incident.anomaly_count
     return (
         incident.id, w.key, w.cluster, w.namespace, w.kind, w.name, incident.first_ns,
         incident.last_ns, incident.severity.label, float(incident.risk_score),

@@ -1,0 +1,140 @@
+"""How the monitor scores its events: one small interface, in-process or through a service.
+
+- ``Scorer``: ``score_batch(events) -> list[Scored]`` (one per event, in order) and ``close()``.
+- ``LocalScorer``: the analyzer of a model file, in the monitor's own process (the default).
+  It keeps learning behind the poisoning guard, and takes incident holds (``Holds``).
+- ``RemoteScorer`` (``ai/remote.py``): the gRPC service at ``ai.endpoint``; imported only when
+  an endpoint is set.
+
+``open_scorer`` picks one. Which model, in order:
+
+1. ``model`` (``monitor --model``): in-process; a file that is not a usable model is an error
+   (ModelError, exit 2).
+2. ``ai.endpoint`` when not empty: the service.
+3. ``ai.model_path``: in-process when it names a model file that exists. The shipped default
+   (a ``.pkl`` path, which is never loaded) or a path with no file yet means scoring is off,
+   said once in the log; a file that exists but is damaged, tampered or a pickle is an error,
+   since running without the model an operator configured would hide it.
+
+Learned state is not written back by default: a monitor that saved on exit would carry a
+poisoning that slipped past the guard into every later run. ``save_to`` (``monitor
+--save-model PATH``) writes it on close, atomically, for an operator who wants that.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, save_analyzer
+from kubesentinel.errors import AIError
+from kubesentinel.models.anomaly_score import Scored
+from kubesentinel.models.event import Event
+
+if TYPE_CHECKING:
+    from kubesentinel.ai.analyzer import Analyzer
+    from kubesentinel.config import Config
+
+__all__ = ["Holds", "LocalScorer", "Scorer", "open_scorer"]
+
+log = logging.getLogger("kubesentinel.ai")
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    def score_batch(self, events: Sequence[Event]) -> list[Scored]:
+        """One Scored per event, in order."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Holds(Protocol):
+    """A scorer that learns, told what not to learn from: an incident's span. It learns a
+    batch only at ``settle``, once the incidents the batch touched are held."""
+
+    def hold(self, workload: str, start_ns: int, end_ns: int) -> None: ...
+
+    def settle(self) -> None: ...
+
+
+class LocalScorer:
+    """The analyzer, in this process. Not thread-safe: the pipeline thread alone calls it."""
+
+    def __init__(self, analyzer: Analyzer, *, save_to: Path | None = None) -> None:
+        self.analyzer = analyzer
+        self.save_to = save_to
+
+    @classmethod
+    def from_file(
+        cls, path: Path, *, threshold: float | None = None, save_to: Path | None = None
+    ) -> LocalScorer:
+        return cls(load_analyzer(path, threshold), save_to=save_to)
+
+    def score_batch(self, events: Sequence[Event]) -> list[Scored]:
+        return self.analyzer.score_batch(events, defer=True)
+
+    def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
+        self.analyzer.hold(workload, start_ns, end_ns)
+
+    def settle(self) -> None:
+        self.analyzer.learn_deferred()
+
+    def close(self) -> None:
+        self.analyzer.learn_deferred()
+        if self.save_to is not None:
+            save_analyzer(self.analyzer, self.save_to, {"continued_by": "monitor"})
+
+
+def open_scorer(
+    config: Config, *, model: str | None = None, save_to: str | None = None
+) -> Scorer | None:
+    """The scorer the options and ``config.ai`` name, or None: scoring off (logged once)."""
+    threshold = config.ai.threshold
+    save = Path(save_to) if save_to else None
+    if model:
+        return LocalScorer.from_file(Path(model), threshold=threshold, save_to=save)
+    endpoint = config.ai.endpoint.strip()
+    if endpoint:
+        if save is not None:
+            raise AIError(
+                "--save-model saves an in-process model; with ai.endpoint the service keeps it",
+                hint="give --model PATH to score in-process, or leave out --save-model",
+            )
+        return _remote(endpoint)
+    path = Path(config.ai.model_path)
+    if path.name.lower().removesuffix(".zst").endswith(PICKLE_SUFFIXES):
+        log.info(
+            "anomaly scoring off: ai.model_path %s names a pickle, which KubeSentinel never "
+            "loads; train a model (`kubesentinel ai train --events ... --model model.json.zst`) "
+            "and set ai.model_path or --model",
+            config.ai.model_path,
+        )
+        return None
+    if not path.exists():
+        log.info(
+            "anomaly scoring off: no model at ai.model_path %s (`kubesentinel ai train` "
+            "writes one)",
+            config.ai.model_path,
+        )
+        return None
+    return LocalScorer.from_file(path, threshold=threshold, save_to=save)
+
+
+def _remote(endpoint: str) -> Scorer:
+    try:
+        from kubesentinel.ai.remote import (  # type: ignore[import-not-found,unused-ignore]
+            RemoteScorer,
+        )
+    except ImportError as exc:
+        raise AIError(
+            f"ai.endpoint is {endpoint!r}, but this KubeSentinel has no client for the "
+            f"analyzer's gRPC service ({exc})",
+            hint="set ai.endpoint to '' to score in-process with ai.model_path or --model",
+        ) from None
+    scorer: Scorer = RemoteScorer(endpoint)
+    log.info("anomaly scoring through the analyzer service at %s", endpoint)
+    return scorer
