@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +14,6 @@ from kubesentinel.ai.scorer import Holds, LocalScorer, Scorer, open_scorer
 from kubesentinel.config import AIConfig, Config
 from kubesentinel.errors import AIError, ModelError
 from tests.ai.synthetic import miner, neighbour_habit, training
-
-HAS_REMOTE = importlib.util.find_spec("kubesentinel.ai.remote") is not None
 
 
 @pytest.fixture(scope="module")
@@ -96,17 +93,8 @@ def test_close_saves_only_when_asked(model: Path, tmp_path: Path) -> None:
     assert model.read_bytes() == untouched
 
 
-@pytest.mark.skipif(HAS_REMOTE, reason="kubesentinel.ai.remote exists on this branch")
-def test_an_endpoint_without_the_grpc_client_is_a_clear_error() -> None:
-    with pytest.raises(AIError, match="no client for the analyzer's gRPC service") as info:
-        open_scorer(_config(endpoint="localhost:50051"))
-    assert info.value.exit_code == 2
-
-
-@pytest.mark.skipif(not HAS_REMOTE, reason="kubesentinel.ai.remote (the gRPC client) is not "
-                    "on this branch yet")  # fmt: skip
 def test_an_endpoint_gives_the_remote_scorer() -> None:
-    from kubesentinel.ai.remote import RemoteScorer  # type: ignore[import-not-found,unused-ignore]
+    from kubesentinel.ai.remote import RemoteScorer
 
     scorer = open_scorer(_config(endpoint="localhost:50051"))
     try:

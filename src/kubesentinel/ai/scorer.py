@@ -125,16 +125,10 @@ def open_scorer(
 
 
 def _remote(endpoint: str) -> Scorer:
-    try:
-        from kubesentinel.ai.remote import (  # type: ignore[import-not-found,unused-ignore]
-            RemoteScorer,
-        )
-    except ImportError as exc:
-        raise AIError(
-            f"ai.endpoint is {endpoint!r}, but this KubeSentinel has no client for the "
-            f"analyzer's gRPC service ({exc})",
-            hint="set ai.endpoint to '' to score in-process with ai.model_path or --model",
-        ) from None
+    # Imported here: grpc loads only for a monitor that uses the service (without grpcio
+    # installed, RemoteScorer says which extra to install).
+    from kubesentinel.ai.remote import RemoteScorer
+
     scorer: Scorer = RemoteScorer(endpoint)
     log.info("anomaly scoring through the analyzer service at %s", endpoint)
     return scorer
