@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from kubesentinel.ai.calibrate import Calibration
-from kubesentinel.ai.features import Featurizer, PeerClasses
+from kubesentinel.ai.features import Featurizer, PeerClasses, signature
 from kubesentinel.ai.rarity import KNOWN_AFTER, Item, RarityDetector, items_of
 from kubesentinel.ai.rate import RateDetector
 from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
@@ -51,6 +51,14 @@ class _Entry:
     bits: float
     reasons: tuple[str, ...]
     known: bool  # every item known in the workload: learning it changes no score
+    # The event's Scored when neither its rate nor weak signals add anything (most events):
+    # built once per entry and calibration, shared (it is immutable).
+    scored: Scored | None = None
+    scored_by: Calibration | None = None
+    # Its signature's record in Analyzer._pending, valid while the pending generation stands:
+    # counting known behaviour needs no dict look-up on the signature.
+    slot: list[Any] | None = None
+    slot_gen: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +98,7 @@ class Analyzer:
         self._holds: dict[str, list[tuple[int, int]]] = {}
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
+        self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
         # What a deferred score_batch would learn, once the caller has placed its holds.
         self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str]] | None = None
 
@@ -128,11 +137,17 @@ class Analyzer:
         if not deferred:
             return
         holds = self._holds
+        taint = self.rate.taint
+        learn = self._learn
+        bisect_right = bisect.bisect_right
         for key, entry, time_ns, workload in deferred:
-            if holds and self._held(workload, time_ns):
-                self.rate.taint(workload)
-            else:
-                self._learn(key, entry, time_ns)
+            spans = holds.get(workload) if holds else None
+            if spans:  # held: one of the workload's sorted, disjoint spans holds time_ns
+                n = bisect_right(spans, (time_ns, _LATEST)) - 1
+                if n >= 0 and spans[n][1] >= time_ns:
+                    taint(workload)
+                    continue
+            learn(key, entry, time_ns)
         self._flush()
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
@@ -187,54 +202,81 @@ class Analyzer:
         return analyzer, report
 
     # -- the loop -----------------------------------------------------------------------
-    def _run(self, events: Sequence[Event], mode: str) -> list[Scored]:
+    def _run(  # noqa: PLR0912, PLR0915 - the hot path is one loop: a helper costs a call an event
+        self, events: Sequence[Event], mode: str
+    ) -> list[Scored]:
         """mode: "learn" (no scores), "calibrate" (score then learn all), "guarded" (score,
         learn what the guard lets through), "score" (score only)."""
         rarity, rate, signals = self.rarity, self.rate, self.signals
-        keyed = self.featurizer.keyed
+        vector = self.featurizer.vector
         cache = self._cache
-        calibrate = self.calibration.score
+        calibration = self.calibration
+        calibrate = calibration.score
         threshold = self.threshold
         holds = self._holds
         deferred = self._deferred
+        observe, taint, prior = rate.observe, rate.taint, signals.prior
+        bisect_right = bisect.bisect_right
         scoring = mode != "learn"
+        calibrating = mode == "calibrate"
+        guarded = mode == "guarded"
         out: list[Scored] = []
         append = out.append
         for event in events:
-            key, fv = keyed(event)
+            # One signature and one look-up: the featurizer is asked only for an entry to
+            # (re)build (its cache holds the same signatures as this one).
+            key = signature(event)
             try:
                 entry = cache.get(key)
             except TypeError:  # a list or object where Falco writes text: no caching
                 entry = None
             if entry is None or entry.version != rarity.version:
-                entry = self._entry(key, fv)
-            workload = fv.workload
+                entry = self._entry(key, vector(key, event))
+            workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
-            rate_bits, rate_reason = rate.observe(workload, t)
+            rate_bits, rate_reason = observe(workload, t)
             if not scoring:
                 self._learn(key, entry, t)
                 continue
+            bits = entry.bits
             # Weak signals raise only events with some evidence of their own: after an
             # attack, the workload's ordinary events stay ordinary.
-            weak_bits, weak_reason = (
-                signals.prior(workload, t) if entry.bits >= FLOOR_BITS else (0.0, "")
-            )
-            raw = entry.bits + RATE_SHARE * rate_bits + weak_bits
-            score = calibrate(raw) if mode != "calibrate" else 0.0
-            signals.add(workload, t, entry.bits)
-            if mode == "calibrate":
+            if bits >= FLOOR_BITS:
+                weak_bits, weak_reason = prior(workload, t)
+                raw = bits + RATE_SHARE * rate_bits + weak_bits
+                signals.add(workload, t, bits)
+            else:  # no weak bits (adding 0.0 changes no sum here: bits >= 0, never -0.0)
+                weak_reason = ""
+                raw = bits + RATE_SHARE * rate_bits
+            if calibrating:
                 self._learn(key, entry, t)
-            elif mode == "guarded":
-                if score >= threshold or (holds and self._held(workload, t)):
-                    rate.taint(workload)
-                elif deferred is not None:
+                scored = Scored(0.0, _reasons(entry.reasons, rate_reason, weak_reason), raw)
+            elif raw == bits and not rate_reason and not weak_reason:
+                # Nothing added (raw is bits, bit for bit: bits >= 0): the entry's own Scored.
+                own = entry.scored
+                scored = (
+                    own if own is not None and entry.scored_by is calibration else self._own(entry)
+                )
+            else:
+                reasons = _reasons(entry.reasons, rate_reason, weak_reason)
+                scored = Scored(calibrate(raw), reasons, raw)
+            if guarded:
+                if scored.score >= threshold:
+                    taint(workload)
+                    append(scored)
+                    continue
+                spans = holds.get(workload) if holds else None
+                if spans:  # held (as in learn_deferred)
+                    n = bisect_right(spans, (t, _LATEST)) - 1
+                    if n >= 0 and spans[n][1] >= t:
+                        taint(workload)
+                        append(scored)
+                        continue
+                if deferred is not None:
                     deferred.append((key, entry, t, workload))
                 else:
                     self._learn(key, entry, t)
-            reasons = entry.reasons
-            if rate_reason or weak_reason:
-                reasons = (*reasons, *(r for r in (rate_reason, weak_reason) if r))
-            append(Scored(score, reasons, raw))
+            append(scored)
         self._flush()
         return out
 
@@ -254,20 +296,33 @@ class Analyzer:
             pass
         return entry
 
+    def _own(self, entry: _Entry) -> Scored:
+        """The Scored of ``entry``'s events when rate and weak signals add nothing."""
+        entry.scored = Scored(self.calibration.score(entry.bits), entry.reasons, entry.bits)
+        entry.scored_by = self.calibration
+        return entry.scored
+
     def _learn(self, key: tuple[Any, ...], entry: _Entry, time_ns: int) -> None:
         if not entry.known:
             self.rarity.learn_vector(entry.fv, time_ns, items=entry.items)
             return
-        try:
-            pending = self._pending.get(key)
-        except TypeError:
-            self.rarity.learn_vector(entry.fv, time_ns, items=entry.items)
-            return
-        if pending is None:
-            self._pending[key] = [entry, 1, time_ns]
-        else:
+        pending = entry.slot
+        if pending is not None and entry.slot_gen == self._pending_gen:
             pending[1] += 1
             pending[2] = time_ns
+        else:
+            try:
+                pending = self._pending.get(key)
+            except TypeError:
+                self.rarity.learn_vector(entry.fv, time_ns, items=entry.items)
+                return
+            if pending is None:
+                pending = self._pending[key] = [entry, 1, time_ns]
+            else:
+                pending[1] += 1
+                pending[2] = time_ns
+            entry.slot = pending
+            entry.slot_gen = self._pending_gen
         self._pending_events += 1
         if self._pending_events >= _PENDING_FLUSH:
             self._flush()
@@ -278,13 +333,7 @@ class Analyzer:
             learn(entry.fv, last_ns, times=times, items=entry.items)
         self._pending.clear()
         self._pending_events = 0
-
-    def _held(self, workload: str, time_ns: int) -> bool:
-        spans = self._holds.get(workload)
-        if not spans:
-            return False
-        n = bisect.bisect_right(spans, (time_ns, _LATEST)) - 1
-        return n >= 0 and spans[n][1] >= time_ns
+        self._pending_gen += 1
 
     # -- state --------------------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:
@@ -315,3 +364,9 @@ class Analyzer:
             signals=WeakSignals.from_state(state["signals"]),
             calibration=Calibration.from_state(state["calibration"]),
         )
+
+
+def _reasons(reasons: tuple[str, ...], rate_reason: str, weak_reason: str) -> tuple[str, ...]:
+    if rate_reason or weak_reason:
+        return (*reasons, *(r for r in (rate_reason, weak_reason) if r))
+    return reasons

@@ -244,13 +244,17 @@ class Featurizer:
     def keyed(self, event: Event) -> tuple[tuple[Any, ...], FeatureVector]:
         """(signature, vector) of one event."""
         key = signature(event)
+        return key, self.vector(key, event)
+
+    def vector(self, key: tuple[Any, ...], event: Event) -> FeatureVector:
+        """The vector of ``event``, whose ``signature`` is ``key``."""
         try:
             found = self._cache.get(key)
         except TypeError:  # a list or object where Falco writes text: no caching
-            return key, features_of(event, self.peers)
+            return features_of(event, self.peers)
         if found is None:
             found = features_of(event, self.peers)
             if len(self._cache) >= self._max_entries:
                 self._cache.clear()
             self._cache[key] = found
-        return key, found
+        return found
