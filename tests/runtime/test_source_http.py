@@ -548,3 +548,20 @@ def test_a_known_head_is_still_checked_against_the_moment(
     # only when it may be), and each smuggling attempt: none was learnt.
     assert len(parsers) == 4
     assert len(source.queue) == 0
+
+
+def test_a_long_head_is_never_remembered(
+    source: HttpSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known heads are bounded in bytes as well as in count: a head over 1 KiB is parsed by
+    h11 every time (a sender cannot pin 16 KiB heads in the receiver's memory)."""
+    parsers: list[object] = []
+    real = h11.Connection
+    monkeypatch.setattr(h11, "Connection", lambda *a, **k: parsers.append(1) or real(*a, **k))
+    client = Client(source.address)
+    request = post_bytes(b"{}", headers=f"X-Pad: {'a' * 1100}\r\n")
+    for n in range(2):
+        client.send(request)
+        settle(take(source, 1)[0])
+        assert client.response() == OK
+        assert len(parsers) == n + 1

@@ -31,7 +31,9 @@ LISTEN_PAUSE_S: Final = 0.1
 # reads a clean answer on a live connection; beyond that the connection is closed.
 DISCARD_FACTOR: Final = 4
 RECV_BYTES: Final = 256 * 1024
-MAX_HEADS: Final = 4096  # request heads known (about 200 bytes each)
+# Request heads known (a sender's are about 200 bytes): at most 4 MiB of them in all.
+MAX_HEADS: Final = 4096
+MAX_KNOWN_HEAD_BYTES: Final = 1024
 TLS_WRITE: Final = 64 * 1024
 _OUT_OF_FDS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _NEVER: Final = float("inf")
@@ -368,10 +370,12 @@ class Loop:
 
     def remember_head(self, received: bytes, rest: bytes, head: _Head) -> None:
         """Keep an accepted head for known_head: when h11's head ended at the first CRLF CRLF
-        (not at a bare LF LF, which it also takes), and while the table is small (a sender
-        making up new heads only wears it out)."""
+        (not at a bare LF LF, which it also takes), and while the table is small, in count and
+        in bytes (a sender making up new heads only wears it out)."""
         end = len(received) - len(rest)
-        if end < 4 or received[end - 4 : end] != b"\r\n\r\n" or len(self.heads) >= MAX_HEADS:
+        if not 4 <= end <= MAX_KNOWN_HEAD_BYTES or len(self.heads) >= MAX_HEADS:
+            return
+        if received[end - 4 : end] != b"\r\n\r\n":
             return
         key = received[:end]
         if key.find(b"\r\n\r\n") == end - 4 and b"\n\n" not in key:
