@@ -440,7 +440,7 @@ def _stop_on_signals(stop: threading.Event, sources: list[Any]) -> None:
 
 
 def _incidents_list(args: argparse.Namespace, config: Config) -> int:
-    from kubesentinel.runtime.incident_view import render_incidents
+    from kubesentinel.runtime.incident_view import render_incidents, tampering_lines
 
     store = open_existing_store(config, args.store)
     filters: dict[str, Any] = {
@@ -454,13 +454,18 @@ def _incidents_list(args: argparse.Namespace, config: Config) -> int:
         incidents = store.list_incidents(limit=limit, **filters)
         cut = limit is not None and len(incidents) == limit
         total = store.count_incidents(**filters) if cut else len(incidents)
+        # Each incident listed against the state its segment sealed, and the chain.
+        integrity = store.verify_incident_states([incident.id for incident in incidents])
     finally:
         store.close()
     sys.stdout.write(render_incidents(incidents, args.format))
+    # stderr: the JSON on stdout stays a plain list.
     if total > len(incidents):
-        # stderr: the JSON on stdout stays a plain list.
         print(f"kubesentinel: showing {len(incidents)} of {total} incidents (--limit N for "
               "more, --limit 0 for all)", file=sys.stderr)  # fmt: skip
+    if not integrity.ok:
+        sys.stderr.write(tampering_lines(integrity))
+        return EXIT_TAMPERED
     return EXIT_CLEAN
 
 

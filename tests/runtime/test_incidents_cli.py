@@ -331,3 +331,28 @@ def test_show_reports_an_edited_incident_or_facet(
     code, out, _ = run(capsys, "incidents", "show", incident.id, "--store", str(path))
     assert code == 1
     assert "segment 1: its records do not match its Merkle root" in out
+
+
+def test_list_checks_each_incident_against_its_seal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An incident edited in the store (its score raised, say) is reported by `incidents
+    list`, which exits 1; the JSON on stdout stays a plain list."""
+    path = tmp_path / "ks.db"
+    correlator = Correlator()
+    (web,) = write(path, [event("w1", 30)], correlator)
+    api = Workload("default", "prod", "Deployment", "api")
+    write(path, [event("a1", 20, workload=api)], correlator)
+    code, out, err = run(capsys, "incidents", "list", "--store", str(path), "-f", "json")
+    assert (code, err, len(json.loads(out))) == (0, "", 2)
+    _tamper(path, "UPDATE incidents SET risk_score = 99.0 WHERE id = ?", web.id)
+    code, out, err = run(capsys, "incidents", "list", "--store", str(path), "-f", "json")
+    assert code == 1
+    assert len(json.loads(out)) == 2
+    assert err.startswith(
+        f"kubesentinel: TAMPERING found (1 problem(s)); first: incident {web.id}: was changed "
+        "after segment 1 wrote it\n"
+    )
+    # A filter that leaves the edited incident out lists the rest as intact.
+    code, _, err = run(capsys, "incidents", "list", "--store", str(path), "--namespace", "x")
+    assert (code, err) == (0, "")

@@ -149,6 +149,13 @@ def test_incidents_show_checks_what_it_reads(
     code, out, _ = run(capsys, "--config", config, "incidents", "show", incident_id, *store)
     assert code == 1
     assert "its records do not match its Merkle root" in out
+    # `incidents list` reads incident rows only: the edited events pass it, an edited
+    # incident does not.
+    assert run(capsys, "--config", config, "incidents", "list", *store)[0] == 0
+    backend.execute("UPDATE incidents SET risk_score = 99.5 WHERE id = ?", (incident_id,))
+    code, _, err = run(capsys, "--config", config, "incidents", "list", *store)
+    assert code == 1
+    assert f"incident {incident_id}: was changed after segment" in err
 
 
 def test_retention_commands_on_either_backend(

@@ -280,13 +280,18 @@ def integrity_document(report: VerifyReport) -> dict[str, Any]:
     }
 
 
+def tampering_lines(report: VerifyReport, lead: str = "kubesentinel: ") -> str:
+    """What a check found wrong, one line each (the first named first), for a reader."""
+    lines = [f"{lead}TAMPERING found ({report.problem_count} problem(s)); first: "
+             f"{_printable(str(report.problems[0]))}"]  # fmt: skip
+    lines.extend(f"  {_printable(str(problem))}" for problem in report.problems[1:])
+    lines.append("  `kubesentinel vault verify` checks the whole store")
+    return "\n".join(lines) + "\n"
+
+
 def integrity_text(report: VerifyReport) -> str:
     if not report.ok:
-        lines = [f"Integrity: TAMPERING found ({report.problem_count} problem(s)); first: "
-                 f"{_printable(str(report.problems[0]))}"]  # fmt: skip
-        lines.extend(f"  {_printable(str(problem))}" for problem in report.problems[1:])
-        lines.append("  `kubesentinel vault verify` checks the whole store")
-        return "\n" + "\n".join(lines) + "\n"
+        return "\n" + tampering_lines(report, "Integrity: ")
     signed = (
         f"chained to the checkpoint of segment {report.last_checkpoint_segment}"
         if report.last_checkpoint_segment

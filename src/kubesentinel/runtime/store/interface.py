@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,6 +114,10 @@ class VaultStore(IncidentStore, Protocol):
 
     def verify_incident(
         self, incident_id: str, key: CheckpointKey | None = None
+    ) -> VerifyReport: ...
+
+    def verify_incident_states(
+        self, incident_ids: Collection[str], key: CheckpointKey | None = None
     ) -> VerifyReport: ...
 
     def public_key(self) -> bytes | None: ...

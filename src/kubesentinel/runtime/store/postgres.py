@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -564,6 +564,19 @@ class PostgresStore:
             if key is None:
                 key = NoteKey(reader.meta().public_key)
             return verify(reader, key, only=segments)
+
+    def verify_incident_states(
+        self, incident_ids: Collection[str], key: CheckpointKey | None = None
+    ) -> VerifyReport:
+        """Check what ``incidents list`` shows: each incident row against the state its last
+        segment sealed, and the chain and checkpoints (no event is read)."""
+        from kubesentinel.vault.verify import verify
+
+        with self._guard("verify the incidents") as conn, self._snapshot(conn):
+            reader = ledger.PostgresLedger(conn, segments=(), incidents=incident_ids)
+            if key is None:
+                key = NoteKey(reader.meta().public_key)
+            return verify(reader, key, only=())
 
     def public_key(self) -> bytes | None:
         with self._guard("read the vault identity") as conn:

@@ -43,7 +43,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -718,6 +718,20 @@ class SQLiteStore:
             if key is None:
                 key = NoteKey(ledger.meta().public_key)
             return verify(ledger, key, only=segments)
+
+    def verify_incident_states(
+        self, incident_ids: Collection[str], key: CheckpointKey | None = None
+    ) -> VerifyReport:
+        """Check what ``incidents list`` shows: each incident row against the state its last
+        segment sealed, and the chain and checkpoints (one small row per segment; no event is
+        read)."""
+        from kubesentinel.vault.verify import verify
+
+        with self._guard("verify the incidents") as db, self._snapshot():
+            ledger = sqlite_ledger.SQLiteLedger(db, segments=(), incidents=incident_ids)
+            if key is None:
+                key = NoteKey(ledger.meta().public_key)
+            return verify(ledger, key, only=())
 
     @contextmanager
     def reading(self, action: str) -> Iterator[sqlite3.Connection]:
