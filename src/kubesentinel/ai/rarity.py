@@ -248,30 +248,26 @@ class RarityDetector:
         return detector
 
 
+# How each kind of item reads, its values in order (an unknown kind: its name and values).
+_PHRASES: Final = {
+    "process": "process {0}",
+    "parent": "parent {1} of {0}",
+    "ancestry": "ancestry {2} > {1} > {0}",
+    "exe": "executable {1} of {0}",
+    "file": "file {1} opened by {0}",
+    "peer": "{0} connecting to a {1} peer on port {2}",
+    "remote": "peer {0}:{1}",
+    "user": "user {0}",
+    "process-user": "{0} run as {1}",
+    "action": "{0} doing {1}",
+    "rule": "Falco rule {0!r}",
+}
+
+
 def _what(item: Item) -> str:
     v = [shown(x) for x in item.values]
-    kind = item.kind
-    if kind == "process":
-        return f"process {v[0]}"
-    if kind == "parent":
-        return f"parent {v[1]} of {v[0]}"
-    if kind == "ancestry":
-        return f"ancestry {v[2]} > {v[1]} > {v[0]}"
-    if kind == "exe":
-        return f"executable {v[1]} of {v[0]}"
-    if kind == "file":
-        return f"file {v[1]} opened by {v[0]}"
-    if kind == "peer":
-        return f"{v[0]} connecting to a {v[1]} peer on port {v[2]}"
-    if kind == "remote":
-        return f"peer {v[0]}:{v[1]}"
-    if kind == "user":
-        return f"user {v[0]}"
-    if kind == "process-user":
-        return f"{v[0]} run as {v[1]}"
-    if kind == "action":
-        return f"{v[0]} doing {v[1]}"
-    return f"Falco rule {v[0]!r}" if kind == "rule" else f"{kind} {' '.join(v)}"
+    phrase = _PHRASES.get(item.kind)
+    return phrase.format(*v) if phrase else f"{item.kind} {' '.join(v)}"
 
 
 def _seen(workload: str, n_w: int, n_c: int, span: int, events: int) -> str:

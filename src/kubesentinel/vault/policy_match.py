@@ -108,10 +108,9 @@ class Matcher:
         self._tiers = dict(tiers)
         self._default = default_class
         # Per matcher, so two policies never share answers; bounded, as workload names churn.
-        self.lookup = lru_cache(maxsize=cache_size)(self._classify)
         self.explain = lru_cache(maxsize=cache_size)(self._explain)
 
-    def _classify(  # noqa: PLR0917 - positional: the cache key is built fastest from them
+    def lookup(  # noqa: PLR0917 - the same key as explain
         self,
         priority: Priority,
         rule: str,
@@ -122,13 +121,8 @@ class Matcher:
         name: str,
         incident: IncidentLink,
     ) -> str:
-        facts = _Facts(
-            priority, rule, tags, source, namespace, f"{kind}/{name}", incident or "none"
-        )
-        for class_name, tests in self._compiled:
-            if all(test(facts) for test in tests):
-                return class_name
-        return self._tiers.get(priority, self._default)
+        """The class alone: ``explain``'s answer (cached there) without the why."""
+        return self.explain(priority, rule, tags, source, namespace, kind, name, incident)[0]
 
     def _explain(  # noqa: PLR0917 - the same key as lookup
         self,
@@ -142,7 +136,7 @@ class Matcher:
         incident: IncidentLink,
     ) -> tuple[str, str]:
         """(class, why): why is ``rule NAME``, ``tier PRIORITY`` or ``default``, for reports
-        saying why retention removed an event (``lookup`` stays the lean hot path)."""
+        saying why retention removed an event."""
         facts = _Facts(
             priority, rule, tags, source, namespace, f"{kind}/{name}", incident or "none"
         )
