@@ -555,28 +555,18 @@ class PostgresStore:
     def verify_incident(self, incident_id: str, key: CheckpointKey | None = None) -> VerifyReport:
         """Check what ``incidents show`` reads: the incident's state, the segments holding its
         events and their facets (every record of them), and the chain and checkpoints."""
-        from kubesentinel.vault.verify import verify
-
         with self._guard("verify the incident") as conn, self._snapshot(conn):
             rows = conn.execute(_INCIDENT_SEGMENTS, (incident_id, incident_id))
             segments = {int(row[0]) for row in rows if row[0] is not None}
-            reader = ledger.PostgresLedger(conn, segments=segments, incidents=[incident_id])
-            if key is None:
-                key = NoteKey(reader.meta().public_key)
-            return verify(reader, key, only=segments)
+            return _verify_read(conn, key, segments, [incident_id])
 
     def verify_incident_states(
         self, incident_ids: Collection[str], key: CheckpointKey | None = None
     ) -> VerifyReport:
         """Check what ``incidents list`` shows: each incident row against the state its last
         segment sealed, and the chain and checkpoints (no event is read)."""
-        from kubesentinel.vault.verify import verify
-
         with self._guard("verify the incidents") as conn, self._snapshot(conn):
-            reader = ledger.PostgresLedger(conn, segments=(), incidents=incident_ids)
-            if key is None:
-                key = NoteKey(reader.meta().public_key)
-            return verify(reader, key, only=())
+            return _verify_read(conn, key, (), incident_ids)
 
     def public_key(self) -> bytes | None:
         with self._guard("read the vault identity") as conn:
@@ -759,3 +749,19 @@ def _iso(time_ns: int | None) -> str | None:
     from kubesentinel.runtime.incident_view import iso_time
 
     return iso_time(time_ns)
+
+
+def _verify_read(
+    conn: Connection,
+    key: CheckpointKey | None,
+    segments: Collection[int],
+    incident_ids: Collection[str],
+) -> VerifyReport:
+    """What a reading command read, checked: these segments' records and these incidents'
+    states, with the chain and checkpoints (verify's ``only``)."""
+    from kubesentinel.vault.verify import verify
+
+    reader = ledger.PostgresLedger(conn, segments=segments, incidents=incident_ids)
+    if key is None:
+        key = NoteKey(reader.meta().public_key)
+    return verify(reader, key, only=segments)

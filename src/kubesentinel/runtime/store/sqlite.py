@@ -710,14 +710,9 @@ class SQLiteStore:
         """Check what ``incidents show`` reads: the incident's state, the segments holding its
         events and their facets (every record of them, against their sealed roots), and the
         chain and checkpoints over the whole store."""
-        from kubesentinel.vault.verify import verify
-
         with self._guard("verify the incident") as db, self._snapshot():
             segments = {row[0] for row in db.execute(_INCIDENT_SEGMENTS, (incident_id,) * 3)}
-            ledger = sqlite_ledger.SQLiteLedger(db, segments=segments, incidents=[incident_id])
-            if key is None:
-                key = NoteKey(ledger.meta().public_key)
-            return verify(ledger, key, only=segments)
+            return _verify_read(db, key, segments, [incident_id])
 
     def verify_incident_states(
         self, incident_ids: Collection[str], key: CheckpointKey | None = None
@@ -725,13 +720,8 @@ class SQLiteStore:
         """Check what ``incidents list`` shows: each incident row against the state its last
         segment sealed, and the chain and checkpoints (one small row per segment; no event is
         read)."""
-        from kubesentinel.vault.verify import verify
-
         with self._guard("verify the incidents") as db, self._snapshot():
-            ledger = sqlite_ledger.SQLiteLedger(db, segments=(), incidents=incident_ids)
-            if key is None:
-                key = NoteKey(ledger.meta().public_key)
-            return verify(ledger, key, only=())
+            return _verify_read(db, key, (), incident_ids)
 
     @contextmanager
     def reading(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -915,3 +905,19 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         return
     os.close(fd)
+
+
+def _verify_read(
+    db: sqlite3.Connection,
+    key: CheckpointKey | None,
+    segments: Collection[int],
+    incident_ids: Collection[str],
+) -> VerifyReport:
+    """What a reading command read, checked: these segments' records and these incidents'
+    states, with the chain and checkpoints (verify's ``only``)."""
+    from kubesentinel.vault.verify import verify
+
+    ledger = sqlite_ledger.SQLiteLedger(db, segments=segments, incidents=incident_ids)
+    if key is None:
+        key = NoteKey(ledger.meta().public_key)
+    return verify(ledger, key, only=segments)
