@@ -146,8 +146,8 @@ class Analyzer:
     def learn_deferred(self, deferred: Deferred | None = None) -> None:
         """Learn the events a deferred ``score_batch`` let through (the last one's, or
         ``deferred`` from ``take_deferred``) that are not held now. A held one taints its
-        workload's rate minute if that minute is still open. ``learned_events`` and
-        ``held_events`` count the outcomes."""
+        workload's rate minute if that minute is still open. ``learned_events`` counts the
+        events learned here; ``held_events`` those a hold kept out, here or when scored."""
         if deferred is None:
             deferred, self._deferred = self._deferred, None
         if not deferred:
@@ -240,6 +240,7 @@ class Analyzer:
         scoring = mode != "learn"
         calibrating = mode == "calibrate"
         guarded = mode == "guarded"
+        held = 0  # events inside a hold, kept from learning
         out: list[Scored] = []
         append = out.append
         for event in events:
@@ -290,6 +291,7 @@ class Analyzer:
                     n = bisect_right(spans, (t, _LATEST)) - 1
                     if n >= 0 and spans[n][1] >= t:
                         taint(workload)
+                        held += 1
                         append(scored)
                         continue
                 if deferred is not None:
@@ -298,6 +300,7 @@ class Analyzer:
                     self._learn(key, entry, t)
             append(scored)
         self._flush()
+        self.held_events += held
         return out
 
     def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:

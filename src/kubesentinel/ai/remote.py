@@ -117,6 +117,7 @@ class RemoteScorer:
                 )
             if response.learn_token:
                 self._tokens.append(response.learn_token)
+            self._held += response.held
             for s in response.scores:
                 if s.error:
                     out.append(Scored(0.0, (f"not scored by {self.endpoint}: {s.error}",)))

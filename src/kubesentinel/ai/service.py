@@ -121,7 +121,9 @@ class AnalyzerService:
         with self.lock:
             decoded = self.decode(events)
             good = [e for e in decoded if not isinstance(e, str)]
+            held = self.analyzer.held_events
             results, deferred = self._score(good, defer=request.defer_learning)
+            held = self.analyzer.held_events - held
             scored = iter(results)
             if request.defer_learning:
                 token = self._keep(deferred)
@@ -145,7 +147,7 @@ class AnalyzerService:
                     event_id=item.id,
                 )
             )
-        return pb.ScoreResponse(scores=out, learn_token=token)
+        return pb.ScoreResponse(scores=out, learn_token=token, held=held)
 
     def settle_request(self, request: Any) -> Any:
         """Hold the request's spans, then learn its tokens' events outside every hold."""
