@@ -251,7 +251,10 @@ class Analyzer:
                 entry = cache.get(key)
             except TypeError:  # a list or object where Falco writes text: no caching
                 entry = None
-            if entry is None or entry.version != rarity.version:
+            # A known entry (0 bits: every item familiar in its workload) stays valid as the
+            # counts grow, since they never shrink; only the others are rebuilt when the rarity
+            # version moves (on a big cluster something is always new somewhere).
+            if entry is None or (entry.version != rarity.version and not entry.known):
                 entry = self._entry(key, vector(key, event))
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
