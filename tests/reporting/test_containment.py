@@ -20,6 +20,7 @@ import yaml
 from kubesentinel.models import Finding, Severity
 from kubesentinel.models.event import Workload
 from kubesentinel.models.posture import PostureFinding
+from kubesentinel.reporting import containment, patches
 from kubesentinel.reporting.containment import (
     POLICY_NAME,
     QUARANTINE_LABEL,
@@ -134,6 +135,16 @@ def all_plans() -> list[tuple[str, tuple[ContainmentStep, ...]]]:
 
 
 # -- the table ----------------------------------------------------------------------------------
+
+
+def test_exports() -> None:
+    assert sorted(containment.__all__) == [
+        "ContainmentStep", "POLICY_NAME", "QUARANTINE_LABEL", "containment_plan",
+        "quarantine_policy",
+    ]  # fmt: skip
+    assert sorted(patches.__all__) == [
+        "FIXES", "Fix", "HardeningPatch", "NON_ROOT_ID", "builtin_remediations", "patch_for",
+    ]  # fmt: skip
 
 
 def test_every_rule_of_the_table_is_in_the_catalogue() -> None:
@@ -518,8 +529,9 @@ def test_a_known_service_account_is_recreated_after_its_legacy_tokens_go() -> No
     plan = containment_plan(Workload("c", "ns", "Deployment", "api"), [], service_account="api")
     [step] = [s for s in plan if s.title.startswith("Rotate")]
     words = [shlex.split(c) for c in step.commands]
-    assert "--field-selector=type=kubernetes.io/service-account-token" in words[1]
-    assert words[1][-8:] == ["|", "xargs", "-r", "kubectl", "-n", "ns", "delete", "secret"]
+    assert words[1][-2:] == [">", "serviceaccount-api.yaml"]
+    assert "--field-selector=type=kubernetes.io/service-account-token" in words[2]
+    assert words[2][-8:] == ["|", "xargs", "-r", "kubectl", "-n", "ns", "delete", "secret"]
     assert words[-2:] == [
         ["kubectl", "-n", "ns", "delete", "serviceaccount/api"],
         ["kubectl", "-n", "ns", "create", "serviceaccount", "api"],

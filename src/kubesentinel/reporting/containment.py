@@ -22,7 +22,13 @@ from kubesentinel.models.event import Workload
 from kubesentinel.models.posture import PostureFinding
 from kubesentinel.reporting.patches import FIXES, builtin_remediations, patch_for
 
-__all__ = ["POLICY_NAME", "QUARANTINE_LABEL", "ContainmentStep", "containment_plan"]
+__all__ = [
+    "POLICY_NAME",
+    "QUARANTINE_LABEL",
+    "ContainmentStep",
+    "containment_plan",
+    "quarantine_policy",
+]
 
 QUARANTINE_LABEL: Final = "kubesentinel.io/quarantine"
 POLICY_NAME: Final = "kubesentinel-quarantine"  # one per namespace, shared by its quarantined pods
@@ -311,6 +317,9 @@ def _credentials(workload: Workload, service_account: str | None) -> Containment
     sa = service_account
     user = f"system:serviceaccount:{ns}:{sa}"
     commands = [_sh("kubectl", "auth", "can-i", "--list", f"--as={user}", "-n", ns)]
+    backup = f"serviceaccount-{_file_part(sa)}.yaml"
+    saving = _kubectl(ns, "get", f"serviceaccount/{sa}", "-o", "yaml")
+    commands.append(f"{saving} > {shlex.quote(backup)}")
     # The name is valid (checked above), so it holds no quote and can sit inside the template.
     annotation = '(index .metadata.annotations "kubernetes.io/service-account.name")'
     template = (
@@ -323,28 +332,23 @@ def _credentials(workload: Workload, service_account: str | None) -> Containment
     )  # fmt: skip
     deleting = _sh("xargs", "-r", "kubectl", "-n", ns, "delete", "secret")
     commands.append(f"{tokens} | {deleting}")
-    backup = f"serviceaccount-{_file_part(sa)}.yaml"
-    saving = _kubectl(ns, "get", f"serviceaccount/{sa}", "-o", "yaml")
-    commands.append(f"{saving} > {shlex.quote(backup)}")
     commands.append(_kubectl(ns, "delete", f"serviceaccount/{sa}"))
     if sa != "default":
         commands.append(_kubectl(ns, "create", "serviceaccount", sa))
+    recreated = (
+        "the controller recreates the default account by itself"
+        if sa == "default"
+        else "the recreated account gets a new UID"
+    )
     why = (
-        "The first command shows what the account may do; then deleting its Secrets of type "
-        f"{_LEGACY_TOKEN} revokes the long-lived legacy tokens, and deleting the ServiceAccount "
-        "invalidates, within about a minute, every bound token issued for it (the pods' "
-        "projected tokens and those of kubectl create token, which the API server checks "
-        "against its UID), the quarantined pod's included without deleting that pod; a deleted "
-        "pod's own token also stops "
-        "working, and the recreated account gets a new UID and keeps its RoleBindings, which "
-        "refer to it by name"
-        + (
-            " (the default account is recreated by the controller, not by hand)"
-            if sa == "default"
-            else ""
-        )
-        + f"; the saved copy {backup} holds the annotations (cloud IAM roles), imagePullSecrets "
-        "and automountServiceAccountToken to set again."
+        "The first command shows what the account may do and the second keeps a copy of it; "
+        f"deleting its Secrets of type {_LEGACY_TOKEN} revokes its long-lived legacy tokens, "
+        "and deleting the ServiceAccount invalidates, within about a minute, every bound token "
+        "issued for it (the pods' projected tokens and those of kubectl create token, which the "
+        "API server checks against its UID), the quarantined pod's included without deleting "
+        f"that pod; {recreated} and keeps its RoleBindings, which refer to it by name, and the "
+        f"copy {backup} holds the annotations (cloud IAM roles), imagePullSecrets and "
+        "automountServiceAccountToken to set on it again."
     )
     return ContainmentStep(title, why, tuple(commands))
 
