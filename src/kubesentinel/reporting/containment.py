@@ -172,9 +172,13 @@ def _isolate(workload: Workload, pods: Sequence[str], rule_ids: Sequence[str]) -
         f"{finding}he NetworkPolicy denies all ingress and egress of every pod labelled "
         f"{label} in namespace {ns} wherever the network plugin enforces NetworkPolicy "
         "(connections already open may survive on some plugins, and traffic from the pod's own "
-        "node, such as kubelet probes, is always allowed); the pods keep running for forensics, "
-        "and adding a label does not detach a pod from its controller, which still counts it "
-        "and deletes it on a scale-down (the next step keeps it)."
+        "node, such as kubelet probes, is always allowed); the pods keep running for forensics"
+        + (
+            "."
+            if workload.kind == "Pod"
+            else ", and adding a label does not detach a pod from its controller, which still "
+            "counts it and deletes it on a scale-down (the next step says how to keep it)."
+        )
     )
     if "KS-0004" in rule_ids:
         why += (
@@ -407,9 +411,10 @@ def _patch_step(
                 "--patch-file", file, "-o", "yaml")
             + f" > {shlex.quote(hardened)}"
         ]  # fmt: skip
+        what = "A running Pod's spec" if kind == "Pod" else "A Job's pod template"
         how = (
-            f"A {kind}'s pod template cannot change in place: apply the patch to the manifest it "
-            f"is deployed from (SOURCE.yaml) and deploy {hardened} in its place"
+            f"{what} cannot change in place: apply the patch to the manifest it is deployed "
+            f"from (SOURCE.yaml) and deploy {hardened} in its place"
         )
     else:
         target = f"{_resource(kind)}/{name}"

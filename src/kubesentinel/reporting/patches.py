@@ -45,7 +45,8 @@ def _both(note: str = "", **fields: Any) -> Fix:
 _RUNTIME_DEFAULT = {"type": "RuntimeDefault", "localhostProfile": None}
 _NO_ADDED_CAPS = _sc(capabilities={"add": None})
 _CAPS_NOTE = "it removes every added capability (add NET_BIND_SERVICE back for a port below 1024)"
-_UID_NOTE = f"it runs the pod as UID and GID {NON_ROOT_ID}, which the image must support"
+_UID_NOTE = f"it runs the containers as UID {NON_ROOT_ID}, which the image must support"
+_GID_NOTE = f"it runs the containers with GID {NON_ROOT_ID}, which the image's files must allow"
 _NON_ROOT_NOTE = "the kubelet will not start a container whose image user is root (UID 0)"
 
 FIXES: Final[Mapping[str, Fix]] = MappingProxyType({
@@ -79,7 +80,7 @@ FIXES: Final[Mapping[str, Fix]] = MappingProxyType({
     ),
     "KS-0023": _both(_NON_ROOT_NOTE, runAsNonRoot=True),
     "KS-0024": _both(_UID_NOTE, runAsUser=NON_ROOT_ID),
-    "KS-0025": _both(_UID_NOTE, runAsGroup=NON_ROOT_ID),
+    "KS-0025": _both(_GID_NOTE, runAsGroup=NON_ROOT_ID),
     "KS-0026": Fix(
         container=_sc(readOnlyRootFilesystem=True),
         note="the root filesystem becomes read-only: mount an emptyDir where the app writes",
@@ -104,7 +105,6 @@ class HardeningPatch:
     fixed: tuple[str, ...]  # rule ids the patch fixes in full
     # Rule ids whose container-level part is missing because no container was named.
     needs_containers: tuple[str, ...] = ()
-    pod_spec_path: tuple[str, ...] = ()  # where the pod spec sits in the document
 
 
 def patch_for(
@@ -128,8 +128,8 @@ def patch_for(
     annotations: dict[str, None] = {}
     for rule_id in covered:
         fix = FIXES[rule_id]
-        merge_into(pod, fix.pod)
-        merge_into(container, fix.container)
+        _merge_into(pod, fix.pod)
+        _merge_into(container, fix.container)
         for each in (*containers, *init_containers):
             annotations.update({key.format(name=each): None for key in fix.container_annotations})
     named = bool(containers or init_containers)
@@ -139,7 +139,6 @@ def patch_for(
         if init_containers:
             pod["initContainers"] = [{"name": each, **_copy(container)} for each in init_containers]
     needs = () if named else tuple(r for r in covered if FIXES[r].container)
-    spec_path = (*(str(step) for step in template_path), "spec")
     template: dict[str, Any] = {"metadata": {"annotations": annotations}} if annotations else {}
     template["spec"] = pod
     body: dict[str, Any] = template if not template_path else _nest(template_path, template)
@@ -150,14 +149,14 @@ def patch_for(
         **body,
     }
     fixed = tuple(r for r in covered if r not in needs)
-    return HardeningPatch(document, fixed, needs, spec_path)
+    return HardeningPatch(document, fixed, needs)
 
 
-def merge_into(target: dict[str, Any], fragment: Mapping[str, Any]) -> None:
+def _merge_into(target: dict[str, Any], fragment: Mapping[str, Any]) -> None:
     """Merge a fragment of the table into a patch being built: maps merge, others replace."""
     for key, value in fragment.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
-            merge_into(target[key], value)
+            _merge_into(target[key], value)
         else:
             target[key] = _copy(value)
 
