@@ -72,7 +72,8 @@ def main() -> int:
             try:
                 out, _ = proc.communicate(timeout=120)
                 stored = json.loads(out or b"{}").get("events_stored")
-                print(f"monitor.flood.events_stored: {stored}")
+                if not args.idle_only:
+                    print(f"monitor.flood.events_stored: {stored}")
             except (subprocess.TimeoutExpired, json.JSONDecodeError):
                 proc.kill()
     return 0
