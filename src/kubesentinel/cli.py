@@ -20,6 +20,8 @@ from kubesentinel import __version__
 from kubesentinel.cli_ai import add_commands as add_ai_commands
 from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
+from kubesentinel.cli_scale import add_commands as add_scale_commands
+from kubesentinel.cli_scale import add_monitor_options
 from kubesentinel.cli_vault import add_commands as add_vault_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
@@ -208,7 +210,9 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--rules", action="append", default=[], metavar="PATH",
                              help="extra rule file or directory, as for scan")  # fmt: skip
     add_runtime_commands(commands, common)
+    add_monitor_options(commands.choices["monitor"])
     add_vault_commands(commands, common)
+    add_scale_commands(commands, common)
     add_ai_commands(commands, common)
     return parser
 

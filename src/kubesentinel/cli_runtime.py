@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from kubesentinel.models import Priority, Severity
     from kubesentinel.models.posture import Posture
     from kubesentinel.runtime.anomaly import AnomalyStage
+    from kubesentinel.runtime.correlate import Correlator
+    from kubesentinel.runtime.enrich import Enricher
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.metrics import Metrics
     from kubesentinel.runtime.store.interface import VaultStore
@@ -156,12 +158,9 @@ def _open_store(config: Config, given: str | None) -> VaultStore:
 def _monitor(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.bridge import load_posture_file
     from kubesentinel.runtime import logs, pipeline
-    from kubesentinel.runtime.correlate import Correlator
     from kubesentinel.runtime.deadletter import DeadLetter
-    from kubesentinel.runtime.enrich import Enricher
     from kubesentinel.runtime.filters import EventFilter
     from kubesentinel.runtime.metrics import Metrics
-    from kubesentinel.runtime.sources import open_source
     from kubesentinel.runtime.sources.http_options import options_from_args
     from kubesentinel.vault.retention import policy_from_config
 
@@ -187,15 +186,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     stop = threading.Event()
     opened: list[Any] = []
     _stop_on_signals(stop, opened)
-    source = open_source(
-        uri,
-        queue_size=config.runtime.buffer_size,
-        queue_bytes=config.runtime.buffer_bytes,
-        metrics=metrics,
-        follow=args.follow,
-        token=http.token,
-        tls=http.tls,
-    )
+    source = _open_monitor_source(args, uri, config, metrics, http)
     opened.append(source)
     if stop.is_set():
         source.close()
@@ -213,10 +204,13 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     schedule = _prune_schedule(store, config, policy, dead_letter_path, metrics)
     failed = True
     try:
+        enricher, correlator = _stages(args, config, source, store, posture)
+        if args.partitions is not None:
+            workers = 1  # one process: the correlator changes hands between batches
         summary = pipeline.run(
             source,
-            enricher=Enricher(cluster=args.cluster, lookup=_owner_lookup(args)),
-            correlator=Correlator(*_incident_limits(args, config), posture=posture),
+            enricher=enricher,
+            correlator=correlator,
             store=store,
             metrics=metrics,
             dead_letter=dead_letter,
@@ -243,6 +237,49 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     report["dead_letter"] = dict(dead_letter.counts)  # malformed alerts per reason
     _print_summary(report, args.format, dead_letter_path)
     return EXIT_CLEAN
+
+
+def _open_monitor_source(
+    args: argparse.Namespace, uri: str, config: Config, metrics: Metrics, http: Any
+) -> Any:
+    """The monitor's source: a scale-out worker's partitions (--partitions), else ``uri``."""
+    from kubesentinel.runtime.sources import open_source
+
+    if args.partitions is not None:  # docs/scale-out.md
+        from kubesentinel.cli_scale import partitioned_source
+
+        return partitioned_source(args, uri, config)
+    return open_source(
+        uri,
+        queue_size=config.runtime.buffer_size,
+        queue_bytes=config.runtime.buffer_bytes,
+        metrics=metrics,
+        follow=args.follow,
+        token=http.token,
+        tls=http.tls,
+    )
+
+
+def _stages(
+    args: argparse.Namespace,
+    config: Config,
+    source: Any,
+    store: VaultStore,
+    posture: Posture | None,
+) -> tuple[Enricher, Correlator]:
+    """The enricher and correlator: a scale-out worker's hand over partitions' incidents."""
+    from kubesentinel.runtime.correlate import Correlator
+    from kubesentinel.runtime.enrich import Enricher
+
+    if args.partitions is not None:
+        from kubesentinel.cli_scale import wire_worker
+
+        return wire_worker(
+            source, store, _incident_limits(args, config), posture=posture,
+            cluster=args.cluster, lookup=_owner_lookup(args),
+        )  # fmt: skip
+    enricher = Enricher(cluster=args.cluster, lookup=_owner_lookup(args))
+    return enricher, Correlator(*_incident_limits(args, config), posture=posture)
 
 
 def _dead_letter_path(args: argparse.Namespace, config: Config) -> Path:

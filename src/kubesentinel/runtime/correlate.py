@@ -489,6 +489,64 @@ class Correlator:
                 del self._open[key]
         return closed
 
+    def adopt(self, incident: Incident, events: Sequence[tuple[Event, str | None]]) -> None:
+        """Continue an open incident another monitor stored (a partition moved here).
+
+        ``events``: the incident's stored events in store order, each with its context reason
+        (None: a signal). Its ids are remembered, so a redelivered event is ignored; its signals'
+        repeat keys and tactic times are rebuilt from them. Stragglers' incidents of the same
+        workload are kept ordered by first signal, the newest last.
+        """
+        state = _Open.__new__(_Open)
+        signals = [event for event, reason in events if reason is None]
+        state.id, state.workload = incident.id, incident.workload
+        state.previous_id = incident.previous_id
+        state.first_ns, state.last_ns = incident.first_ns, incident.last_ns
+        state.priority = max((e.priority for e in signals), default=Priority.DEBUG)
+        state.rules = {r.rule: r.count for r in incident.rules}
+        state.rule_priority = {r.rule: r.priority for r in incident.rules}
+        state.tactics = {}
+        for event in signals:
+            if event.tactics:
+                state.add_tactics(event.tactics, event.time_ns)
+        state.techniques = dict.fromkeys(incident.techniques)
+        state.seen = {event.id for event, _ in events}
+        state.keys = {repeat_key(event) for event in signals}
+        ids = list(incident.event_ids)
+        cut = len(ids) - len(ids) % ID_BLOCK
+        state.blocks = [tuple(ids[i : i + ID_BLOCK]) for i in range(0, cut, ID_BLOCK)]
+        state.tail = ids[cut:]
+        state.ids = None
+        state.event_count = incident.event_count
+        state.context = dict.fromkeys(CONTEXT_REASONS, 0)
+        for reason in CONTEXT_REASONS:
+            state.context[reason] = getattr(incident.context, reason)
+        state.context_ids = list(incident.context_ids)
+        state.added_ids, state.added_context = [], []
+        state.posture, state.posture_reason = incident.posture, self._posture_of(state.workload)[1]
+        state.anomalies = list(incident.anomalies)
+        state.anomaly_count = incident.anomaly_count
+        group = self._open.setdefault(state.workload.key, [])
+        if any(other.id == state.id for other in group):
+            return
+        group.append(state)
+        group.sort(key=lambda s: s.first_ns)
+        self._count += 1
+
+    def release(self, keep: Callable[[str], bool]) -> int:
+        """Forget the open incidents of every workload whose key ``keep`` refuses, without
+        closing them (they stay open in the store for the monitor that takes them over);
+        returns how many were forgotten."""
+        dropped = 0
+        for key in [key for key in self._open if not keep(key)]:
+            dropped += len(self._open.pop(key))
+        self._count -= dropped
+        return dropped
+
+    def open_workloads(self) -> list[str]:
+        """Keys of the workloads with an open incident."""
+        return list(self._open)
+
     def _route(
         self,
         event: Event,
