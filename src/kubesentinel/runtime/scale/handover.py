@@ -120,6 +120,11 @@ class HandoverCorrelator(Correlator):
                 stored = stored_event_ids(self._store, again)
                 if stored:
                     self.redelivered_skipped += len(stored)
+                    log.info(
+                        "%d redelivered events were stored already (by a previous owner): "
+                        "not correlated again",
+                        len(stored),
+                    )
                     events = [e for e in events if e.id not in stored]
         if events:
             wall = time.monotonic_ns()

@@ -1,0 +1,127 @@
+"""Scale-out end to end on the real NATS JetStream and PostgreSQL: ingress, two worker
+processes, one SIGKILLed half-way; every event stored once, the same incidents as one
+`monitor --source FILE` process, and a vault that verifies.
+
+The issue asks for 100,000 events; that run takes minutes on this 2-core machine and lives in
+``bench/scale_bench.py --events 100000``. The test runs the same steps on 3 simulated hours
+(about 11,500 alerts) to stay within the suite's budget.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.runtime.scale.harness import (
+    KUBESENTINEL,
+    Deployment,
+    incidents_of,
+    owners,
+    run_single,
+    simulate,
+    wait_for,
+)
+from tests.runtime.services import require_service
+
+pytestmark = pytest.mark.integration
+
+HOURS = 3.0
+
+
+@pytest.fixture
+def deployment(tmp_path: Path) -> Iterator[Deployment]:
+    require_service("127.0.0.1", 4222, "NATS")
+    require_service("127.0.0.1", 5432, "PostgreSQL")
+    dep = Deployment(tmp_path / "deployment", partitions=8, lease_ttl_s=3.0, ack_wait_s=2.0)
+    try:
+        yield dep
+    finally:
+        dep.cleanup()
+
+
+def test_two_workers_one_killed_store_every_event_once_and_the_same_incidents(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    dep = deployment
+    alerts = simulate(tmp_path, HOURS)
+    single_db, single = run_single(alerts, tmp_path, dep.config)
+    expected = single["events_stored"]
+    lines = alerts.read_bytes().splitlines()
+    assert len(lines) == single["events_read"]
+    first = len(lines) * 4 // 10
+
+    dep.publish(lines[:first])
+    dep.start_worker("w1")
+    wait_for(lambda: owners(dep.status()).count("w1") == dep.partitions, 30, "w1 to own all")
+    dep.start_ingress()
+    wait_for(lambda: _drained(dep), 120, "w1 to store the first 40%")
+    dep.start_worker("w2")  # joins: w1 releases half of the partitions to it
+    wait_for(lambda: owners(dep.status()).count("w2") == dep.partitions // 2, 30, "rebalance")
+    dep.publish(lines[first:])
+    wait_for(lambda: dep.stored()[0] >= expected * 7 // 10, 120, "70% stored")
+    dep.processes["w2"].kill()  # SIGKILL: no release, nothing acknowledged after this
+    dep.processes["w2"].wait(10)
+    assert dep.stored()[0] < expected, "the kill came too late to prove anything"
+
+    # w2's leases expire, w1 takes its partitions and their unacknowledged alerts.
+    wait_for(lambda: owners(dep.status()).count("w1") == dep.partitions, 60, "the takeover")
+    wait_for(lambda: dep.stored()[0] >= expected, 180, "every event stored")
+    wait_for(lambda: _drained(dep), 60, "every partition acknowledged")
+    assert dep.stop("w1") == 0
+    assert dep.stop("ingress") == 0
+    w1 = json.loads((dep.workdir / "w1.out").read_text())
+    assert w1["events_read"] < expected  # w2 stored and acknowledged some before it died
+
+    assert dep.stored() == (expected, expected)  # every event once, none twice
+    assert incidents_of(dep.store_url, dep.workdir / "keys" / "signing-key.pem") == (
+        incidents_of(str(single_db))
+    )
+    assert "restored from the store" in dep.log_of("w1") + dep.log_of("w2")
+    verify = subprocess.run(
+        [*KUBESENTINEL, "--config", str(dep.config), "vault", "verify", "--store", dep.store_url],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_status_reports_workers_partitions_lag_and_vault(deployment: Deployment) -> None:
+    dep = deployment
+    dep.start_worker("solo")
+    wait_for(lambda: owners(dep.status()).count("solo") == dep.partitions, 30, "solo to own all")
+    out = subprocess.run(
+        [*KUBESENTINEL, "--config", str(dep.config), "status", "--nats", "nats://127.0.0.1:4222",
+         "--out-stream", dep.part_stream, "--ingress-stream", dep.in_stream,
+         "--store", dep.store_url, "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert [w["id"] for w in report["workers"]] == ["solo"]
+    assert report["workers"][0]["partitions"] == list(range(dep.partitions))
+    assert [p["owner"] for p in report["partitions"]] == ["solo"] * dep.partitions
+    assert all(p["lag"] == 0 for p in report["partitions"])
+    assert report["vault"]["events"] == 0
+    table = subprocess.run(
+        [*KUBESENTINEL, "status", "--nats", "nats://127.0.0.1:4222", "--out-stream",
+         dep.part_stream],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert "workers (1 live)" in table
+    assert dep.stop("solo") == 0
+    # A clean stop gives every lease back at once.
+    assert owners(dep.status()) == [None] * dep.partitions
+
+
+def _drained(dep: Deployment) -> bool:
+    status = dep.status()
+    ingress = status["ingress"]
+    return (
+        all(p["lag"] == 0 for p in status["partitions"])
+        and ingress is not None
+        and ingress["pending"] + ingress["ack_pending"] == 0
+    )
