@@ -88,7 +88,7 @@ class Deployment:
     def ingress_command(self, *more: str) -> list[str]:
         return [
             *KUBESENTINEL, "--config", str(self.config), "ingress",
-            "--source", f"{NATS_URL}/{self.prefix}.falco.>?stream={self.in_stream}",
+            "--source", f"{NATS_URL}/{self.prefix}.falco.>?stream={self.in_stream}&ack_wait=3",
             "--partitions", str(self.partitions), "--out-subject", self.out_subject,
             "--out-stream", self.part_stream, "--no-k8s-lookup",
             "--dead-letter", str(self.workdir / "ingress-dead-letter.jsonl"), *more,
@@ -137,6 +137,10 @@ class Deployment:
         return asyncio.run(
             collect(NATS_URL, out_stream=self.part_stream, ingress_stream=self.in_stream)
         )
+
+    def partition_messages(self) -> int:
+        """Messages in the partition stream."""
+        return int(asyncio.run(_messages(self.part_stream)))
 
     def stored(self) -> tuple[int, int]:
         """(events in the vault, distinct event ids among them)."""
@@ -235,6 +239,21 @@ async def _publish(lines: Sequence[bytes], prefix: str, stream: str, chunk: int 
                 publications.append(js.publish(f"{prefix}.{subject}", line, stream=stream))
             await asyncio.gather(*publications)  # in order: one connection
         return len(lines)
+    finally:
+        await nc.close()
+
+
+async def _messages(stream: str) -> int:
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(NATS_URL)
+    try:
+        try:
+            info = await nc.jetstream().stream_info(stream)
+        except NotFoundError:
+            return 0
+        return int(info.state.messages)
     finally:
         await nc.close()
 

@@ -125,3 +125,23 @@ def _drained(dep: Deployment) -> bool:
         and ingress is not None
         and ingress["pending"] + ingress["ack_pending"] == 0
     )
+
+
+def test_ingress_killed_and_restarted_publishes_each_event_once(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    dep = deployment
+    alerts = simulate(tmp_path, HOURS)
+    _, single = run_single(alerts, tmp_path, dep.config)
+    dep.publish(alerts.read_bytes().splitlines())
+    dep.start_ingress("ingress-1")
+    wait_for(lambda: dep.partition_messages() >= single["events_stored"] // 3, 60, "a third")
+    dep.processes["ingress-1"].kill()  # SIGKILL: its last publications are not acknowledged
+    dep.processes["ingress-1"].wait(10)
+    assert dep.partition_messages() < single["events_stored"]
+    # The restarted ingress gets the unacknowledged input again (after the consumer's
+    # ack_wait) and republishes it; the stream's duplicate window drops what it already has.
+    dep.start_ingress("ingress-2")
+    wait_for(lambda: _drained(dep), 120, "the input acknowledged")
+    assert dep.stop("ingress-2") == 0
+    assert dep.partition_messages() == single["events_stored"]
