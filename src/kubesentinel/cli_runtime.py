@@ -204,7 +204,7 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     schedule = _prune_schedule(store, config, policy, dead_letter_path, metrics)
     failed = True
     try:
-        enricher, correlator = _stages(args, config, source, store, posture)
+        enricher, correlator = _stages(args, config, source, store, posture, anomaly=anomaly)
         if args.partitions is not None:
             workers = 1  # one process: the correlator changes hands between batches
         summary = pipeline.run(
@@ -266,6 +266,8 @@ def _stages(
     source: Any,
     store: VaultStore,
     posture: Posture | None,
+    *,
+    anomaly: AnomalyStage | None,
 ) -> tuple[Enricher, Correlator]:
     """The enricher and correlator: a scale-out worker's hand over partitions' incidents."""
     from kubesentinel.runtime.correlate import Correlator
@@ -276,7 +278,7 @@ def _stages(
 
         return wire_worker(
             source, store, _incident_limits(args, config), posture=posture,
-            cluster=args.cluster, lookup=_owner_lookup(args),
+            cluster=args.cluster, lookup=_owner_lookup(args), anomaly=anomaly,
         )  # fmt: skip
     enricher = Enricher(cluster=args.cluster, lookup=_owner_lookup(args))
     return enricher, Correlator(*_incident_limits(args, config), posture=posture)

@@ -19,6 +19,7 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
 
 if TYPE_CHECKING:
+    from kubesentinel.runtime.anomaly import AnomalyStage
     from kubesentinel.runtime.correlate import Correlator
     from kubesentinel.runtime.enrich import Enricher
     from kubesentinel.runtime.identity import OwnerLookup
@@ -134,18 +135,27 @@ def wire_worker(
     posture: Any,
     cluster: str,
     lookup: OwnerLookup | None,
+    anomaly: AnomalyStage | None = None,
 ) -> tuple[Enricher, Correlator]:
-    """The worker's enricher and correlator, its handover set and its leases started."""
+    """The worker's enricher and correlator, its handover set and its leases started. With
+    an in-process analyzer, its per-workload state moves with the partitions."""
+    from kubesentinel.ai.scorer import LocalScorer
     from kubesentinel.runtime.scale.handover import (
         HandoverCorrelator,
         PinnedEnricher,
         StoreHandover,
     )
+    from kubesentinel.runtime.scale.workload_states import WorkloadStates
 
     if not store.location.startswith(("postgresql://", "postgres://")):
         raise UsageError("--partitions needs a shared postgresql:// store (--store)")
     correlator = HandoverCorrelator(*correlator_args, posture=posture, store=store, source=source)
-    source.handover = StoreHandover(store, correlator, source.partitions)
+    scorer = anomaly.scorer if anomaly is not None else None
+    analyzer = scorer.analyzer if isinstance(scorer, LocalScorer) else None
+    states = WorkloadStates(store.location) if analyzer is not None else None
+    source.handover = StoreHandover(
+        store, correlator, source.partitions, analyzer=analyzer, states=states
+    )
     source.start()
     return PinnedEnricher(source.pinned, cluster, lookup), correlator
 

@@ -134,3 +134,34 @@ def test_redelivered_events_the_store_holds_are_not_correlated_again(
         assert not source.redelivered  # checked once
     finally:
         store.close()
+
+
+def test_analyzer_state_moves_with_the_partition_through_postgres(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    from kubesentinel.ai.analyzer import Analyzer
+    from kubesentinel.ai.workload_state import export_workload, known_workloads
+    from kubesentinel.runtime.scale.workload_states import WorkloadStates
+    from tests.ai.helpers import normal_period
+
+    events = normal_period(hours=3.0)
+    cut = len(events) * 2 // 3
+    base = Analyzer.fit(events[:cut])[0].to_state()
+    store = open_store(postgres_url, signing_key=tmp_path / "key.pem")
+    states = WorkloadStates(postgres_url)
+    try:
+        first = Analyzer.from_state(base)
+        first.score_batch(events[cut:])
+        learned = {k: export_workload(first, k) for k in known_workloads(first)}
+        giver = StoreHandover(store, Correlator(), 1, analyzer=first, states=states)
+        giver.claim(0)
+        giver.release(0)  # saves every workload of partition 0, then forgets them here
+        assert not known_workloads(first)
+
+        second = Analyzer.from_state(base)
+        taker = StoreHandover(store, Correlator(), 1, analyzer=second, states=states)
+        taker.claim(0)
+        assert {k: export_workload(second, k) for k in known_workloads(second)} == learned
+    finally:
+        states.close()
+        store.close()

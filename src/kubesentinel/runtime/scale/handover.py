@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubesentinel.models import Event, FalcoAlert, Incident
 from kubesentinel.models.anomaly_score import Scored
@@ -23,8 +23,12 @@ from kubesentinel.runtime.enrich import Enricher
 from kubesentinel.runtime.identity import OwnerLookup
 from kubesentinel.runtime.scale.partition import partition_of
 from kubesentinel.runtime.scale.source import PartitionedSource
+from kubesentinel.runtime.scale.workload_states import SAVE_INTERVAL_S, WorkloadStates
 from kubesentinel.runtime.store.interface import VaultStore
 from kubesentinel.runtime.store.postgres_schema import pg_id, pg_id_text
+
+if TYPE_CHECKING:
+    from kubesentinel.ai.analyzer import Analyzer
 
 log = logging.getLogger("kubesentinel.scale")
 END_OF_TIME = 2**63 - 1  # pipeline.END_OF_TIME: the end of input closes every incident
@@ -142,14 +146,27 @@ class HandoverCorrelator(Correlator):
 
 class StoreHandover:
     """``source.Handover``: open incidents restored from the store on claim, forgotten on
-    release. Runs on the pipeline's thread, between batches."""
+    release; with an in-process ``analyzer``, its per-workload state too (saved on release
+    and every ``SAVE_INTERVAL_S``, loaded on claim). Runs on the pipeline's thread, between
+    batches."""
 
-    def __init__(self, store: VaultStore, correlator: Correlator, partitions: int) -> None:
+    def __init__(
+        self,
+        store: VaultStore,
+        correlator: Correlator,
+        partitions: int,
+        *,
+        analyzer: Analyzer | None = None,
+        states: WorkloadStates | None = None,
+    ) -> None:
         self.store = store
         self.correlator = correlator
         self.partitions = partitions
         self.owned: set[int] = set()
         self.restored = 0
+        self.analyzer = analyzer
+        self.states = states
+        self._saved_at = time.monotonic()
 
     def claim(self, partition: int) -> None:
         self.owned.add(partition)
@@ -165,14 +182,50 @@ class StoreHandover:
         self.restored += restored
         if restored:
             log.info("partition %d: %d open incidents restored from the store", partition, restored)
+        if self.analyzer is not None and self.states is not None:
+            from kubesentinel.ai.workload_state import import_workload
 
-    def release(self, partition: int) -> None:
+            loaded = 0
+            for key, state in self.states.load().items():
+                if partition_of(key, self.partitions) == partition:
+                    import_workload(self.analyzer, key, state)
+                    loaded += 1
+            if loaded:
+                log.info("partition %d: analyzer state of %d workloads loaded", partition, loaded)
+
+    def release(self, partition: int, *, handed_over: bool = True) -> None:
+        """Give the partition up; ``handed_over`` False: its lease was lost, and another
+        worker may hold its state by now (nothing is saved)."""
         self.owned.discard(partition)
         n = self.partitions
         owned = self.owned
         self.correlator.release(lambda key: partition_of(key, n) in owned)
         if isinstance(self.correlator, HandoverCorrelator):
             self.correlator.forget_partition(partition)
+        if self.analyzer is not None:
+            from kubesentinel.ai.workload_state import (
+                export_workload,
+                forget_workload,
+                known_workloads,
+            )
+
+            keys = [k for k in known_workloads(self.analyzer) if partition_of(k, n) == partition]
+            if handed_over and self.states is not None:
+                self.states.save({k: export_workload(self.analyzer, k) for k in keys})
+            forget_workload(self.analyzer, keys)
+
+    def tick(self) -> None:
+        """Between batches: save the analyzer state of the workloads held, now and then."""
+        if self.analyzer is None or self.states is None:
+            return
+        if time.monotonic() - self._saved_at < SAVE_INTERVAL_S:
+            return
+        self._saved_at = time.monotonic()
+        from kubesentinel.ai.workload_state import export_workload, known_workloads
+
+        n, owned = self.partitions, self.owned
+        keys = [k for k in known_workloads(self.analyzer) if partition_of(k, n) in owned]
+        self.states.save({k: export_workload(self.analyzer, k) for k in keys})
 
 
 class PinnedEnricher(Enricher):

@@ -54,7 +54,9 @@ class Handover(Protocol):
 
     def claim(self, partition: int) -> None: ...
 
-    def release(self, partition: int) -> None: ...
+    def release(self, partition: int, *, handed_over: bool = True) -> None: ...
+
+    def tick(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -171,7 +173,7 @@ class PartitionedSource:
             n = posted.lost.popleft()
             self._releasing.discard(n)
             if self.handover is not None:
-                self.handover.release(n)
+                self.handover.release(n, handed_over=False)
         while posted.claims:
             n = posted.claims.popleft()
             if self.handover is not None:
@@ -189,6 +191,8 @@ class PartitionedSource:
             if self.handover is not None:
                 self.handover.release(n)
             self._submit(self._finish_release(n))
+        if self.handover is not None:
+            self.handover.tick()
 
     def _keep(self, batch: list[RawAlert]) -> list[RawAlert]:
         """The batch less alerts of partitions this worker lost (given back to the stream)."""
