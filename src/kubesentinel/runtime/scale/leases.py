@@ -117,6 +117,9 @@ class Leases:
         self._on_release = on_release
         self._on_lost = on_lost
         self._stopped = asyncio.Event()
+        # A renewal and a release of the same key must not interleave: the release deletes
+        # with the revision it knows, which a renewal in flight would make stale.
+        self._lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -155,7 +158,8 @@ class Leases:
         """Heartbeat, renew, rebalance every TTL/3 until ``stop()``."""
         while not self._stopped.is_set():
             try:
-                await self.round()
+                async with self._lock:
+                    await self.round()
             except Exception as exc:  # NATS unreachable for a moment: keys may expire
                 log.warning("lease round failed: %s", exc)
             with contextlib.suppress(TimeoutError):
@@ -216,11 +220,12 @@ class Leases:
 
     async def give_up(self, n: int) -> None:
         """Delete partition n's key (after its alerts were committed and acknowledged)."""
-        revision = self.held.pop(n, None)
-        self.releasing.discard(n)
-        if revision is not None:
-            with contextlib.suppress(Exception):
-                await self.kv.delete(partition_key(n), last=revision)
+        async with self._lock:
+            revision = self.held.pop(n, None)
+            self.releasing.discard(n)
+            if revision is not None:
+                with contextlib.suppress(Exception):
+                    await self.kv.delete(partition_key(n), last=revision)
 
     async def stop(self) -> None:
         self._stopped.set()
