@@ -47,6 +47,7 @@ _T = TypeVar("_T")
 FETCH_BATCH: Final = 256
 FETCH_TIMEOUT_S: Final = 0.5
 NAK_DELAY_S: Final = 0.2
+PINNED_MAX: Final = 100_000
 
 
 class Handover(Protocol):
@@ -207,6 +208,7 @@ class PartitionedSource:
                     if isinstance(ack, _PartAck):
                         ack(Outcome.UNAVAILABLE)
                     self.pinned.pop(item.origin, None)
+                    self.redelivered.discard(item.origin)
                     continue
                 kept.append(item)
         return kept
@@ -359,6 +361,8 @@ class PartitionedSource:
                 headers = msg.headers or {}
                 workload = workload_from_header(headers.get(WORKLOAD_HEADER, ""))
                 if workload is not None:
+                    if len(self.pinned) >= PINNED_MAX:  # left by alerts that did not parse
+                        self.pinned.clear()
                     self.pinned[origin] = workload
                 if meta.num_delivered > 1:
                     self.redelivered.add(origin)
