@@ -2,14 +2,14 @@
 processes, one SIGKILLed half-way; every event stored once, the same incidents as one
 `monitor --source FILE` process, and a vault that verifies.
 
-The issue asks for 100,000 events; that run takes minutes on this 2-core machine and lives in
-``bench/scale_bench.py --events 100000``. The test runs the same steps on 3 simulated hours
-(about 11,500 alerts) to stay within the suite's budget.
+27 simulated hours: 103,220 alerts, as the issue asks (100,000); about 40 s here.
+``KUBESENTINEL_SCALE_TEST_HOURS=3`` runs the same test on 11,526 alerts in about 15 s.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +29,8 @@ from tests.runtime.services import require_service
 
 pytestmark = pytest.mark.integration
 
-HOURS = 3.0
+HOURS = float(os.environ.get("KUBESENTINEL_SCALE_TEST_HOURS", "27"))
+INGRESS_HOURS = 3.0
 
 
 @pytest.fixture
@@ -131,7 +132,7 @@ def test_ingress_killed_and_restarted_publishes_each_event_once(
     deployment: Deployment, tmp_path: Path
 ) -> None:
     dep = deployment
-    alerts = simulate(tmp_path, HOURS)
+    alerts = simulate(tmp_path, INGRESS_HOURS)
     _, single = run_single(alerts, tmp_path, dep.config)
     dep.publish(alerts.read_bytes().splitlines())
     dep.start_ingress("ingress-1")
