@@ -146,3 +146,33 @@ def test_ingress_killed_and_restarted_publishes_each_event_once(
     wait_for(lambda: _drained(dep), 120, "the input acknowledged")
     assert dep.stop("ingress-2") == 0
     assert dep.partition_messages() == single["events_stored"]
+
+
+def test_redelivered_alerts_already_stored_are_not_correlated_twice(
+    deployment: Deployment, tmp_path: Path
+) -> None:
+    """An ack_wait shorter than the time an alert waits in the worker's queue makes the server
+    deliver it again while the first copy is still queued: the second copy arrives after the
+    first was committed, and must change nothing."""
+    dep = deployment
+    dep.ack_wait_s = 0.05
+    alerts = simulate(tmp_path, INGRESS_HOURS)
+    single_db, single = run_single(alerts, tmp_path, dep.config)
+    expected = single["events_stored"]
+    dep.publish(alerts.read_bytes().splitlines())
+    dep.start_ingress()
+    wait_for(lambda: _drained_ingress(dep), 120, "the partitions filled")
+    dep.start_worker("slow")
+    wait_for(lambda: dep.stored()[0] >= expected, 180, "every event stored")
+    wait_for(lambda: _drained(dep), 60, "every partition acknowledged")
+    assert dep.stop("slow") == 0
+    assert dep.stored() == (expected, expected)
+    assert incidents_of(dep.store_url, dep.workdir / "keys" / "signing-key.pem") == (
+        incidents_of(str(single_db))
+    )
+    assert "were correlated already" in dep.log_of("slow")
+
+
+def _drained_ingress(dep: Deployment) -> bool:
+    ingress = dep.status()["ingress"]
+    return ingress is not None and ingress["pending"] + ingress["ack_pending"] == 0

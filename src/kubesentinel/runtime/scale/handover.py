@@ -119,17 +119,7 @@ class HandoverCorrelator(Correlator):
         if redelivered:
             again = [e for e in events if e.origin in redelivered]
             if again:
-                for event in again:
-                    redelivered.discard(event.origin)
-                stored = stored_event_ids(self._store, again)
-                if stored:
-                    self.redelivered_skipped += len(stored)
-                    log.info(
-                        "%d redelivered events were stored already (by a previous owner): "
-                        "not correlated again",
-                        len(stored),
-                    )
-                    events = [e for e in events if e.id not in stored]
+                events = self._first_copies(events, again, redelivered)
         if events:
             wall = time.monotonic_ns()
             newest = self._newest
@@ -139,6 +129,33 @@ class HandoverCorrelator(Correlator):
                 if seen is None or event.time_ns > seen[0]:
                     newest[n] = (event.time_ns, wall)
         return super().add(events, now_ns, anomalies)
+
+    def _first_copies(
+        self, events: Sequence[Event], again: list[Event], redelivered: set[str]
+    ) -> list[Event]:
+        """``events`` less the redelivered copies of events already correlated: stored (by
+        this worker or a previous owner), or earlier in this very batch (the first copy was
+        still queued when the server delivered the message again)."""
+        for event in again:
+            redelivered.discard(event.origin)
+        stored = stored_event_ids(self._store, again)
+        copies = {e.origin for e in again}
+        kept: list[Event] = []
+        earlier: set[str] = set()
+        for event in events:
+            if event.origin in copies and (event.id in stored or event.id in earlier):
+                continue
+            earlier.add(event.id)
+            kept.append(event)
+        skipped = len(events) - len(kept)
+        if skipped:
+            self.redelivered_skipped += skipped
+            log.info(
+                "%d redelivered events were correlated already (stored, or earlier in the "
+                "batch): not correlated again",
+                skipped,
+            )
+        return kept
 
     def forget_partition(self, partition: int) -> None:
         self._newest.pop(partition, None)

@@ -358,6 +358,8 @@ class PartitionedSource:
             for msg in msgs:
                 meta = msg.metadata
                 origin = f"nats:{msg.subject}#{meta.sequence.stream}"
+                if meta.num_delivered > 1:  # its own origin: the first copy may be queued too
+                    origin += f"~{meta.num_delivered}"
                 headers = msg.headers or {}
                 workload = workload_from_header(headers.get(WORKLOAD_HEADER, ""))
                 if workload is not None:
@@ -368,11 +370,17 @@ class PartitionedSource:
                     self.redelivered.add(origin)
                 with self._lock:
                     self._queued[n] += 1
-                if not q.offer(RawAlert(msg.data, origin, now, _PartAck(ack, msg, n))):
-                    with self._lock:
-                        self._queued[n] -= 1
-                    self.pinned.pop(origin, None)
-                    await msg.nak(delay=NAK_DELAY_S)
+                item = RawAlert(msg.data, origin, now, _PartAck(ack, msg, n))
+                # Partitions fetch side by side and may together overfill the queue: wait for
+                # room rather than give the message back, which would reorder the partition.
+                while not q.offer(item):
+                    if not part.fetching:  # released meanwhile: back to the stream
+                        with self._lock:
+                            self._queued[n] -= 1
+                        self.pinned.pop(origin, None)
+                        await msg.nak(delay=NAK_DELAY_S)
+                        break
+                    await asyncio.sleep(0.01)
 
     async def _stop_fetching(self, part: _Part) -> None:
         part.fetching = False
