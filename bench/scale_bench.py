@@ -179,7 +179,7 @@ def drain(
 def takeover(dep: Deployment) -> float:
     for name in ("t1", "t2"):
         dep.start_worker(name)
-    wait_for(lambda: sorted(set(owners(dep.status()))) == ["t1", "t2"], 60, "two owners")
+    wait_for(lambda: set(owners(dep.status())) == {"t1", "t2"}, 60, "two owners")
     dep.processes["t2"].kill()
     killed = time.perf_counter()
     wait_for(lambda: set(owners(dep.status())) == {"t1"}, 60, "the takeover", every_s=0.05)
