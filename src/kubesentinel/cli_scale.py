@@ -257,7 +257,10 @@ def _status_table(report: dict[str, Any]) -> str:
     lines = [f"workers ({len(report['workers'])} live):"]
     for worker in report["workers"]:
         held = ",".join(str(n) for n in worker["partitions"]) or "-"
-        lines.append(f"  {worker['id']:<24} alive  pid {worker.get('pid')}  partitions {held}")
+        lines.append(
+            f"  {worker['id']:<24} alive, heartbeat {worker['heartbeat_age_s']} s ago, "
+            f"pid {worker.get('pid')} on {worker.get('host')}, partitions {held}"
+        )
     lines.append("partitions:")
     lines.append(f"  {'n':>3}  {'owner':<24} {'pending':>9} {'unacked':>9}")
     for part in report["partitions"]:

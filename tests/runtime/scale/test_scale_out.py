@@ -113,6 +113,8 @@ def test_status_reports_workers_partitions_lag_and_vault(deployment: Deployment)
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     assert "workers (1 live)" in table
+    assert "solo " in table
+    assert "heartbeat" in table
     assert dep.stop("solo") == 0
     # A clean stop gives every lease back at once.
     assert owners(dep.status()) == [None] * dep.partitions
