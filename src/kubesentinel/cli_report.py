@@ -9,10 +9,8 @@ unreadable store or evidence, bad options, output not writable).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from kubesentinel.cli_runtime import _since_arg
@@ -22,7 +20,7 @@ from kubesentinel.errors import ReportError, UsageError
 if TYPE_CHECKING:
     from kubesentinel.models.report import IncidentReport, PeriodReport
 
-__all__ = ["add_commands", "write_report"]
+__all__ = ["add_commands"]
 
 EXIT_CLEAN: Final = 0
 EXIT_TAMPERED: Final = 1  # written, with the banner: its evidence fails verification
@@ -60,7 +58,15 @@ def _report(args: argparse.Namespace, config: Config) -> int:
         report = _build(args, config, store)
     finally:
         store.close()
-    written = write_report(report, formats, _destination(args, config, formats))
+    from kubesentinel.reporting.formats import render
+    from kubesentinel.reporting.output import write_report
+
+    destination = _destination(args, config, formats)
+    if destination == "-":
+        sys.stdout.write(render(report, formats[0]))
+        written = []
+    else:
+        written = write_report(report, formats, destination)
     for path in written:
         print(path)
     if report.integrity_problem is not None:
@@ -118,59 +124,5 @@ def _destination(args: argparse.Namespace, config: Config, formats: tuple[str, .
     return config.reporting.output_path
 
 
-def write_report(
-    report: IncidentReport | PeriodReport, formats: Sequence[str], destination: str
-) -> list[Path]:
-    """Render each format to ``destination``: stdout ('-'), the file given (one format), or a
-    directory (created 0700), as ``incident-ID.EXT`` / ``period-FROM-TO.EXT``. Files are
-    created 0600: they hold evidence (command lines, pod names). Returns the files written."""
-    from kubesentinel.reporting.formats import EXTENSIONS, render
-
-    if destination == "-":
-        sys.stdout.write(render(report, formats[0]))
-        return []
-    target = Path(destination)
-    if len(formats) == 1 and not target.is_dir() and target.suffix:
-        paths = {formats[0]: target}
-    else:
-        stem = _stem(report)
-        paths = {fmt: target / f"{stem}.{EXTENSIONS[fmt]}" for fmt in formats}
-        try:
-            target.mkdir(mode=0o700, parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ReportError(
-                f"cannot create the report directory: {exc.strerror or exc}", file=str(target)
-            ) from None
-    for fmt, path in paths.items():
-        _write_private(path, render(report, fmt))
-    return list(paths.values())
-
-
-def _stem(report: IncidentReport | PeriodReport) -> str:
-    from kubesentinel.models.report import IncidentReport
-    from kubesentinel.runtime.incident_view import iso_time
-
-    if isinstance(report, IncidentReport):
-        return f"incident-{report.incident_id}"
-    start = iso_time(report.from_ns, precise=False).replace(":", "")
-    end = iso_time(report.to_ns, precise=False).replace(":", "")
-    return f"period-{start}-{end}"
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600 (an existing file is truncated and its mode
-    tightened), through a descriptor opened with that mode: never readable by others."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            os.fchmod(stream.fileno(), 0o600)
-            stream.write(text)
-    except OSError as exc:
-        raise ReportError(
-            f"cannot write the report: {exc.strerror or exc}", file=str(path)
-        ) from None
-
-
 def _one_line(text: str) -> str:
     return text.encode("ascii", "backslashreplace").decode("ascii").replace("\n", " ")
-

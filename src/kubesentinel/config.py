@@ -78,6 +78,9 @@ class ForensicsConfig:
 class ReportingConfig:
     formats: tuple[str, ...] = ("json", "markdown")
     output_path: str = "./reports"
+    # The monitor writes an incident's report (each format, into output_path) when it opens
+    # or its severity rises; off by default: reports hold evidence, and take disk space.
+    on_incident: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +155,8 @@ def _optional_int(key: str, low: int, high: int) -> Callable[[Any, str, int], in
 
 
 def _report_formats(value: Any) -> str | None:
+    if not value:
+        return "must list at least one format"
     unknown = [v for v in value if v not in REPORT_FORMATS]
     return (
         f"unknown report format(s) {unknown} (allowed: {', '.join(REPORT_FORMATS)})"
