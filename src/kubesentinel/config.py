@@ -280,7 +280,8 @@ def _typed(dotted: str, value: Any, default: Any, path: str, line: int) -> Any:
     else:
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings"}
+        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings",
+                bool: "true or false"}  # fmt: skip
         raise ConfigError(
             f"{dotted} must be {want[expected]}, got {type(value).__name__} {value!r}",
             file=path,
