@@ -18,7 +18,7 @@ __all__ = ["incident_svg", "period_svg"]
 
 WIDTH: Final = 960
 LANE: Final = 22  # px per lane
-LEFT: Final = 260  # px for the lane labels
+LEFT: Final = 300  # px for the lane labels
 LANES_CAP: Final = 14  # rules (or workloads) drawn in lanes of their own; the rest share one
 _PRIORITY_COLOUR: Final = {
     "Emergency": "#7f0000", "Alert": "#b30000", "Critical": "#d7301f", "Error": "#ef6548",
@@ -30,7 +30,7 @@ _SEVERITY_COLOUR: Final = {
 OTHER: Final = "(other rules)"
 
 
-def _text(value: str, limit: int = 40) -> str:
+def _text(value: str, limit: int = 46) -> str:
     return html.escape(clip(printable(value), limit), quote=True)
 
 
