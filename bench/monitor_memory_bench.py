@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", help="score with this model (default: no scoring)")
+    parser.add_argument("--idle-only", action="store_true", help="measure idle memory only")
     args = parser.parse_args()
     scoring = ["--model", str(Path(args.model).resolve())] if args.model else ["--no-ai"]
     with tempfile.TemporaryDirectory(prefix="ks-mem-") as tmp:
@@ -58,6 +59,8 @@ def main() -> int:
             tree = _tree(proc.pid)
             pss = sum(_smaps_mb(pid, "Pss:") for pid in tree)
             print(f"monitor.idle_pss_mb: {pss:.1f}  # {len(tree)} processes; target <= 50")
+            if args.idle_only:
+                return 0
             peak = _HighWater(proc.pid, _tree_hwm_mb)
             sent, refused, seconds = _flood(port, args.clients, args.flood_seconds)
             peak_mb = peak.stop()
@@ -69,7 +72,8 @@ def main() -> int:
             try:
                 out, _ = proc.communicate(timeout=120)
                 stored = json.loads(out or b"{}").get("events_stored")
-                print(f"monitor.flood.events_stored: {stored}")
+                if not args.idle_only:
+                    print(f"monitor.flood.events_stored: {stored}")
             except (subprocess.TimeoutExpired, json.JSONDecodeError):
                 proc.kill()
     return 0

@@ -410,7 +410,11 @@ def _print_summary(report: dict[str, Any], fmt: str, dead_letter_path: Path) -> 
         f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
     )
     if report["events_scored"]:
-        print(f"{report['events_scored']} events scored, {report['anomalies']} anomalous.")
+        print(
+            f"{report['events_scored']} events scored, {report['anomalies']} anomalous; "
+            f"{report['events_learned']} learned, {report['events_held']} not learned "
+            "(inside an incident)."
+        )
     if report["malformed"]:
         print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
 

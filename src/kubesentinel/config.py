@@ -45,6 +45,13 @@ class RuntimeConfig:
 class AIConfig:
     # The analyzer's gRPC service the monitor scores through; empty: in-process (model_path).
     endpoint: str = ""
+    # TLS to ai.endpoint (PEM file paths, read when the monitor starts): the CA that signed the
+    # service's certificate (empty: the system's roots for https://; any of the three turns a
+    # bare host:port into TLS), and the client certificate and key a service started with
+    # --tls-client-ca requires.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     # Kept for the design's users; models are stored in a format that cannot run code.
     model_path: str = "./ai-module/models/baseline.pkl"
     threshold: float = 0.75

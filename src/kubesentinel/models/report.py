@@ -42,7 +42,7 @@ class Summary:
     pods: tuple[str, ...]
     nodes: tuple[str, ...]
     images: tuple[str, ...]
-    containers: tuple[str, ...]
+    containers: tuple[str, ...]  # container names (container.name)
     previous_id: str | None
     next_id: str | None
 

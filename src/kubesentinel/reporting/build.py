@@ -69,7 +69,8 @@ def build_incident_report(
     pods = _distinct(s.event.pod for s in events)
     nodes = _distinct(s.event.hostname for s in events)
     images = _distinct(s.event.container_image for s in events)
-    containers = _distinct(s.event.container_id for s in events)
+    # Names, as a pod spec (and so a securityContext patch) names its containers.
+    containers = _distinct(activity.text_field(s.event.fields, "container.name") for s in events)
     by_id = {s.event.id: s.event for s in events}
     scores = {a.event_id: a.score for a in incident.anomalies}
     plan = containment_plan(
@@ -79,6 +80,7 @@ def build_incident_report(
         containers=containers,
         nodes=nodes,
         service_account=_service_account(events, incident.workload.namespace),
+        remediations={rule_id: text[1] for rule_id, text in texts.items()},
     )
     return IncidentReport(
         version=REPORT_VERSION,

@@ -78,6 +78,8 @@ class Summary:
     incidents_closed: int = 0
     scored: int = 0  # events the analyzer scored (0: scoring off)
     anomalies: int = 0  # of them, at or above ai.threshold
+    learned: int = 0  # of them, learned by the analyzer (outside incidents, below threshold)
+    held: int = 0  # of them, not learned: inside an incident's hold
     duration_s: float = 0.0
     store_error: str | None = None
 
@@ -94,6 +96,8 @@ class Summary:
             "incidents_closed": self.incidents_closed,
             "events_scored": self.scored,
             "anomalies": self.anomalies,
+            "events_learned": self.learned,
+            "events_held": self.held,
             "duration_s": round(self.duration_s, 3),
             "store_error": self.store_error,
         }
@@ -189,6 +193,8 @@ def run(
     finally:
         summary.unavailable += writer.unavailable
         summary.duration_s = time.perf_counter() - started
+        if anomaly is not None:
+            summary.learned, summary.held = anomaly.learned, anomaly.held
     return summary
 
 
