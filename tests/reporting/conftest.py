@@ -14,11 +14,17 @@ from pathlib import Path
 import pytest
 
 from kubesentinel.cli import main
+from kubesentinel.models.report import IncidentReport, PeriodReport
+from kubesentinel.reporting.build import build_incident_report
+from kubesentinel.reporting.period import build_period_report
 from kubesentinel.runtime.store.open import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "k8s-manifests"
 SCHEMA = ROOT / "docs" / "report-schema.json"
+START_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z, where the simulations start
+SECTIONS = ("summary", "timeline", "processes", "attack", "posture", "anomalies", "evidence",
+            "containment", "related")  # fmt: skip  # the incident report's, in order
 
 # Each string an attacker controls in an alert, aimed at every format at once: HTML and SVG
 # markup, CDATA ends, Markdown tables, code spans and links, a terminal escape and a bidi
@@ -117,3 +123,20 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Store:
     db = directory / "ks.db"
     _monitor(stream, db, None)
     return Store(db, None)
+
+
+def incident_report(store: Store, incident_id: str) -> IncidentReport:
+    vault = open_store(str(store.path), read_only=True)
+    try:
+        return build_incident_report(vault, incident_id)
+    finally:
+        vault.close()
+
+
+def period_report(store: Store) -> PeriodReport:
+    """The report of the simulation's hour."""
+    vault = open_store(str(store.path), read_only=True)
+    try:
+        return build_period_report(vault, START_NS, START_NS + 3600 * 10**9)
+    finally:
+        vault.close()

@@ -38,6 +38,7 @@ def test_timeline_collapses_neighbours_and_keeps_signals_when_cut() -> None:
         ("A", "signal", 5), ("B", "low_priority", 1), ("A", "repeat", 1), ("C", "signal", 1)
     ]  # fmt: skip
     assert (whole.rows[0].first_ns, whole.rows[0].last_ns) == (1_000, 1_004)
+    assert (whole.rows[0].pod, whole.rows[0].pods) == ("web-0", 1)
     assert whole.rows[-1].anomaly == 0.9
     assert (whole.events, whole.collapsed_rows) == (8, 4)
     cut = timeline(events, {}, cap=2)

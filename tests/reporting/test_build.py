@@ -69,6 +69,8 @@ def test_the_container_escape_report_holds_what_the_store_holds(sim: Store) -> N
             after.rule, after.process, after.cmdline
         )  # fmt: skip
     assert rows[-1].count == 21  # the metadata-service calls after the escape, collapsed
+    last_pods = {e.event.pod for e in events if e.event.time_ns >= rows[-1].first_ns}
+    assert rows[-1].pods == len(last_pods) > 1  # from several pods: the row says so
 
     # Process tree: the escape ran under the reverse shell.
     tree = _walk(report.process_tree.roots)

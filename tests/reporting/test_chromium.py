@@ -18,8 +18,7 @@ import pytest
 
 from kubesentinel.models.report import IncidentReport, PeriodReport
 from kubesentinel.reporting.formats import render
-from tests.reporting.conftest import Store, incident_of
-from tests.reporting.test_formats import SECTIONS, incident_report, period_report
+from tests.reporting.conftest import SECTIONS, Store, incident_of, incident_report, period_report
 from tests.runtime.services import REQUIRE_ENV
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,17 +16,18 @@ from typing import Any
 import jsonschema
 import pytest
 
-from kubesentinel.models.report import IncidentReport, PeriodReport
-from kubesentinel.reporting.build import build_incident_report
 from kubesentinel.reporting.formats import render
 from kubesentinel.reporting.formats.text import fence, md_text, printable
-from kubesentinel.reporting.period import build_period_report
-from kubesentinel.runtime.store.open import open_store
-from tests.reporting.conftest import HOSTILE, SCHEMA, Store, incident_of
+from tests.reporting.conftest import (
+    HOSTILE,
+    SCHEMA,
+    SECTIONS,
+    Store,
+    incident_of,
+    incident_report,
+    period_report,
+)
 
-START_NS = 1_767_225_600_000_000_000
-SECTIONS = ("summary", "timeline", "processes", "attack", "posture", "anomalies", "evidence",
-            "containment", "related")  # fmt: skip
 HTML_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3", "p",
              "span", "div", "section", "dl", "dt", "dd", "table", "thead", "tbody", "tr", "th",
              "td", "code", "pre", "ul", "li", "strong", "br", "a", "svg", "line", "text",
@@ -39,22 +40,6 @@ def _validator() -> jsonschema.Draft202012Validator:
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
-
-
-def incident_report(store: Store, incident_id: str) -> IncidentReport:
-    vault = open_store(str(store.path), read_only=True)
-    try:
-        return build_incident_report(vault, incident_id)
-    finally:
-        vault.close()
-
-
-def period_report(store: Store) -> PeriodReport:
-    vault = open_store(str(store.path), read_only=True)
-    try:
-        return build_period_report(vault, START_NS, START_NS + 3600 * 10**9)
-    finally:
-        vault.close()
 
 
 def hostile_id(store: Store) -> str:

@@ -56,8 +56,9 @@ class TimelineRow:
     priority: str  # Falco's label
     process: str | None
     cmdline: str | None
-    pod: str | None
-    count: int  # consecutive identical (rule, process, command line, role) rows collapsed
+    pod: str | None  # the first event's
+    pods: int  # distinct pods among the row's events
+    count: int  # consecutive events of one (rule, process, command line) collapsed
     anomaly: float | None  # the analyzer's score when one of its events was anomalous
 
 

@@ -75,6 +75,7 @@ def timeline(
     ordered = sorted(events, key=lambda s: (s.event.time_ns, s.event.id))
     rows: list[TimelineRow] = []
     has_signal: list[bool] = []
+    pods: list[set[str | None]] = []
     for stored in ordered:
         event = stored.event
         process = text_field(event.fields, "proc.name")
@@ -87,6 +88,7 @@ def timeline(
             process,
             cmdline,
         ):
+            pods[-1].add(event.pod)
             rows[-1] = TimelineRow(
                 last.first_ns,
                 event.time_ns,
@@ -96,6 +98,7 @@ def timeline(
                 last.process,
                 last.cmdline,
                 last.pod,
+                len(pods[-1] - {None}),
                 last.count + 1,
                 _max(last.anomaly, score),
             )
@@ -111,11 +114,13 @@ def timeline(
                 process,
                 cmdline,
                 event.pod,
+                0 if event.pod is None else 1,
                 1,
                 score,
             )
         )
         has_signal.append(signal)
+        pods.append({event.pod})
     collapsed = len(rows)
     if collapsed > cap:
         # Signals first, then context, each oldest first; shown again in time order.
