@@ -80,13 +80,17 @@ def test_network_peers_and_files_come_from_fd_fields() -> None:
         stored(4, "Pipe", **{"fd.name": "pipe:[123]", "fd.type": "pipe"}),
         stored(5, "Write", **{"fs.path.name": "/tmp/x", "proc.name": "sh"}),
     ]  # fmt: skip
-    peers = network_peers(events)
+    peers, left_out = network_peers(events)
+    assert left_out == 0
     assert [(p.remote, p.local, p.process, p.count) for p in peers] == [
         ("10.0.0.1:5->6.6.6.6:4444", None, "nc", 2),
         ("[fd00::1]:80", "10.0.0.1:3333", "curl", 1),
     ]
-    files = files_touched(events)
+    files, left_out = files_touched(events)
     assert [(f.path, f.process, f.rules) for f in files] == [
         ("/etc/shadow", "cat", ("Read",)), ("/tmp/x", "sh", ("Write",))
     ]  # fmt: skip
-    assert len(network_peers(events, cap=1)) == 1
+    assert left_out == 0
+    capped, left_out = network_peers(events, cap=1)
+    assert (len(capped), capped[0].count, left_out) == (1, 2, 1)  # the cut peer is counted
+    assert files_touched(events, cap=1)[1] == 1

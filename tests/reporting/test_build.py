@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from kubesentinel.cli import main
 from kubesentinel.errors import ReportError
 from kubesentinel.models.report import Attack, ProcessNode
 from kubesentinel.reporting.build import build_incident_report
+from kubesentinel.reporting.formats import render
 from kubesentinel.reporting.period import build_period_report
 from kubesentinel.runtime.store.open import open_store
 from kubesentinel.static.catalogue import builtin_catalogue
@@ -189,3 +191,19 @@ def test_unknown_incident_and_empty_period_are_report_errors(sim: Store) -> None
             build_period_report(store, 0, 1_000, namespace="shop")
     finally:
         store.close()
+
+
+def test_capped_lists_say_how_much_they_left_out(sim: Store) -> None:
+    """The counting is test_activity's; here every format says what a cap left out."""
+    store = open_store(str(sim.path), read_only=True)
+    try:
+        report = build_incident_report(store, incident_of(sim.path, "fluent-bit"))
+    finally:
+        store.close()
+    assert (report.network_left_out, report.files_left_out) == (0, 0)
+    assert "more connection(s) not shown" not in render(report, "markdown")
+    cut = replace(report, network=report.network[:2], network_left_out=7, files_left_out=0)
+    said = "7 more connection(s) not shown (at most 2)."
+    assert f"**Cut:** {said}" in render(cut, "markdown")
+    assert f"<strong>Cut:</strong> {said}" in render(cut, "html")
+    assert json.loads(render(cut, "json"))["network_left_out"] == 7

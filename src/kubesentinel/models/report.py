@@ -201,8 +201,10 @@ class IncidentReport:
     summary: Summary
     timeline: Timeline
     process_tree: ProcessTree
-    network: tuple[NetworkPeer, ...]
+    network: tuple[NetworkPeer, ...]  # at most ``activity.NETWORK_CAP``
+    network_left_out: int  # distinct peers past the cap
     files: tuple[FileTouched, ...]
+    files_left_out: int
     tactics: tuple[Attack, ...]
     techniques: tuple[Attack, ...]
     posture: PostureSection

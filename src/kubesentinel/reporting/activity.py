@@ -216,9 +216,13 @@ def _endpoint(ip: str | None, port: str | None) -> str | None:
     return f"[{ip}]:{port}" if ":" in ip and port else f"{ip}:{port}" if port else ip
 
 
-def network_peers(events: Iterable[StoredEvent], cap: int = NETWORK_CAP) -> list[NetworkPeer]:
-    """Connections named by fd.name (``client->server``) or fd.rip/fd.sip and their ports."""
+def network_peers(
+    events: Iterable[StoredEvent], cap: int = NETWORK_CAP
+) -> tuple[list[NetworkPeer], int]:
+    """Connections named by fd.name (``client->server``) or fd.rip/fd.sip and their ports; and
+    how many more distinct ones there were past ``cap``."""
     found: dict[tuple[str, str | None, str | None], tuple[list[str], int]] = {}
+    dropped: set[Any] = set()
     for stored in events:
         fields = stored.event.fields
         name = text_field(fields, "fd.name")
@@ -231,13 +235,18 @@ def network_peers(events: Iterable[StoredEvent], cap: int = NETWORK_CAP) -> list
             continue
         local = _endpoint(text_field(fields, "fd.lip"), text_field(fields, "fd.lport"))
         key = (remote, None if remote == name else local, text_field(fields, "proc.name"))
-        _count(found, key, stored.event.rule, cap)
-    return [NetworkPeer(r, loc, p, tuple(rules), n) for (r, loc, p), (rules, n) in found.items()]
+        _count(found, dropped, key, stored.event.rule, cap)
+    peers = [NetworkPeer(r, loc, p, tuple(rules), n) for (r, loc, p), (rules, n) in found.items()]
+    return peers, len(dropped)
 
 
-def files_touched(events: Iterable[StoredEvent], cap: int = NETWORK_CAP) -> list[FileTouched]:
-    """Files named by fd.name (file descriptors of type file, or absolute paths)."""
+def files_touched(
+    events: Iterable[StoredEvent], cap: int = NETWORK_CAP
+) -> tuple[list[FileTouched], int]:
+    """Files named by fd.name (file descriptors of type file, or absolute paths); and how many
+    more distinct ones there were past ``cap``."""
     found: dict[tuple[str, str | None], tuple[list[str], int]] = {}
+    dropped: set[Any] = set()
     for stored in events:
         fields = stored.event.fields
         name = text_field(fields, "fd.name") or text_field(fields, "fs.path.name")
@@ -246,14 +255,19 @@ def files_touched(events: Iterable[StoredEvent], cap: int = NETWORK_CAP) -> list
             continue
         if kind not in ("file", "directory", None) or not (kind or name.startswith("/")):
             continue
-        _count(found, (name, text_field(fields, "proc.name")), stored.event.rule, cap)
-    return [FileTouched(path, p, tuple(rules), n) for (path, p), (rules, n) in found.items()]
+        key = (name, text_field(fields, "proc.name"))
+        _count(found, dropped, key, stored.event.rule, cap)
+    files = [FileTouched(path, p, tuple(rules), n) for (path, p), (rules, n) in found.items()]
+    return files, len(dropped)
 
 
-def _count(found: dict[Any, tuple[list[str], int]], key: Any, rule: str, cap: int) -> None:
+def _count(
+    found: dict[Any, tuple[list[str], int]], dropped: set[Any], key: Any, rule: str, cap: int
+) -> None:
     seen = found.get(key)
     if seen is None:
         if len(found) >= cap:
+            dropped.add(key)
             return
         found[key] = ([rule], 1)
         return

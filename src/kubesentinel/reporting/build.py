@@ -73,6 +73,8 @@ def build_incident_report(
     containers = _distinct(activity.text_field(s.event.fields, "container.name") for s in events)
     by_id = {s.event.id: s.event for s in events}
     scores = {a.event_id: a.score for a in incident.anomalies}
+    peers, peers_left_out = activity.network_peers(events)
+    files, files_left_out = activity.files_touched(events)
     plan = containment_plan(
         incident.workload,
         findings,
@@ -93,8 +95,10 @@ def build_incident_report(
         ),
         timeline=activity.timeline(events, scores),
         process_tree=activity.process_tree(events),
-        network=tuple(activity.network_peers(events)),
-        files=tuple(activity.files_touched(events)),
+        network=tuple(peers),
+        network_left_out=peers_left_out,
+        files=tuple(files),
+        files_left_out=files_left_out,
         tactics=attack.tactics(incident.tactics),
         techniques=attack.techniques(incident.techniques),
         posture=posture_section(posture, findings, incident.posture, incident.tactics, texts),
