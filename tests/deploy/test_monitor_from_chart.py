@@ -39,7 +39,7 @@ ALERT = {
     "source": "syscall",
     "tags": ["container", "mitre_execution", "T1059"],
 }
-TOKEN = "chart-t0ken"
+TOKEN = "chart-t0ken"  # noqa: S105 (a test token)
 
 
 def _free_port() -> int:
