@@ -128,13 +128,7 @@ def test_the_rendered_monitor_runs_probes_healthy_and_stores_a_falco_alert(
     copied = Path(pod.map("/var/run/kubesentinel/key/vault-signing-key.pem"))
     assert copied.stat().st_mode & 0o777 == 0o600
 
-    env = {"PATH": os.environ["PATH"]}
-    for variable in container["env"]:
-        if "value" in variable:
-            env[variable["name"]] = pod.map(variable["value"])
-        else:
-            assert variable["valueFrom"]["secretKeyRef"]["name"] == "kubesentinel-ingest-token"
-            env[variable["name"]] = TOKEN
+    env = _env(container, pod)
     args = [pod.map(arg) for arg in container["args"]]
     probe = [pod.map(arg) for arg in container["readinessProbe"]["exec"]["command"]]
     probe[0] = sys.executable  # the image's python3
@@ -178,3 +172,98 @@ def test_the_rendered_monitor_runs_probes_healthy_and_stores_a_falco_alert(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     assert exported.strip() == public.strip()  # sealed with the Secret's key
+
+
+def _env(container: dict[str, Any], pod: Pod) -> dict[str, str]:
+    env = {"PATH": os.environ["PATH"]}
+    for variable in container["env"]:
+        if "value" in variable:
+            env[variable["name"]] = pod.map(variable["value"])
+        else:
+            assert variable["valueFrom"]["secretKeyRef"]["name"] == "kubesentinel-ingest-token"
+            env[variable["name"]] = TOKEN
+    return env
+
+
+def test_the_rendered_analyzer_serves_the_rendered_monitor_over_mutual_tls(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("grpc", reason="the analyzer service needs the ai-serve extra")
+    from tests.ai.served import train
+
+    manifest = render(tmp_path, VALUES, {"ai": {"enabled": True, "model": {"file": "m.json.zst"}}})
+    service = one(manifest, "Service", "analyzer")
+    host = f"{service['metadata']['name']}.kubesentinel.svc"
+    analyzer_spec = one(manifest, "Deployment", "analyzer")["spec"]["template"]["spec"]
+    (analyzer,) = analyzer_spec["containers"]
+    monitor_spec = one(manifest, "StatefulSet")["spec"]["template"]["spec"]
+    (init,) = monitor_spec["initContainers"]
+    (monitor,) = monitor_spec["containers"]
+    ai_port = _free_port()
+    served = Pod(tmp_path / "analyzer", ai_port, service["spec"]["ports"][0]["port"])
+    pod = Pod(tmp_path / "monitor", _free_port(), monitor["ports"][0]["containerPort"])
+    server_ca, client_ca, _ = _secrets(pod)
+
+    # The analyzer's Secrets: one CA signs its certificate and the monitor's client certificate.
+    ca = trustme.CA()
+    leaf = ca.issue_cert(host, "localhost")
+    leaf.cert_chain_pems[0].write_to_path(str(served.path("/etc/kubesentinel/tls/tls.crt")))
+    leaf.private_key_pem.write_to_path(str(served.path("/etc/kubesentinel/tls/tls.key")))
+    ca.cert_pem.write_to_path(str(served.path("/etc/kubesentinel/client-ca/ca.crt")))
+    ca.cert_pem.write_to_path(str(pod.path("/etc/kubesentinel/analyzer-ca/ca.crt")))
+    client = ca.issue_cert("kubesentinel-monitor")
+    client.cert_chain_pems[0].write_to_path(
+        str(pod.path("/etc/kubesentinel/analyzer-client/tls.crt"))
+    )
+    client.private_key_pem.write_to_path(str(pod.path("/etc/kubesentinel/analyzer-client/tls.key")))
+    model = train(tmp_path)
+    model.rename(served.path("/var/lib/kubesentinel/model/m.json.zst"))
+
+    config_map = one(manifest, "ConfigMap", "kubesentinel")["data"]
+    for name, text in config_map.items():
+        # The Service's name resolves here as localhost (its certificate names both).
+        local = text.replace(f"{host}:{served.chart_port}", f"localhost:{ai_port}")
+        pod.path(f"/etc/kubesentinel/config/{name}").write_text(pod.map(local))
+    pod.path("/var/lib/kubesentinel/x")
+    subprocess.run([pod.map(arg) for arg in init["command"]], check=True, timeout=30)
+
+    serving = subprocess.Popen(
+        [sys.executable, "-m", "kubesentinel", *[served.map(arg) for arg in analyzer["args"]]],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(analyzer, served),
+    )  # fmt: skip
+    proc = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # the analyzer's probe: its port accepts connections
+            assert serving.poll() is None, serving.communicate()[1].decode()
+            try:
+                socket.create_connection(("127.0.0.1", ai_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the analyzer never listened"
+                time.sleep(0.2)
+        probe = [pod.map(arg) for arg in monitor["readinessProbe"]["exec"]["command"]]
+        probe[0] = sys.executable
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kubesentinel", *[pod.map(a) for a in monitor["args"]],
+             "--format", "json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(monitor, pod),
+        )  # fmt: skip
+        while subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline + 30, "the probe never passed"
+            time.sleep(0.2)
+        falco = ssl.create_default_context()
+        server_ca.configure_trust(falco)
+        client_ca.issue_cert("falco@node-1").configure_cert(falco)
+        assert _post(pod.port, falco, TOKEN) == 200
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=30)
+        serving.send_signal(signal.SIGTERM)
+        serving.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()
+    summary = json.loads(out)
+    assert summary["events_stored"] == 1
+    assert summary["events_scored"] == 1  # scored by the analyzer, over mutual TLS
