@@ -32,6 +32,9 @@ def test_every_rendered_manifest_passes_pss_restricted(tmp_path: Path, variant: 
     assert report["findings"] == []
     assert code == 0
     assert report["summary"]["objects"] >= 8
+    # The scanner also knows every field of these kinds: a misspelt one would be KS-W002.
+    assert report["warnings"] == []
+    assert report["errors"] == []
 
 
 # At the default threshold (medium) the one finding left is the API server egress rule of the

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.chart import DEPLOY, need_helm, objects, render_base_module
+from tests.deploy.chart import DEPLOY, need_helm, objects, render_base_module, scan
 
 BASE = DEPLOY / "kustomize" / "base"
 
@@ -67,3 +67,12 @@ def test_kubectl_apply_dry_run_accepts_the_base() -> None:
                     f"{result.stderr.strip().splitlines()[-1]}")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("(dry run)") == len(list(BASE.glob("*.yaml"))) - 1
+
+
+def test_the_base_scans_clean_under_pss_restricted() -> None:
+    _kubectl()  # the scanner builds the Kustomize directory with kubectl kustomize
+    code, report = scan(BASE, "--framework", "pss-restricted", "--severity-threshold", "low")
+    assert report["findings"] == []
+    assert report["warnings"] == []
+    assert code == 0
+    assert report["summary"]["objects"] == len(list(BASE.glob("*.yaml"))) - 1
