@@ -46,8 +46,8 @@ evaluate: deps  ## the behavioural analyzer on simulated streams: ROC AUC, detec
 	$(BIN)/python bench/ai_eval.py
 
 lint: deps
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy src
 
 docs: deps  ## regenerate docs/rules.md and the rule bundle from the rule catalogue
