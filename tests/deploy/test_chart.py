@@ -209,7 +209,7 @@ def test_hardened_pod_and_container_security(tmp_path: Path) -> None:
 
 
 def test_a_tag_instead_of_a_digest_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(AssertionError, match="pins images by digest"):
+    with pytest.raises(AssertionError, match="image/digest"):  # values.schema.json
         render(tmp_path, {"image": {"digest": "latest"}})
 
 
@@ -255,3 +255,11 @@ def test_falco_output_fragment_posts_to_the_monitor_service_with_mutual_tls(
     assert http["mtls"] is True
     assert http["insecure"] is False
     assert http["compress_uploads"] is False  # the receiver does not decompress
+
+
+def test_a_misspelt_value_is_refused_by_the_schema(tmp_path: Path) -> None:
+    # values.schema.json: unknown keys and wrong enums fail the render instead of being ignored.
+    with pytest.raises(AssertionError, match="additional properties 'enable' not allowed"):
+        render(tmp_path, {"ingest": {"mtls": {"enable": False}}})
+    with pytest.raises(AssertionError, match="monitor/source"):
+        render(tmp_path, {"monitor": {"source": "kafka"}})
