@@ -60,7 +60,11 @@ def test_the_container_escape_report_holds_what_the_store_holds(sim: Store) -> N
     assert (s.signals, s.context_events) == (incident.event_count, incident.context.total)
     assert s.confidence == "high"
     assert s.first_step.startswith("Cordon ")  # it reached privilege_escalation
-    assert "Detect release_agent File Container Escapes" in s.headline
+    # The count is of every rule's alerts; the most serious rule is named apart from it.
+    assert (
+        f"{incident.event_count} alert(s) of {len(incident.rules)} rules, the most serious "
+        "'Detect release_agent File Container Escapes' (Critical), in 3 pods on 3 nodes"
+    ) in s.headline
 
     # Timeline: each event counted once, oldest first, no two neighbours alike.
     rows = report.timeline.rows

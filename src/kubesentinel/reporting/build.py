@@ -169,13 +169,18 @@ def _summary(
     ranked = ranked_rules(incident)
     top = ranked[0].rule if ranked else "an unnamed rule"
     others = len(ranked) - 1
-    rules = f"{top!r}" + (f" and {others} other rule(s)" if others > 0 else "")
+    if others > 0:  # the count is of all the rules' alerts: name the most serious rule apart
+        rules = f"{len(ranked)} rules, the most serious {top!r} ({ranked[0].priority.label})"
+    else:
+        rules = f"{top!r}"
     where = f"{w.kind} {w.namespace}/{w.name}" if w.namespace else f"{w.kind} {w.name}"
     pod_text = f" in pod {pods[0]}" if len(pods) == 1 else f" in {len(pods)} pods" if pods else ""
     node_text = f" on node {nodes[0]}" if len(nodes) == 1 else f" on {len(nodes)} nodes"
     node_text = node_text if nodes else ""
     minutes = (incident.last_ns - incident.first_ns) / (60 * _S)
     span = f"over {minutes:.0f} min" if minutes >= 1 else "within a minute"
+    if others > 0 and (pod_text or node_text):
+        rules += ","
     headline = (
         f"{incident.severity.label.capitalize()} incident on {where} (cluster {w.cluster}): "
         f"{incident.event_count} alert(s) of {rules}{pod_text}{node_text}, {span}."
