@@ -41,9 +41,11 @@ benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/vault_bench.py
 	$(BIN)/python bench/vault_proof_bench.py
 	$(BIN)/python bench/vault_policy_bench.py
+	$(BIN)/python bench/report_bench.py
 
 evaluate: deps  ## the behavioural analyzer on simulated streams: ROC AUC, detection, false alarms, speed
 	$(BIN)/python bench/ai_eval.py
+	$(BIN)/python bench/ai_model_size_bench.py
 
 lint: deps
 	$(BIN)/ruff check src tests bench deploy
