@@ -85,6 +85,9 @@ class ForensicsConfig:
 class ReportingConfig:
     formats: tuple[str, ...] = ("json", "markdown")
     output_path: str = "./reports"
+    # The monitor writes an incident's report (each format, into output_path) when it opens
+    # or its severity rises; off by default: reports hold evidence, and take disk space.
+    on_incident: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,8 @@ def _optional_int(key: str, low: int, high: int) -> Callable[[Any, str, int], in
 
 
 def _report_formats(value: Any) -> str | None:
+    if not value:
+        return "must list at least one format"
     unknown = [v for v in value if v not in REPORT_FORMATS]
     return (
         f"unknown report format(s) {unknown} (allowed: {', '.join(REPORT_FORMATS)})"
@@ -282,7 +287,8 @@ def _typed(dotted: str, value: Any, default: Any, path: str, line: int) -> Any:
     else:
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings"}
+        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings",
+                bool: "true or false"}  # fmt: skip
         raise ConfigError(
             f"{dotted} must be {want[expected]}, got {type(value).__name__} {value!r}",
             file=path,

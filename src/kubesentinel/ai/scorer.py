@@ -12,7 +12,8 @@
    (ModelError, exit 2).
 2. ``ai.endpoint`` when not empty: the service.
 3. ``ai.model_path``: in-process when it names a model file that exists. The shipped default
-   (a ``.pkl`` path, which is never loaded) or a path with no file yet means scoring is off,
+   (a ``.pkl`` path, which is never loaded), an empty value or a path with no file yet means
+   scoring is off,
    said once in the log; a file that exists but is damaged, tampered or a pickle is an error,
    since running without the model an operator configured would hide it.
 
@@ -123,6 +124,9 @@ def open_scorer(
                 hint="give --model PATH to score in-process, or leave out --save-model",
             )
         return _remote(endpoint, config)
+    if not config.ai.model_path.strip():
+        log.info("anomaly scoring off: ai.model_path is empty")
+        return None
     path = Path(config.ai.model_path)
     if path.name.lower().removesuffix(".zst").endswith(PICKLE_SUFFIXES):
         log.info(
