@@ -51,6 +51,7 @@ class _Entry:
     bits: float
     reasons: tuple[str, ...]
     known: bool  # every item known in the workload: learning it changes no score
+    behaviour: str  # its most telling item's key: weak signals count distinct behaviours
     # The event's Scored when neither its rate nor weak signals add anything (most events):
     # built once per entry and calibration, shared (it is immutable).
     scored: Scored | None = None
@@ -196,7 +197,9 @@ class Analyzer:
             split = 0
         analyzer.learn(ordered[:split])
         scored = analyzer._run(ordered[split:], mode="calibrate")
-        analyzer.calibration = Calibration.fit([s.bits for s in scored])
+        analyzer.calibration = Calibration.fit(
+            [s.bits for s in scored], [e.workload.key for e in ordered[split:]]
+        )
         workloads = len({e.workload.key for e in ordered})
         report = TrainReport(len(ordered), split, len(ordered) - split, workloads, start, end)
         return analyzer, report
@@ -242,9 +245,9 @@ class Analyzer:
             # Weak signals raise only events with some evidence of their own: after an
             # attack, the workload's ordinary events stay ordinary.
             if bits >= FLOOR_BITS:
-                weak_bits, weak_reason = prior(workload, t)
+                weak_bits, weak_reason = prior(workload, t, entry.behaviour)
                 raw = bits + RATE_SHARE * rate_bits + weak_bits
-                signals.add(workload, t, bits)
+                signals.add(workload, t, bits, entry.behaviour)
             else:  # no weak bits (adding 0.0 changes no sum here: bits >= 0, never -0.0)
                 weak_reason = ""
                 raw = bits + RATE_SHARE * rate_bits
@@ -259,7 +262,7 @@ class Analyzer:
                 )
             else:
                 reasons = _reasons(entry.reasons, rate_reason, weak_reason)
-                scored = Scored(calibrate(raw), reasons, raw)
+                scored = Scored(calibrate(raw, workload), reasons, raw)
             if guarded:
                 if scored.score >= threshold:
                     taint(workload)
@@ -285,8 +288,9 @@ class Analyzer:
         items = items_of(fv)
         evidence = rarity.evidence(fv, items)
         known = all(n_w >= KNOWN_AFTER for _, _, (n_w, _, _) in evidence.items)
+        top = evidence.items[0][1].key if evidence.items else ""
         entry = _Entry(
-            rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known
+            rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known, top
         )
         try:
             if len(self._cache) >= 100_000:
@@ -298,7 +302,8 @@ class Analyzer:
 
     def _own(self, entry: _Entry) -> Scored:
         """The Scored of ``entry``'s events when rate and weak signals add nothing."""
-        entry.scored = Scored(self.calibration.score(entry.bits), entry.reasons, entry.bits)
+        score = self.calibration.score(entry.bits, entry.fv.workload)
+        entry.scored = Scored(score, entry.reasons, entry.bits)
         entry.scored_by = self.calibration
         return entry.scored
 
