@@ -37,7 +37,11 @@ RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
 MAX_HOLDS: Final = 64  # held spans kept per workload
+ROLLOUT_NS: Final = 1_800_000_000_000  # a workload's new image tag is a rollout for 30 min
+MAX_VERSIONS: Final = 16  # image tags remembered per workload
 _LATEST: Final = 2**63  # beyond every end: bisects past spans starting at a time
+MAX_LEVELS_TRACKED: Final = 50_000  # workloads whose versions are remembered
+_ROLLOUT_REASON: Final = "during a rollout (new image tag): judged by the cluster's calibration"
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -97,6 +101,9 @@ class Analyzer:
         self.learning = True
         self._cache: dict[tuple[Any, ...], _Entry] = {}
         self._holds: dict[str, list[tuple[int, int]]] = {}
+        # workload -> image tag -> when first seen: a tag newer than the workload's first is
+        # a rollout, whose new behaviour is judged by the cluster's calibration (see _version)
+        self.versions: dict[str, dict[str, int]] = {}
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
         self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
@@ -219,6 +226,7 @@ class Analyzer:
         holds = self._holds
         deferred = self._deferred
         observe, taint, prior = rate.observe, rate.taint, signals.prior
+        version = self._version
         bisect_right = bisect.bisect_right
         scoring = mode != "learn"
         calibrating = mode == "calibrate"
@@ -238,6 +246,8 @@ class Analyzer:
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
             rate_bits, rate_reason = observe(workload, t)
+            tag = event.fields.get("container.image.tag")
+            rolling = version(workload, tag, t) if type(tag) is str and tag else False
             if not scoring:
                 self._learn(key, entry, t)
                 continue
@@ -254,6 +264,9 @@ class Analyzer:
             if calibrating:
                 self._learn(key, entry, t)
                 scored = Scored(0.0, _reasons(entry.reasons, rate_reason, weak_reason), raw)
+            elif rolling:
+                reasons = _reasons(entry.reasons, rate_reason, weak_reason)
+                scored = Scored(calibrate(raw), (*reasons, _ROLLOUT_REASON), raw)
             elif raw == bits and not rate_reason and not weak_reason:
                 # Nothing added (raw is bits, bit for bit: bits >= 0): the entry's own Scored.
                 own = entry.scored
@@ -282,6 +295,25 @@ class Analyzer:
             append(scored)
         self._flush()
         return out
+
+    def _version(self, workload: str, tag: str, time_ns: int) -> bool:
+        """Whether ``tag`` is a version of ``workload`` rolled out in the last ROLLOUT_NS (a tag
+        first seen after the workload's first). A rollout's new binaries and peers are the
+        operator's change, not the workload's: they are judged as the cluster judges new
+        behaviour, without the workload's own, stricter calibration; the poisoning guard and
+        the threshold apply as ever."""
+        versions = self.versions.get(workload)
+        if versions is None:
+            if len(self.versions) >= MAX_LEVELS_TRACKED:
+                self.versions.clear()
+            self.versions[workload] = {tag: time_ns}
+            return False
+        first = versions.get(tag)
+        if first is None:
+            if len(versions) >= MAX_VERSIONS:
+                del versions[min(versions, key=versions.__getitem__)]
+            first = versions[tag] = time_ns
+        return 0 <= time_ns - first < ROLLOUT_NS and first > min(versions.values())
 
     def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:
         rarity = self.rarity
@@ -355,13 +387,14 @@ class Analyzer:
             "rate": self.rate.to_state(),
             "signals": self.signals.to_state(),
             "calibration": self.calibration.to_state(),
+            "versions": self.versions,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], *, threshold: float | None = None) -> Analyzer:
         peers = PeerClasses(state["peers"]["service_cidrs"], state["peers"]["pod_cidrs"])
         featurizer = Featurizer(peers)
-        return cls(
+        analyzer = cls(
             threshold=float(state["threshold_at_training"]) if threshold is None else threshold,
             peers=peers,
             rarity=RarityDetector.from_state(state["rarity"], featurizer),
@@ -369,6 +402,11 @@ class Analyzer:
             signals=WeakSignals.from_state(state["signals"]),
             calibration=Calibration.from_state(state["calibration"]),
         )
+        analyzer.versions = {
+            str(w): {str(tag): int(ns) for tag, ns in tags.items()}
+            for w, tags in state.get("versions", {}).items()
+        }
+        return analyzer
 
 
 def _reasons(reasons: tuple[str, ...], rate_reason: str, weak_reason: str) -> tuple[str, ...]:
