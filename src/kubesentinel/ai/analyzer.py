@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from kubesentinel.ai.calibrate import Calibration
 from kubesentinel.ai.features import Featurizer, PeerClasses, signature
-from kubesentinel.ai.rarity import KNOWN_AFTER, Item, RarityDetector, items_of
+from kubesentinel.ai.rarity import KNOWN_AFTER, SEP, Item, RarityDetector, items_of
 from kubesentinel.ai.rate import RateDetector
 from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
 from kubesentinel.models.anomaly_score import Scored
@@ -108,7 +108,7 @@ class Analyzer:
         self._pending_events = 0
         self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
         # What a deferred score_batch would learn, once the caller has placed its holds.
-        self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str]] | None = None
+        self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str, str]] | None = None
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -148,12 +148,12 @@ class Analyzer:
         taint = self.rate.taint
         learn = self._learn
         bisect_right = bisect.bisect_right
-        for key, entry, time_ns, workload in deferred:
+        for key, entry, time_ns, workload, counted in deferred:
             spans = holds.get(workload) if holds else None
             if spans:  # held: one of the workload's sorted, disjoint spans holds time_ns
                 n = bisect_right(spans, (time_ns, _LATEST)) - 1
                 if n >= 0 and spans[n][1] >= time_ns:
-                    taint(workload)
+                    taint(counted)
                     continue
             learn(key, entry, time_ns)
         self._flush()
@@ -245,7 +245,11 @@ class Analyzer:
                 entry = self._entry(key, vector(key, event))
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
-            rate_bits, rate_reason = observe(workload, t)
+            # Rates are per pod (a scale-up adds pods, not load per pod); a new pod borrows the
+            # cluster's rates until it has its own.
+            pod = event.pod
+            counted = workload + SEP + pod if pod else workload
+            rate_bits, rate_reason = observe(counted, t)
             tag = event.fields.get("container.image.tag")
             rolling = version(workload, tag, t) if type(tag) is str and tag else False
             if not scoring:
@@ -278,18 +282,18 @@ class Analyzer:
                 scored = Scored(calibrate(raw, workload), reasons, raw)
             if guarded:
                 if scored.score >= threshold:
-                    taint(workload)
+                    taint(counted)
                     append(scored)
                     continue
                 spans = holds.get(workload) if holds else None
                 if spans:  # held (as in learn_deferred)
                     n = bisect_right(spans, (t, _LATEST)) - 1
                     if n >= 0 and spans[n][1] >= t:
-                        taint(workload)
+                        taint(counted)
                         append(scored)
                         continue
                 if deferred is not None:
-                    deferred.append((key, entry, t, workload))
+                    deferred.append((key, entry, t, workload, counted))
                 else:
                     self._learn(key, entry, t)
             append(scored)

@@ -22,9 +22,11 @@ q is estimated per workload, shrunk towards its namespace's and the cluster's:
 
 with n the level's training scores and c(s) how many of them were at or above s (the largest
 ``TOP_K`` of each level are kept: above the threshold only a few ever are). A workload without
-training scores uses its namespace's instead, a namespace without any the cluster's. The cluster
-keeps a tenth of the weight, so a workload that never did anything unusual in training is at
-most 11 times (about 0.2 of a score) more sensitive than the cluster, never infinitely. A
+training scores uses its namespace's instead, a namespace without any the cluster's. And a
+workload's score is at most ``MAX_GAIN`` times the cluster's: a quiet workload is more
+sensitive in proportion to the evidence, so a bit or two (a busy minute) stays ordinary. The cluster
+keeps a fiftieth of the weight, so a workload that never did anything unusual in training is
+at most 51 times (about 0.32 of a score) more sensitive than the cluster, never infinitely. A
 threshold still flags about the stated share of each workload's training events (at most
 ``stated_rate(t) * (n_w + W_w)`` of them), so of the training data as a whole.
 """
@@ -45,7 +47,8 @@ MIN_SAMPLES: Final = 200
 MAX_POINTS: Final = 256
 TOP_K: Final = 64  # training scores kept per workload and namespace, the largest
 PRIOR_EVENTS: Final = 200  # least weight of the level above in a level's share (in events)
-PRIOR_SHARE: Final = 0.1  # ... and its weight relative to the level's own training scores
+PRIOR_SHARE: Final = 0.02  # ... and its weight relative to the level's own training scores
+MAX_GAIN: Final = 1.5  # a workload's score is at most this many times the cluster's
 _LOG10_2: Final = math.log10(2)
 _LOG10_E: Final = math.log10(math.e)
 
@@ -94,13 +97,14 @@ class Calibration:
         if raw <= 0.0:
             return 0.0
         log_q = self.log10_share(raw)
+        floor = log_q * MAX_GAIN
         if workload and self.namespaces:
             level = self.workloads.get(workload) or self.namespaces.get(
                 workload.rsplit("/", 2)[0]
             )
             if level is not None:
                 q = _shrunk(level, raw, 10.0**log_q)
-                log_q = math.log10(q) if q > 0.0 else -DECADES
+                log_q = max(math.log10(q) if q > 0.0 else floor, floor)
         return min(1.0, max(0.0, -log_q / DECADES))
 
     def log10_share(self, raw: float) -> float:

@@ -42,6 +42,10 @@ KNOWN_AFTER: Final = 3  # an item seen this often in a level is fully known ther
 FLOORS: Final = {"i": 0.25, "n": 0.1, "c": 0.03}  # FLOOR_L: image, namespace, cluster
 P_UNSEEN: Final = 1 / 16  # the share of a never-seen item among a kind's new values
 OTHERS_SHARE: Final = 0.25  # weight of an event's other items after its largest
+# Known items still rank by how often they were seen: weight * FREQUENT_SHARE * log2(1 + 3/n)
+# bits (0.1 at n = 3, 0.01 at 40, 0.0001 at 4,000): far below anything that alarms, it only
+# orders the ordinary (a behaviour seen 40 times above one seen 40,000 times).
+FREQUENT_SHARE: Final = 0.1
 MAX_ITEMS: Final = 10_000
 MAX_CLUSTER_ITEMS: Final = 200_000
 MAX_LEVELS: Final = 50_000
@@ -61,13 +65,24 @@ def items_of(fv: FeatureVector) -> tuple[Item, ...]:
     """The behaviour combinations of one event (an empty field leaves its kinds out)."""
     out: list[Item] = []
     for kind, names, weight in COMBINATIONS:
-        if kind == "remote" and fv.peer_class not in EXACT_PEER_CLASSES:
+        if kind in ("remote", "network") and fv.peer_class not in EXACT_PEER_CLASSES:
             continue  # a pod's or node's address is not a behaviour: its class is
         values = tuple(str(getattr(fv, name)) for name in names)
+        if kind == "network":
+            values = (network_of(values[0]), *values[1:])
         if any(v in ("", "0") for v in values):
             continue
         out.append(Item(kind, SEP.join((kind, *values)), weight, values))
     return tuple(out)
+
+
+def network_of(address: str) -> str:
+    """The network an external address is in: its /16 (IPv4) or /32 (IPv6). A SaaS endpoint's
+    addresses churn within its provider's blocks; a new network is more telling than a new
+    address."""
+    if ":" in address:
+        return ":".join(address.split(":")[:2]) + "::/32"
+    return ".".join(address.split(".")[:2]) + ".0.0/16"
 
 
 @dataclass(slots=True)
@@ -164,7 +179,10 @@ class RarityDetector:
                     carry *= level.novelty(item.kind)
                 if cluster is None:
                     fam = max(fam, P_UNSEEN)
-            bits = -math.log(fam) / _LN2 * item.weight if fam < 1.0 else 0.0
+            if fam < 1.0:
+                bits = -math.log(fam) / _LN2 * item.weight
+            else:
+                bits = math.log1p(KNOWN_AFTER / max(n_w, 1)) / _LN2 * item.weight * FREQUENT_SHARE
             n_c = cluster.counts.get(item.key, 0) if cluster is not None else 0
             scored.append((bits, item, (n_w, n_c, span)))
         scored.sort(key=lambda s: -s[0])
@@ -257,6 +275,7 @@ _PHRASES: Final = {
     "file": "file {1} opened by {0}",
     "peer": "{0} connecting to a {1} peer on port {2}",
     "remote": "peer {0}:{1}",
+    "network": "peer network {0} port {1}",
     "user": "user {0}",
     "process-user": "{0} run as {1}",
     "action": "{0} doing {1}",
