@@ -38,10 +38,14 @@ DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
 MAX_HOLDS: Final = 64  # held spans kept per workload
 ROLLOUT_NS: Final = 1_800_000_000_000  # a workload's new image tag is a rollout for 30 min
+STARTUP_NS: Final = 300_000_000_000  # a workload's new pod is starting up for 5 min
+MAX_PODS: Final = 64  # pods remembered per workload
 MAX_VERSIONS: Final = 16  # image tags remembered per workload
 _LATEST: Final = 2**63  # beyond every end: bisects past spans starting at a time
 MAX_LEVELS_TRACKED: Final = 50_000  # workloads whose versions are remembered
-_ROLLOUT_REASON: Final = "during a rollout (new image tag): judged by the cluster's calibration"
+_ROLLOUT_REASON: Final = (
+    "during a rollout or a new pod's start-up: judged by the cluster's calibration"
+)
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -104,6 +108,7 @@ class Analyzer:
         # workload -> image tag -> when first seen: a tag newer than the workload's first is
         # a rollout, whose new behaviour is judged by the cluster's calibration (see _version)
         self.versions: dict[str, dict[str, int]] = {}
+        self.pods: dict[str, dict[str, int]] = {}  # workload -> pod -> first seen (see _starting)
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
         self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
@@ -226,7 +231,7 @@ class Analyzer:
         holds = self._holds
         deferred = self._deferred
         observe, taint, prior = rate.observe, rate.taint, signals.prior
-        version = self._version
+        version, starting = self._version, self._starting
         bisect_right = bisect.bisect_right
         scoring = mode != "learn"
         calibrating = mode == "calibrate"
@@ -252,6 +257,8 @@ class Analyzer:
             rate_bits, rate_reason = observe(counted, t)
             tag = event.fields.get("container.image.tag")
             rolling = version(workload, tag, t) if type(tag) is str and tag else False
+            if pod and not rolling:
+                rolling = starting(workload, pod, t)
             if not scoring:
                 self._learn(key, entry, t)
                 continue
@@ -318,6 +325,24 @@ class Analyzer:
                 del versions[min(versions, key=versions.__getitem__)]
             first = versions[tag] = time_ns
         return 0 <= time_ns - first < ROLLOUT_NS and first > min(versions.values())
+
+    def _starting(self, workload: str, pod: str, time_ns: int) -> bool:
+        """Whether ``pod`` is a new pod of a known workload in its first STARTUP_NS (a scale-up,
+        a replacement): its start-up runs the entrypoint chain that pods older than the
+        training window never showed. Judged as a rollout is."""
+        pods = self.pods.get(workload)
+        if pods is None:
+            if len(self.pods) >= MAX_LEVELS_TRACKED:
+                self.pods.clear()
+            self.pods[workload] = {pod: time_ns}
+            return False
+        first = pods.get(pod)
+        if first is None:
+            if len(pods) >= MAX_PODS:
+                del pods[min(pods, key=pods.__getitem__)]
+            first = pods[pod] = time_ns
+            pods[""] = min(pods.get("", time_ns), time_ns)  # the workload's first pod's time
+        return 0 <= time_ns - first < STARTUP_NS and first > pods.get("", first)
 
     def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:
         rarity = self.rarity
@@ -392,6 +417,7 @@ class Analyzer:
             "signals": self.signals.to_state(),
             "calibration": self.calibration.to_state(),
             "versions": self.versions,
+            "pods": self.pods,
         }
 
     @classmethod
@@ -409,6 +435,10 @@ class Analyzer:
         analyzer.versions = {
             str(w): {str(tag): int(ns) for tag, ns in tags.items()}
             for w, tags in state.get("versions", {}).items()
+        }
+        analyzer.pods = {
+            str(w): {str(pod): int(ns) for pod, ns in pods.items()}
+            for w, pods in state.get("pods", {}).items()
         }
         return analyzer
 
