@@ -24,15 +24,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ai_eval import roc_auc  # noqa: E402 - bench scripts import each other by path
-from ai_streams import SCENARIOS, Stream, generate  # noqa: E402
+from ai_eval import roc_auc
+from ai_streams import SCENARIOS, Stream, generate
 
-from kubesentinel.ai.analyzer import Analyzer  # noqa: E402
-from kubesentinel.ai.features import PeerClasses, generalise_path, split_connection  # noqa: E402
-from kubesentinel.models.event import Event  # noqa: E402
-from kubesentinel.runtime.enrich import Enricher  # noqa: E402
-from kubesentinel.runtime.parse import parse_batch  # noqa: E402
-from kubesentinel.runtime.sources.interface import RawAlert  # noqa: E402
+from kubesentinel.ai.analyzer import Analyzer
+from kubesentinel.ai.features import PeerClasses, generalise_path, split_connection
+from kubesentinel.models.event import Event
+from kubesentinel.runtime.enrich import Enricher
+from kubesentinel.runtime.parse import parse_batch
+from kubesentinel.runtime.sources.interface import RawAlert
 
 NS = 1_000_000_000
 BATCH = 2048
@@ -88,7 +88,9 @@ def figures(
     threshold: float,
 ) -> dict[str, Any]:
     labels = [r.scenario is not None for r in records]
-    benign = [(e, r, s) for e, r, s in zip(test, records, scores, strict=True) if r.scenario is None]
+    benign = [
+        (e, r, s) for e, r, s in zip(test, records, scores, strict=True) if r.scenario is None
+    ]
     alarms = [(e, r, s) for e, r, s in benign if s >= threshold]
     hours_seen = {(e.workload.key, e.time_ns // (3600 * NS)) for e in test}
     per: dict[str, dict[str, Any]] = {}
@@ -137,7 +139,12 @@ def evaluate(seed: int, hours: float, threshold: float) -> dict[str, Any]:
     }  # fmt: skip
     index = {id(e): i for i, e in enumerate(test)}
     ours["alarm_examples"] = [
-        (e.workload.key, r.benign or "other", scored[index[id(e)]].score, scored[index[id(e)]].reasons)
+        (
+            e.workload.key,
+            r.benign or "other",
+            scored[index[id(e)]].score,
+            scored[index[id(e)]].reasons,
+        )
         for e, r, _ in ours["alarms"]
     ]
     ref = NeverSeen()
@@ -185,8 +192,9 @@ def main() -> None:
             ref = r["ref"]["scenarios"][sid]
             ttd = f"{s['ttd_s']:.0f} s" if s["detected"] else "-"
             print(
-                f"    {sid:<22} {'caught' if s['detected'] else 'MISSED':<6} {s['hits']}/{s['events']} "
-                f"events, time to detect {ttd:>6}, max {s['max']:.3f}   reference "
+                f"    {sid:<22} {'caught' if s['detected'] else 'MISSED':<6} "
+                f"{s['hits']}/{s['events']} events, time to detect {ttd:>6}, "
+                f"max {s['max']:.3f}   reference "
                 f"{'caught' if ref['detected'] else 'MISSED'} max {ref['max']:.2f}"
             )
             if args.verbose:

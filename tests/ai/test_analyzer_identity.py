@@ -73,10 +73,10 @@ def test_scores_and_learned_state_are_unchanged() -> None:
 
 
 GOLDEN: dict[str, str] = {
-    "fitted": "3a1c64bd6f937172d085eff0740e00a4b31c98bdd381673215f8d72483cd2ca3",
-    "monitor": "6b820ce17f59f7b9eb03000e413d37dc9efa3078f883cab3c224a7a577c86bfb",
-    "learned": "8450c09ccf2985c0c622cc0584a7ab33840528eca9acd4bacd829c064642f007",
-    "frozen": "8b3fffa492e99625d442e96c90389d54844b2242eb7f1df678af430ad2fbb473",
-    "guarded": "ad888ba6f3d82f64be49360041adfcdd9b7556ee77439cbb83c712043503ed92",
-    "final": "a021d186e67f1b07c627a71cae21022913911bce69fce0f60fef4ac551e20ef0",
+    "fitted": "84a26b5d9afa931c498021ac6bff72ba2e96b077230a34915186d325c56be4da",
+    "monitor": "9cd5788ba0e5fe353a2b777a336a5a16a1d968e30c8cba95ff1aaaf32f9c423f",
+    "learned": "bdafa3d542b3b4ab8a395b55dc814d12bd94d2e70725e7daaa7993f4983b20a0",
+    "frozen": "d2970712f88f48f1c57e9a30cc0b67f186fc8c7863927f1c440217e2f3e11ee5",
+    "guarded": "2548f4c933db23441ea4da4debdc3e7782dcad2a4a67364fdd59b9d842ce260c",
+    "final": "89fed37849c95edb3ae877ef960499ca20a89f11d4fe318a7717bc3bbe5dbc70",
 }

@@ -59,7 +59,7 @@ class _Entry:
     bits: float
     reasons: tuple[str, ...]
     known: bool  # every item known in the workload: learning it changes no score
-    behaviour: str  # its most telling item's key: weak signals count distinct behaviours
+    behaviour: str  # what it does (see _entry): weak signals count distinct behaviours
     # The event's Scored when neither its rate nor weak signals add anything (most events):
     # built once per entry and calibration, shared (it is immutable).
     scored: Scored | None = None
@@ -349,7 +349,9 @@ class Analyzer:
         items = items_of(fv)
         evidence = rarity.evidence(fv, items)
         known = all(n_w >= KNOWN_AFTER for _, _, (n_w, _, _) in evidence.items)
-        top = evidence.items[0][1].key if evidence.items else ""
+        # What the event does, stable as counts change: weak signals count distinct ones.
+        top = SEP.join((fv.rule, fv.process, fv.parent, fv.exe, fv.file, fv.peer_class,
+                        str(fv.port), fv.peer, fv.user, fv.action))  # fmt: skip
         entry = _Entry(
             rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known, top
         )

@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Sequence
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -99,9 +98,7 @@ class Calibration:
         log_q = self.log10_share(raw)
         floor = log_q * MAX_GAIN
         if workload and self.namespaces:
-            level = self.workloads.get(workload) or self.namespaces.get(
-                workload.rsplit("/", 2)[0]
-            )
+            level = self.workloads.get(workload) or self.namespaces.get(workload.rsplit("/", 2)[0])
             if level is not None:
                 q = _shrunk(level, raw, 10.0**log_q)
                 log_q = max(math.log10(q) if q > 0.0 else floor, floor)
@@ -154,6 +151,8 @@ def _tails(
     scores: Sequence[float], workloads: Sequence[str]
 ) -> tuple[dict[str, tuple[int, tuple[float, ...]]], dict[str, tuple[int, tuple[float, ...]]]]:
     """Per workload and per namespace: (training scores, their largest TOP_K above 0)."""
+    if not workloads:
+        return {}, {}
     by_workload: dict[str, list[float]] = {}
     by_namespace: dict[str, list[float]] = {}
     for workload, raw in zip(workloads, scores, strict=True):

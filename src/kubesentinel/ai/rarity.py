@@ -42,7 +42,8 @@ KNOWN_AFTER: Final = 3  # an item seen this often in a level is fully known ther
 FLOORS: Final = {"i": 0.25, "n": 0.1, "c": 0.03}  # FLOOR_L: image, namespace, cluster
 P_UNSEEN: Final = 1 / 16  # the share of a never-seen item among a kind's new values
 OTHERS_SHARE: Final = 0.25  # weight of an event's other items after its largest
-# Known items still rank by how often they were seen: weight * FREQUENT_SHARE * log2(1 + 3/n)
+# Known items still rank by how often they were seen: weight * FREQUENT_SHARE * log2(1 + 3/n),
+# n rounded down to a power of 2
 # bits (0.1 at n = 3, 0.01 at 40, 0.0001 at 4,000): far below anything that alarms, it only
 # orders the ordinary (a behaviour seen 40 times above one seen 40,000 times).
 FREQUENT_SHARE: Final = 0.1
@@ -182,7 +183,10 @@ class RarityDetector:
             if fam < 1.0:
                 bits = -math.log(fam) / _LN2 * item.weight
             else:
-                bits = math.log1p(KNOWN_AFTER / max(n_w, 1)) / _LN2 * item.weight * FREQUENT_SHARE
+                # n rounded down to a power of 2: the version changes when it does (learn_vector),
+                # so cached evidence is never stale
+                seen = 1 << (max(n_w, 1).bit_length() - 1)
+                bits = math.log1p(KNOWN_AFTER / seen) / _LN2 * item.weight * FREQUENT_SHARE
             n_c = cluster.counts.get(item.key, 0) if cluster is not None else 0
             scored.append((bits, item, (n_w, n_c, span)))
         scored.sort(key=lambda s: -s[0])
@@ -222,7 +226,7 @@ class RarityDetector:
                 total[0] += times
                 if n == 0:
                     total[1] += 1
-                if n < KNOWN_AFTER:
+                if n < KNOWN_AFTER or (n + times).bit_length() != n.bit_length():
                     self.version += 1
 
     # -- explanations -------------------------------------------------------------------
