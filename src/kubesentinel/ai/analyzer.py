@@ -24,7 +24,15 @@ from typing import Any, Final
 
 from kubesentinel.ai.calibrate import Calibration
 from kubesentinel.ai.features import Featurizer, PeerClasses, signature
-from kubesentinel.ai.rarity import KNOWN_AFTER, SEP, Item, RarityDetector, items_of
+from kubesentinel.ai.rarity import (
+    KNOWN_AFTER,
+    SEP,
+    Item,
+    RarityDetector,
+    items_of,
+    network_of,
+)
+from kubesentinel.ai.tables import EXACT_PEER_CLASSES
 from kubesentinel.ai.rate import RateDetector
 from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
 from kubesentinel.models.anomaly_score import Scored
@@ -349,9 +357,11 @@ class Analyzer:
         items = items_of(fv)
         evidence = rarity.evidence(fv, items)
         known = all(n_w >= KNOWN_AFTER for _, _, (n_w, _, _) in evidence.items)
-        # What the event does, stable as counts change: weak signals count distinct ones.
+        # What the event does, stable as counts change: weak signals count distinct ones. An
+        # external peer counts by its network: a SaaS's churning addresses are one behaviour.
+        peer = network_of(fv.peer) if fv.peer_class in EXACT_PEER_CLASSES else ""
         top = SEP.join((fv.rule, fv.process, fv.parent, fv.exe, fv.file, fv.peer_class,
-                        str(fv.port), fv.peer, fv.user, fv.action))  # fmt: skip
+                        str(fv.port), peer, fv.user, fv.action))  # fmt: skip
         entry = _Entry(
             rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known, top
         )

@@ -22,9 +22,9 @@ q is estimated per workload, shrunk towards its namespace's and the cluster's:
 
 with n the level's training scores and c(s) how many of them were at or above s (the largest
 ``TOP_K`` of each level are kept: above the threshold only a few ever are). A workload without
-training scores uses its namespace's instead, a namespace without any the cluster's. And a
-workload's score is at most ``MAX_GAIN`` times the cluster's: a quiet workload is more
-sensitive in proportion to the evidence, so a bit or two (a busy minute) stays ordinary. The cluster
+training scores uses its namespace's instead, a namespace without any the cluster's. And
+q_w(s) is never below min(q(s), 2 ** -s), the raw bits read as a probability: a quiet workload
+gains sensitivity for strong evidence, never for a bit or two (a busy minute). The cluster
 keeps a fiftieth of the weight, so a workload that never did anything unusual in training is
 at most 51 times (about 0.32 of a score) more sensitive than the cluster, never infinitely. A
 threshold still flags about the stated share of each workload's training events (at most
@@ -47,7 +47,6 @@ MAX_POINTS: Final = 256
 TOP_K: Final = 64  # training scores kept per workload and namespace, the largest
 PRIOR_EVENTS: Final = 200  # least weight of the level above in a level's share (in events)
 PRIOR_SHARE: Final = 0.02  # ... and its weight relative to the level's own training scores
-MAX_GAIN: Final = 1.5  # a workload's score is at most this many times the cluster's
 _LOG10_2: Final = math.log10(2)
 _LOG10_E: Final = math.log10(math.e)
 
@@ -96,7 +95,9 @@ class Calibration:
         if raw <= 0.0:
             return 0.0
         log_q = self.log10_share(raw)
-        floor = log_q * MAX_GAIN
+        # A workload is never judged more surprised than its evidence says (raw bits read as a
+        # probability): a quiet workload gains sensitivity for strong evidence, not for a bit.
+        floor = min(log_q, -raw * _LOG10_2)
         if workload and self.namespaces:
             level = self.workloads.get(workload) or self.namespaces.get(workload.rsplit("/", 2)[0])
             if level is not None:

@@ -280,6 +280,7 @@ _PHRASES: Final = {
     "peer": "{0} connecting to a {1} peer on port {2}",
     "remote": "peer {0}:{1}",
     "network": "peer network {0} port {1}",
+    "class": "a {0} peer",
     "user": "user {0}",
     "process-user": "{0} run as {1}",
     "action": "{0} doing {1}",

@@ -49,6 +49,7 @@ COMBINATIONS: Final[tuple[tuple[str, tuple[str, ...], float], ...]] = (
     ("exe", ("process", "exe"), 1.0),
     ("file", ("process", "file"), 0.8),
     ("peer", ("process", "peer_class", "port"), 1.0),
+    ("class", ("peer_class",), 1.0),  # a workload that never reached outside, or metadata
     ("remote", ("peer", "port"), 0.5),  # addresses churn: the network says more
     ("network", ("peer", "port"), 0.8),  # the /16 of an external peer (rarity.network_of)
     ("user", ("user",), 1.0),
