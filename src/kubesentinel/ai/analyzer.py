@@ -32,8 +32,8 @@ from kubesentinel.ai.rarity import (
     items_of,
     network_of,
 )
-from kubesentinel.ai.tables import EXACT_PEER_CLASSES
 from kubesentinel.ai.rate import RateDetector
+from kubesentinel.ai.tables import EXACT_PEER_CLASSES
 from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
