@@ -25,8 +25,8 @@ with n the level's training scores and c(s) how many of them were at or above s 
 training scores uses its namespace's instead, a namespace without any the cluster's. And
 q_w(s) is never below min(q(s), 2 ** -s), the raw bits read as a probability: a quiet workload
 gains sensitivity for strong evidence, never for a bit or two (a busy minute). The cluster
-keeps a twentieth of the weight, so a workload that never did anything unusual in training is
-at most 21 times (about 0.25 of a score) more sensitive than the cluster, never infinitely. A
+keeps a fiftieth of the weight, so a workload that never did anything unusual in training is
+at most 51 times (about 0.32 of a score) more sensitive than the cluster, never infinitely. A
 threshold still flags about the stated share of each workload's training events (at most
 ``stated_rate(t) * (n_w + W_w)`` of them), so of the training data as a whole.
 """
@@ -46,7 +46,7 @@ MIN_SAMPLES: Final = 200
 MAX_POINTS: Final = 256
 TOP_K: Final = 64  # training scores kept per workload and namespace, the largest
 PRIOR_EVENTS: Final = 200  # least weight of the level above in a level's share (in events)
-PRIOR_SHARE: Final = 0.05  # ... and its weight relative to the level's own training scores
+PRIOR_SHARE: Final = 0.02  # ... and its weight relative to the level's own training scores
 _LOG10_2: Final = math.log10(2)
 _LOG10_E: Final = math.log10(math.e)
 

@@ -47,6 +47,9 @@ OTHERS_SHARE: Final = 0.25  # weight of an event's other items after its largest
 # bits (0.1 at n = 3, 0.01 at 40, 0.0001 at 4,000): far below anything that alarms, it only
 # orders the ordinary (a behaviour seen 40 times above one seen 40,000 times).
 FREQUENT_SHARE: Final = 0.1
+# A new in-cluster peer (service, pod, node) is routine change (services are created, pods
+# move): weaker than a new outside peer. A scan of many shows as many distinct weak signals.
+IN_CLUSTER_SHARE: Final = 0.6
 MAX_ITEMS: Final = 10_000
 MAX_CLUSTER_ITEMS: Final = 200_000
 MAX_LEVELS: Final = 50_000
@@ -73,6 +76,8 @@ def items_of(fv: FeatureVector) -> tuple[Item, ...]:
             values = (network_of(values[0]), *values[1:])
         if any(v in ("", "0") for v in values):
             continue
+        if kind == "peer" and fv.peer_class not in EXACT_PEER_CLASSES:
+            weight *= IN_CLUSTER_SHARE
         out.append(Item(kind, SEP.join((kind, *values)), weight, values))
     return tuple(out)
 
