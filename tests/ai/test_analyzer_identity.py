@@ -73,10 +73,10 @@ def test_scores_and_learned_state_are_unchanged() -> None:
 
 
 GOLDEN: dict[str, str] = {
-    "fitted": "84a26b5d9afa931c498021ac6bff72ba2e96b077230a34915186d325c56be4da",
-    "monitor": "9cd5788ba0e5fe353a2b777a336a5a16a1d968e30c8cba95ff1aaaf32f9c423f",
-    "learned": "bdafa3d542b3b4ab8a395b55dc814d12bd94d2e70725e7daaa7993f4983b20a0",
-    "frozen": "d2970712f88f48f1c57e9a30cc0b67f186fc8c7863927f1c440217e2f3e11ee5",
-    "guarded": "2548f4c933db23441ea4da4debdc3e7782dcad2a4a67364fdd59b9d842ce260c",
-    "final": "89fed37849c95edb3ae877ef960499ca20a89f11d4fe318a7717bc3bbe5dbc70",
+    "fitted": "e7e6821347deaa86167d7f21fb0c2a4a512f0358e4bf72e6dafbeeb411032926",
+    "monitor": "24103244b881a2fff2a25e8dbce7a1bb060688b919700b227a9ea89bf93f9a14",
+    "learned": "ebc50071f630f36c8c68973588fb1c7e078d0fac23af3b0d03105806cab36986",
+    "frozen": "cb28cea7bbe5edd445849b032ffbdeb238ac8507e55fc05afabb6e3489e06314",
+    "guarded": "b70543c33e44b4178052f3412ccad27c57ec95950785946e34b91f8bb9f7fc08",
+    "final": "42fcdbf4f61f3e37aab36343a77e41a690cf738ea5abc2c4b51740f1fafd1490",
 }

@@ -76,9 +76,9 @@ def items_of(fv: FeatureVector) -> tuple[Item, ...]:
             values = (network_of(values[0]), *values[1:])
         if any(v in ("", "0") for v in values):
             continue
-        if kind == "peer" and fv.peer_class not in EXACT_PEER_CLASSES:
-            weight *= IN_CLUSTER_SHARE
-        out.append(Item(kind, SEP.join((kind, *values)), weight, values))
+        in_cluster = kind == "peer" and fv.peer_class not in EXACT_PEER_CLASSES
+        weighs = weight * IN_CLUSTER_SHARE if in_cluster else weight
+        out.append(Item(kind, SEP.join((kind, *values)), weighs, values))
     return tuple(out)
 
 
@@ -285,7 +285,7 @@ _PHRASES: Final = {
     "peer": "{0} connecting to a {1} peer on port {2}",
     "remote": "peer {0}:{1}",
     "network": "peer network {0} port {1}",
-    "class": "a {0} peer",
+    "class": "peer class {0}",
     "user": "user {0}",
     "process-user": "{0} run as {1}",
     "action": "{0} doing {1}",
