@@ -72,6 +72,7 @@ class _Entry:
     # built once per entry and calibration, shared (it is immutable).
     scored: Scored | None = None
     scored_by: Calibration | None = None
+    rolled: Scored | None = None  # the same in a rollout or start-up (the cluster's curve)
     # Its signature's record in Analyzer._pending, valid while the pending generation stands:
     # counting known behaviour needs no dict look-up on the signature.
     slot: list[Any] | None = None
@@ -284,8 +285,14 @@ class Analyzer:
                 self._learn(key, entry, t)
                 scored = Scored(0.0, _reasons(entry.reasons, rate_reason, weak_reason), raw)
             elif rolling:
-                reasons = _reasons(entry.reasons, rate_reason, weak_reason)
-                scored = Scored(calibrate(raw), (*reasons, _ROLLOUT_REASON), raw)
+                if raw == bits and not rate_reason and not weak_reason:
+                    own = entry.rolled  # shared, as entry.scored is
+                    if own is None or entry.scored_by is not calibration:
+                        own = self._rolled(entry)
+                    scored = own
+                else:
+                    reasons = _reasons(entry.reasons, rate_reason, weak_reason)
+                    scored = Scored(calibrate(raw), (*reasons, _ROLLOUT_REASON), raw)
             elif raw == bits and not rate_reason and not weak_reason:
                 # Nothing added (raw is bits, bit for bit: bits >= 0): the entry's own Scored.
                 own = entry.scored
@@ -325,14 +332,16 @@ class Analyzer:
         if versions is None:
             if len(self.versions) >= MAX_LEVELS_TRACKED:
                 self.versions.clear()
-            self.versions[workload] = {tag: time_ns}
+            self.versions[workload] = {tag: time_ns, "": time_ns}  # "": the first tag's time
             return False
         first = versions.get(tag)
         if first is None:
-            if len(versions) >= MAX_VERSIONS:
-                del versions[min(versions, key=versions.__getitem__)]
+            if len(versions) > MAX_VERSIONS:
+                oldest = min((t for t in versions if t), key=versions.__getitem__)
+                del versions[oldest]
             first = versions[tag] = time_ns
-        return 0 <= time_ns - first < ROLLOUT_NS and first > min(versions.values())
+            versions[""] = min(versions[""], time_ns)
+        return 0 <= time_ns - first < ROLLOUT_NS and first > versions[""]
 
     def _starting(self, workload: str, pod: str, time_ns: int) -> bool:
         """Whether ``pod`` is a new pod of a known workload in its first STARTUP_NS (a scale-up,
@@ -342,15 +351,15 @@ class Analyzer:
         if pods is None:
             if len(self.pods) >= MAX_LEVELS_TRACKED:
                 self.pods.clear()
-            self.pods[workload] = {pod: time_ns}
+            self.pods[workload] = {pod: time_ns, "": time_ns}  # "": the first pod's time
             return False
         first = pods.get(pod)
         if first is None:
-            if len(pods) >= MAX_PODS:
-                del pods[min(pods, key=pods.__getitem__)]
+            if len(pods) > MAX_PODS:
+                del pods[min((p for p in pods if p), key=pods.__getitem__)]
             first = pods[pod] = time_ns
-            pods[""] = min(pods.get("", time_ns), time_ns)  # the workload's first pod's time
-        return 0 <= time_ns - first < STARTUP_NS and first > pods.get("", first)
+            pods[""] = min(pods[""], time_ns)
+        return 0 <= time_ns - first < STARTUP_NS and first > pods[""]
 
     def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:
         rarity = self.rarity
@@ -373,8 +382,21 @@ class Analyzer:
             pass
         return entry
 
+    def _rolled(self, entry: _Entry) -> Scored:
+        """The Scored of ``entry``'s events in a rollout or start-up when rate and weak signals
+        add nothing: the cluster's calibration."""
+        if entry.scored_by is not self.calibration:
+            entry.scored = None  # both are rebuilt for this calibration
+        entry.rolled = Scored(
+            self.calibration.score(entry.bits), (*entry.reasons, _ROLLOUT_REASON), entry.bits
+        )
+        entry.scored_by = self.calibration
+        return entry.rolled
+
     def _own(self, entry: _Entry) -> Scored:
         """The Scored of ``entry``'s events when rate and weak signals add nothing."""
+        if entry.scored_by is not self.calibration:
+            entry.rolled = None  # both are rebuilt for this calibration
         score = self.calibration.score(entry.bits, entry.fv.workload)
         entry.scored = Scored(score, entry.reasons, entry.bits)
         entry.scored_by = self.calibration
