@@ -73,10 +73,10 @@ def test_scores_and_learned_state_are_unchanged() -> None:
 
 
 GOLDEN: dict[str, str] = {
-    "fitted": "e7e6821347deaa86167d7f21fb0c2a4a512f0358e4bf72e6dafbeeb411032926",
-    "monitor": "24103244b881a2fff2a25e8dbce7a1bb060688b919700b227a9ea89bf93f9a14",
-    "learned": "ebc50071f630f36c8c68973588fb1c7e078d0fac23af3b0d03105806cab36986",
-    "frozen": "cb28cea7bbe5edd445849b032ffbdeb238ac8507e55fc05afabb6e3489e06314",
+    "fitted": "08982badf02afff247eaffed232525bcf5cdded6e2d58ade15cc58a84345295d",
+    "monitor": "97053ceda35738aff2acc020c252db223063cd63d1f9971942af52c564a6e74b",
+    "learned": "8e483b6e45dfd3c08f6f3fe2a5747af5ab2181ba38b52b50f9fdc01ae1873106",
+    "frozen": "d248f673cfb4e2652fa860b463a50e0ad9ea6f9d0b44b12fbb80af1bbf6d7f34",
     "guarded": "b70543c33e44b4178052f3412ccad27c57ec95950785946e34b91f8bb9f7fc08",
-    "final": "42fcdbf4f61f3e37aab36343a77e41a690cf738ea5abc2c4b51740f1fafd1490",
+    "final": "54c72bcebb0d79872dd85d48ab23361f605afbbdc8df56f81bacca9f26249e73",
 }
