@@ -10,7 +10,7 @@ Clear Log Activities) and k8s_audit ``Attach/Exec Pod``. Pods are named as their
 name them (``<deploy>-<template hash>-<5>``, ``<sts>-<n>``, ``<cronjob>-<unix minutes>-<5>``),
 so the monitor's enricher maps them to workloads without owner look-ups.
 
-The cluster: ~25 workloads (web servers, JVM services, databases, Kafka, cron jobs of which
+The cluster: 28 workloads (web servers, JVM services, databases, Kafka, cron jobs of which
 two run daily, CI build pods that exec a long tail of programs, service-mesh sidecars, init
 containers, node agents, a dev namespace with ``kubectl exec`` sessions) over 48 h with a
 diurnal load. Benign change is labelled by category (``BENIGN``), attacks by scenario
