@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: deps build demo test test-coverage test-integration conformance benchmark evaluate lint docs clean
+.PHONY: deps build demo test test-coverage test-integration conformance benchmark evaluate lint docs deploy-manifests clean
 
 $(STAMP): pyproject.toml setup.py src/kubesentinel/ai/proto/analyzer.proto
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python >= 3.11 is required (set PYTHON=python3.11)")'
@@ -41,19 +41,26 @@ benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/vault_bench.py
 	$(BIN)/python bench/vault_proof_bench.py
 	$(BIN)/python bench/vault_policy_bench.py
+	$(BIN)/python bench/report_bench.py
 
 evaluate: deps  ## the behavioural analyzer on simulated and independently generated streams: ROC AUC, detection, false alarms, speed
 	$(BIN)/python bench/ai_eval.py
 	$(BIN)/python bench/ai_hard_eval.py
+	$(BIN)/python bench/ai_model_size_bench.py
 
 lint: deps
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy src
 
 docs: deps  ## regenerate docs/rules.md and the rule bundle from the rule catalogue
 	$(BIN)/python -m kubesentinel.static.ruledocs > docs/rules.md
 	$(BIN)/python -m kubesentinel.static.rulebundle > src/kubesentinel/static/rules.bundle.json
+
+deploy-manifests: deps  ## regenerate the Kustomize base (deploy/kustomize/base) from the Helm chart
+	@$(BIN)/python -c 'import helm_python' 2>/dev/null || command -v helm >/dev/null \
+		|| $(BIN)/python -m pip install --quiet "helm-python-sdk==0.2.2"
+	$(BIN)/python deploy/render_base.py
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -39,6 +39,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=6)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--model", help="score with this model (default: no scoring)")
+    parser.add_argument("--idle-only", action="store_true", help="measure idle memory only")
     args = parser.parse_args()
     scoring = ["--model", str(Path(args.model).resolve())] if args.model else ["--no-ai"]
     with tempfile.TemporaryDirectory(prefix="ks-mem-") as tmp:
@@ -58,6 +59,13 @@ def main() -> int:
             tree = _tree(proc.pid)
             pss = sum(_smaps_mb(pid, "Pss:") for pid in tree)
             print(f"monitor.idle_pss_mb: {pss:.1f}  # {len(tree)} processes; target <= 50")
+            # Storing the first batch signs a checkpoint: the writer loads the crypto library.
+            _post_small(port, 50)
+            _wait_settled(proc.pid)
+            pss = sum(_smaps_mb(pid, "Pss:") for pid in _tree(proc.pid))
+            print(f"monitor.idle_after_traffic_pss_mb: {pss:.1f}  # once 50 alerts are stored")
+            if args.idle_only:
+                return 0
             peak = _HighWater(proc.pid, _tree_hwm_mb)
             sent, refused, seconds = _flood(port, args.clients, args.flood_seconds)
             peak_mb = peak.stop()
@@ -69,7 +77,8 @@ def main() -> int:
             try:
                 out, _ = proc.communicate(timeout=120)
                 stored = json.loads(out or b"{}").get("events_stored")
-                print(f"monitor.flood.events_stored: {stored}")
+                if not args.idle_only:
+                    print(f"monitor.flood.events_stored: {stored}")
             except (subprocess.TimeoutExpired, json.JSONDecodeError):
                 proc.kill()
     return 0
@@ -80,6 +89,24 @@ def _flood(port: int, clients: int, seconds: float) -> tuple[int, int, float]:
     with multiprocessing.get_context("spawn").Pool(clients) as pool:
         results = pool.starmap(_post_large, [(port, seconds, n) for n in range(clients)])
     return sum(r[0] for r in results), sum(r[1] for r in results), time.perf_counter() - started
+
+
+def _post_small(port: int, count: int) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for n in range(count):
+        body = json.dumps(
+            {
+                "uuid": str(uuid.uuid4()),
+                "rule": "Terminal shell in container",
+                "priority": "Warning",
+                "time": "2026-01-01T00:00:00.000000000Z",
+                "output": "A shell was spawned",
+                "output_fields": {"k8s.ns.name": "shop", "k8s.pod.name": f"web-{n % 5}"},
+            }
+        ).encode()
+        conn.request("POST", "/", body, {"Content-Type": "application/json"})
+        conn.getresponse().read()
+    conn.close()
 
 
 def _post_large(port: int, seconds: float, client: int) -> tuple[int, int]:

@@ -29,6 +29,7 @@ docs/json-output.md; readers accept any 1.x.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -244,14 +245,16 @@ def _error(where: str, message: str) -> RuntimeLayerError:
 # -- the stored document ------------------------------------------------------------------------
 
 
-def posture_document(posture: Posture) -> str:
+def posture_document(posture: Posture, saved_ns: int | None = None) -> str:
     """The posture as the JSON document the store keeps (version 2: with its cluster, full
-    keys and each finding's impact)."""
+    keys and each finding's impact; ``saved_ns``, when the store saved it, added later and
+    optional, so older version 2 documents read as they are)."""
     return json.dumps(
         {
             "version": DOCUMENT_VERSION,
             "cluster": posture.cluster,
             "source": posture.source,
+            "saved_ns": time.time_ns() if saved_ns is None else saved_ns,
             "workloads": {
                 key: [_finding_item(f) for f in findings]
                 for key, findings in posture.workloads.items()
@@ -278,7 +281,9 @@ def posture_from_document(text: str) -> Posture:
         prefix + key: tuple(finding(item) for item in items)
         for key, items in data["workloads"].items()
     }
-    return Posture(workloads=workloads, source=data["source"], cluster=cluster)
+    saved = data.get("saved_ns")
+    saved_ns = saved if isinstance(saved, int) and not isinstance(saved, bool) else None
+    return Posture(workloads=workloads, source=data["source"], cluster=cluster, saved_ns=saved_ns)
 
 
 def _finding_item(finding: PostureFinding) -> dict[str, str]:

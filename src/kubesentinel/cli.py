@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from kubesentinel import __version__
 from kubesentinel.cli_ai import add_commands as add_ai_commands
 from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
+from kubesentinel.cli_report import add_commands as add_report_commands
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
 from kubesentinel.cli_vault import add_commands as add_vault_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
@@ -210,6 +211,7 @@ def _parser() -> argparse.ArgumentParser:
     add_runtime_commands(commands, common)
     add_vault_commands(commands, common)
     add_ai_commands(commands, common)
+    add_report_commands(commands, common)
     return parser
 
 

@@ -16,10 +16,8 @@ from kubesentinel.config import Config
 from kubesentinel.errors import UsageError, VaultError
 
 if TYPE_CHECKING:
-    from kubesentinel.runtime.store.interface import VaultStore
     from kubesentinel.vault.bundle import Selection
     from kubesentinel.vault.bundle_verify import BundleReport
-    from kubesentinel.vault.export import ExportSource
     from kubesentinel.vault.verify import Problem
 
 EXIT_TAMPERED = 1
@@ -67,7 +65,7 @@ def _export(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.cli_runtime import open_existing_store
     from kubesentinel.runtime.incident_view import iso_time
     from kubesentinel.vault.bundle import BundleWriter, PrivateOutput
-    from kubesentinel.vault.export import export
+    from kubesentinel.vault.export import export, export_source
     from kubesentinel.vault.signer import NoteKey, public_pem
 
     selection = _selection(args)
@@ -78,7 +76,7 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         out = PrivateOutput(output, force=args.force)
         try:
             with store.read_snapshot("export from the store") as db:
-                source = _source(store, db)
+                source = export_source(store, db)
                 raw_key = source.meta().public_key
                 if not raw_key:
                     raise VaultError(
@@ -106,19 +104,6 @@ def _export(args: argparse.Namespace, config: Config) -> int:
         f"check it with: kubesentinel vault verify --bundle {output} --public-key KEY.pem\n"
     )
     return EXIT_CLEAN
-
-
-def _source(store: VaultStore, db: Any) -> ExportSource:
-    """The export reader of the store's backend, over a snapshot's connection."""
-    from kubesentinel.runtime.store.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore):
-        from kubesentinel.vault.sqlite_export import SQLiteExportSource
-
-        return SQLiteExportSource(db)
-    from kubesentinel.vault.postgres_export import PostgresExportSource
-
-    return PostgresExportSource(db)
 
 
 def _refused(path: str, problems: list[Problem]) -> str:

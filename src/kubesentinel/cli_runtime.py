@@ -23,6 +23,7 @@ from kubesentinel.errors import UsageError
 if TYPE_CHECKING:
     from kubesentinel.models import Priority, Severity
     from kubesentinel.models.posture import Posture
+    from kubesentinel.reporting.background import IncidentReporter
     from kubesentinel.runtime.anomaly import AnomalyStage
     from kubesentinel.runtime.identity import OwnerLookup
     from kubesentinel.runtime.metrics import Metrics
@@ -210,7 +211,11 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
     dead_letter = DeadLetter(dead_letter_path)
     workers = min(args.workers or config.runtime.workers, os.cpu_count() or 1)
     _tune_gc()
-    schedule = _prune_schedule(store, config, policy, dead_letter_path, metrics)
+    # Retention runs, and the reports of reporting.on_incident: threads of their own.
+    schedule, reporter = (
+        _prune_schedule(store, config, policy, dead_letter_path, metrics),
+        _incident_reporter(store, config),
+    )
     failed = True
     try:
         summary = pipeline.run(
@@ -233,12 +238,13 @@ def _monitor(args: argparse.Namespace, config: Config) -> int:
             store_process=workers >= 2,
             max_batch=min(pipeline.DEFAULT_BATCH, config.runtime.buffer_size),
             anomaly=anomaly,
+            on_reportable=None if reporter is None else reporter.notify,
         )
         failed = False
     finally:
         source.close()
         dead_letter.close()
-        _close_store(store, quiet=failed, schedule=schedule, anomaly=anomaly)
+        _close_store(store, quiet=failed, schedule=schedule, anomaly=anomaly, reporter=reporter)
     report = summary.as_dict(refused=int(metrics.snapshot().get("refused", 0)))
     report["dead_letter"] = dict(dead_letter.counts)  # malformed alerts per reason
     _print_summary(report, args.format, dead_letter_path)
@@ -276,6 +282,20 @@ def _anomaly_stage(args: argparse.Namespace, config: Config) -> AnomalyStage | N
         return None
     gap_s = _incident_limits(args, config)[0]  # incidents are held with their context window
     return AnomalyStage(scorer, config.ai.threshold, int(gap_s * 1_000_000_000))
+
+
+def _incident_reporter(store: VaultStore, config: Config) -> IncidentReporter | None:
+    """The reports of ``reporting.on_incident``, written from a thread of their own."""
+    if not config.reporting.on_incident:
+        return None
+    from kubesentinel.reporting.background import IncidentReporter
+
+    return IncidentReporter(
+        store.location,
+        config.reporting.formats,
+        config.reporting.output_path,
+        rules_path=config.static.rules_path,
+    )
 
 
 def _prune_schedule(
@@ -321,10 +341,13 @@ def _close_store(
     quiet: bool,
     schedule: PruneSchedule | None = None,
     anomaly: AnomalyStage | None = None,
+    reporter: IncidentReporter | None = None,
 ) -> None:
     """Close the store; a failure here (a full disk at the last checkpoint) is one line, not a
     traceback, and none after the error that stopped the monitor: every commit is already in
-    the WAL, which the next open reads. Then the scorer closes (writing --save-model)."""
+    the WAL, which the next open reads. Then the scorer closes (writing --save-model), and the
+    incident reports still queued are written (after the store's last checkpoint, which they
+    then name)."""
     from kubesentinel.errors import StoreError
     from kubesentinel.runtime import logs
 
@@ -337,6 +360,8 @@ def _close_store(
             logs.log.error("%s", exc)
     if anomaly is not None:
         anomaly.close()
+    if reporter is not None:
+        reporter.close()
 
 
 def _check_monitor_args(args: argparse.Namespace) -> Priority:
@@ -385,7 +410,11 @@ def _print_summary(report: dict[str, Any], fmt: str, dead_letter_path: Path) -> 
         f"{report['incidents_opened']} incidents opened in {report['duration_s']} s."
     )
     if report["events_scored"]:
-        print(f"{report['events_scored']} events scored, {report['anomalies']} anomalous.")
+        print(
+            f"{report['events_scored']} events scored, {report['anomalies']} anomalous; "
+            f"{report['events_learned']} learned, {report['events_held']} not learned "
+            "(inside an incident)."
+        )
     if report["malformed"]:
         print(f"Malformed alerts were written to {dead_letter_path}.", file=sys.stderr)
 

@@ -45,6 +45,13 @@ class RuntimeConfig:
 class AIConfig:
     # The analyzer's gRPC service the monitor scores through; empty: in-process (model_path).
     endpoint: str = ""
+    # TLS to ai.endpoint (PEM file paths, read when the monitor starts): the CA that signed the
+    # service's certificate (empty: the system's roots for https://; any of the three turns a
+    # bare host:port into TLS), and the client certificate and key a service started with
+    # --tls-client-ca requires.
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
     # Kept for the design's users; models are stored in a format that cannot run code.
     model_path: str = "./ai-module/models/baseline.pkl"
     threshold: float = 0.75
@@ -78,6 +85,9 @@ class ForensicsConfig:
 class ReportingConfig:
     formats: tuple[str, ...] = ("json", "markdown")
     output_path: str = "./reports"
+    # The monitor writes an incident's report (each format, into output_path) when it opens
+    # or its severity rises; off by default: reports hold evidence, and take disk space.
+    on_incident: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +162,8 @@ def _optional_int(key: str, low: int, high: int) -> Callable[[Any, str, int], in
 
 
 def _report_formats(value: Any) -> str | None:
+    if not value:
+        return "must list at least one format"
     unknown = [v for v in value if v not in REPORT_FORMATS]
     return (
         f"unknown report format(s) {unknown} (allowed: {', '.join(REPORT_FORMATS)})"
@@ -275,7 +287,8 @@ def _typed(dotted: str, value: Any, default: Any, path: str, line: int) -> Any:
     else:
         ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
-        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings"}
+        want = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings",
+                bool: "true or false"}  # fmt: skip
         raise ConfigError(
             f"{dotted} must be {want[expected]}, got {type(value).__name__} {value!r}",
             file=path,

@@ -16,9 +16,11 @@ KubeSentinelError             exit 2 unless a subclass says otherwise
 │   ├── KeyFileError          a key file is unreadable, not Ed25519, or readable by others (KS-E051)
 │   ├── CheckpointError       a checkpoint is malformed, foreign, or not signed by the key (KS-E052)
 │   └── BundleError           not a readable export bundle: truncated, another version (KS-E053)
-└── AIError                   the behavioural analyzer (KS-E060)
-    ├── ModelError            unreadable, a pickle, tampered, another version (KS-E061)
-    └── ServiceError          the analyzer service: cannot listen, unreachable, refused (KS-E062)
+├── AIError                   the behavioural analyzer (KS-E060)
+│   ├── ModelError            unreadable, a pickle, tampered, another version (KS-E061)
+│   └── ServiceError          the analyzer service: cannot listen, unreachable, refused (KS-E062)
+└── ReportError               a report cannot be built or written: unknown incident, empty
+                              period, unreadable evidence, output not writable (KS-E070)
 """
 
 from __future__ import annotations
@@ -177,3 +179,10 @@ class ServiceError(AIError):
     that does not fit its request."""
 
     code = "KS-E062"
+
+
+class ReportError(KubeSentinelError):
+    """``kubesentinel report`` cannot build or write a report (exit 2). Evidence that reads
+    but fails verification is not this: the report is written with a banner saying so."""
+
+    code = "KS-E070"

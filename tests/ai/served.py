@@ -10,6 +10,7 @@ from kubesentinel.ai.analyzer import Analyzer
 from kubesentinel.ai.modelfile import load_analyzer, save_analyzer
 from kubesentinel.ai.service import AnalyzerService, Limits, Running, TLSFiles, start
 from kubesentinel.cli_ai_serve import FalcoDecoder
+from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
 from tests.ai.helpers import normal_period, sim
 
@@ -26,6 +27,14 @@ def stream_events() -> list[Event]:
     """The simulated stream after its training period: normal events and attacks."""
     normal = {e.id for e in normal_period(1)}
     return [e for e in sim(1)[1] if e.id not in normal]
+
+
+def as_monitor(analyzer: Analyzer, batch: list[Event]) -> list[Scored]:
+    """``batch`` scored as the monitor's scorers score a batch: learning deferred until the
+    batch is settled (no holds here), then learned."""
+    scores = analyzer.score_batch(batch, defer=True)
+    analyzer.learn_deferred()
+    return scores
 
 
 def serve(model: Path, limits: Limits | None = None, tls: TLSFiles | None = None) -> Running:

@@ -44,6 +44,13 @@ def test_no_model_file_yet_is_scoring_off(tmp_path: Path, caplog: pytest.LogCapt
     assert "no model at ai.model_path" in caplog.text
 
 
+def test_an_empty_model_path_is_scoring_off(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="kubesentinel.ai"):
+        assert open_scorer(_config(model_path="")) is None
+        assert open_scorer(_config(model_path="  ")) is None
+    assert "ai.model_path is empty" in caplog.text
+
+
 def test_configured_and_given_models_score_in_process(model: Path) -> None:
     for scorer in (
         open_scorer(_config(model_path=str(model))),

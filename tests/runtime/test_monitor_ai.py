@@ -287,3 +287,35 @@ def test_no_ai_with_a_model_is_a_usage_error(tmp_path: Path, capsys: Any) -> Non
     code = _monitor(tmp_path / "x.jsonl", tmp_path / "s.db", "--no-ai", "--model", "m.json")
     assert code == 2
     assert "--no-ai contradicts" in capsys.readouterr().err
+
+
+def test_the_summary_counts_what_the_guard_kept_from_learning(replay: Replay) -> None:
+    summary = replay.summary
+    assert summary["events_learned"] > 0
+    assert summary["events_held"] > 0  # the attack's incident held its workload
+    assert summary["events_learned"] + summary["events_held"] <= summary["events_scored"]
+
+
+@pytest.mark.integration
+def test_through_the_service_the_same_incidents_and_the_same_holds(
+    replay: Replay, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """ai.endpoint: the served analyzer is held and settled as the one in process, so the
+    monitor finds the same incidents and the service learns exactly what it would have."""
+    pytest.importorskip("grpc", reason="the ai-serve extra (grpcio) runs the service")
+    from tests.ai.served import serve
+
+    running = serve(replay.model)
+    try:
+        config = tmp_path / "config.yaml"
+        config.write_text(f'ai:\n  endpoint: "127.0.0.1:{running.port}"\n')
+        store = tmp_path / "remote.db"
+        summary_file = tmp_path / "summary.json"
+        code = _monitor(replay.stream, store, "--config", str(config), summary=summary_file)
+        assert code == 0
+    finally:
+        running.stop(0)
+    summary = json.loads(summary_file.read_text())
+    for key in ("events_scored", "anomalies", "events_learned", "events_held"):
+        assert summary[key] == replay.summary[key], key
+    assert _incidents(store, capsys) == _incidents(replay.store, capsys)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -222,3 +224,24 @@ def test_public_names_are_pinned() -> None:
         "load_or_create_signing_key",
         "load_pinned",
     ]
+
+
+def test_the_crypto_library_loads_only_when_a_key_is_used(tmp_path: Path) -> None:
+    """The monitor's processes import the vault at start-up; pyca/cryptography (about 7 MB of
+    the idle memory) loads with the first key read, not before."""
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "import kubesentinel.cli, kubesentinel.runtime.store.sqlite, kubesentinel.vault.schedule\n"
+        "import kubesentinel.runtime.store.writer, kubesentinel.vault.verify\n"
+        "assert 'cryptography' not in sys.modules, 'imported at start-up'\n"
+        "from kubesentinel.vault.keys import load_or_create_signing_key\n"
+        f"key = load_or_create_signing_key(Path({str(tmp_path / 'k.pem')!r}))\n"
+        "assert key.verify_key.verify(key.sign(b'x'), b'x')\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"

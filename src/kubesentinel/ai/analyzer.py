@@ -39,7 +39,7 @@ from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
 from kubesentinel.models.feature_vector import FeatureVector
 
-__all__ = ["Analyzer", "TrainReport"]
+__all__ = ["Analyzer", "Deferred", "TrainReport"]
 
 RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
@@ -77,6 +77,11 @@ class _Entry:
     # counting known behaviour needs no dict look-up on the signature.
     slot: list[Any] | None = None
     slot_gen: int = -1
+
+
+# Events a deferred score_batch let through, to learn once holds are placed:
+# (signature, entry, time_ns, workload key, rate key: the workload's pod) each.
+Deferred = list[tuple[tuple[Any, ...], _Entry, int, str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,9 @@ class Analyzer:
         self._pending_events = 0
         self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
         # What a deferred score_batch would learn, once the caller has placed its holds.
-        self._deferred: list[tuple[tuple[Any, ...], _Entry, int, str, str]] | None = None
+        self._deferred: Deferred | None = None
+        self.learned_events = 0  # deferred events learned, and those a hold kept out
+        self.held_events = 0
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -152,12 +159,22 @@ class Analyzer:
                 raise
         return self._run(events, mode="guarded" if self.learning else "score")
 
-    def learn_deferred(self) -> None:
-        """Learn the events the last deferred ``score_batch`` let through that are not held
-        now. A held one taints its workload's rate minute if that minute is still open."""
+    def take_deferred(self) -> Deferred:
+        """What the last deferred ``score_batch`` would learn, handed to the caller (who
+        passes it to ``learn_deferred`` later, or drops it: then it is never learned)."""
         deferred, self._deferred = self._deferred, None
+        return deferred or []
+
+    def learn_deferred(self, deferred: Deferred | None = None) -> None:
+        """Learn the events a deferred ``score_batch`` let through (the last one's, or
+        ``deferred`` from ``take_deferred``) that are not held now. A held one taints its
+        workload's rate minute if that minute is still open. ``learned_events`` counts the
+        events learned here; ``held_events`` those a hold kept out, here or when scored."""
+        if deferred is None:
+            deferred, self._deferred = self._deferred, None
         if not deferred:
             return
+        held = 0
         holds = self._holds
         taint = self.rate.taint
         learn = self._learn
@@ -168,9 +185,12 @@ class Analyzer:
                 n = bisect_right(spans, (time_ns, _LATEST)) - 1
                 if n >= 0 and spans[n][1] >= time_ns:
                     taint(counted)
+                    held += 1
                     continue
             learn(key, entry, time_ns)
         self._flush()
+        self.held_events += held
+        self.learned_events += len(deferred) - held
 
     def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
         """Learn nothing from ``workload`` between the two times (an incident's span).
@@ -245,6 +265,7 @@ class Analyzer:
         scoring = mode != "learn"
         calibrating = mode == "calibrate"
         guarded = mode == "guarded"
+        held = 0  # events inside a hold, kept from learning
         out: list[Scored] = []
         append = out.append
         for event in events:
@@ -255,7 +276,10 @@ class Analyzer:
                 entry = cache.get(key)
             except TypeError:  # a list or object where Falco writes text: no caching
                 entry = None
-            if entry is None or entry.version != rarity.version:
+            # A known entry (0 bits: every item familiar in its workload) stays valid as the
+            # counts grow, since they never shrink; only the others are rebuilt when the rarity
+            # version moves (on a big cluster something is always new somewhere).
+            if entry is None or (entry.version != rarity.version and not entry.known):
                 entry = self._entry(key, vector(key, event))
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
@@ -312,6 +336,7 @@ class Analyzer:
                     n = bisect_right(spans, (t, _LATEST)) - 1
                     if n >= 0 and spans[n][1] >= t:
                         taint(counted)
+                        held += 1
                         append(scored)
                         continue
                 if deferred is not None:
@@ -320,6 +345,7 @@ class Analyzer:
                     self._learn(key, entry, t)
             append(scored)
         self._flush()
+        self.held_events += held
         return out
 
     def _version(self, workload: str, tag: str, time_ns: int) -> bool:

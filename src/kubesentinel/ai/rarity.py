@@ -264,10 +264,16 @@ class RarityDetector:
     def from_state(cls, state: dict[str, Any], featurizer: Featurizer) -> RarityDetector:
         detector = cls(featurizer)
         detector.dropped = int(state["dropped"])
+        # One string per item key, shared by the levels that count it (as when learned):
+        # a parsed file has a copy per level.
+        shared: dict[str, str] = {}
+        one = shared.setdefault
         for key, lv in state["levels"].items():
             detector.levels[key] = _Level(
-                counts={str(k): int(v) for k, v in lv["counts"].items()},
-                totals={str(k): [int(v[0]), int(v[1])] for k, v in lv["totals"].items()},
+                counts={one(str(k), str(k)): int(v) for k, v in lv["counts"].items()},
+                totals={
+                    one(str(k), str(k)): [int(v[0]), int(v[1])] for k, v in lv["totals"].items()
+                },
                 events=int(lv["events"]),
                 first_ns=int(lv["first_ns"]),
                 last_ns=int(lv["last_ns"]),

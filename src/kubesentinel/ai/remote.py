@@ -10,10 +10,18 @@ consecutive batches, which the analyzer learns from a batch at a time). A call t
 (unreachable, refused, timed out) raises ServiceError (KS-E062) naming the endpoint and
 gRPC's status. An event the server could not score comes back as score 0.0 whose only reason
 says why: the batch's other scores are kept.
+
+It takes incident holds (``ai.scorer.Holds``) as the analyzer in process does: its Score calls
+ask the server to defer learning, and ``settle`` sends the holds the monitor placed since, with
+the calls' learn tokens, so the service learns nothing inside an incident either. A Settle that
+fails is logged (at most once a minute) and its calls stay unlearned: the safe side. A server
+without Settle (older than this client) learns at Score, as it always did; that is logged once.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +45,10 @@ __all__ = ["RemoteScorer"]
 MAX_EVENTS_PER_CALL: Final = 512
 MAX_BYTES_PER_CALL: Final = 4 << 20  # half the server's default message limit
 _HINT: Final = "check ai.endpoint, and that `kubesentinel ai serve` runs there and is reachable"
+FAILURE_LOG_S: Final = 60.0  # at most one line a minute about failing Settle calls
+MAX_HOLDS_PER_CALL: Final = 2048  # the server takes at most 4,096 holds and tokens a message
+
+log = logging.getLogger("kubesentinel.ai")
 
 
 class RemoteScorer:
@@ -58,7 +70,10 @@ class RemoteScorer:
         target, secure = _target(endpoint)
         secure = secure or tls_ca is not None or tls_cert is not None
         if (tls_cert is None) != (tls_key is None):
-            raise ServiceError("a client certificate needs its key, and a key its certificate")
+            raise ServiceError(
+                "a client certificate needs its key, and a key its certificate",
+                hint="set both ai.tls_cert and ai.tls_key, or neither",
+            )
         options = [
             ("grpc.max_send_message_length", 16 << 20),
             ("grpc.max_receive_message_length", 16 << 20),
@@ -77,6 +92,17 @@ class RemoteScorer:
             request_serializer=self._pb.ScoreRequest.SerializeToString,
             response_deserializer=self._pb.ScoreResponse.FromString,
         )
+        self._settle_call = self._channel.unary_unary(
+            f"/{SERVICE}/Settle",
+            request_serializer=self._pb.SettleRequest.SerializeToString,
+            response_deserializer=self._pb.SettleResponse.FromString,
+        )
+        self._tokens: list[int] = []  # learn tokens of Score calls not settled yet
+        self._holds: list[Any] = []  # Hold messages placed since the last settle
+        self._settles = True  # False once the server said it has no Settle
+        self._failed_at = -FAILURE_LOG_S
+        self._learned = 0  # as the server reported them
+        self._held = 0
 
     def score_batch(self, events: Sequence[Event]) -> list[Scored]:
         """One Scored per event, in order."""
@@ -89,6 +115,9 @@ class RemoteScorer:
                     f"scores for {len(chunk)} events",
                     hint="client and server versions differ?",
                 )
+            if response.learn_token:
+                self._tokens.append(response.learn_token)
+            self._held += response.held
             for s in response.scores:
                 if s.error:
                     out.append(Scored(0.0, (f"not scored by {self.endpoint}: {s.error}",)))
@@ -96,7 +125,59 @@ class RemoteScorer:
                     out.append(Scored(s.score, tuple(s.reasons), s.bits))
         return out
 
+    def hold(self, workload: str, start_ns: int, end_ns: int) -> None:
+        hold = self._pb.Hold(workload=_utf8(workload), start_ns=start_ns, end_ns=end_ns)
+        self._holds.append(hold)
+
+    def settle(self) -> None:
+        """Send the holds placed since the last settle, then have the server learn the
+        Score calls made since (outside every hold). Never raises: a failure is logged and
+        those calls stay unlearned."""
+        holds, tokens = self._holds, self._tokens
+        self._holds, self._tokens = [], []
+        if not self._settles or not (holds or tokens):
+            return
+        import grpc
+
+        # Holds first, tokens in the last message: a call is learned only after every hold.
+        while holds or tokens:
+            now, holds = holds[:MAX_HOLDS_PER_CALL], holds[MAX_HOLDS_PER_CALL:]
+            last = not holds
+            request = self._pb.SettleRequest(holds=now, learn_tokens=tokens if last else ())
+            try:
+                response = self._settle_call(request, timeout=self.timeout_s)
+            except grpc.RpcError as exc:
+                if isinstance(exc, grpc.Call) and exc.code() is grpc.StatusCode.UNIMPLEMENTED:
+                    self._settles = False
+                    log.warning(
+                        "the analyzer service at %s has no Settle (an older version): it "
+                        "learns events as it scores them, incidents not held",
+                        self.endpoint,
+                    )
+                    return
+                self._log_failure(_error(self.endpoint, exc, self.timeout_s))
+                return
+            self._learned += response.learned
+            self._held += response.held
+            if last:
+                return
+
+    @property
+    def learned_events(self) -> int:
+        return self._learned
+
+    @property
+    def held_events(self) -> int:
+        return self._held
+
+    def _log_failure(self, error: ServiceError) -> None:
+        at = time.monotonic()
+        if at - self._failed_at >= FAILURE_LOG_S:
+            self._failed_at = at
+            log.error("analyzer service: Settle failed, those events stay unlearned: %s", error)
+
     def close(self) -> None:
+        self.settle()
         self._channel.close()
 
     def __enter__(self) -> RemoteScorer:
@@ -109,7 +190,8 @@ class RemoteScorer:
         import grpc
 
         try:
-            return self._call(self._pb.ScoreRequest(events=chunk), timeout=self.timeout_s)
+            request = self._pb.ScoreRequest(events=chunk, defer_learning=self._settles)
+            return self._call(request, timeout=self.timeout_s)
         except grpc.RpcError as exc:
             raise _error(self.endpoint, exc, self.timeout_s) from None
 

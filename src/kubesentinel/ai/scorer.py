@@ -12,7 +12,8 @@
    (ModelError, exit 2).
 2. ``ai.endpoint`` when not empty: the service.
 3. ``ai.model_path``: in-process when it names a model file that exists. The shipped default
-   (a ``.pkl`` path, which is never loaded) or a path with no file yet means scoring is off,
+   (a ``.pkl`` path, which is never loaded), an empty value or a path with no file yet means
+   scoring is off,
    said once in the log; a file that exists but is damaged, tampered or a pickle is an error,
    since running without the model an operator configured would hide it.
 
@@ -60,6 +61,16 @@ class Holds(Protocol):
 
     def settle(self) -> None: ...
 
+    @property
+    def learned_events(self) -> int:
+        """Events learned since the scorer opened (settled, outside every hold)."""
+        ...
+
+    @property
+    def held_events(self) -> int:
+        """Events a hold kept from being learned."""
+        ...
+
 
 class LocalScorer:
     """The analyzer, in this process. Not thread-safe: the pipeline thread alone calls it."""
@@ -83,6 +94,14 @@ class LocalScorer:
     def settle(self) -> None:
         self.analyzer.learn_deferred()
 
+    @property
+    def learned_events(self) -> int:
+        return self.analyzer.learned_events
+
+    @property
+    def held_events(self) -> int:
+        return self.analyzer.held_events
+
     def close(self) -> None:
         self.analyzer.learn_deferred()
         if self.save_to is not None:
@@ -104,7 +123,10 @@ def open_scorer(
                 "--save-model saves an in-process model; with ai.endpoint the service keeps it",
                 hint="give --model PATH to score in-process, or leave out --save-model",
             )
-        return _remote(endpoint)
+        return _remote(endpoint, config)
+    if not config.ai.model_path.strip():
+        log.info("anomaly scoring off: ai.model_path is empty")
+        return None
     path = Path(config.ai.model_path)
     if path.name.lower().removesuffix(".zst").endswith(PICKLE_SUFFIXES):
         log.info(
@@ -124,11 +146,17 @@ def open_scorer(
     return LocalScorer.from_file(path, threshold=threshold, save_to=save)
 
 
-def _remote(endpoint: str) -> Scorer:
+def _remote(endpoint: str, config: Config) -> Scorer:
     # Imported here: grpc loads only for a monitor that uses the service (without grpcio
     # installed, RemoteScorer says which extra to install).
     from kubesentinel.ai.remote import RemoteScorer
 
-    scorer: Scorer = RemoteScorer(endpoint)
+    ai = config.ai
+    scorer: Scorer = RemoteScorer(
+        endpoint,
+        tls_ca=ai.tls_ca or None,
+        tls_cert=ai.tls_cert or None,
+        tls_key=ai.tls_key or None,
+    )
     log.info("anomaly scoring through the analyzer service at %s", endpoint)
     return scorer

@@ -1,5 +1,12 @@
-"""The analyzer as a gRPC service (``kubesentinel ai serve``): Score, ScoreStream and the
-standard health service, over one Analyzer that keeps learning behind its poisoning guard.
+"""The analyzer as a gRPC service (``kubesentinel ai serve``): Score, ScoreStream, Settle and
+the standard health service, over one Analyzer that keeps learning behind its poisoning guard.
+
+Learning in step with a caller's incidents: a Score with ``defer_learning`` (the monitor's
+RemoteScorer) learns nothing yet; its response carries a ``learn_token``. Once the caller has
+correlated the batch, a Settle holds its incidents' spans and names the token: only then are
+that call's events learned, those inside a held span not. So no event inside an incident is
+learned, as in process. Unsettled calls are bounded (``Limits.pending_calls``, and
+``Limits.pending_s`` of age): one pushed out is dropped unlearned, which is the safe side.
 
 One analyzer, one lock: the analyzer's state (rarity counts, rate minutes, weak signals) is
 one stream's history, so batches are scored one at a time, in the order they arrive; the
@@ -17,7 +24,9 @@ than the generator: only the messages are generated (ai/proto).
 from __future__ import annotations
 
 import ipaddress
+import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent import futures
 from dataclasses import dataclass
@@ -30,13 +39,13 @@ if TYPE_CHECKING:
     import grpc
     from grpc_health.v1.health import HealthServicer
 
-    from kubesentinel.ai.analyzer import Analyzer
+    from kubesentinel.ai.analyzer import Analyzer, Deferred
     from kubesentinel.models.anomaly_score import Scored
     from kubesentinel.models.event import Event
 
 __all__ = ["METHODS", "Decoder", "Limits", "Running", "TLSFiles", "check_listen", "start"]
 
-METHODS: Final = ("Score", "ScoreStream")
+METHODS: Final = ("Score", "ScoreStream", "Settle")
 GRACE_S: Final = 5.0  # calls in flight may finish within this on stop
 
 # Turns a request's events into analyzer Events, one per slot, in order; a str is why that
@@ -50,6 +59,8 @@ class Limits:
     max_events: int = 4096  # per message; memory grows ~15 MB per 1,000 events decoded
     max_message_bytes: int = 8 << 20  # Falco alerts are ~1-2 KiB: 4,096 fit
     max_concurrency: int = 16  # calls in flight, streams included
+    pending_calls: int = 64  # deferred calls awaiting their Settle (each <= max_events)
+    pending_s: float = 60.0  # a deferred call not settled by then is dropped unlearned
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,14 +111,22 @@ class AnalyzerService:
         self.limits = limits
         self.lock = threading.Lock()
         self._pb = messages()
+        # learn_token -> (monotonic time of the call, what it would learn); oldest first.
+        self._pending: dict[int, tuple[float, Deferred]] = {}
 
     def score_request(self, request: Any) -> Any:
         pb = self._pb
         events = request.events
+        token = 0
         with self.lock:
             decoded = self.decode(events)
             good = [e for e in decoded if not isinstance(e, str)]
-            scored = iter(self._score(good))
+            held = self.analyzer.held_events
+            results, deferred = self._score(good, defer=request.defer_learning)
+            held = self.analyzer.held_events - held
+            scored = iter(results)
+            if request.defer_learning:
+                token = self._keep(deferred)
         threshold = self.analyzer.threshold
         out = []
         for item in decoded:
@@ -128,19 +147,66 @@ class AnalyzerService:
                     event_id=item.id,
                 )
             )
-        return pb.ScoreResponse(scores=out)
+        return pb.ScoreResponse(scores=out, learn_token=token, held=held)
 
-    def _score(self, events: list[Event]) -> list[Scored | str]:
+    def settle_request(self, request: Any) -> Any:
+        """Hold the request's spans, then learn its tokens' events outside every hold."""
+        analyzer = self.analyzer
+        with self.lock:
+            for hold in request.holds:
+                analyzer.hold(hold.workload, hold.start_ns, hold.end_ns)
+            self._expire(time.monotonic())
+            learned, held = analyzer.learned_events, analyzer.held_events
+            unknown = 0
+            for token in request.learn_tokens:
+                kept = self._pending.pop(token, None)
+                if kept is None:
+                    unknown += 1
+                    continue
+                analyzer.learn_deferred(kept[1])
+            learned = analyzer.learned_events - learned
+            held = analyzer.held_events - held
+        return self._pb.SettleResponse(learned=learned, held=held, unknown_tokens=unknown)
+
+    def _keep(self, deferred: Deferred) -> int:
+        """A token for a deferred call's events (0: nothing to learn); under the lock."""
+        if not deferred:
+            return 0
+        self._expire(time.monotonic())
+        pending = self._pending
+        while len(pending) >= self.limits.pending_calls:
+            del pending[next(iter(pending))]  # the oldest, unlearned
+        token = secrets.randbits(63) or 1
+        pending[token] = (time.monotonic(), deferred)
+        return token
+
+    def _expire(self, now: float) -> None:
+        pending = self._pending
+        while pending:
+            token, (at, _) = next(iter(pending.items()))
+            if now - at < self.limits.pending_s:
+                break
+            del pending[token]
+
+    def _score(self, events: list[Event], *, defer: bool) -> tuple[list[Scored | str], Deferred]:
+        """Scores, and with ``defer`` what they would learn (else learned already)."""
+        analyzer = self.analyzer
         try:
-            return list(self.analyzer.score_batch(events))
+            scores: list[Scored | str] = list(analyzer.score_batch(events, defer=defer))
+            return scores, analyzer.take_deferred() if defer else []
         except Exception:  # a bug met by some event: find it, keep the others' scores
-            return [self._score_one(event) for event in events]
-
-    def _score_one(self, event: Event) -> Scored | str:
-        try:
-            return self.analyzer.score(event)
-        except Exception as exc:
-            return f"KS-E060 internal error while scoring: {type(exc).__name__}: {exc}"[:300]
+            analyzer.take_deferred()  # the failed batch's part: learn none of it
+        scores, deferred = [], []
+        for event in events:
+            try:
+                scores.append(analyzer.score_batch([event], defer=defer)[0])
+            except Exception as exc:
+                scores.append(
+                    f"KS-E060 internal error while scoring: {type(exc).__name__}: {exc}"[:300]
+                )
+            if defer:
+                deferred.extend(analyzer.take_deferred())
+        return scores, deferred
 
     # -- gRPC handlers --------------------------------------------------------------------
     # Named as the .proto names the methods.
@@ -152,6 +218,17 @@ class AnalyzerService:
         for request in requests:
             self._check(request, context)
             yield self.score_request(request)
+
+    def Settle(self, request: Any, context: grpc.ServicerContext) -> Any:
+        import grpc
+
+        if len(request.holds) + len(request.learn_tokens) > self.limits.max_events:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"{len(request.holds)} holds and {len(request.learn_tokens)} tokens in one "
+                f"message; at most {self.limits.max_events} together",
+            )
+        return self.settle_request(request)
 
     def _check(self, request: Any, context: grpc.ServicerContext) -> None:
         import grpc
@@ -206,6 +283,11 @@ def start(
             service.ScoreStream,
             request_deserializer=pb.ScoreRequest.FromString,
             response_serializer=pb.ScoreResponse.SerializeToString,
+        ),
+        "Settle": grpc.unary_unary_rpc_method_handler(
+            service.Settle,
+            request_deserializer=pb.SettleRequest.FromString,
+            response_serializer=pb.SettleResponse.SerializeToString,
         ),
     }
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

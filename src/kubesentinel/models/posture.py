@@ -36,6 +36,9 @@ class Posture:
     workloads: Mapping[str, tuple[PostureFinding, ...]] = field(default_factory=dict)
     source: str = ""  # the scan file it came from, or "scan" (``scan --store``)
     cluster: str = DEFAULT_CLUSTER  # the cluster the scan describes: its keys start with it
+    # When the store saved it (ns since the epoch): the posture's age in a report. None for a
+    # posture not yet saved, or saved before stores kept the time.
+    saved_ns: int | None = field(default=None, compare=False)
 
     def of(self, workload: Workload) -> tuple[PostureFinding, ...]:
         """The findings of a workload; none for a workload of another cluster."""

@@ -83,5 +83,15 @@ class AnomalyStage:
             holds.hold(incident.workload.key, incident.first_ns - gap, incident.last_ns + gap)
         holds.settle()
 
+    @property
+    def learned(self) -> int:
+        """Events the scorer learned (0 for one that does not learn)."""
+        return self._holds.learned_events if self._holds is not None else 0
+
+    @property
+    def held(self) -> int:
+        """Events an incident's hold kept from being learned."""
+        return self._holds.held_events if self._holds is not None else 0
+
     def close(self) -> None:
         self.scorer.close()

@@ -19,5 +19,19 @@ THRESHOLDS: Final = (10_000, 50, 100)
 
 def tune_for_throughput() -> None:
     """Call once a process has loaded what it needs."""
+    gc.collect()  # start-up's garbage (a model file's parsed JSON) is freed, not frozen
+    _return_free_heap()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+def _return_free_heap() -> None:
+    """glibc keeps the heap that start-up freed for reuse; hand it back to the system, which
+    the idle figure counts (a 500-workload model: 31.0 -> 25.6 MB RSS after loading)."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # glibc's; musl and macOS have none
+    except (OSError, AttributeError):
+        return
+    trim(0)

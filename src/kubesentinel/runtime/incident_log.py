@@ -17,17 +17,22 @@ class IncidentLog:
     def __init__(self) -> None:
         self._severity: dict[str, Severity] = {}
 
-    def changed(self, incidents: Iterable[Incident]) -> None:
+    def changed(self, incidents: Iterable[Incident]) -> list[str]:
+        """Log the incidents that opened or escalated; returns their ids (a report is due)."""
+        due: list[str] = []
         for incident in incidents:
             seen = self._severity.get(incident.id)
             if seen is None:
                 _line("opened", incident)
+                due.append(incident.id)
             elif incident.severity > seen:
                 _line(f"escalated from {seen.label}", incident)
+                due.append(incident.id)
             if incident.status == "closed":
                 self._severity.pop(incident.id, None)
             else:
                 self._severity[incident.id] = incident.severity
+        return due
 
     def closed(self, incidents: Iterable[Incident]) -> None:
         for incident in incidents:

@@ -78,6 +78,8 @@ class Summary:
     incidents_closed: int = 0
     scored: int = 0  # events the analyzer scored (0: scoring off)
     anomalies: int = 0  # of them, at or above ai.threshold
+    learned: int = 0  # of them, learned by the analyzer (outside incidents, below threshold)
+    held: int = 0  # of them, not learned: inside an incident's hold
     duration_s: float = 0.0
     store_error: str | None = None
 
@@ -94,6 +96,8 @@ class Summary:
             "incidents_closed": self.incidents_closed,
             "events_scored": self.scored,
             "anomalies": self.anomalies,
+            "events_learned": self.learned,
+            "events_held": self.held,
             "duration_s": round(self.duration_s, 3),
             "store_error": self.store_error,
         }
@@ -129,6 +133,7 @@ def run(
     store_process: bool = False,
     store_retry_s: float = STORE_RETRY_S,
     anomaly: AnomalyStage | None = None,
+    on_reportable: Callable[[Sequence[str]], None] | None = None,
 ) -> Summary:
     """Process the source until it ends (or ``stop`` is set); at the end close every incident.
 
@@ -138,14 +143,16 @@ def run(
     ``store_process`` a vault store commits from a process of its own. Batches are committed
     in source order either way. A finite source whose store fails raises the StoreError once
     everything in flight is settled. With ``anomaly`` every batch is scored before it is
-    correlated (the caller closes the scorer).
+    correlated (the caller closes the scorer). ``on_reportable`` gets the ids of the incidents
+    a batch opened or escalated, once that batch is committed (``reporting.on_incident``): it
+    must only hand them on, as it runs on the commit's acknowledgement path.
     """
     summary = Summary()
     clock = clock or StreamClock(wall)
     started = time.perf_counter()
     process = store_process and isinstance(store, VaultStore)
     parsers = workers - 1 if process else workers  # the writer takes one of the processes
-    writer = _Writer(store, metrics, wall, process)
+    writer = _Writer(store, metrics, wall, process, on_reportable)
     health = _StoreHealth(source, store_retry_s)
     try:
         with Preparer(enricher, parsers) as preparer:
@@ -186,6 +193,8 @@ def run(
     finally:
         summary.unavailable += writer.unavailable
         summary.duration_s = time.perf_counter() - started
+        if anomaly is not None:
+            summary.learned, summary.held = anomaly.learned, anomaly.held
     return summary
 
 
@@ -246,7 +255,7 @@ def _commit(
     summary.incidents_opened += new
     # add() closes a workload's incident itself when a later event starts a new one.
     summary.incidents_closed += len(closed) + sum(i.status == "closed" for i in incidents)
-    stages.incident_log.changed(incidents)
+    reportable = stages.incident_log.changed(incidents)
     stages.incident_log.closed(closed)
     stages.writer.submit(
         batch,
@@ -255,6 +264,7 @@ def _commit(
         rejected,
         opened=new,
         open_incidents=correlator.open_count,
+        reportable=reportable,
     )
 
 
@@ -358,11 +368,13 @@ class _StoreHealth:
 
 @dataclass(frozen=True, slots=True)
 class _Counts:
-    """A batch's figures for the metrics, recorded once it is committed."""
+    """A batch's figures for the metrics, recorded once it is committed, and the incidents
+    whose report is then due."""
 
     stored: int
     opened: int
     open_incidents: int
+    reportable: Sequence[str] = ()
 
 
 class _Writer:
@@ -371,9 +383,15 @@ class _Writer:
     ``StoreProcess`` whose own thread runs the settlements."""
 
     def __init__(
-        self, store: IncidentStore, metrics: Metrics, wall: Callable[[], int], process: bool
+        self,
+        store: IncidentStore,
+        metrics: Metrics,
+        wall: Callable[[], int],
+        process: bool,
+        on_reportable: Callable[[Sequence[str]], None] | None = None,
     ) -> None:
         self._store = store
+        self._on_reportable = on_reportable
         self._metrics = metrics
         self._wall = wall
         self._process: StoreProcess | None = None
@@ -416,8 +434,10 @@ class _Writer:
         *,
         opened: int,
         open_incidents: int,
+        reportable: Sequence[str] = (),
     ) -> None:
-        done = partial(self._done, batch, _Counts(len(events), opened, open_incidents), rejected)
+        counts = _Counts(len(events), opened, open_incidents, reportable)
+        done = partial(self._done, batch, counts, rejected)
         if self._process is None:
             try:
                 self._store.write(events, incidents)
@@ -458,6 +478,8 @@ class _Writer:
             for item in batch:
                 if item.ack is not None:
                     item.ack(Outcome.STORED, "")
+        if counts.reportable and self._on_reportable is not None:
+            self._on_reportable(counts.reportable)  # committed: a reader now sees them
         now = self._wall()
         self._metrics.observe_batch(
             received=len(batch),

@@ -36,7 +36,7 @@ from kubesentinel.vault.tombstone import Entry, Run
 from kubesentinel.vault.verify import CheckpointKey, CheckpointRow, Problem, SegmentRow, VaultMeta
 from kubesentinel.vault.verify_retention import RetentionCheck, RetentionRows, merge_leaves
 
-__all__ = ["ExportSource", "Exported", "export"]
+__all__ = ["ExportSource", "Exported", "export", "export_source"]
 
 # Positions in the sealed records (ledger): event (time, id, incident seq, role, facet,
 # segment, offset, length), facet (id, segment, rule, priority, source, cluster, namespace...),
@@ -88,6 +88,20 @@ class ExportSource(Protocol):
     def covering_checkpoint(self, segment_id: int) -> CheckpointRow | None:
         """The first checkpoint signing ``segment_id`` or a later segment."""
         ...
+
+
+def export_source(store: Any, db: Any) -> ExportSource:
+    """The reader of the store's backend over a snapshot's connection (``store.read_snapshot``):
+    ``vault export`` and the report's evidence manifest read the sealed records through it."""
+    from kubesentinel.runtime.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        from kubesentinel.vault.sqlite_export import SQLiteExportSource
+
+        return SQLiteExportSource(db)
+    from kubesentinel.vault.postgres_export import PostgresExportSource
+
+    return PostgresExportSource(db)
 
 
 @dataclass(slots=True)

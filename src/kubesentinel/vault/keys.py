@@ -19,16 +19,18 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Final
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from typing import TYPE_CHECKING, Final
 
 from kubesentinel.errors import KeyFileError
+
+# pyca/cryptography is imported when a key is first read, made or used, not with this module:
+# the monitor and its writer import the vault at start-up and sign only once a batch is
+# stored, and the library's bindings cost about 3 MB of the idle memory target.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "ED25519_SIGNATURE_TYPE",
@@ -58,6 +60,8 @@ class VerifyKey:
     @classmethod
     def from_raw(cls, raw: bytes) -> VerifyKey:
         """The key from its 32 raw bytes (ValueError when they are not an Ed25519 key)."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
         return cls(Ed25519PublicKey.from_public_bytes(raw))
 
     def key_id(self, name: str) -> bytes:
@@ -75,12 +79,16 @@ class VerifyKey:
 
     def pem(self) -> bytes:
         """The SubjectPublicKeyInfo PEM of the key."""
+        from cryptography.hazmat.primitives import serialization
+
         return self._public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
     def verify(self, signature: bytes, message: bytes) -> bool:
         """True when ``signature`` is this key's signature of ``message``."""
+        from cryptography.exceptions import InvalidSignature
+
         try:
             self._public.verify(signature, message)
         except InvalidSignature:
@@ -140,6 +148,10 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
     never readable by others, not even while written) and linked into place, which fails
     rather than replaces when another process created the key meanwhile; that key is used.
     """
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     pem = _read_private(path)
     if pem is None:
         _create_signing_key(path)
@@ -165,6 +177,10 @@ def load_or_create_signing_key(path: Path) -> SigningKey:
 
 def load_pinned(path: Path) -> VerifyKey:
     """The public key pinned in ``path``: the PEM ``SigningKey.export_public`` writes."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     try:
         with path.open("rb") as file:
             pem = file.read(_MAX_KEY_FILE)
@@ -221,6 +237,9 @@ def _read_private(path: Path) -> bytes | None:
 
 
 def _create_signing_key(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
