@@ -73,10 +73,10 @@ def test_scores_and_learned_state_are_unchanged() -> None:
 
 
 GOLDEN: dict[str, str] = {
-    "fitted": "cb03463211074b749e4966eecb5b091569872781b3b2b7626bf6a3846673fec7",
-    "monitor": "761f7173830d273d7bfddd4e66cd99c0d3eaf9410ca5f13d3f39235b3a2d3b5f",
-    "learned": "1d79b10507be211e722948db7c1c257db0ea3fa4893a89d259413b2c90bab81d",
-    "frozen": "514f1c35e3d3f4a2609455d9527d47866da09ede502ce5de6b48e3cdf856ab2d",
-    "guarded": "e0a4507635145a9299d720e05872af325a4bd1a2cc82ee01287f2a03bbeaf57e",
-    "final": "d80f30c935a812f7d1dee4bd81a4ebe80ff81efa51045b48ade3a052ccc43b7c",
+    "fitted": "08982badf02afff247eaffed232525bcf5cdded6e2d58ade15cc58a84345295d",
+    "monitor": "97053ceda35738aff2acc020c252db223063cd63d1f9971942af52c564a6e74b",
+    "learned": "8e483b6e45dfd3c08f6f3fe2a5747af5ab2181ba38b52b50f9fdc01ae1873106",
+    "frozen": "d248f673cfb4e2652fa860b463a50e0ad9ea6f9d0b44b12fbb80af1bbf6d7f34",
+    "guarded": "b70543c33e44b4178052f3412ccad27c57ec95950785946e34b91f8bb9f7fc08",
+    "final": "54c72bcebb0d79872dd85d48ab23361f605afbbdc8df56f81bacca9f26249e73",
 }

@@ -62,6 +62,7 @@ class _Entry:
     """Cached evidence of one event signature, valid while the rarity version stands."""
 
     version: int
+    counts_version: int  # the rarity's counts_version it was built at (frequency evidence)
     fv: FeatureVector
     items: tuple[Item, ...]
     bits: float
@@ -276,10 +277,15 @@ class Analyzer:
                 entry = cache.get(key)
             except TypeError:  # a list or object where Falco writes text: no caching
                 entry = None
-            # A known entry (0 bits: every item familiar in its workload) stays valid as the
-            # counts grow, since they never shrink; only the others are rebuilt when the rarity
-            # version moves (on a big cluster something is always new somewhere).
-            if entry is None or (entry.version != rarity.version and not entry.known):
+            # A known entry (every item familiar in its workload) stays valid as new items
+            # appear (on a big cluster something is always new somewhere); it is rebuilt when a
+            # known count reaches a power of 2 (counts_version: its frequency evidence moved).
+            # The others are rebuilt whenever the rarity version moves.
+            if (
+                entry is None
+                or entry.counts_version != rarity.counts_version
+                or (entry.version != rarity.version and not entry.known)
+            ):
                 entry = self._entry(key, vector(key, event))
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
@@ -398,7 +404,14 @@ class Analyzer:
         top = SEP.join((fv.rule, fv.process, fv.parent, fv.exe, fv.file, fv.peer_class,
                         str(fv.port), peer, fv.user, fv.action))  # fmt: skip
         entry = _Entry(
-            rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known, top
+            rarity.version,
+            rarity.counts_version,
+            fv,
+            items,
+            evidence.bits,
+            rarity.reasons(evidence, fv),
+            known,
+            top,
         )
         try:
             if len(self._cache) >= 100_000:

@@ -140,6 +140,9 @@ class RarityDetector:
         # Bumped whenever a familiarity can have changed materially (a new item, a count
         # reaching KNOWN_AFTER): cached evidence older than it is recomputed.
         self.version = 0
+        # Bumped when a known item's count reaches a power of 2 (its frequency evidence moves):
+        # cached evidence of events whose items are all known is recomputed only then.
+        self.counts_version = 0
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -188,8 +191,8 @@ class RarityDetector:
             if fam < 1.0:
                 bits = -math.log(fam) / _LN2 * item.weight
             else:
-                # n rounded down to a power of 2: the version changes when it does (learn_vector),
-                # so cached evidence is never stale
+                # n rounded down to a power of 2: counts_version changes when it does
+                # (learn_vector), so cached evidence is never stale
                 seen = 1 << (max(n_w, 1).bit_length() - 1)
                 bits = math.log1p(KNOWN_AFTER / seen) / _LN2 * item.weight * FREQUENT_SHARE
             n_c = cluster.counts.get(item.key, 0) if cluster is not None else 0
@@ -231,8 +234,10 @@ class RarityDetector:
                 total[0] += times
                 if n == 0:
                     total[1] += 1
-                if n < KNOWN_AFTER or (n + times).bit_length() != n.bit_length():
+                if n < KNOWN_AFTER:
                     self.version += 1
+                elif (n + times).bit_length() != n.bit_length():
+                    self.counts_version += 1  # a known item's frequency evidence moved
 
     # -- explanations -------------------------------------------------------------------
     def reasons(self, ev: Evidence, fv: FeatureVector, limit: int = 3) -> tuple[str, ...]:
