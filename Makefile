@@ -44,8 +44,9 @@ benchmark: deps  ## throughput, memory and start-up figures, printed as numbers
 	$(BIN)/python bench/scale_bench.py
 	$(BIN)/python bench/report_bench.py
 
-evaluate: deps  ## the behavioural analyzer on simulated streams: ROC AUC, detection, false alarms, speed
+evaluate: deps  ## the behavioural analyzer on simulated and independently generated streams: ROC AUC, detection, false alarms, speed
 	$(BIN)/python bench/ai_eval.py
+	$(BIN)/python bench/ai_hard_eval.py
 	$(BIN)/python bench/ai_model_size_bench.py
 
 lint: deps

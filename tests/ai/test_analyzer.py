@@ -70,7 +70,7 @@ def test_benign_change_stops_looking_new() -> None:
     assert 0.0 < first.score < 0.75  # new for api, but its namespace does it
     assert any("elsewhere in the cluster" in r for r in first.reasons)
     assert first.score > second.score > third.score
-    assert fourth.score == 0.0
+    assert fourth.score < 0.1  # ordinary: only its count (3) ranks it above older habits
     assert fourth.reasons == ()
 
 
@@ -78,12 +78,12 @@ def test_nothing_is_learned_while_the_workload_is_held() -> None:
     analyzer = _fit()
     start = later(0, API, {}).time_ns
     analyzer.hold("sim/shop/Deployment/api", start, start + 3000 * 10**9)
-    # 400 s apart: beyond the weak-signal horizon, so each is scored on its own
+    # one behaviour repeated: weak signals count it once, so each is scored on its own
     held = [analyzer.score(neighbour_habit(400 * i)) for i in range(5)]
     assert held[-1].score == pytest.approx(held[0].score)
     assert held[0].score > 0
     after = [analyzer.score(neighbour_habit(3100 + 400 * i)) for i in range(4)]
-    assert after[-1].score == 0.0
+    assert after[-1].score < 0.1  # learned once released: ordinary
 
 
 def test_no_learning_when_turned_off() -> None:
@@ -103,7 +103,7 @@ def test_weak_signals_raise_each_other() -> None:
     raised = together.score(later(10, API, mild_b))
     plain = alone.score(later(10, API, mild_b))
     assert raised.score > plain.score
-    assert raised.reasons[-1] == "1 other unusual event from this workload in the last 10 s"
+    assert raised.reasons[-1] == "1 other unusual behaviour from this workload in the last 10 s"
 
 
 def test_threshold_is_checked() -> None:
@@ -136,7 +136,7 @@ def test_holds_of_one_incident_widen_one_span() -> None:
     start = later(0, API, {}).time_ns
     for n in range(200):  # a growing incident, held again with every batch: up to 1990 s
         analyzer.hold("sim/shop/Deployment/api", start, start + n * 10 * 10**9)
-    # 400 s apart: beyond the weak-signal horizon, so each is scored on its own
+    # one behaviour repeated: weak signals count it once, so each is scored on its own
     held = [analyzer.score(neighbour_habit(s)) for s in (0, 400, 800, 1600)]
     assert held[0].score > 0
     assert held[-1].score == pytest.approx(held[0].score)

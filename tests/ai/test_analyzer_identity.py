@@ -73,10 +73,10 @@ def test_scores_and_learned_state_are_unchanged() -> None:
 
 
 GOLDEN: dict[str, str] = {
-    "fitted": "3a1c64bd6f937172d085eff0740e00a4b31c98bdd381673215f8d72483cd2ca3",
-    "monitor": "6b820ce17f59f7b9eb03000e413d37dc9efa3078f883cab3c224a7a577c86bfb",
-    "learned": "8450c09ccf2985c0c622cc0584a7ab33840528eca9acd4bacd829c064642f007",
-    "frozen": "8b3fffa492e99625d442e96c90389d54844b2242eb7f1df678af430ad2fbb473",
-    "guarded": "ad888ba6f3d82f64be49360041adfcdd9b7556ee77439cbb83c712043503ed92",
-    "final": "a021d186e67f1b07c627a71cae21022913911bce69fce0f60fef4ac551e20ef0",
+    "fitted": "08982badf02afff247eaffed232525bcf5cdded6e2d58ade15cc58a84345295d",
+    "monitor": "97053ceda35738aff2acc020c252db223063cd63d1f9971942af52c564a6e74b",
+    "learned": "8e483b6e45dfd3c08f6f3fe2a5747af5ab2181ba38b52b50f9fdc01ae1873106",
+    "frozen": "d248f673cfb4e2652fa860b463a50e0ad9ea6f9d0b44b12fbb80af1bbf6d7f34",
+    "guarded": "b70543c33e44b4178052f3412ccad27c57ec95950785946e34b91f8bb9f7fc08",
+    "final": "54c72bcebb0d79872dd85d48ab23361f605afbbdc8df56f81bacca9f26249e73",
 }

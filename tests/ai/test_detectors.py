@@ -80,7 +80,7 @@ def test_rarity_new_process_is_rare_and_explained() -> None:
     known = detector.score(later(1, API, NGINX | {"evt.type": "connect",
                            "fd.name": "10.244.1.7:1->10.96.0.10:53"}))  # fmt: skip
     new = detector.score(miner(2))
-    assert known.bits == 0.0
+    assert known.bits < 0.1  # known: only its frequency ranks it among the ordinary
     assert known.reasons == ()
     assert new.bits > 20
     assert any(r.startswith("process xmrig never seen in 1800 events of shop/Deployment/api")
@@ -98,7 +98,8 @@ def test_rarity_backs_off_to_the_namespace_for_a_new_workload() -> None:
     )
     odd = detector.score(later(1, newcomer, {"proc.name": "xmrig", "proc.pname": "sh"},
                                image="registry.example.com/shop/cart"))  # fmt: skip
-    assert same.bits == 0.0  # the image's habits are the new workload's
+    assert same.bits < 0.5  # the image's habits are the new workload's
+    assert same.reasons == ()
     assert odd.bits > 10
     assert any("a workload never seen before" in r for r in odd.reasons)
 

@@ -253,7 +253,7 @@ def test_no_ai_turns_scoring_off(replay: Replay, tmp_path: Path, capsys: Any) ->
     ("content", "name", "says"),
     [
         (b"not json at all", "model.json", "is not JSON"),
-        (b'{"format": "kubesentinel-ai-model", "schema_version": 1, "sha256": "00", '
+        (b'{"format": "kubesentinel-ai-model", "schema_version": 2, "sha256": "00", '
          b'"model": {}}', "model.json", "does not match its sha256 digest"),
         (b"\x80\x04K\x01.", "model.pkl", "a pickle runs code"),
     ],

@@ -24,8 +24,16 @@ from typing import Any, Final
 
 from kubesentinel.ai.calibrate import Calibration
 from kubesentinel.ai.features import Featurizer, PeerClasses, signature
-from kubesentinel.ai.rarity import KNOWN_AFTER, Item, RarityDetector, items_of
+from kubesentinel.ai.rarity import (
+    KNOWN_AFTER,
+    SEP,
+    Item,
+    RarityDetector,
+    items_of,
+    network_of,
+)
 from kubesentinel.ai.rate import RateDetector
+from kubesentinel.ai.tables import EXACT_PEER_CLASSES
 from kubesentinel.ai.window import FLOOR_BITS, WeakSignals
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
@@ -37,7 +45,15 @@ RATE_SHARE: Final = 0.5
 DEFAULT_THRESHOLD: Final = 0.75
 DEFAULT_WARMUP: Final = 1 / 3
 MAX_HOLDS: Final = 64  # held spans kept per workload
+ROLLOUT_NS: Final = 1_800_000_000_000  # a workload's new image tag is a rollout for 30 min
+STARTUP_NS: Final = 300_000_000_000  # a workload's new pod is starting up for 5 min
+MAX_PODS: Final = 64  # pods remembered per workload
+MAX_VERSIONS: Final = 16  # image tags remembered per workload
 _LATEST: Final = 2**63  # beyond every end: bisects past spans starting at a time
+MAX_LEVELS_TRACKED: Final = 50_000  # workloads whose versions are remembered
+_ROLLOUT_REASON: Final = (
+    "during a rollout or a new pod's start-up: judged by the cluster's calibration"
+)
 _PENDING_FLUSH: Final = 4096  # known behaviour is counted at least this often (events)
 
 
@@ -46,15 +62,18 @@ class _Entry:
     """Cached evidence of one event signature, valid while the rarity version stands."""
 
     version: int
+    counts_version: int  # the rarity's counts_version it was built at (frequency evidence)
     fv: FeatureVector
     items: tuple[Item, ...]
     bits: float
     reasons: tuple[str, ...]
     known: bool  # every item known in the workload: learning it changes no score
+    behaviour: str  # what it does (see _entry): weak signals count distinct behaviours
     # The event's Scored when neither its rate nor weak signals add anything (most events):
     # built once per entry and calibration, shared (it is immutable).
     scored: Scored | None = None
     scored_by: Calibration | None = None
+    rolled: Scored | None = None  # the same in a rollout or start-up (the cluster's curve)
     # Its signature's record in Analyzer._pending, valid while the pending generation stands:
     # counting known behaviour needs no dict look-up on the signature.
     slot: list[Any] | None = None
@@ -62,8 +81,8 @@ class _Entry:
 
 
 # Events a deferred score_batch let through, to learn once holds are placed:
-# (signature, entry, time_ns, workload key) each.
-Deferred = list[tuple[tuple[Any, ...], _Entry, int, str]]
+# (signature, entry, time_ns, workload key, rate key: the workload's pod) each.
+Deferred = list[tuple[tuple[Any, ...], _Entry, int, str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +120,10 @@ class Analyzer:
         self.learning = True
         self._cache: dict[tuple[Any, ...], _Entry] = {}
         self._holds: dict[str, list[tuple[int, int]]] = {}
+        # workload -> image tag -> when first seen: a tag newer than the workload's first is
+        # a rollout, whose new behaviour is judged by the cluster's calibration (see _version)
+        self.versions: dict[str, dict[str, int]] = {}
+        self.pods: dict[str, dict[str, int]] = {}  # workload -> pod -> first seen (see _starting)
         self._pending: dict[tuple[Any, ...], list[Any]] = {}  # key -> [entry, times, last_ns]
         self._pending_events = 0
         self._pending_gen = 0  # bumped when _pending is emptied (see _Entry.slot)
@@ -157,12 +180,12 @@ class Analyzer:
         taint = self.rate.taint
         learn = self._learn
         bisect_right = bisect.bisect_right
-        for key, entry, time_ns, workload in deferred:
+        for key, entry, time_ns, workload, counted in deferred:
             spans = holds.get(workload) if holds else None
             if spans:  # held: one of the workload's sorted, disjoint spans holds time_ns
                 n = bisect_right(spans, (time_ns, _LATEST)) - 1
                 if n >= 0 and spans[n][1] >= time_ns:
-                    taint(workload)
+                    taint(counted)
                     held += 1
                     continue
             learn(key, entry, time_ns)
@@ -216,7 +239,9 @@ class Analyzer:
             split = 0
         analyzer.learn(ordered[:split])
         scored = analyzer._run(ordered[split:], mode="calibrate")
-        analyzer.calibration = Calibration.fit([s.bits for s in scored])
+        analyzer.calibration = Calibration.fit(
+            [s.bits for s in scored], [e.workload.key for e in ordered[split:]]
+        )
         workloads = len({e.workload.key for e in ordered})
         report = TrainReport(len(ordered), split, len(ordered) - split, workloads, start, end)
         return analyzer, report
@@ -236,6 +261,7 @@ class Analyzer:
         holds = self._holds
         deferred = self._deferred
         observe, taint, prior = rate.observe, rate.taint, signals.prior
+        version, starting = self._version, self._starting
         bisect_right = bisect.bisect_right
         scoring = mode != "learn"
         calibrating = mode == "calibrate"
@@ -251,14 +277,27 @@ class Analyzer:
                 entry = cache.get(key)
             except TypeError:  # a list or object where Falco writes text: no caching
                 entry = None
-            # A known entry (0 bits: every item familiar in its workload) stays valid as the
-            # counts grow, since they never shrink; only the others are rebuilt when the rarity
-            # version moves (on a big cluster something is always new somewhere).
-            if entry is None or (entry.version != rarity.version and not entry.known):
+            # A known entry (every item familiar in its workload) stays valid as new items
+            # appear (on a big cluster something is always new somewhere); it is rebuilt when a
+            # known count reaches a power of 2 (counts_version: its frequency evidence moved).
+            # The others are rebuilt whenever the rarity version moves.
+            if (
+                entry is None
+                or entry.counts_version != rarity.counts_version
+                or (entry.version != rarity.version and not entry.known)
+            ):
                 entry = self._entry(key, vector(key, event))
             workload = key[0]  # the event's workload key (FeatureVector.workload)
             t = event.time_ns
-            rate_bits, rate_reason = observe(workload, t)
+            # Rates are per pod (a scale-up adds pods, not load per pod); a new pod borrows the
+            # cluster's rates until it has its own.
+            pod = event.pod
+            counted = workload + SEP + pod if pod else workload
+            rate_bits, rate_reason = observe(counted, t)
+            tag = event.fields.get("container.image.tag")
+            rolling = version(workload, tag, t) if type(tag) is str and tag else False
+            if pod and not rolling:
+                rolling = starting(workload, pod, t)
             if not scoring:
                 self._learn(key, entry, t)
                 continue
@@ -266,15 +305,24 @@ class Analyzer:
             # Weak signals raise only events with some evidence of their own: after an
             # attack, the workload's ordinary events stay ordinary.
             if bits >= FLOOR_BITS:
-                weak_bits, weak_reason = prior(workload, t)
+                weak_bits, weak_reason = prior(workload, t, entry.behaviour)
                 raw = bits + RATE_SHARE * rate_bits + weak_bits
-                signals.add(workload, t, bits)
+                signals.add(workload, t, bits, entry.behaviour)
             else:  # no weak bits (adding 0.0 changes no sum here: bits >= 0, never -0.0)
                 weak_reason = ""
                 raw = bits + RATE_SHARE * rate_bits
             if calibrating:
                 self._learn(key, entry, t)
                 scored = Scored(0.0, _reasons(entry.reasons, rate_reason, weak_reason), raw)
+            elif rolling:
+                if raw == bits and not rate_reason and not weak_reason:
+                    own = entry.rolled  # shared, as entry.scored is
+                    if own is None or entry.scored_by is not calibration:
+                        own = self._rolled(entry)
+                    scored = own
+                else:
+                    reasons = _reasons(entry.reasons, rate_reason, weak_reason)
+                    scored = Scored(calibrate(raw), (*reasons, _ROLLOUT_REASON), raw)
             elif raw == bits and not rate_reason and not weak_reason:
                 # Nothing added (raw is bits, bit for bit: bits >= 0): the entry's own Scored.
                 own = entry.scored
@@ -283,22 +331,22 @@ class Analyzer:
                 )
             else:
                 reasons = _reasons(entry.reasons, rate_reason, weak_reason)
-                scored = Scored(calibrate(raw), reasons, raw)
+                scored = Scored(calibrate(raw, workload), reasons, raw)
             if guarded:
                 if scored.score >= threshold:
-                    taint(workload)
+                    taint(counted)
                     append(scored)
                     continue
                 spans = holds.get(workload) if holds else None
                 if spans:  # held (as in learn_deferred)
                     n = bisect_right(spans, (t, _LATEST)) - 1
                     if n >= 0 and spans[n][1] >= t:
-                        taint(workload)
+                        taint(counted)
                         held += 1
                         append(scored)
                         continue
                 if deferred is not None:
-                    deferred.append((key, entry, t, workload))
+                    deferred.append((key, entry, t, workload, counted))
                 else:
                     self._learn(key, entry, t)
             append(scored)
@@ -306,13 +354,64 @@ class Analyzer:
         self.held_events += held
         return out
 
+    def _version(self, workload: str, tag: str, time_ns: int) -> bool:
+        """Whether ``tag`` is a version of ``workload`` rolled out in the last ROLLOUT_NS (a tag
+        first seen after the workload's first). A rollout's new binaries and peers are the
+        operator's change, not the workload's: they are judged as the cluster judges new
+        behaviour, without the workload's own, stricter calibration; the poisoning guard and
+        the threshold apply as ever."""
+        versions = self.versions.get(workload)
+        if versions is None:
+            if len(self.versions) >= MAX_LEVELS_TRACKED:
+                self.versions.clear()
+            self.versions[workload] = {tag: time_ns, "": time_ns}  # "": the first tag's time
+            return False
+        first = versions.get(tag)
+        if first is None:
+            if len(versions) > MAX_VERSIONS:
+                oldest = min((t for t in versions if t), key=versions.__getitem__)
+                del versions[oldest]
+            first = versions[tag] = time_ns
+            versions[""] = min(versions[""], time_ns)
+        return 0 <= time_ns - first < ROLLOUT_NS and first > versions[""]
+
+    def _starting(self, workload: str, pod: str, time_ns: int) -> bool:
+        """Whether ``pod`` is a new pod of a known workload in its first STARTUP_NS (a scale-up,
+        a replacement): its start-up runs the entrypoint chain that pods older than the
+        training window never showed. Judged as a rollout is."""
+        pods = self.pods.get(workload)
+        if pods is None:
+            if len(self.pods) >= MAX_LEVELS_TRACKED:
+                self.pods.clear()
+            self.pods[workload] = {pod: time_ns, "": time_ns}  # "": the first pod's time
+            return False
+        first = pods.get(pod)
+        if first is None:
+            if len(pods) > MAX_PODS:
+                del pods[min((p for p in pods if p), key=pods.__getitem__)]
+            first = pods[pod] = time_ns
+            pods[""] = min(pods[""], time_ns)
+        return 0 <= time_ns - first < STARTUP_NS and first > pods[""]
+
     def _entry(self, key: tuple[Any, ...], fv: FeatureVector) -> _Entry:
         rarity = self.rarity
         items = items_of(fv)
         evidence = rarity.evidence(fv, items)
         known = all(n_w >= KNOWN_AFTER for _, _, (n_w, _, _) in evidence.items)
+        # What the event does, stable as counts change: weak signals count distinct ones. An
+        # external peer counts by its network: a SaaS's churning addresses are one behaviour.
+        peer = network_of(fv.peer) if fv.peer_class in EXACT_PEER_CLASSES else ""
+        top = SEP.join((fv.rule, fv.process, fv.parent, fv.exe, fv.file, fv.peer_class,
+                        str(fv.port), peer, fv.user, fv.action))  # fmt: skip
         entry = _Entry(
-            rarity.version, fv, items, evidence.bits, rarity.reasons(evidence, fv), known
+            rarity.version,
+            rarity.counts_version,
+            fv,
+            items,
+            evidence.bits,
+            rarity.reasons(evidence, fv),
+            known,
+            top,
         )
         try:
             if len(self._cache) >= 100_000:
@@ -322,9 +421,23 @@ class Analyzer:
             pass
         return entry
 
+    def _rolled(self, entry: _Entry) -> Scored:
+        """The Scored of ``entry``'s events in a rollout or start-up when rate and weak signals
+        add nothing: the cluster's calibration."""
+        if entry.scored_by is not self.calibration:
+            entry.scored = None  # both are rebuilt for this calibration
+        entry.rolled = Scored(
+            self.calibration.score(entry.bits), (*entry.reasons, _ROLLOUT_REASON), entry.bits
+        )
+        entry.scored_by = self.calibration
+        return entry.rolled
+
     def _own(self, entry: _Entry) -> Scored:
         """The Scored of ``entry``'s events when rate and weak signals add nothing."""
-        entry.scored = Scored(self.calibration.score(entry.bits), entry.reasons, entry.bits)
+        if entry.scored_by is not self.calibration:
+            entry.rolled = None  # both are rebuilt for this calibration
+        score = self.calibration.score(entry.bits, entry.fv.workload)
+        entry.scored = Scored(score, entry.reasons, entry.bits)
         entry.scored_by = self.calibration
         return entry.scored
 
@@ -376,13 +489,15 @@ class Analyzer:
             "rate": self.rate.to_state(),
             "signals": self.signals.to_state(),
             "calibration": self.calibration.to_state(),
+            "versions": self.versions,
+            "pods": self.pods,
         }
 
     @classmethod
     def from_state(cls, state: dict[str, Any], *, threshold: float | None = None) -> Analyzer:
         peers = PeerClasses(state["peers"]["service_cidrs"], state["peers"]["pod_cidrs"])
         featurizer = Featurizer(peers)
-        return cls(
+        analyzer = cls(
             threshold=float(state["threshold_at_training"]) if threshold is None else threshold,
             peers=peers,
             rarity=RarityDetector.from_state(state["rarity"], featurizer),
@@ -390,6 +505,15 @@ class Analyzer:
             signals=WeakSignals.from_state(state["signals"]),
             calibration=Calibration.from_state(state["calibration"]),
         )
+        analyzer.versions = {
+            str(w): {str(tag): int(ns) for tag, ns in tags.items()}
+            for w, tags in state.get("versions", {}).items()
+        }
+        analyzer.pods = {
+            str(w): {str(pod): int(ns) for pod, ns in pods.items()}
+            for w, pods in state.get("pods", {}).items()
+        }
+        return analyzer
 
 
 def _reasons(reasons: tuple[str, ...], rate_reason: str, weak_reason: str) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 FORMAT: Final = "kubesentinel-ai-model"
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 PICKLE_SUFFIXES: Final = (".pkl", ".pickle", ".pck", ".joblib")
 MAX_MODEL_BYTES: Final = 1 << 30  # decompressed; a model is a few MiB
 _ZSTD_MAGIC: Final = b"\x28\xb5\x2f\xfd"

@@ -42,6 +42,14 @@ KNOWN_AFTER: Final = 3  # an item seen this often in a level is fully known ther
 FLOORS: Final = {"i": 0.25, "n": 0.1, "c": 0.03}  # FLOOR_L: image, namespace, cluster
 P_UNSEEN: Final = 1 / 16  # the share of a never-seen item among a kind's new values
 OTHERS_SHARE: Final = 0.25  # weight of an event's other items after its largest
+# Known items still rank by how often they were seen: weight * FREQUENT_SHARE * log2(1 + 3/n),
+# n rounded down to a power of 2
+# bits (0.1 at n = 3, 0.01 at 40, 0.0001 at 4,000): far below anything that alarms, it only
+# orders the ordinary (a behaviour seen 40 times above one seen 40,000 times).
+FREQUENT_SHARE: Final = 0.1
+# A new in-cluster peer (service, pod, node) is routine change (services are created, pods
+# move): weaker than a new outside peer. A scan of many shows as many distinct weak signals.
+IN_CLUSTER_SHARE: Final = 0.6
 MAX_ITEMS: Final = 10_000
 MAX_CLUSTER_ITEMS: Final = 200_000
 MAX_LEVELS: Final = 50_000
@@ -61,13 +69,26 @@ def items_of(fv: FeatureVector) -> tuple[Item, ...]:
     """The behaviour combinations of one event (an empty field leaves its kinds out)."""
     out: list[Item] = []
     for kind, names, weight in COMBINATIONS:
-        if kind == "remote" and fv.peer_class not in EXACT_PEER_CLASSES:
+        if kind in ("remote", "network") and fv.peer_class not in EXACT_PEER_CLASSES:
             continue  # a pod's or node's address is not a behaviour: its class is
         values = tuple(str(getattr(fv, name)) for name in names)
+        if kind == "network":
+            values = (network_of(values[0]), *values[1:])
         if any(v in ("", "0") for v in values):
             continue
-        out.append(Item(kind, SEP.join((kind, *values)), weight, values))
+        in_cluster = kind == "peer" and fv.peer_class not in EXACT_PEER_CLASSES
+        weighs = weight * IN_CLUSTER_SHARE if in_cluster else weight
+        out.append(Item(kind, SEP.join((kind, *values)), weighs, values))
     return tuple(out)
+
+
+def network_of(address: str) -> str:
+    """The network an external address is in: its /16 (IPv4) or /32 (IPv6). A SaaS endpoint's
+    addresses churn within its provider's blocks; a new network is more telling than a new
+    address."""
+    if ":" in address:
+        return ":".join(address.split(":")[:2]) + "::/32"
+    return ".".join(address.split(".")[:2]) + ".0.0/16"
 
 
 @dataclass(slots=True)
@@ -119,6 +140,9 @@ class RarityDetector:
         # Bumped whenever a familiarity can have changed materially (a new item, a count
         # reaching KNOWN_AFTER): cached evidence older than it is recomputed.
         self.version = 0
+        # Bumped when a known item's count reaches a power of 2 (its frequency evidence moves):
+        # cached evidence of events whose items are all known is recomputed only then.
+        self.counts_version = 0
 
     # -- the contract -------------------------------------------------------------------
     def learn(self, events: Sequence[Event]) -> None:
@@ -164,7 +188,13 @@ class RarityDetector:
                     carry *= level.novelty(item.kind)
                 if cluster is None:
                     fam = max(fam, P_UNSEEN)
-            bits = -math.log(fam) / _LN2 * item.weight if fam < 1.0 else 0.0
+            if fam < 1.0:
+                bits = -math.log(fam) / _LN2 * item.weight
+            else:
+                # n rounded down to a power of 2: counts_version changes when it does
+                # (learn_vector), so cached evidence is never stale
+                seen = 1 << (max(n_w, 1).bit_length() - 1)
+                bits = math.log1p(KNOWN_AFTER / seen) / _LN2 * item.weight * FREQUENT_SHARE
             n_c = cluster.counts.get(item.key, 0) if cluster is not None else 0
             scored.append((bits, item, (n_w, n_c, span)))
         scored.sort(key=lambda s: -s[0])
@@ -206,6 +236,8 @@ class RarityDetector:
                     total[1] += 1
                 if n < KNOWN_AFTER:
                     self.version += 1
+                elif (n + times).bit_length() != n.bit_length():
+                    self.counts_version += 1  # a known item's frequency evidence moved
 
     # -- explanations -------------------------------------------------------------------
     def reasons(self, ev: Evidence, fv: FeatureVector, limit: int = 3) -> tuple[str, ...]:
@@ -263,6 +295,8 @@ _PHRASES: Final = {
     "file": "file {1} opened by {0}",
     "peer": "{0} connecting to a {1} peer on port {2}",
     "remote": "peer {0}:{1}",
+    "network": "peer network {0} port {1}",
+    "class": "peer class {0}",
     "user": "user {0}",
     "process-user": "{0} run as {1}",
     "action": "{0} doing {1}",

@@ -49,7 +49,11 @@ COMBINATIONS: Final[tuple[tuple[str, tuple[str, ...], float], ...]] = (
     ("exe", ("process", "exe"), 1.0),
     ("file", ("process", "file"), 0.8),
     ("peer", ("process", "peer_class", "port"), 1.0),
-    ("remote", ("peer", "port"), 0.8),
+    # a workload that never reached outside, or metadata; below 1 so that, as rare, the
+    # program and its executable are named first
+    ("class", ("peer_class",), 0.9),
+    ("remote", ("peer", "port"), 0.5),  # addresses churn: the network says more
+    ("network", ("peer", "port"), 0.8),  # the /16 of an external peer (rarity.network_of)
     ("user", ("user",), 1.0),
     ("process-user", ("process", "user"), 0.8),
     ("action", ("user", "action"), 1.0),
