@@ -44,4 +44,5 @@ def test_a_workload_learned_by_one_analyzer_continues_in_another() -> None:
     forget_workload(second, [workload])
     assert workload not in known_workloads(second)
     empty = export_workload(second, workload)
-    assert empty == {"rarity": None, "rate_stats": None, "rate_live": None, "recent": None}
+    assert set(empty) == {"rarity", "rate_stats", "rate_live", "recent", "versions", "pods"}
+    assert all(value is None for value in empty.values())
