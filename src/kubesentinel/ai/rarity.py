@@ -31,7 +31,7 @@ from typing import Any, Final
 
 from kubesentinel.ai.explain import duration, shown, times
 from kubesentinel.ai.features import Featurizer
-from kubesentinel.ai.tables import COMBINATIONS, EXACT_PEER_CLASSES
+from kubesentinel.ai.tables import COMBINATIONS, EXACT_PEER_CLASSES, SENSITIVE_PEER_WEIGHTS
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
 from kubesentinel.models.feature_vector import FeatureVector
@@ -55,6 +55,7 @@ MAX_CLUSTER_ITEMS: Final = 200_000
 MAX_LEVELS: Final = 50_000
 SEP: Final = "\x1f"  # joins an item's kind and values: never in Falco's text fields
 _LN2: Final = math.log(2)
+_PEER_KINDS: Final = frozenset({"peer", "class", "remote", "network"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class Item:
 def items_of(fv: FeatureVector) -> tuple[Item, ...]:
     """The behaviour combinations of one event (an empty field leaves its kinds out)."""
     out: list[Item] = []
+    sensitive = SENSITIVE_PEER_WEIGHTS.get(fv.peer_class, 1.0)
     for kind, names, weight in COMBINATIONS:
         if kind in ("remote", "network") and fv.peer_class not in EXACT_PEER_CLASSES:
             continue  # a pod's or node's address is not a behaviour: its class is
@@ -78,6 +80,8 @@ def items_of(fv: FeatureVector) -> tuple[Item, ...]:
             continue
         in_cluster = kind == "peer" and fv.peer_class not in EXACT_PEER_CLASSES
         weighs = weight * IN_CLUSTER_SHARE if in_cluster else weight
+        if kind in _PEER_KINDS:
+            weighs *= sensitive
         out.append(Item(kind, SEP.join((kind, *values)), weighs, values))
     return tuple(out)
 

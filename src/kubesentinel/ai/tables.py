@@ -39,6 +39,12 @@ PRIVATE_CIDRS: Final = (
 # Pods and nodes come and go and services are created with new addresses, so for them only
 # the class and the port count.
 EXACT_PEER_CLASSES: Final = frozenset({"external", "metadata"})
+# Peer classes whose novelty weighs more than its rarity alone says: a workload that starts
+# talking to the instance metadata endpoint is how stolen node credentials begin (MITRE
+# T1552.005), even where other workloads (node agents, SDKs) reach it every minute. Applied to
+# the items that name the peer (peer, class, remote, network); learned like any other item, so
+# a workload that always reads its metadata is not affected.
+SENSITIVE_PEER_WEIGHTS: Final = {"metadata": 2.0}
 
 # Behaviour combinations counted per workload: (kind, the FeatureVector fields it joins,
 # weight). A kind is left out of an event that lacks any of its fields.
