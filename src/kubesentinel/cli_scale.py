@@ -140,15 +140,22 @@ def wire_worker(
     """The worker's enricher and correlator, its handover set and its leases started. With
     an in-process analyzer, its per-workload state moves with the partitions."""
     from kubesentinel.ai.scorer import LocalScorer
+    from kubesentinel.runtime.scale.fence import PartitionFence
     from kubesentinel.runtime.scale.handover import (
         HandoverCorrelator,
         PinnedEnricher,
         StoreHandover,
     )
     from kubesentinel.runtime.scale.workload_states import WorkloadStates
+    from kubesentinel.runtime.store.postgres import PostgresStore
 
-    if not store.location.startswith(("postgresql://", "postgres://")):
+    if not isinstance(store, PostgresStore):
         raise UsageError("--partitions needs a shared postgresql:// store (--store)")
+    # Writes are checked against newer owners of their partitions (docs/scale-out.md).
+    fence = PartitionFence(store.location, source.partitions, source.worker_id, source.fenced)
+    source.fence = store.fence = fence
+    if source.leases is not None:  # a paused worker's open write must not outlive its lease
+        store.limit_idle_transactions(source.leases.ttl_s)
     correlator = HandoverCorrelator(*correlator_args, posture=posture, store=store, source=source)
     scorer = anomaly.scorer if anomaly is not None else None
     analyzer = scorer.analyzer if isinstance(scorer, LocalScorer) else None

@@ -12,7 +12,8 @@ Each round a worker counts the live workers, keeps at most its fair share
 ``ceil(partitions / live workers)`` and takes free partitions up to it, lowest first; a worker
 over its share (one joined) releases its highest partitions. No other consensus: the bucket's
 compare-and-set is the only arbiter. A worker that dies stops renewing: its keys expire after
-the TTL and the survivors take its partitions in their next round.
+the TTL and the survivors take its partitions in their next round. A claim's creation revision,
+after the bucket's creation time (``epoch_ns``), is its fencing token (``fence``).
 """
 
 from __future__ import annotations
@@ -106,8 +107,11 @@ class Leases:
         on_claim: Callable[[int], None],
         on_release: Callable[[int], Awaitable[None]],
         on_lost: Callable[[int], Awaitable[None]],
+        epoch_ns: int = 0,
     ) -> None:
         self.kv = kv
+        self.epoch_ns = epoch_ns
+        self.claimed: dict[int, int] = {}  # partition -> the revision that created its key
         self.worker_id = worker_id
         self.partitions = partitions
         self.ttl_s = ttl_s
@@ -147,9 +151,11 @@ class Leases:
                     f"not {partitions}",
                     hint="every ingress and worker of a deployment needs the same --partitions",
                 )
+        created = stream.created
         leases = cls(
             kv, worker_id=worker_id, partitions=partitions, ttl_s=ttl,
             on_claim=on_claim, on_release=on_release, on_lost=on_lost,
+            epoch_ns=int(created.timestamp() * 1e9) if created is not None else 0,
         )  # fmt: skip
         await leases.heartbeat()
         return leases
@@ -199,6 +205,7 @@ class Leases:
                 )
             except KeyWrongLastSequenceError:
                 self.held.pop(n, None)
+                self.claimed.pop(n, None)
                 self.releasing.discard(n)
                 await self._on_lost(n)
 
@@ -212,9 +219,10 @@ class Leases:
             if n in taken or n in self.held:
                 continue
             try:
-                self.held[n] = await self.kv.create(partition_key(n), self.worker_id.encode())
+                revision = await self.kv.create(partition_key(n), self.worker_id.encode())
             except KeyWrongLastSequenceError:
                 continue  # another worker was faster
+            self.held[n] = self.claimed[n] = revision
             wanted -= 1
             self._on_claim(n)
 
@@ -222,6 +230,7 @@ class Leases:
         """Delete partition n's key (after its alerts were committed and acknowledged)."""
         async with self._lock:
             revision = self.held.pop(n, None)
+            self.claimed.pop(n, None)
             self.releasing.discard(n)
             if revision is not None:
                 with contextlib.suppress(Exception):

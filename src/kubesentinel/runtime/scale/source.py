@@ -8,8 +8,10 @@ decisions into fetching, on the pipeline's thread where the correlator lives:
 - released (another worker joined): fetching stops, the partition's queued alerts are
   processed, committed and acknowledged, its incidents are forgotten here (they stay open in
   the store), and only then is its lease key deleted;
-- lost (the lease could not be renewed: this worker was too slow or cut off): fetching stops,
-  its queued alerts are given back unprocessed (nak) and its incidents are forgotten.
+- lost (the lease could not be renewed: this worker was too slow or cut off), or fenced (a
+  write found a newer owner's token in the store, ``fence``): fetching stops, its queued
+  alerts are given back unprocessed (nak), its incidents are forgotten, and alerts of a
+  fenced write that were left out of the commit are given back instead of acknowledged.
 
 Messages are acknowledged after the store committed their batch, as in ``sources.nats``; the
 consumers' short ``ack_wait`` brings a dead owner's unacknowledged messages back quickly. A
@@ -30,8 +32,9 @@ from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
-from kubesentinel.errors import SourceError
+from kubesentinel.errors import SourceError, StoreError
 from kubesentinel.models.event import Workload
+from kubesentinel.runtime.scale.fence import PartitionFence, Token
 from kubesentinel.runtime.scale.leases import Leases
 from kubesentinel.runtime.scale.partition import WORKLOAD_HEADER, subject_of, workload_from_header
 from kubesentinel.runtime.sources.interface import Outcome, RawAlert
@@ -107,6 +110,7 @@ class PartitionedSource:
         self.pinned: dict[str, Workload] = {}  # origin -> the workload ingress computed
         self.redelivered: set[str] = set()  # origins of messages delivered more than once
         self.handover: Handover | None = None
+        self.fence: PartitionFence | None = None
         self.last_error: str | None = None
         self._lease_ttl_s = lease_ttl_s
         self._parts: dict[int, _Part] = {}
@@ -114,6 +118,7 @@ class PartitionedSource:
         self._lock = threading.Lock()
         self._queued: Counter[int] = Counter()  # partition -> its alerts in the queue
         self._releasing: set[int] = set()
+        self._fenced: set[int] = set()  # pipeline thread: partitions a write found claimed
         self._closing = False
         self._shut = False
         self._acks: deque[tuple[Msg, Outcome]] = deque()
@@ -173,10 +178,15 @@ class PartitionedSource:
         while posted.lost:
             n = posted.lost.popleft()
             self._releasing.discard(n)
+            if self.fence is not None:
+                self.fence.forget(n)
             if self.handover is not None:
                 self.handover.release(n, handed_over=False)
         while posted.claims:
             n = posted.claims.popleft()
+            self._fenced.discard(n)
+            if not self._record_claim(n):
+                continue
             if self.handover is not None:
                 self.handover.claim(n)
             self._submit(self._start_fetching(n))
@@ -191,20 +201,63 @@ class PartitionedSource:
             self._releasing.discard(n)
             if self.handover is not None:
                 self.handover.release(n)
+            if self.fence is not None:
+                self.fence.forget(n)
             self._submit(self._finish_release(n))
         if self.handover is not None:
             self.handover.tick()
 
+    def _record_claim(self, n: int) -> bool:
+        """Record the claim's fencing token before its incidents are restored; a claim the
+        store knows a newer one of, or cannot record, is given up."""
+        fence, leases = self.fence, self.leases
+        if fence is None or leases is None:
+            return True
+        revision = leases.claimed.get(n)
+        if revision is None:  # lost again before this worker got to it (already handled)
+            return False
+        try:
+            recorded = fence.claim(n, Token(leases.epoch_ns, revision), time.time_ns())
+        except StoreError as exc:
+            log.error("partition %d not taken: %s", n, exc)
+            recorded = False
+        else:
+            if not recorded:
+                log.warning("partition %d: a newer owner is recorded; not taken", n)
+        if not recorded:
+            self._submit(self._give_up(n, revision))
+        return recorded
+
+    def fenced(self, held: dict[int, int | None]) -> None:
+        """A write found these partitions claimed by a newer owner (on the pipeline thread,
+        inside the write): their alerts in that write are given back, and the leases this
+        worker held for them (by revision) are given up."""
+        self._fenced.update(held)
+        claimed = self.leases.claimed if self.leases is not None else {}
+        for n, revision in held.items():
+            if revision is None:
+                continue
+            part = self._parts.get(n)
+            if part is not None and claimed.get(n) == revision:
+                # At once, not when the event loop gets to it: every message fetched from now
+                # on would come back to the new owner late, after the ones it read meanwhile.
+                part.fetching = False
+            self._submit(self._give_up(n, revision))
+
     def _keep(self, batch: list[RawAlert]) -> list[RawAlert]:
-        """The batch less alerts of partitions this worker lost (given back to the stream)."""
+        """The batch less alerts fetched under leases this worker lost (given back to the
+        stream)."""
         kept = []
         with self._lock:
             for item in batch:
                 ack = item.ack
-                n = ack.partition if isinstance(ack, _PartAck) else -1
+                owner = ack.owner if isinstance(ack, _PartAck) else None
+                n = owner.n if owner is not None else -1
                 self._queued[n] -= 1
                 part = self._parts.get(n)
-                if part is None or part.state == "lost":
+                # Fetched under a lease since lost, even if this worker claimed n again: its
+                # incidents moved on without it (the stream delivers it again if unstored).
+                if part is None or part.state == "lost" or owner is not part:
                     if isinstance(ack, _PartAck):
                         ack(Outcome.UNAVAILABLE)
                     self.pinned.pop(item.origin, None)
@@ -216,7 +269,9 @@ class PartitionedSource:
     def _fetching(self) -> bool:
         return any(p.fetching for p in self._parts.values())
 
-    def _ack(self, msg: Msg, outcome: Outcome) -> None:
+    def _ack(self, msg: Msg, outcome: Outcome, partition: int) -> None:
+        if outcome is Outcome.STORED and partition in self._fenced:
+            outcome = Outcome.UNAVAILABLE  # left out of a fenced write: the new owner stores it
         self._acks.append((msg, outcome))
         if not self._ack_scheduled:
             self._ack_scheduled = True
@@ -298,6 +353,18 @@ class PartitionedSource:
         await self._stop_fetching(part)
         self._posted.releases.append(n)
 
+    async def _give_up(self, n: int, revision: int | None) -> None:
+        """A claim the store refused (a newer owner's token, or no store): stop as if the
+        lease was lost, and delete the key if it is still this worker's. Nothing is done if n
+        was claimed again since (another ``revision``)."""
+        if revision is None or (self.leases is not None and self.leases.claimed.get(n) != revision):
+            return
+        if self.fence is not None:
+            self.fence.forget(n)
+        if self.leases is not None:
+            await self.leases.give_up(n)
+        await self._on_lost(n)
+
     async def _on_lost(self, n: int) -> None:
         part = self._parts.get(n)
         if part is None:
@@ -370,7 +437,7 @@ class PartitionedSource:
                     self.redelivered.add(origin)
                 with self._lock:
                     self._queued[n] += 1
-                item = RawAlert(msg.data, origin, now, _PartAck(ack, msg, n))
+                item = RawAlert(msg.data, origin, now, _PartAck(ack, msg, n, part))
                 # Partitions fetch side by side and may together overfill the queue: wait for
                 # room rather than give the message back, which would reorder the partition.
                 while not q.offer(item):
@@ -452,12 +519,15 @@ class PartitionedSource:
 class _PartAck:
     """``RawAlert.ack`` for one message of partition ``partition``."""
 
-    __slots__ = ("ack", "msg", "partition")
+    __slots__ = ("ack", "msg", "owner", "partition")
 
-    def __init__(self, ack: Callable[[Msg, Outcome], None], msg: Msg, partition: int) -> None:
+    def __init__(
+        self, ack: Callable[[Msg, Outcome, int], None], msg: Msg, partition: int, owner: _Part
+    ) -> None:
         self.ack = ack
         self.msg = msg
         self.partition = partition
+        self.owner = owner  # the ownership that fetched it: a later claim is another
 
     def __call__(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None:
-        self.ack(self.msg, outcome)
+        self.ack(self.msg, outcome, self.partition)

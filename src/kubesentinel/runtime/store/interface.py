@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from kubesentinel.errors import StoreError
 from kubesentinel.models import Event, Incident, Severity
 from kubesentinel.models.posture import Posture
 
@@ -31,6 +32,34 @@ class StoredEvent:
     def evidence(self) -> str:
         """``segment 12 @ 3456+789``: the evidence segment, offset and length of its bytes."""
         return f"segment {self.segment} @ {self.offset}+{self.length}"
+
+
+class Fenced(StoreError):
+    """A write touched partitions that a newer scale-out worker has claimed."""
+
+    def __init__(self, partitions: Collection[int], owners: Collection[str]) -> None:
+        names = ", ".join(sorted(set(owners))) or "another worker"
+        super().__init__(
+            f"partitions {sorted(partitions)} were claimed by {names} after this worker's "
+            "lease: their alerts are left to the new owner"
+        )
+        self.partitions = frozenset(partitions)
+
+
+class WriteFence(Protocol):
+    """Checks a write against newer owners of its partitions (``runtime.scale.fence``)."""
+
+    def scope(self, events: Sequence[Event], incidents: Sequence[Incident]) -> list[int]: ...
+
+    def check(self, conn: Any, scope: Sequence[int]) -> None:
+        """Inside the write's transaction: raise ``Fenced`` for partitions claimed since."""
+        ...
+
+    def without(
+        self, exc: Fenced, events: Sequence[Event], incidents: Sequence[Incident]
+    ) -> tuple[list[Event], list[Incident]]:
+        """The write less the fenced partitions, which this worker gives up."""
+        ...
 
 
 class IncidentStore(Protocol):

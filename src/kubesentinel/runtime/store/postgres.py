@@ -21,8 +21,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -37,7 +38,7 @@ from kubesentinel.models.incident import EventIds
 from kubesentinel.models.posture import Posture
 from kubesentinel.runtime.store import codec
 from kubesentinel.runtime.store.decode import event_from, incident_from
-from kubesentinel.runtime.store.interface import StoredEvent
+from kubesentinel.runtime.store.interface import Fenced, StoredEvent, WriteFence
 from kubesentinel.runtime.store.postgres_schema import SCHEMA, SCHEMA_VERSION, pg_id, pg_id_text
 from kubesentinel.runtime.store.rows import EncodedWrite, encode_write, read_sidecar, role_name
 from kubesentinel.runtime.store.urls import PostgresTarget, parse_postgres_url
@@ -142,6 +143,9 @@ class PostgresStore:
         self._sealed = False  # wrote segments: close signs a checkpoint over them
         self._signed = False  # signed once (the first write checks the vault's key at once)
         self._conn: Connection | None = None
+        # Scale-out workers: every write is checked against newer owners of its partitions.
+        self.fence: WriteFence | None = None
+        self._idle_limit_ms = 0  # idle_in_transaction_session_timeout; 0: PostgreSQL's default
         with self._lock:
             self._connect()
 
@@ -169,6 +173,8 @@ class PostgresStore:
         try:
             conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self.schema)))
             conn.execute(sql.SQL("SET lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
+            if self._idle_limit_ms:
+                conn.execute(_idle_limit(self._idle_limit_ms))
             if self.read_only:
                 conn.execute("SET default_transaction_read_only = on")
             self._open_schema(conn)
@@ -214,6 +220,16 @@ class PostgresStore:
                     conn.execute(statement.encode())
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION,))
             ledger.create_meta(conn)
+
+    def limit_idle_transactions(self, seconds: float) -> None:
+        """Have the server end this store's session when a transaction of it waits longer
+        than ``seconds`` between statements: a scale-out worker paused inside a write (GC,
+        SIGSTOP, CPU starvation) must not hold the chain lock and its partitions' fence rows
+        after its lease is gone. Its write then fails and is retried, and is fenced."""
+        self._idle_limit_ms = max(1, round(seconds * 1000))
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.execute(_idle_limit(self._idle_limit_ms))
 
     def _error(self, action: str, exc: BaseException) -> StoreError:
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -274,14 +290,28 @@ class PostgresStore:
     def write(self, events: Sequence[Event], incidents: Sequence[Incident]) -> None:
         """Events (duplicates ignored), their bytes, and incident states (upserted), in one
         transaction: ``apply(encode_write(events, incidents))``."""
-        encoded = encode_write(events, incidents)
-        if encoded is not None:
-            self.apply(encoded)
+        fence = self.fence
+        while True:
+            encoded = encode_write(events, incidents)
+            if encoded is None:
+                return
+            if fence is None:
+                self.apply(encoded)
+                return
+            scope = fence.scope(events, incidents)
+            try:
+                self.apply(encoded, check=partial(fence.check, scope=scope))
+                return
+            except Fenced as exc:  # each round drops at least one partition
+                events, incidents = fence.without(exc, events, incidents)
 
-    def apply(self, encoded: EncodedWrite) -> None:
+    def apply(
+        self, encoded: EncodedWrite, check: Callable[[Connection], None] | None = None
+    ) -> None:
         """Commit a write that ``encode_write`` prepared as one sealed segment; returns once
         committed. Signs a checkpoint after this store's first write and when the vault's last
-        is a minute old."""
+        is a minute old. ``check`` runs first inside the write's transaction (a scale-out
+        worker's fence: it raises ``Fenced`` and nothing is written)."""
         if self.read_only:
             raise StoreError("the store was opened read-only", file=self.name)
         rows = orjson.loads(encoded.events)
@@ -295,6 +325,8 @@ class PostgresStore:
         facets = orjson.loads(_no_nul(encoded.facets)) if rows else []
         try:
             with self._guard("write to the store") as conn, conn.transaction():
+                if check is not None:  # before the chain lock: a claim never waits for it
+                    check(conn)
                 self._file(
                     conn, rows, facets, incident_rows, (len(evidence), len(blob), digest, data)
                 )
@@ -639,6 +671,10 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.name!r})"
+
+
+def _idle_limit(ms: int) -> sql.Composed:
+    return sql.SQL("SET idle_in_transaction_session_timeout = {}").format(sql.Literal(ms))
 
 
 def _schema_version(conn: Connection, schema: str) -> int | None:
