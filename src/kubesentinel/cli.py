@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from kubesentinel import __version__
 from kubesentinel.cli_ai import add_commands as add_ai_commands
+from kubesentinel.cli_fix import add_commands as add_fix_commands
 from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_report import add_commands as add_report_commands
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
@@ -216,6 +217,7 @@ def _parser() -> argparse.ArgumentParser:
     add_scale_commands(commands, common)
     add_ai_commands(commands, common)
     add_report_commands(commands, common)
+    add_fix_commands(commands, common)
     return parser
 
 
