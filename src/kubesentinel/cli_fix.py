@@ -8,10 +8,8 @@ other files are still fixed).
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,6 +99,8 @@ def _fix(args: argparse.Namespace, config: Config) -> int:
 
 
 def unified_diff(fix: FileFix) -> str:
+    import difflib
+
     old, new = fix.original.splitlines(keepends=True), fix.fixed.splitlines(keepends=True)
     lines = difflib.unified_diff(old, new, f"a/{fix.name}", f"b/{fix.name}")
     # As diff(1) and git write it, so that patch(1) applies it.
@@ -111,6 +111,8 @@ def unified_diff(fix: FileFix) -> str:
 
 def _write_atomic(fix: FileFix) -> None:
     """A temporary file beside the real one (a symlink's target), renamed over it."""
+    import tempfile
+
     target = Path(os.path.realpath(fix.path))
     try:
         mode = target.stat().st_mode & 0o7777
