@@ -102,7 +102,8 @@ def unified_diff(fix: FileFix) -> str:
     import difflib
 
     old, new = fix.original.splitlines(keepends=True), fix.fixed.splitlines(keepends=True)
-    lines = difflib.unified_diff(old, new, f"a/{fix.name}", f"b/{fix.name}")
+    name = fix.name.lstrip("/")
+    lines = difflib.unified_diff(old, new, f"a/{name}", f"b/{name}")
     # As diff(1) and git write it, so that patch(1) applies it.
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
