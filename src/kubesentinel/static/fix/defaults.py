@@ -12,7 +12,7 @@ from typing import Any
 from kubesentinel.errors import ConfigError
 
 # A Kubernetes resource quantity, as the API server accepts it for cpu and memory.
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+_QUANTITY = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
 _FACTORS = {
     "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
     "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
@@ -44,7 +44,7 @@ def quantity(text: object) -> float | None:
     match = _QUANTITY.match(str(text))
     if match is None:
         return None
-    suffix = match.group(2) or ""
+    suffix = match.group(1) or ""
     return float(str(text)[: len(str(text)) - len(suffix)]) * _FACTORS[suffix]
 
 

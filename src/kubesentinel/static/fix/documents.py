@@ -28,7 +28,9 @@ from ruamel.yaml.error import YAMLError
 from kubesentinel.static.fix.edits import Factories
 
 _MARKER = re.compile(r"^---(?:[ \t]+(?:#.*)?)?\n?$")
-_DIRECTIVE = re.compile(r"^(?:%|\.\.\.(?:[ \t]|$))")
+_DIRECTIVE = re.compile(r"^%")
+_NULL = re.compile(r":(?:null|Null|NULL|~)(?=#|$)")
+_END = re.compile(r"^\.\.\.[ \t]*$")
 _WIDTH = 1 << 30  # never fold long lines
 YAML_FACTORIES: Factories = (CommentedMap, CommentedSeq)
 JSON_FACTORIES: Factories = (dict, list)
@@ -99,14 +101,15 @@ def read_manifest(text: str, name: str, wanted: set[int] | None = None) -> Manif
     manifest = ManifestFile(documents=[], crlf=crlf)
     if any(_DIRECTIVE.match(line) for line in text.splitlines()):
         manifest.documents.append(Document(None, 1, "", text))
-        manifest.problems.append("uses YAML directives or '...' markers; left as it is")
+        manifest.problems.append("uses YAML directives; left as it is")
         return manifest
     count = 0
     for marker, chunk, line in _split(text):
         lines = chunk.splitlines(keepends=True)
         lead = next((i for i, text in enumerate(lines) if text.strip()), len(lines))
         end = len(lines)
-        while end > lead and not lines[end - 1].strip():
+        # Blank lines and a '...' end marker stay after the document, as they are.
+        while end > lead and (not lines[end - 1].strip() or _END.match(lines[end - 1])):
             end -= 1
         body = "".join(lines[lead:end])
         doc = Document(None, line + lead, marker + "".join(lines[:lead]), body)
@@ -194,9 +197,10 @@ def _dump(data: Any, style: tuple[int, int, int] | None) -> str:
 
 
 def _norm(line: str) -> str:
-    """A line's words: the writer changes spacing, and writes ``key: null`` as ``key:``."""
-    words = line.split()
-    return " ".join(words[:-1] if words and words[-1] in ("null", "~", "Null", "NULL") else words)
+    """A line without its spacing, which the writer changes (``[ a,b ]`` -> ``[a, b]``), and
+    with ``key: null`` as the writer puts it (``key:``). Lines matched this way are written as
+    the file has them; the edited document is read back and compared before it is used."""
+    return _NULL.sub(":", "".join(line.split()))
 
 
 def _matches(original: str, dumped: str) -> bool:
@@ -214,7 +218,7 @@ def _groups(kept: list[str], dumped: list[str]) -> list[tuple[int, int]] | None:
             return None
         end, have = start + 1, _norm(kept[start])
         while have != want and end < len(kept) and want.startswith(have):
-            have, end = _norm(f"{have} {kept[end]}"), end + 1
+            have, end = have + _norm(kept[end]), end + 1
         if have != want:
             return None
         groups.append((start, end))
