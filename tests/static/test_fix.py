@@ -5,12 +5,16 @@ from __future__ import annotations
 import random
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from kubesentinel.models import Finding
 from kubesentinel.static.catalogue import builtin_catalogue
 from kubesentinel.static.engine import ScanOptions, scan_paths
-from kubesentinel.static.fix.defaults import FixDefaults
-from kubesentinel.static.fix.documents import read_manifest, splice
+from kubesentinel.static.fix.defaults import FixDefaults, quantity
+from kubesentinel.static.fix.documents import JSON_FACTORIES, read_manifest, splice
+from kubesentinel.static.fix.edits import prepare
 from kubesentinel.static.fix.run import FixResult, fix_paths, key_of
 from kubesentinel.static.fix.specs import FIXES, specs_for
 from tests.conftest import shared_path
@@ -333,3 +337,42 @@ def test_a_sample_of_the_real_corpus_rescans_without_new_findings(tmp_path: Path
     assert len(gone) >= 0.8 * len(fixable), (len(gone), len(fixable))
     left_keys = {(i.after.file, *key_of(i.after)) for i in result.left}
     assert fixable - gone <= left_keys
+
+
+@pytest.mark.parametrize(
+    ("container", "rule", "path", "why"),
+    [
+        ({"securityContext": {"capabilities": {"drop": "ALL"}}}, "KS-0028",
+         "securityContext.capabilities.drop", "capabilities.drop is not a list"),
+        ({"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}, "KS-0031",
+         "securityContext.capabilities.add", "does not name one added capability"),
+        ({"securityContext": {"capabilities": {"add": ["SYS_ADMIN"]}}}, "KS-0031",
+         "securityContext.capabilities.add[3]", "no such capability"),
+        ({"securityContext": "x"}, "KS-0016", "securityContext.allowPrivilegeEscalation",
+         "securityContext is not a mapping"),
+        ({"resources": {"requests": {"cpu": "lots"}}}, "KS-0041", "resources.limits.cpu",
+         "resources.requests.cpu 'lots' is not a quantity"),
+        ({}, "KS-0002", "hostPID", "no mechanical fix"),
+        ({}, "KS-0048", "image", "the finding's path does not lead to imagePullPolicy"),
+    ],
+)  # fmt: skip
+def test_edits_say_why_they_cannot_apply(
+    container: dict[str, Any], rule: str, path: str, why: str
+) -> None:
+    pod = {"spec": {"containers": [{"name": "c", **container}]}}
+    found = prepare(pod, rule, f"spec.containers[0].{path}", FixDefaults(), JSON_FACTORIES)
+    assert isinstance(found, str)
+    assert why in found
+    assert prepare(pod, "KS-0016", "spec.containers[5].securityContext.x", FixDefaults(),
+                   JSON_FACTORIES) == "no object at spec.containers[5]"  # fmt: skip
+
+
+def test_quantities_parse_as_the_api_server_reads_them() -> None:
+    assert quantity("500m") == 0.5
+    assert quantity(".5") == 0.5
+    assert quantity("1Gi") == 2.0**30
+    assert quantity(2) == 2.0
+    assert quantity("1e3") == 1000.0
+    assert quantity("1E") == 1e18  # exa, not an exponent
+    assert quantity("1x") is None
+    assert quantity(True) is None

@@ -12,7 +12,9 @@ from typing import Any
 from kubesentinel.errors import ConfigError
 
 # A Kubernetes resource quantity, as the API server accepts it for cpu and memory.
-_QUANTITY = re.compile(r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$")
+_QUANTITY = re.compile(
+    r"^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|m|k|Ki|M|Mi|G|Gi|T|Ti|P|Pi|E|Ei)?$"
+)
 _FACTORS = {
     "": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
     "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40, "Pi": 2.0**50, "Ei": 2.0**60,
@@ -45,6 +47,8 @@ def quantity(text: object) -> float | None:
     if match is None:
         return None
     suffix = match.group(1) or ""
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return float(str(text))  # decimal exponent: 1e3
     return float(str(text)[: len(str(text)) - len(suffix)]) * _FACTORS[suffix]
 
 
@@ -74,7 +78,7 @@ def parse_fix_defaults(value: Any, file: str, line: int) -> FixDefaults:
                 raise ConfigError(
                     f"unknown key {dotted} (allowed: {', '.join(RESOURCES)})", file=file, line=at
                 )
-            if quantity(amount) is None or isinstance(amount, float):
+            if quantity(amount) is None:
                 raise ConfigError(
                     f"{dotted} must be a quantity such as 100m, 0.5 or 128Mi, got {amount!r}",
                     file=file,
