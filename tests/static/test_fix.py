@@ -269,6 +269,20 @@ def test_helm_charts_are_left_with_a_message(tmp_path: Path) -> None:
                                 "templates or values")]  # fmt: skip
 
 
+def test_a_template_that_parses_as_yaml_is_left(tmp_path: Path) -> None:
+    manifest = tmp_path / "deployment.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        '  - name: c\n    image: "{{ .Values.image }}"\n'
+    )
+    result = _fix([manifest])
+    assert result.changed == []
+    assert result.messages == [
+        (str(manifest), "left as it is: a Helm template ({{ .Values ... }}): fix the chart")
+    ]
+    assert all("template" in item.reason for item in result.left if item.after.rule_id == "KS-0016")
+
+
 def test_a_document_whose_layout_cannot_be_kept_is_left_with_a_message(tmp_path: Path) -> None:
     manifest = tmp_path / "pod.yaml"
     # A plain scalar the writer would rewrite (the "? " complex key form).

@@ -26,6 +26,9 @@ from kubesentinel.static.reader import ReadBatch, read_bytes
 
 Key = tuple[str, int, int | None, str]
 _INDEX = re.compile(r"\[\d+\]")
+_HELM = re.compile(
+    r"\{\{-?\s*(?:\.Values|\.Release|\.Chart|\.Capabilities|\.Files|include\s|template\s)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +153,13 @@ def _edit(
 ) -> None:
     wanted = [f for f in findings if specs_for(f.rule_id) and (not only or f.rule_id in only)]
     if not wanted:
+        return
+    if _HELM.search(fix.original):
+        # A chart's template that happens to parse: the chart is what to fix. (Other "{{"
+        # text, such as Prometheus alert templates in a string, is no reason to stop.)
+        template = "a Helm template ({{ .Values ... }}): fix the chart"
+        result.messages.append((fix.name, f"left as it is: {template}"))
+        reasons.update({(fix.name, key_of(f)): f"the file is {template}" for f in wanted})
         return
     manifest = read_manifest(fix.original, fix.name, {f.doc_index for f in wanted})
     result.messages += [(fix.name, message) for message in manifest.problems]
