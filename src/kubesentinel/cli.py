@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from kubesentinel import __version__
 from kubesentinel.cli_ai import add_commands as add_ai_commands
+from kubesentinel.cli_fix import add_commands as add_fix_commands
 from kubesentinel.cli_inputs import add_input_options, cluster_batches, render_options
 from kubesentinel.cli_report import add_commands as add_report_commands
 from kubesentinel.cli_runtime import add_commands as add_runtime_commands
@@ -142,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         help="file or directory (recursive: .yaml, .yml, .json; Helm charts and Kustomize "
         "directories are rendered); '-' reads stdin; repeatable",
     )
+    scan.add_argument("paths", nargs="*", metavar="FILE",
+                      help="more files or directories, as --path (how pre-commit passes the "
+                      "files it checks)")  # fmt: skip
     add_input_options(scan)
     scan.add_argument(
         "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
@@ -216,6 +220,7 @@ def _parser() -> argparse.ArgumentParser:
     add_scale_commands(commands, common)
     add_ai_commands(commands, common)
     add_report_commands(commands, common)
+    add_fix_commands(commands, common)
     return parser
 
 
@@ -249,6 +254,7 @@ def _catalogue(config: Config, extra: Sequence[str]) -> Catalogue:
 def _scan(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.static.parallel import gc_paused
 
+    args.path = [*args.path, *args.paths]
     # Paused from the catalogue to the report: turning the collector back on between the scan
     # and rendering made its next pass walk every object the scan parsed (~18 ms on the corpus).
     with gc_paused():

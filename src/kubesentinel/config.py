@@ -8,6 +8,7 @@ from typing import Any
 
 from kubesentinel.errors import ConfigError
 from kubesentinel.models import Severity
+from kubesentinel.static.fix.defaults import FixDefaults, parse_fix_defaults
 from kubesentinel.static.skips import SkipRule, parse_skips
 from kubesentinel.static.yamldoc import LineDict, parse_file
 
@@ -26,6 +27,8 @@ class StaticConfig:
     allowed_registries: tuple[str, ...] = ()
     # Findings not to report, with a reason (see static/skips.py and the README).
     skip: tuple[SkipRule, ...] = ()
+    # Resource requests and limits `kubesentinel fix` writes where a container has none.
+    fix_defaults: FixDefaults = field(default_factory=FixDefaults)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +195,7 @@ _CHECKS: Mapping[str, Check] = {
 # Keys whose value is structured: parsed by their own module, which raises ConfigError.
 _PARSERS: Mapping[str, Callable[[Any, str, int], Any]] = {
     "static.skip": parse_skips,
+    "static.fix_defaults": parse_fix_defaults,
     # The policy's own bounds: a window up to a week, a roll-up age up to 100 years.
     "forensics.context_window_s": _optional_int("forensics.context_window_s", 0, 604_800),
     "forensics.rollup_after_days": _optional_int("forensics.rollup_after_days", 0, 36_500),
