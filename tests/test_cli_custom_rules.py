@@ -104,7 +104,7 @@ def test_rules_path_from_config_loads_cel_rules(
 ) -> None:
     monkeypatch.chdir(ROOT)
     config = tmp_path / "c.yaml"
-    config.write_text("static:\n  rules_path: examples/custom-rules\n")
+    config.write_text(f"static:\n  rules_path: {ROOT / 'examples' / 'custom-rules'}\n")
     assert main(["--config", str(config), "scan", "--path", f"{BAD}/web-frontend.yaml"]) == 1
     assert "ACME-0005" in capsys.readouterr().out
 

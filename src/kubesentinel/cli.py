@@ -239,9 +239,8 @@ def _catalogue(config: Config, extra: Sequence[str]) -> Catalogue:
     from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue
 
     paths = [Path(p) for p in extra]
-    configured = Path(config.static.rules_path)
-    if configured.exists():
-        paths.insert(0, configured)
+    if config.static.rules_path:  # checked when the config loaded: it exists
+        paths.insert(0, Path(config.static.rules_path))
     base = builtin_catalogue()
     return load_catalogue(paths, base.rules) if paths else base
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, save_analyzer
-from kubesentinel.errors import AIError
+from kubesentinel.errors import AIError, ConfigError
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
 
@@ -152,6 +152,15 @@ def _remote(endpoint: str, config: Config) -> Scorer:
     from kubesentinel.ai.remote import RemoteScorer
 
     ai = config.ai
+    for key, given in (("tls_ca", ai.tls_ca), ("tls_cert", ai.tls_cert), ("tls_key", ai.tls_key)):
+        # Checked here, where the monitor starts: these files exist where it runs, not where
+        # the same config drives a scan.
+        if given and not Path(given).is_file():
+            raise ConfigError(
+                f"ai.{key}: no such file: {given}",
+                file=config.source,
+                hint="relative paths are read from the config file's directory",
+            )
     scorer: Scorer = RemoteScorer(
         endpoint,
         tls_ca=ai.tls_ca or None,
