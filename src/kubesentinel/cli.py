@@ -27,6 +27,7 @@ from kubesentinel.cli_vault import add_commands as add_vault_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
 from kubesentinel.models import Rule, Severity
+from kubesentinel.static.context import LATEST_PSS
 
 if TYPE_CHECKING:  # heavy modules load only for the command that needs them
     from kubesentinel.static.catalogue import Catalogue
@@ -144,10 +145,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_input_options(scan)
     scan.add_argument(
-        "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
+        "--format",
+        "-f",
+        default="table",
+        choices=("table", "json", "sarif", "junit", "markdown"),
+        help="report format (default: table); json is documented in docs/json-output.md, sarif "
+        "is for code scanning, junit for CI test reports, markdown for pull request comments",
     )
     scan.add_argument(
-        "--output", "-o", metavar="FILE", help="write the report here instead of stdout"
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the report here instead of stdout; the one-line summary still goes to stderr",
     )
     scan.add_argument(
         "--severity-threshold",
@@ -174,7 +183,9 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--pss-version",
         metavar="VERSION",
-        help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
+        type=_pss_version_arg,
+        help=f"Pod Security Standards version to apply: latest or v1.0 to v1.{LATEST_PSS[1]}, "
+        "e.g. v1.30 (default: static.pss_version, latest)",
     )
     scan.add_argument(
         "--baseline",
@@ -202,10 +213,11 @@ def _parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list and explain the rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     listing = rule_commands.add_parser("list", help="list every rule", parents=common)
-    listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    listing.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                         help="output format (default: table)")  # fmt: skip
     listing.set_defaults(handler=_rules_list)
     explain = rule_commands.add_parser("explain", help="show one rule in full", parents=common)
-    explain.add_argument("rule_id", metavar="RULE_ID")
+    explain.add_argument("rule_id", metavar="RULE_ID", help="a rule id or alias, e.g. KS-0001")
     explain.set_defaults(handler=_rules_explain)
     for command in (listing, explain):  # user rules show beside the built-ins
         command.add_argument("--rules", action="append", default=[], metavar="PATH",
@@ -226,6 +238,14 @@ def config_parent() -> list[_Parser]:
     parent.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                         help="config.yaml (default: built-in defaults)")  # fmt: skip
     return [parent]
+
+
+def _pss_version_arg(text: str) -> str:
+    try:
+        parse_pss_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _severity_arg(text: str) -> Severity:
@@ -288,6 +308,10 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
         duration_s=time.perf_counter() - started,
     )
     _write(encoder(args.format)(report), args.output)
+    if args.output is not None:  # a CI log still shows the result
+        from kubesentinel.static.formats.table_format import summary
+
+        print(f"kubesentinel: {summary(report)} Report: {args.output}", file=sys.stderr)
     if args.store:
         _save_posture(result, args.store, every_rule, args.store_cluster)
     _print_diagnostics(result, quiet=args.quiet)
@@ -317,7 +341,12 @@ def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, clu
     from kubesentinel.runtime.store.urls import is_url
 
     if not is_url(store_path):
-        Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--store: cannot create its directory: {exc.strerror or exc}", file=store_path
+            ) from None
     store = open_store(store_path)
     posture = posture_from_findings(
         result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)

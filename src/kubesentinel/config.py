@@ -9,6 +9,7 @@ from typing import Any
 
 from kubesentinel.errors import ConfigError
 from kubesentinel.models import Severity
+from kubesentinel.static.context import LATEST_PSS
 from kubesentinel.static.skips import SkipRule, parse_skips
 from kubesentinel.static.yamldoc import LineDict, parse_file
 
@@ -239,13 +240,19 @@ def _resolved(dotted: str, value: Any, config_file: str, line: int) -> Any:
 
 
 def parse_pss_version(text: str) -> tuple[int, int] | None:
-    """'latest' -> None; 'v1.30' or '1.30' -> (1, 30)."""
+    """'latest' -> None; 'v1.30' or '1.30' -> (1, 30); versions we do not know are refused."""
     if text == "latest":
         return None
     major, dot, minor = text.removeprefix("v").partition(".")
     if not (dot and major.isdigit() and minor.isdigit()):
         raise ValueError(f"PSS version {text!r} must be 'latest' or like 'v1.30'")
-    return int(major), int(minor)
+    version = int(major), int(minor)
+    if not (1, 0) <= version <= LATEST_PSS:
+        # A typo (v9.99) must not silently apply the latest policy, nor v2 an unknown one.
+        raise ValueError(
+            f"PSS version {text!r} is not known: use 'latest' or v1.0 to v1.{LATEST_PSS[1]}"
+        )
+    return version
 
 
 def load_config(path: str | None) -> Config:

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, save_analyzer
+from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, refuse_pickle, save_analyzer
 from kubesentinel.errors import AIError, ConfigError
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
@@ -114,6 +114,8 @@ def open_scorer(
     """The scorer the options and ``config.ai`` name, or None: scoring off (logged once)."""
     threshold = config.ai.threshold
     save = Path(save_to) if save_to else None
+    if save is not None:  # refused before anything runs, whichever model is chosen
+        refuse_pickle(save)
     if model:
         return LocalScorer.from_file(Path(model), threshold=threshold, save_to=save)
     endpoint = config.ai.endpoint.strip()
