@@ -154,10 +154,11 @@ def _remote(endpoint: str, config: Config) -> Scorer:
     from kubesentinel.ai.remote import RemoteScorer
 
     ai = config.ai
+    # Checked here, where the monitor starts: these files exist where it runs, not where the
+    # same config drives a scan. A certificate without its key: RemoteScorer says so first.
+    paired = bool(ai.tls_cert) == bool(ai.tls_key)
     for key, given in (("tls_ca", ai.tls_ca), ("tls_cert", ai.tls_cert), ("tls_key", ai.tls_key)):
-        # Checked here, where the monitor starts: these files exist where it runs, not where
-        # the same config drives a scan.
-        if given and not Path(given).is_file():
+        if paired and given and not Path(given).is_file():
             raise ConfigError(
                 f"ai.{key}: no such file: {given}",
                 file=config.source,
