@@ -31,9 +31,10 @@ EXPECTED = {
      "unpinned image(s): nginx"),
     ("ACME-0003", f"{BAD}/web-frontend.yaml", 2, "Deployment", "web-frontend",
      "containers without a memory limit: web"),
-    ("ACME-0004", f"{BAD}/web-frontend.yaml", 2, "Deployment", "web-frontend",
+    # metadata.namespace is absent: the "metadata:" line
+    ("ACME-0004", f"{BAD}/web-frontend.yaml", 4, "Deployment", "web-frontend",
      "metadata.namespace is unset or default"),
-    ("ACME-0004", f"{BAD}/web-frontend.yaml", 34, "Service", "web-frontend",
+    ("ACME-0004", f"{BAD}/web-frontend.yaml", 36, "Service", "web-frontend",
      "metadata.namespace is unset or default"),
     ("ACME-0005", f"{BAD}/web-frontend.yaml", 39, "Service", "web-frontend",
      "Service of type NodePort has no exposure approval"),
@@ -103,7 +104,7 @@ def test_rules_path_from_config_loads_cel_rules(
 ) -> None:
     monkeypatch.chdir(ROOT)
     config = tmp_path / "c.yaml"
-    config.write_text("static:\n  rules_path: examples/custom-rules\n")
+    config.write_text(f"static:\n  rules_path: {ROOT / 'examples' / 'custom-rules'}\n")
     assert main(["--config", str(config), "scan", "--path", f"{BAD}/web-frontend.yaml"]) == 1
     assert "ACME-0005" in capsys.readouterr().out
 

@@ -125,7 +125,7 @@ def runtime_impacts(rules_path: str | None = None) -> Mapping[str, str]:
 
         bundled = builtin_catalogue().rules
     impacts = impacts_of(bundled)
-    if rules_path is not None and Path(rules_path).exists():
+    if rules_path and Path(rules_path).exists():
         from kubesentinel.static.catalogue import load_catalogue
 
         impacts.update(impacts_of(load_catalogue([Path(rules_path)]).rules))

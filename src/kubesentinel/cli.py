@@ -28,6 +28,7 @@ from kubesentinel.cli_vault import add_commands as add_vault_commands
 from kubesentinel.config import Config, load_config, parse_pss_version
 from kubesentinel.errors import KubeSentinelError, UsageError
 from kubesentinel.models import Rule, Severity
+from kubesentinel.static.context import LATEST_PSS
 
 if TYPE_CHECKING:  # heavy modules load only for the command that needs them
     from kubesentinel.static.catalogue import Catalogue
@@ -148,10 +149,18 @@ def _parser() -> argparse.ArgumentParser:
                       "files it checks)")  # fmt: skip
     add_input_options(scan)
     scan.add_argument(
-        "--format", "-f", default="table", choices=("table", "json", "sarif", "junit", "markdown")
+        "--format",
+        "-f",
+        default="table",
+        choices=("table", "json", "sarif", "junit", "markdown"),
+        help="report format (default: table); json is documented in docs/json-output.md, sarif "
+        "is for code scanning, junit for CI test reports, markdown for pull request comments",
     )
     scan.add_argument(
-        "--output", "-o", metavar="FILE", help="write the report here instead of stdout"
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="write the report here instead of stdout; the one-line summary still goes to stderr",
     )
     scan.add_argument(
         "--severity-threshold",
@@ -178,7 +187,9 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--pss-version",
         metavar="VERSION",
-        help="Pod Security Standards version to apply, e.g. v1.30 (default: latest)",
+        type=_pss_version_arg,
+        help=f"Pod Security Standards version to apply: latest or v1.0 to v1.{LATEST_PSS[1]}, "
+        "e.g. v1.30 (default: static.pss_version, latest)",
     )
     scan.add_argument(
         "--baseline",
@@ -206,10 +217,11 @@ def _parser() -> argparse.ArgumentParser:
     rules = commands.add_parser("rules", help="list and explain the rules")
     rule_commands = rules.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
     listing = rule_commands.add_parser("list", help="list every rule", parents=common)
-    listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    listing.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                         help="output format (default: table)")  # fmt: skip
     listing.set_defaults(handler=_rules_list)
     explain = rule_commands.add_parser("explain", help="show one rule in full", parents=common)
-    explain.add_argument("rule_id", metavar="RULE_ID")
+    explain.add_argument("rule_id", metavar="RULE_ID", help="a rule id or alias, e.g. KS-0001")
     explain.set_defaults(handler=_rules_explain)
     for command in (listing, explain):  # user rules show beside the built-ins
         command.add_argument("--rules", action="append", default=[], metavar="PATH",
@@ -233,6 +245,14 @@ def config_parent() -> list[_Parser]:
     return [parent]
 
 
+def _pss_version_arg(text: str) -> str:
+    try:
+        parse_pss_version(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _severity_arg(text: str) -> Severity:
     try:
         return Severity.parse(text)
@@ -244,9 +264,8 @@ def _catalogue(config: Config, extra: Sequence[str]) -> Catalogue:
     from kubesentinel.static.catalogue import builtin_catalogue, load_catalogue
 
     paths = [Path(p) for p in extra]
-    configured = Path(config.static.rules_path)
-    if configured.exists():
-        paths.insert(0, configured)
+    if config.static.rules_path:  # checked when the config loaded: it exists
+        paths.insert(0, Path(config.static.rules_path))
     base = builtin_catalogue()
     return load_catalogue(paths, base.rules) if paths else base
 
@@ -295,6 +314,10 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
         duration_s=time.perf_counter() - started,
     )
     _write(encoder(args.format)(report), args.output)
+    if args.output is not None:  # a CI log still shows the result
+        from kubesentinel.static.formats.table_format import summary
+
+        print(f"kubesentinel: {summary(report)} Report: {args.output}", file=sys.stderr)
     if args.store:
         _save_posture(result, args.store, every_rule, args.store_cluster)
     _print_diagnostics(result, quiet=args.quiet)
@@ -324,7 +347,12 @@ def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, clu
     from kubesentinel.runtime.store.urls import is_url
 
     if not is_url(store_path):
-        Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(store_path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(
+                f"--store: cannot create its directory: {exc.strerror or exc}", file=store_path
+            ) from None
     store = open_store(store_path)
     posture = posture_from_findings(
         result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)

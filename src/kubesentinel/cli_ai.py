@@ -113,7 +113,9 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         metavar="PATH",
         help="write the model, with what it kept learning, here afterwards",
     )
-    score.add_argument("--cluster", default="default", metavar="NAME")
+    score.add_argument("--cluster", default="default", metavar="NAME",
+                       help="cluster label of the events' workloads, as the monitor's "
+                       "--cluster")  # fmt: skip
     score.set_defaults(handler=_score)
     add_serve(sub, parents)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kubesentinel.cli_runtime import EXIT_CLEAN, _since_arg
+from kubesentinel.cli_runtime import EXIT_CLEAN, STORE_HELP, _since_arg
 from kubesentinel.config import Config
 from kubesentinel.errors import UsageError, VaultError
 
@@ -42,7 +42,7 @@ def add_export_command(sub: Any, parents: Sequence[argparse.ArgumentParser]) -> 
     export.add_argument("--output", "-o", required=True, metavar="PATH",
                         help="the bundle to write (created 0600)")  # fmt: skip
     export.add_argument("--force", action="store_true", help="replace PATH if it exists")
-    export.add_argument("--store", metavar="PATH|URL")
+    export.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     export.add_argument("--public-key", metavar="PATH",
                         help="check the store's checkpoints with this pinned key")  # fmt: skip
     export.set_defaults(handler=_export)

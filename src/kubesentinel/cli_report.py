@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from kubesentinel.cli_runtime import _since_arg
+from kubesentinel.cli_runtime import STORE_HELP, _since_arg
 from kubesentinel.config import Config
 from kubesentinel.errors import ReportError, UsageError
 
@@ -45,7 +45,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                         help="the file to write, '-' for stdout; with several formats a "
                         "directory (default: reporting.output_path; stdout when --format "
                         "is given)")  # fmt: skip
-    report.add_argument("--store", metavar="PATH|URL")
+    report.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     report.set_defaults(handler=_report)
 
 

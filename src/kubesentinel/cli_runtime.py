@@ -43,6 +43,13 @@ OWNER_TTL_S = 300.0
 # The HTTP receiver, the pipeline and the store acknowledgements share the GIL; Python's
 # default 5 ms switch interval would add up to that much to each hand-over under load.
 SWITCH_INTERVAL_S = 0.0005
+# simulate --hours: a month at ~1 alert/s is already millions of alerts; more would only
+# fill the disk. The least (simulate.constants.MIN_HOURS) is checked where simulate loads.
+MAX_HOURS = 744.0
+STORE_HELP = (
+    f"SQLite file or postgresql:// URL (default: forensics.storage_url, else "
+    f"forensics.storage_path/{DB_NAME})"
+)
 
 
 def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -60,8 +67,12 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
                          help="exit when a finite source ends and print a summary")  # fmt: skip
     monitor.add_argument("--format", "-f", default="table", choices=("table", "json"),
                          help="summary format")  # fmt: skip
-    monitor.add_argument("--namespace", action="append", default=[], metavar="NS")
-    monitor.add_argument("--deployment", action="append", default=[], metavar="NAME")
+    monitor.add_argument("--namespace", action="append", default=[], metavar="NS",
+                         help="only alerts from this namespace; repeatable (default: "
+                         "all)")  # fmt: skip
+    monitor.add_argument("--deployment", action="append", default=[], metavar="NAME",
+                         help="only alerts from the pods of this Deployment; repeatable "
+                         "(default: all workloads)")  # fmt: skip
     monitor.add_argument("--cluster", default="default", metavar="NAME",
                          help="label for this cluster's events (multi-cluster setups)")  # fmt: skip
     monitor.add_argument("--min-priority", default="debug", metavar="PRIORITY",
@@ -105,34 +116,44 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     incidents = commands.add_parser("incidents", help="read incidents from the store")
     sub = incidents.add_subparsers(dest="incidents_command", required=True, metavar="SUBCOMMAND")
     listing = sub.add_parser("list", help="list incidents, newest first", parents=parents)
-    listing.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    listing.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                         help="output format (default: table)")  # fmt: skip
     listing.add_argument("--limit", type=_limit_arg, default=LIST_LIMIT, metavar="N",
                          help=f"show at most N incidents (default: {LIST_LIMIT}; 0: all of "
                          "them); a note on stderr says when more matched")  # fmt: skip
-    listing.add_argument("--namespace", metavar="NS")
+    listing.add_argument("--namespace", metavar="NS",
+                         help="only incidents of workloads in this namespace")  # fmt: skip
     listing.add_argument("--since", type=_since_arg, metavar="WHEN",
                          help="only incidents with a signal since WHEN: an RFC 3339 time "
                          "(2026-01-01T09:00:00Z) or a duration ago (90s, 30m, 2h, 7d)")  # fmt: skip
     listing.add_argument("--severity", type=_min_severity_arg, metavar="LEVEL",
                          help="minimum severity: low, medium, high or critical")  # fmt: skip
-    listing.add_argument("--status", choices=("open", "closed"))
-    listing.add_argument("--store", metavar="PATH|URL")
+    listing.add_argument("--status", choices=("open", "closed"),
+                         help="only open or only closed incidents (default: both)")  # fmt: skip
+    listing.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     listing.set_defaults(handler=_incidents_list)
     show = sub.add_parser("show", help="one incident with its events", parents=parents)
-    show.add_argument("incident_id", metavar="ID")
-    show.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    show.add_argument("incident_id", metavar="ID", help="the incident's id, as listed")
+    show.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                      help="output format (default: table)")  # fmt: skip
     show.add_argument("--all", action="store_true",
                       help="list every context event (default: the first "
                       f"{CONTEXT_SHOWN})")  # fmt: skip
-    show.add_argument("--store", metavar="PATH|URL")
+    show.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     show.set_defaults(handler=_incidents_show)
 
     simulate = commands.add_parser(
         "simulate", help="write a realistic Falco stream of a cluster", parents=parents
     )
-    simulate.add_argument("--out", required=True, metavar="DIR")
-    simulate.add_argument("--seed", type=int, default=1)
-    simulate.add_argument("--hours", type=float, default=1.0)
+    simulate.add_argument("--out", required=True, metavar="DIR",
+                          help="directory to write falco.jsonl, labels.json, manifests/ and "
+                          "README.md into (created; files there are replaced)")  # fmt: skip
+    simulate.add_argument("--seed", type=int, default=1, metavar="N",
+                          help="random seed: the same seed writes the same bytes "
+                          "(default: 1)")  # fmt: skip
+    simulate.add_argument("--hours", type=_hours_arg, default=1.0, metavar="H",
+                          help="simulated time in hours, from a quarter of an hour (the attacks "
+                          f"need it) to {MAX_HOURS:g} (default: 1)")  # fmt: skip
     simulate.set_defaults(handler=_simulate)
 
 
@@ -616,11 +637,37 @@ def _min_severity_arg(text: str) -> Severity:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _hours_arg(text: str) -> float:
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not 0 < hours <= MAX_HOURS:  # also refuses nan
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of hours above 0 and at most {MAX_HOURS:g}"
+        )
+    return hours
+
+
 def _simulate(args: argparse.Namespace, config: Config) -> int:
     from kubesentinel.runtime.simulate import simulate, write_simulation
+    from kubesentinel.runtime.simulate.constants import MIN_HOURS
 
-    if args.hours <= 0:
-        raise UsageError("--hours must be greater than 0")
-    counts = write_simulation(simulate(seed=args.seed, hours=args.hours), Path(args.out))
+    if args.hours < MIN_HOURS:
+        raise UsageError(
+            f"--hours {args.hours:g} is too short: the simulated attacks need at least "
+            f"{MIN_HOURS:g} hours"
+        )
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError("--out names a file; give a directory", file=args.out)
+    try:
+        counts = write_simulation(simulate(seed=args.seed, hours=args.hours), out)
+    except OSError as exc:
+        raise UsageError(
+            f"--out: cannot write the simulation: {exc.strerror or exc}",
+            file=exc.filename or args.out,
+            hint="give a directory you can write to",
+        ) from None
     print(json.dumps(counts, indent=2))
     return EXIT_CLEAN

@@ -41,18 +41,25 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     ingress.add_argument("--source", required=True, metavar="URI",
                          help="nats://HOST:PORT[/SUBJECT][?stream=S&durable=D] (default subject "
                          "falco.>, durable kubesentinel-ingress)")  # fmt: skip
-    ingress.add_argument("--partitions", type=int, required=True, metavar="N")
+    ingress.add_argument("--partitions", type=int, required=True, metavar="N",
+                         help="number of partitions; every worker's monitor --partitions must "
+                         "give the same")  # fmt: skip
     _add_out_options(ingress, DEFAULT_OUT_SUBJECT, DEFAULT_OUT_STREAM)
-    ingress.add_argument("--cluster", default="default", metavar="NAME")
+    ingress.add_argument("--cluster", default="default", metavar="NAME",
+                         help="label for this cluster's events, as the monitor's --cluster "
+                         "(default: default)")  # fmt: skip
     ingress.add_argument("--no-k8s-lookup", action="store_true",
                          help="name workloads from pod names only")  # fmt: skip
-    ingress.add_argument("--kube-context", metavar="NAME")
+    ingress.add_argument("--kube-context", metavar="NAME",
+                         help="kubeconfig context for owner lookups")  # fmt: skip
     ingress.add_argument("--dead-letter", metavar="PATH",
                          help="where malformed alerts go (default: "
                          "forensics.storage_path/dead-letter-ingress.jsonl)")  # fmt: skip
     ingress.add_argument("--until-eof", action="store_true",
                          help="exit at the first idle poll and print a summary")  # fmt: skip
-    ingress.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    ingress.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                         help="format of the summary printed when ingress stops (default: "
+                         "table)")  # fmt: skip
     ingress.set_defaults(handler=_ingress)
 
     status = commands.add_parser(
@@ -62,9 +69,12 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     _add_out_options(status, DEFAULT_OUT_SUBJECT, DEFAULT_OUT_STREAM)
     status.add_argument("--ingress-stream", metavar="NAME",
                         help="stream ingress reads (default: the one holding falco.>)")  # fmt: skip
-    status.add_argument("--ingress-durable", default="kubesentinel-ingress", metavar="NAME")
+    status.add_argument("--ingress-durable", default="kubesentinel-ingress", metavar="NAME",
+                        help="ingress's durable consumer, whose lag is shown (default: "
+                        "kubesentinel-ingress)")  # fmt: skip
     status.add_argument("--store", metavar="URL", help="the vault (default: forensics.storage_url)")
-    status.add_argument("--format", "-f", default="table", choices=("table", "json"))
+    status.add_argument("--format", "-f", default="table", choices=("table", "json"),
+                        help="output format (default: table)")  # fmt: skip
     status.set_defaults(handler=_status)
 
 
@@ -85,12 +95,22 @@ def add_monitor_options(monitor: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help=f"stream holding the partitions (default {DEFAULT_OUT_STREAM})",
     )
-    monitor.add_argument("--lease-ttl", type=float, default=DEFAULT_LEASE_TTL_S, metavar="S",
+    monitor.add_argument("--lease-ttl", type=_seconds_arg, default=DEFAULT_LEASE_TTL_S, metavar="S",
                          help="lease TTL of a new lease bucket: how long a dead worker keeps "
                          f"its partitions (default {DEFAULT_LEASE_TTL_S:g})")  # fmt: skip
-    monitor.add_argument("--part-ack-wait", type=float, default=DEFAULT_PART_ACK_WAIT_S,
+    monitor.add_argument("--part-ack-wait", type=_seconds_arg, default=DEFAULT_PART_ACK_WAIT_S,
                          metavar="S", help="redelivery delay of unacknowledged alerts "
                          f"(default {DEFAULT_PART_ACK_WAIT_S:g})")  # fmt: skip
+
+
+def _seconds_arg(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds above 0")
+    return seconds
 
 
 def _add_out_options(parser: argparse.ArgumentParser, subject: str, stream: str) -> None:

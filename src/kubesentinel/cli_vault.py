@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kubesentinel.cli_export import add_export_command, verify_bundle_command
-from kubesentinel.cli_runtime import EXIT_CLEAN
+from kubesentinel.cli_runtime import EXIT_CLEAN, STORE_HELP
 from kubesentinel.config import Config
 from kubesentinel.errors import UsageError
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 EXIT_TAMPERED = 1  # verify found a record, segment or checkpoint that is not as sealed
 EXIT_OVER_CAP = 1  # prune could not bring the vault under forensics.max_size_mb
 MB = 1024 * 1024
+_FORMAT_HELP = "output format (default: text)"
 
 
 def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -36,12 +37,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         "verify", parents=parents,
         help="check every record, segment and checkpoint of the store (exit 1: tampering)",
     )  # fmt: skip
-    verify.add_argument(
-        "--store",
-        metavar="PATH|URL",
-        help="SQLite file or postgresql:// URL (default: forensics.storage_url, else "
-        "forensics.storage_path/kubesentinel.db)",
-    )
+    verify.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     verify.add_argument(
         "--public-key",
         metavar="PATH",
@@ -53,15 +49,15 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="check a `vault export` bundle instead of a store, offline (with --public-key, "
         "against the pinned key; else the bundle's own)",
     )  # fmt: skip
-    verify.add_argument("--format", choices=("text", "json"), default="text")
+    verify.add_argument("--format", choices=("text", "json"), default="text", help=_FORMAT_HELP)
     verify.set_defaults(handler=_verify)  # fmt: skip
     add_export_command(sub, parents)
 
     stats = sub.add_parser(
         "stats", parents=parents, help="size, records per class, rollups, tombstones, holds"
     )
-    stats.add_argument("--store", metavar="PATH|URL")
-    stats.add_argument("--format", choices=("text", "json"), default="text")
+    stats.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
+    stats.add_argument("--format", choices=("text", "json"), default="text", help=_FORMAT_HELP)
     stats.set_defaults(handler=_stats)
 
     prune = sub.add_parser(
@@ -69,27 +65,30 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
         help="apply the retention policy now: expire, roll up, evict to the size cap "
         "(exit 1: still over the cap)",
     )  # fmt: skip
-    prune.add_argument("--store", metavar="PATH|URL")
+    prune.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     prune.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
     prune.add_argument(
         "--dead-letter", metavar="PATH",
         help="dead-letter file counted against the cap (default: the SQLite store's "
         "directory; for a PostgreSQL store, forensics.storage_path)",
     )  # fmt: skip
-    prune.add_argument("--format", choices=("text", "json"), default="text")
+    prune.add_argument("--format", choices=("text", "json"), default="text", help=_FORMAT_HELP)
     prune.set_defaults(handler=_prune)
 
     hold = sub.add_parser(
         "hold", parents=parents, help="place a legal hold: the incident's evidence is kept"
     )
-    hold.add_argument("--incident-id", required=True, metavar="ID")
+    hold.add_argument("--incident-id", required=True, metavar="ID",
+                      help="the incident whose evidence is kept (`incidents list` shows "
+                      "ids)")  # fmt: skip
     hold.add_argument("--reason", default="", metavar="TEXT", help="recorded with the hold")
-    hold.add_argument("--store", metavar="PATH|URL")
+    hold.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     hold.set_defaults(handler=_hold)
 
     release = sub.add_parser("release", parents=parents, help="release a legal hold")
-    release.add_argument("--incident-id", required=True, metavar="ID")
-    release.add_argument("--store", metavar="PATH|URL")
+    release.add_argument("--incident-id", required=True, metavar="ID",
+                         help="the incident whose hold is released")  # fmt: skip
+    release.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     release.set_defaults(handler=_release)
 
     key = sub.add_parser("key", help="the store's signing key")
@@ -97,7 +96,7 @@ def add_commands(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> N
     export = key_sub.add_parser(
         "export", parents=parents, help="print the public key checkpoints verify with (PEM)"
     )
-    export.add_argument("--store", metavar="PATH|URL")
+    export.add_argument("--store", metavar="PATH|URL", help=STORE_HELP)
     export.set_defaults(handler=_key_export)
 
 

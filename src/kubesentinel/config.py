@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from kubesentinel.errors import ConfigError
 from kubesentinel.models import Severity
+from kubesentinel.static.context import LATEST_PSS
 from kubesentinel.static.fix.defaults import FixDefaults, parse_fix_defaults
 from kubesentinel.static.skips import SkipRule, parse_skips
 from kubesentinel.static.yamldoc import LineDict, parse_file
@@ -18,7 +20,8 @@ REPORT_FORMATS = ("json", "markdown", "html")
 
 @dataclass(frozen=True, slots=True)
 class StaticConfig:
-    rules_path: str = "./configs/rules"
+    # Extra rule files or a directory of them; empty: the built-in rules only.
+    rules_path: str = ""
     severity_threshold: str = "medium"
     # Pod Security Standards version the PSS rules follow: "latest" or "v1.30".
     pss_version: str = "latest"
@@ -209,14 +212,51 @@ _SECTIONS: Mapping[str, type] = {
 }
 
 
+# Keys naming files or directories. A relative value written in a config file is read from the
+# file's directory, so a config works from any working directory (defaults stay relative to it).
+_PATH_KEYS = frozenset({
+    "static.rules_path", "runtime.falco_socket", "ai.tls_ca", "ai.tls_cert", "ai.tls_key",
+    "ai.model_path", "forensics.storage_path", "forensics.signing_key", "forensics.policies",
+    "reporting.output_path",
+})  # fmt: skip
+# Inputs a person writes must exist when the config loads: a typo must not drop the team's
+# rules or policies silently. The others are read or created by the command that uses them
+# (TLS files where the monitor runs, a model that `ai train` writes; docs/configuration.md).
+_MUST_EXIST = frozenset({"static.rules_path", "forensics.policies"})
+
+
+def _resolved(dotted: str, value: Any, config_file: str, line: int) -> Any:
+    """``value`` (a path, or a tuple of them) read from ``config_file``'s directory."""
+    if isinstance(value, tuple):
+        return tuple(_resolved(dotted, item, config_file, line) for item in value)
+    if not value or (dotted == "runtime.falco_socket" and ("://" in value or value == "-")):
+        return value  # empty means "unset"; URIs name absolute paths already
+    path = os.path.normpath(os.path.join(os.path.dirname(config_file), os.path.expanduser(value)))
+    if dotted in _MUST_EXIST and not os.path.exists(path):
+        raise ConfigError(
+            f"{dotted}: no such file or directory: {path}",
+            file=config_file,
+            line=line,
+            hint="relative paths are read from the config file's directory; "
+            'fix the path, or remove the key (or set it to "" or [])',
+        )
+    return path
+
+
 def parse_pss_version(text: str) -> tuple[int, int] | None:
-    """'latest' -> None; 'v1.30' or '1.30' -> (1, 30)."""
+    """'latest' -> None; 'v1.30' or '1.30' -> (1, 30); versions we do not know are refused."""
     if text == "latest":
         return None
     major, dot, minor = text.removeprefix("v").partition(".")
     if not (dot and major.isdigit() and minor.isdigit()):
         raise ValueError(f"PSS version {text!r} must be 'latest' or like 'v1.30'")
-    return int(major), int(minor)
+    version = int(major), int(minor)
+    if not (1, 0) <= version <= LATEST_PSS:
+        # A typo (v9.99) must not silently apply the latest policy, nor v2 an unknown one.
+        raise ValueError(
+            f"PSS version {text!r} is not known: use 'latest' or v1.0 to v1.{LATEST_PSS[1]}"
+        )
+    return version
 
 
 def load_config(path: str | None) -> Config:
@@ -270,12 +310,14 @@ def _section(name: str, value: Any, path: str, line: int) -> Any:
             raise ConfigError(
                 f"unknown key {name}.{key} (allowed: {', '.join(known)})", file=path, line=key_line
             )
-        parser = _PARSERS.get(f"{name}.{key}")
+        dotted = f"{name}.{key}"
+        parser = _PARSERS.get(dotted)
         if parser is not None:
             values[key] = parser(item, path, key_line)
             continue
-        default = getattr(cls(), key)
-        values[key] = _typed(f"{name}.{key}", item, default, path, key_line)
+        values[key] = _typed(dotted, item, getattr(cls(), key), path, key_line)
+        if dotted in _PATH_KEYS:
+            values[key] = _resolved(dotted, values[key], path, key_line)
     return cls(**values)
 
 

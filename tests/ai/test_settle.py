@@ -21,7 +21,7 @@ from kubesentinel.ai.scorer import open_scorer  # noqa: E402
 from kubesentinel.ai.service import AnalyzerService, Limits, Running  # noqa: E402
 from kubesentinel.cli_ai_serve import FalcoDecoder  # noqa: E402
 from kubesentinel.config import load_config  # noqa: E402
-from kubesentinel.errors import ServiceError  # noqa: E402
+from kubesentinel.errors import ConfigError, ServiceError  # noqa: E402
 from kubesentinel.models.event import Event  # noqa: E402
 from tests.ai.served import as_monitor, serve, stream_events  # noqa: E402
 
@@ -260,5 +260,10 @@ class TestConfigKeys:
         config_file = tmp_path / "config.yaml"
         missing = tmp_path / "nope.pem"
         config_file.write_text(f'ai:\n  endpoint: "localhost:1"\n  tls_ca: "{missing}"\n')
-        with pytest.raises(ServiceError, match=r"nope\.pem"):
+        # before any connection, naming the key, the file it names and the config file
+        with pytest.raises(ConfigError) as info:
             open_scorer(load_config(str(config_file)))
+        assert (info.value.file, info.value.message) == (
+            str(config_file),
+            f"ai.tls_ca: no such file: {missing}",
+        )

@@ -176,8 +176,9 @@ def test_field_path_points_the_finding_at_the_field(tmp_path: Path) -> None:
     found = {(f.obj.kind, f.message, f.line, f.field_path) for f in scan(tmp_path, path)}
     assert found == {
         ("Deployment", "latest tag", 13, "spec.template.spec.containers[0].image"),
-        ("Deployment", "no team label", 1, "metadata.labels.team"),  # absent: object's line
-        ("Service", "no team label", 30, "metadata.labels.team"),
+        # absent: the deepest part of the path that exists, labels or else metadata
+        ("Deployment", "no team label", 6, "metadata.labels.team"),
+        ("Service", "no team label", 32, "metadata.labels.team"),
     }
 
 

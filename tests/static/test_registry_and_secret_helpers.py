@@ -12,8 +12,10 @@ from kubesentinel.static.predicates.images import allowed_by, registry_of
 from kubesentinel.static.predicates.secrets import (
     credential_format,
     entropy,
+    key_name,
     redacted,
     secret_kind,
+    sensitive_name,
 )
 
 
@@ -94,6 +96,32 @@ def test_redaction_never_shows_a_value_in_full() -> None:
 )
 def test_secret_kind(name: str, value: str, kind: str | None) -> None:
     assert secret_kind(name, value) == kind
+
+
+@pytest.mark.parametrize(
+    ("name", "sensitive", "key"),
+    [
+        ("pwd", True, False),
+        ("MYSQL_PWD", True, False),
+        ("DB_PASS", True, False),
+        ("smtpPass", True, False),
+        ("PASS_THROUGH", False, False),  # pass is the last word only
+        ("COMPASS_URL", False, False),
+        ("db_passwd", True, False),
+        ("SERVICE_SECRET", True, False),
+        ("refresh_token", True, False),
+        ("TOKENIZER", False, False),
+        ("azure_batch_key", False, True),
+        ("accessKey", False, True),
+        ("OCI_CLI_KEY_CONTENT", False, True),
+        ("KEY_PATH", False, False),
+        ("public_key", False, False),
+        ("SSH_PUB_KEY", False, False),
+        ("KEY_ID", False, False),
+    ],
+)
+def test_credential_names(name: str, sensitive: bool, key: bool) -> None:
+    assert (sensitive_name(name), key_name(name)) == (sensitive, key)
 
 
 @pytest.mark.parametrize(

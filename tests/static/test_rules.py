@@ -7,7 +7,8 @@ tests/static/rules/<RULE_ID>/expected.yaml:
     findings:
       - file: privileged.yaml      # under fail/
         object: Deployment/web     # kind/name (kind/namespace/name when namespaced)
-        line: 14                   # line of the offending field, or of the object
+        line: 14                   # line of the offending field, or of the deepest part
+                                   # of its path that exists
         message: 'container "app" sets securityContext.privileged: true'
     options:                       # optional: scan options the rule needs
       allowed_registries: [registry.example.com]

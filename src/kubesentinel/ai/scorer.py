@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, save_analyzer
-from kubesentinel.errors import AIError
+from kubesentinel.ai.modelfile import PICKLE_SUFFIXES, load_analyzer, refuse_pickle, save_analyzer
+from kubesentinel.errors import AIError, ConfigError
 from kubesentinel.models.anomaly_score import Scored
 from kubesentinel.models.event import Event
 
@@ -114,6 +114,8 @@ def open_scorer(
     """The scorer the options and ``config.ai`` name, or None: scoring off (logged once)."""
     threshold = config.ai.threshold
     save = Path(save_to) if save_to else None
+    if save is not None:  # refused before anything runs, whichever model is chosen
+        refuse_pickle(save)
     if model:
         return LocalScorer.from_file(Path(model), threshold=threshold, save_to=save)
     endpoint = config.ai.endpoint.strip()
@@ -152,6 +154,16 @@ def _remote(endpoint: str, config: Config) -> Scorer:
     from kubesentinel.ai.remote import RemoteScorer
 
     ai = config.ai
+    # Checked here, where the monitor starts: these files exist where it runs, not where the
+    # same config drives a scan. A certificate without its key: RemoteScorer says so first.
+    paired = bool(ai.tls_cert) == bool(ai.tls_key)
+    for key, given in (("tls_ca", ai.tls_ca), ("tls_cert", ai.tls_cert), ("tls_key", ai.tls_key)):
+        if paired and given and not Path(given).is_file():
+            raise ConfigError(
+                f"ai.{key}: no such file: {given}",
+                file=config.source,
+                hint="relative paths are read from the config file's directory",
+            )
     scorer: Scorer = RemoteScorer(
         endpoint,
         tls_ca=ai.tls_ca or None,

@@ -76,7 +76,7 @@ def rule_texts(rules_path: str | None = None) -> Mapping[str, tuple[str, str, Se
 
         rules = builtin_catalogue().rules
     texts = {rule.id: (rule.title, rule.remediation, rule.severity) for rule in rules}
-    if rules_path is not None and Path(rules_path).exists():
+    if rules_path and Path(rules_path).exists():
         from kubesentinel.static.catalogue import load_catalogue
 
         for rule in load_catalogue([Path(rules_path)]).rules:

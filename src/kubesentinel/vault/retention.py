@@ -105,7 +105,7 @@ def policy_files(paths: Iterable[str]) -> list[Path]:
             raise ConfigError(
                 "forensics.policies: no such policy file or directory",
                 file=text,
-                hint="fix the path (relative paths are read from the working directory)",
+                hint="fix the path (in config.yaml, relative paths are read from its directory)",
             )
     return files
 

@@ -23,11 +23,23 @@ async def collect(
     import nats
     from nats.js.errors import BucketNotFoundError, NotFoundError
 
+    failures: list[BaseException] = []
+
+    async def failed(exc: BaseException) -> None:  # kept for our message, not printed by nats
+        failures.append(exc)
+
     try:
+        # One attempt: with max_reconnect_attempts=0 nats-py retries an unreachable server
+        # forever, so a one-shot query would hang.
         nc = await nats.connect(url, name="kubesentinel-status", connect_timeout=3.0,
-                                max_reconnect_attempts=0)  # fmt: skip
+                                max_reconnect_attempts=1, reconnect_time_wait=0.1,
+                                error_cb=failed)  # fmt: skip
     except (TimeoutError, OSError, nats.errors.Error) as exc:
-        raise SourceError(f"cannot connect to NATS at {url}: {exc}") from None
+        cause = failures[-1] if failures else exc
+        raise SourceError(
+            f"cannot connect to NATS at {url}: {cause}",
+            hint="is nats-server running there, with JetStream (nats-server -js)?",
+        ) from None
     try:
         js = nc.jetstream()
         workers: dict[str, dict[str, Any]] = {}

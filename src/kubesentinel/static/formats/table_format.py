@@ -62,7 +62,7 @@ def render(report: ScanReport) -> str:
         lines.append(style(_BOLD, f"Skipped ({len(notices)})"))
         lines.extend(f"  {printable(n.file)}:{n.line}  {printable(n.message)}" for n in notices)
         lines.append("")
-    lines.append(_summary(report))
+    lines.append(summary(report))
     return "\n".join(lines) + "\n"
 
 
@@ -96,7 +96,8 @@ def _problems(title: str, problems: Sequence[InputError], style: _Style) -> list
     return [*lines, ""]
 
 
-def _summary(report: ScanReport) -> str:
+def summary(report: ScanReport) -> str:
+    """One line: what was scanned and found (the table's last line; stderr with --output)."""
     result = report.result
     scanned = f"{plural(len(result.files), 'file')}, {plural(result.objects, 'object')}"
     findings = report.findings

@@ -3,8 +3,13 @@
 What counts as a literal credential (sensitive_literal_env), decided once here:
 
 * A name is sensitive when, ignoring case and separators (``_``, ``-``, ``.``, camelCase), it
-  contains password, passwd, secret, credential, api key or private key, or one of its words
-  ends in token (``GITHUB_TOKEN``, ``accessToken``; ``TOKENIZER`` is not a token).
+  contains password, passwd, secret, credential, api key or private key, one of its words
+  ends in token (``GITHUB_TOKEN``, ``accessToken``; ``TOKENIZER`` is not a token), or a word
+  is ``pwd`` or its last word is ``pass`` (``MYSQL_PWD``, ``DB_PASS``; ``PASS_THROUGH`` is not).
+* Env names ending in key (``AZURE_BATCH_KEY``, ``accessKey``, ``OCI_CLI_KEY_CONTENT``) are
+  weaker: ``CACHE_KEY`` or ``PARTITION_KEY`` name no secret. A public key (``SSH_PUBLIC_KEY``)
+  never counts; for the others the value must also not read as an identifier made of letters
+  only (``users``, ``tenant_id``, ``orders.created``) or be an ARN, on top of the checks below.
 * Its value is a credential unless it is: empty; a boolean, number or duration (``true``,
   ``8``, ``30s``: settings such as ``PASSWORD_MIN_LENGTH``); a file path (``/run/secrets/db``);
   a URL without a password; built from ``$(VAR)`` references; or a placeholder that cannot
@@ -39,6 +44,10 @@ from kubesentinel.static.podspec import (
 from kubesentinel.static.predicates import Params, Violation, predicate
 
 _SENSITIVE_PARTS = ("password", "passwd", "secret", "credential", "apikey", "privatekey")
+_KEY_CONTENT = frozenset({"content", "data", "material", "value", "b64", "base64", "pem"})
+# A key-named value that is letters in dotted, dashed or slashed segments names something
+# (a cache key, a partition key, a label); secrets have digits or symbols in them.
+_IDENTIFIER = re.compile(r"[A-Za-z]+([._:/-][A-Za-z]+)*")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^A-Za-z0-9]+")
 _NOT_ALNUM = re.compile(r"[^a-z0-9]")
@@ -98,8 +107,31 @@ def sensitive_name(name: str) -> bool:
     compact = _NOT_ALNUM.sub("", name.lower())
     if any(part in compact for part in _SENSITIVE_PARTS):
         return True
-    words = _WORD_SPLIT.split(_CAMEL.sub(" ", name))
-    return any(word.lower().endswith(("token", "tokens")) for word in words)
+    words = [word.lower() for word in _WORD_SPLIT.split(_CAMEL.sub(" ", name)) if word]
+    return (
+        "pwd" in words
+        or words[-1:] == ["pass"]
+        or any(word.endswith(("token", "tokens")) for word in words)
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def key_name(name: str) -> bool:
+    """An env name ending in key, or key and its content (``OCI_CLI_KEY_CONTENT``), not public."""
+    words = [word.lower() for word in _WORD_SPLIT.split(_CAMEL.sub(" ", name)) if word]
+    if "public" in words or "pub" in words:
+        return False
+    if words[-1:] and words[-1] in _KEY_CONTENT:
+        words.pop()
+    return words[-1:] in (["key"], ["keys"])
+
+
+def looks_like_key_value(value: Any) -> bool:
+    """A literal that could work as a key: a secret value that is no identifier or ARN."""
+    if not looks_like_secret_value(value):
+        return False
+    text = value.strip()
+    return not (_IDENTIFIER.fullmatch(text) or text.startswith("arn:"))
 
 
 def credential_format(value: str) -> str | None:
@@ -147,7 +179,10 @@ def sensitive_literal_env(obj: K8sObject, ctx: ScanContext, params: Params) -> I
     for container in containers(pod):
         for index, name, value in _literal_env(container):
             found = credential_format(value) if isinstance(value, str) else None
-            if found is None and sensitive_name(name) and looks_like_secret_value(value):
+            if found is None and (
+                (sensitive_name(name) and looks_like_secret_value(value))
+                or (key_name(name) and looks_like_key_value(value))
+            ):
                 found = "a literal credential"
             if found is not None:
                 yield Violation(
