@@ -12,6 +12,7 @@ from kubesentinel.static import rulebundle
 from kubesentinel.static.catalogue import (
     BUILTIN_DIR,
     builtin_catalogue,
+    implied_closure,
     load_catalogue,
     load_rule_file,
 )
@@ -200,3 +201,60 @@ def test_frameworks_select_rules_by_their_references() -> None:
     assert all(r.references.cis for r in catalogue.select("cis").rules)
     assert all(r.references.nsa for r in catalogue.select("nsa").rules)
     assert catalogue.select("all") == catalogue
+
+
+def _user_rule(rule_id: str, severity: str, implies: str = "") -> str:
+    return (
+        f"id: {rule_id}\ntitle: t\nseverity: {severity}\ncategory: c\ndescription: d\n"
+        f"remediation: Fix.\nkinds: [Pod]\npredicate: pod_flag_true\n"
+        f"params: {{field: hostIPC}}\n{implies}"
+    )
+
+
+def test_implies_is_read_bundled_and_closed_over_chains(tmp_path: Path) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(
+        _user_rule("ACME-1", "high", "implies: [ACME-2]\n")
+        + "---\n"
+        + _user_rule("ACME-2", "medium", "implies: [KS-0053]\n")
+    )
+    catalogue = load_catalogue([rules], RULES)
+    first = catalogue.get("ACME-1")
+    assert first is not None
+    assert first.implies == ("ACME-2",)
+    assert rulebundle.load(rulebundle.dump([first]).encode(), tmp_path) == (first,)
+    closure = implied_closure(catalogue.rules)
+    assert closure["ACME-1"] == {"ACME-2", "KS-0053"}
+    assert closure["KS-0036"] >= {"KS-0035", "KS-0005", "KS-0015"}
+
+
+@pytest.mark.parametrize(
+    ("second", "implies", "message"),
+    [
+        ("ACME-2", "implies: [ACME-9]\n", "implies unknown rule 'ACME-9'"),
+        ("ACME-2", "implies: [KS-0001]\n", r"ACME-1 \(high\) implies KS-0001 \(critical\)"),
+        ("ACME-1", "implies: [ACME-1]\n", "ACME-1 implies itself"),
+        ("ACME-2", "implies: [ACME-2, ACME-2]\n", "lists a rule twice"),
+        ("ACME-2", "implies: [not a rule]\n", "is not a rule id"),
+        ("ACME-2", "implies: ACME-2\n", "implies must be a list of strings"),
+    ],
+)
+def test_bad_implies_is_an_error_naming_file_and_line(
+    tmp_path: Path, second: str, implies: str, message: str
+) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(_user_rule("ACME-1", "high", implies) + "---\n" + _user_rule(second, "low"))
+    with pytest.raises(RuleError, match=message) as info:
+        load_catalogue([rules], RULES)
+    assert (info.value.file, info.value.line) == (str(rules), 10)
+
+
+def test_a_cycle_of_implies_is_an_error(tmp_path: Path) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(
+        _user_rule("ACME-1", "high", "implies: [ACME-2]\n")
+        + "---\n"
+        + _user_rule("ACME-2", "high", "implies: [ACME-1]\n")
+    )
+    with pytest.raises(RuleError, match="cycle: ACME-1 -> ACME-2 -> ACME-1"):
+        load_catalogue([rules], RULES)
