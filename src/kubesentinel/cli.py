@@ -186,6 +186,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the reported findings (all severities) to FILE as a baseline; exit 0",
     )
+    scan.add_argument(
+        "--all-findings",
+        action="store_true",
+        help="one finding per rule: do not fold findings of implied rules into the finding of "
+        "the rule that implies them (as peer scanners count; docs/rules.md lists implies)",
+    )
     scan.add_argument("--no-color", action="store_true", help="never colour the table output")
     scan.add_argument("--store", metavar="PATH|URL",
                       help="also save the workloads' findings (all severities) in this store "
@@ -275,6 +281,7 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
         allowed_registries=config.static.allowed_registries,
         suppressor=suppressor,
         render=render_options(args),
+        fold=not args.all_findings,
     )
     if pss is not None:
         options = replace(options, pss_version=pss)
@@ -305,9 +312,11 @@ def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
     """What the scan reports, plus findings an older baseline still matches (fixed ones drop
     out); annotation and config suppressions stay where they are declared."""
     from kubesentinel.static.baseline import write_baseline
+    from kubesentinel.static.folding import unfold
 
     kept = [s.finding for s in result.suppressed if s.suppression.kind == "baseline"]
-    count = write_baseline(path, [*result.findings, *kept])
+    # Every rule's finding, folded or not: the baseline then matches with --all-findings too.
+    count = write_baseline(path, unfold([*result.findings, *kept]))
     if not quiet:
         print(f"kubesentinel: wrote baseline {path} ({count} findings)", file=sys.stderr)
 
@@ -320,8 +329,10 @@ def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, clu
     if not is_url(store_path):
         Path(store_path).parent.mkdir(parents=True, exist_ok=True)
     store = open_store(store_path)
+    from kubesentinel.static.folding import unfold
+
     posture = posture_from_findings(
-        result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
+        unfold(result.findings), source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
     )
     try:
         store.save_posture(posture)

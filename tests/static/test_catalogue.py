@@ -16,8 +16,11 @@ from kubesentinel.static.catalogue import (
     load_catalogue,
     load_rule_file,
 )
+from kubesentinel.static.engine import ScanOptions, scan_paths
+from kubesentinel.static.folding import Where, meets, where_of
 from kubesentinel.static.predicates import load_builtin_predicates
 from kubesentinel.static.ruledocs import render
+from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = builtin_catalogue().rules
@@ -258,3 +261,48 @@ def test_a_cycle_of_implies_is_an_error(tmp_path: Path) -> None:
     )
     with pytest.raises(RuleError, match="cycle: ACME-1 -> ACME-2 -> ACME-1"):
         load_catalogue([rules], RULES)
+
+
+def _implication_gaps(paths: list[Path], implies: dict[str, tuple[str, ...]]) -> list[str]:
+    """Where a rule fails and a rule it implies does not, on the same container, volume or
+    field of the same object (static/folding.py says what counts as the same spot)."""
+    result = scan_paths([str(p) for p in paths], builtin_catalogue(), ScanOptions())
+    bodies = {(o.source.file, o.source.doc_index, o.source.item_index): o.body
+              for o in result.scanned}  # fmt: skip
+    found: dict[tuple[str, int, int | None], list[tuple[str, Where]]] = {}
+    for f in result.findings:
+        key = (f.file, f.doc_index, f.item_index)
+        found.setdefault(key, []).append((f.rule_id, where_of(bodies[key], f.field_path)))
+    gaps = []
+    for key, hits in found.items():
+        for rule_id, where in hits:
+            for implied in implies.get(rule_id, ()):
+                if not any(other == implied and meets(where, at) for other, at in hits):
+                    gaps.append(
+                        f"{key[0]} document {key[1]}: {rule_id} at {where} without {implied}"
+                    )
+    return gaps
+
+
+@pytest.mark.parametrize("source", ["fixtures", "corpus", "conformance"])
+def test_an_implied_rule_fails_wherever_its_implier_fails(source: str) -> None:
+    # Folding hides an implied rule's finding inside its implier's: that is only right if the
+    # implied rule really fails on the same spot each time the implier does.
+    if source == "fixtures":
+        paths = [ROOT / "tests" / "static" / "rules", ROOT / "tests" / "static" / "data",
+                 ROOT / "examples"]  # fmt: skip
+    elif source == "corpus":
+        paths = [shared_path("corpus", "real")]
+    else:
+        paths = [shared_path("conformance", "fixtures")]
+    implies = {rule.id: rule.implies for rule in RULES if rule.implies}
+    assert implies
+    assert _implication_gaps(paths, implies) == []
+
+
+def test_the_implication_check_finds_a_wrong_pair() -> None:
+    # runAsUser: 1000 without runAsNonRoot fails KS-0017 but not KS-0023 (KS-0023's fixtures).
+    fixtures = [ROOT / "tests" / "static" / "rules" / "KS-0023"]
+    gaps = _implication_gaps(fixtures, {"KS-0017": ("KS-0023",)})
+    assert gaps
+    assert all("KS-0017 at" in gap and gap.endswith("without KS-0023") for gap in gaps)
