@@ -417,6 +417,7 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"CIS: {', '.join(refs.cis) or '-'}    NSA/CISA: {', '.join(refs.nsa) or '-'}",
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
         f"Runtime impact: {rule.runtime_impact or '-'}",
+        f"Implies (folded into its findings): {', '.join(rule.implies) or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
     lines += _cel_lines(rule)
@@ -463,5 +464,6 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "urls": list(refs.urls),
         },
         "runtime_impact": rule.runtime_impact,
+        "implies": list(rule.implies),
         **extra,
     }

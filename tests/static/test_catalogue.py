@@ -19,7 +19,7 @@ from kubesentinel.static.catalogue import (
 from kubesentinel.static.engine import ScanOptions, scan_paths
 from kubesentinel.static.folding import Where, meets, where_of
 from kubesentinel.static.predicates import load_builtin_predicates
-from kubesentinel.static.ruledocs import render
+from kubesentinel.static.ruledocs import peer_severities, render
 from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ def test_rule_metadata_is_complete(rule) -> None:  # type: ignore[no-untyped-def
         rule.references.concepts
         or rule.references.peers
         or rule.references.pss
-        or rule.id in {"KS-0057"}
+        or rule.id in {"KS-0057", "KS-0059"}  # no peer has a matching check
     )
     fixtures = ROOT / "tests" / "static" / "rules" / rule.id
     assert (fixtures / "expected.yaml").is_file(), f"no fixtures for {rule.id}"
@@ -306,3 +306,19 @@ def test_the_implication_check_finds_a_wrong_pair() -> None:
     gaps = _implication_gaps(fixtures, {"KS-0017": ("KS-0023",)})
     assert gaps
     assert all("KS-0017 at" in gap and gap.endswith("without KS-0023") for gap in gaps)
+
+
+def test_every_rule_is_calibrated_against_the_peers_it_cites() -> None:
+    # docs/rules.md shows our severity beside the peers': a new rule must add its row, and a
+    # row may only name checks the rule lists among its references.peers.
+    table = peer_severities()
+    assert sorted(table) == sorted(rule.id for rule in RULES)
+    severities = {"low", "medium", "high", "critical", "not checked"}
+    for rule in RULES:
+        for peer, text in table[rule.id].items():
+            if text == "—":
+                continue
+            for entry in text.split(", "):
+                check, _, severity = entry.partition(" ")
+                assert check in rule.references.peers, f"{rule.id} {peer}: {check}"
+                assert severity in severities or peer == "kube-linter", f"{rule.id}: {entry}"
