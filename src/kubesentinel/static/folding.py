@@ -141,6 +141,8 @@ def fold(
     and only the coverage by a suppressed implier applies. Only findings of rules that imply
     or are implied, on objects holding both, are looked at (~10% of the corpus's)."""
     closure = {rule_id: ids for rule_id, ids in implied_closure(rules).items() if ids}
+    if not closure or not (combine or suppressed):
+        return list(findings), list(suppressed)  # nothing to fold, nothing to cover
     related = set(closure).union(*closure.values())
     implied_by = {
         rule_id: frozenset(p for p, ids in closure.items() if rule_id in ids) for rule_id in related
