@@ -15,6 +15,7 @@ from kubesentinel.static.catalogue import builtin_catalogue
 from kubesentinel.static.engine import ScanOptions, ScanResult, scan_paths
 from kubesentinel.static.folding import fold, meets, unfold, where_of
 from kubesentinel.static.formats import ScanReport, renderer
+from kubesentinel.static.formats.json_format import document
 from tests.conftest import shared_path
 
 AGENT = Path(__file__).parent / "data" / "folding" / "agent.yaml"
@@ -198,3 +199,8 @@ def test_sarif_names_the_folded_rules_and_stays_valid() -> None:
     assert socket["message"]["text"].endswith("(also KS-0005, KS-0015, KS-0035)")
     related = [(r["id"], r["message"]["text"].split(":")[0]) for r in socket["relatedLocations"]]
     assert related == [(1, "KS-0005"), (2, "KS-0015"), (3, "KS-0035")]
+
+
+def test_the_json_fast_path_writes_folded_findings_as_the_document_does() -> None:
+    report = ScanReport(_scan(AGENT, combine=True), builtin_catalogue(), Severity.LOW, "0.1.0")
+    assert json.loads(renderer("json")(report)) == json.loads(json.dumps(document(report)))
