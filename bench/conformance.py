@@ -335,7 +335,8 @@ class UnitScanner:
             scan.errors.append(f"scan unit {unit} does not exist")
             return scan
         try:
-            result = scan_paths([str(target)], self.catalogue, ScanOptions())
+            # One finding per rule (never folded): each label is matched to its concept's rule.
+            result = scan_paths([str(target)], self.catalogue, ScanOptions(fold=False))
         except Exception as exc:  # one broken predicate must not hide every other result
             scan.crash = f"{type(exc).__name__}: {exc}"
             scan.errors.append(f"the scan raised {scan.crash}")

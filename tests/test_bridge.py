@@ -124,13 +124,20 @@ def test_posture_from_a_real_scan(scan_file: Path) -> None:
     web_rules = [f.rule_id for f in findings]
     assert "KS-0001" in web_rules  # privileged
     assert len(web_rules) == len(set(web_rules))  # two privileged containers: counted once
+    # Each finding's rule, and the implied rules a folded finding holds.
     expected = {
-        f["rule_id"]
+        rule_id
         for f in scan["findings"]
         if f["object"] == {"api_version": "apps/v1", "kind": "Deployment", "namespace": "prod",
                            "name": "web"}
+        for rule_id in (f["rule_id"], *f["folded"])
     }  # fmt: skip
     assert set(web_rules) == expected
+    escalation = next(f for f in findings if f.rule_id == "KS-0022")  # folded into KS-0001
+    assert (escalation.severity, escalation.impact) == (
+        Severity.HIGH,
+        "privilege escalation allowed",
+    )
     privileged = next(f for f in findings if f.rule_id == "KS-0001")
     assert privileged == PostureFinding(
         "KS-0001", Severity.CRITICAL, privileged.title, "privileged"

@@ -243,3 +243,50 @@ def test_ctrl_c_stops_a_parallel_scan_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
     with pytest.raises(ProcessLookupError):
         os.killpg(child.pid, 0)  # nobody left in the group
+
+
+HYGIENE_ONLY = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      serviceAccountName: api
+      automountServiceAccountToken: false
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: 20000
+        seccompProfile: {type: RuntimeDefault}
+      containers:
+        - name: api
+          image: registry.example.com/shop/api
+          securityContext:
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            capabilities: {drop: [ALL]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: api, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: api}}
+  policyTypes: [Ingress]
+  ingress: [{from: [{podSelector: {matchLabels: {app: web}}}]}]
+"""
+
+
+def test_hygiene_alone_does_not_fail_the_default_gate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = tmp_path / "api.yaml"
+    manifest.write_text(HYGIENE_ONLY)
+    assert main(["scan", "--path", str(manifest)]) == 0  # default threshold: medium
+    assert "no findings at or above medium" in capsys.readouterr().out
+    assert main(["scan", "--path", str(manifest), "--severity-threshold", "low", "-f", "json"]) == 1
+    low = {f["rule_id"] for f in json.loads(capsys.readouterr().out)["findings"]}
+    # Probes, requests and limits, an untagged image (latest) and its pull policy: all low.
+    hygiene = {"KS-0040", "KS-0041", "KS-0042", "KS-0043", "KS-0044", "KS-0045", "KS-0046"}
+    assert hygiene <= low

@@ -155,3 +155,55 @@ def test_config_skip_by_path_glob_through_the_cli(
     assert results
     assert all(r["suppressions"][0]["kind"] == "external" for r in results)
     assert {r["suppressions"][0]["justification"] for r in results} == {"vendored"}
+
+
+def test_all_findings_restores_one_finding_per_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(PRIVILEGED.format(annotations=""))
+    args = ["scan", "-p", str(pod), "-f", "json", "--severity-threshold", "low"]
+    assert main(args) == 1
+    folded = _json(capsys)["findings"]
+    assert main([*args, "--all-findings"]) == 1
+    single = _json(capsys)["findings"]
+    (privileged,) = [f for f in folded if f["rule_id"] == "KS-0001"]
+    assert privileged["folded"] == ["KS-0016", "KS-0022"]
+    assert all(f["folded"] == [] for f in single)
+    assert len(single) == len(folded) + sum(len(f["folded"]) for f in folded)
+    assert {f["rule_id"] for f in single} == {
+        rule_id for f in folded for rule_id in (f["rule_id"], *f["folded"])
+    }
+
+
+def test_a_baseline_of_folded_findings_holds_every_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("pod.yaml").write_text(PRIVILEGED.format(annotations=""))
+    assert main(["scan", "-p", "pod.yaml", "--write-baseline", "b.json", "-q"]) == 0
+    capsys.readouterr()
+    stored = {entry["rule_id"] for entry in json.loads(Path("b.json").read_text())["findings"]}
+    assert {"KS-0001", "KS-0016", "KS-0022"} <= stored
+    for extra in ([], ["--all-findings"]):
+        args = ["scan", "-p", "pod.yaml", "--baseline", "b.json", "-f", "json", *extra]
+        assert main([*args, "--severity-threshold", "low"]) == 0
+        assert _json(capsys)["findings"] == []
+
+
+def test_one_annotation_on_the_implier_covers_the_implied_findings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pod = tmp_path / "pod.yaml"
+    pod.write_text(PRIVILEGED.format(annotations=ANNOTATION))
+    for extra in ([], ["--all-findings"]):
+        args = ["scan", "-p", str(pod), "-f", "json", "--severity-threshold", "low", *extra]
+        main(args)
+        document = _json(capsys)
+        reported = {f["rule_id"] for f in document["findings"]}
+        assert not reported & {"KS-0001", "KS-0016", "KS-0022"}
+        suppressed = [(s["rule_id"], s["folded"]) for s in document["suppressed"]]
+        if extra:
+            assert sorted(suppressed) == [("KS-0001", []), ("KS-0016", []), ("KS-0022", [])]
+        else:
+            assert suppressed == [("KS-0001", ["KS-0016", "KS-0022"])]

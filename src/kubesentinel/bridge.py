@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Mapping
-from functools import lru_cache
+from collections.abc import Iterable, Iterator, Mapping
+from functools import cache, lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
@@ -178,11 +178,46 @@ def load_posture_file(
         raise _error(where, "posture file has no findings list")
 
     impacts = runtime_impacts(rules_path)
+    facts = _builtin_facts()
     read = (
         _read_finding(where, index, finding, cluster, impacts)
         for index, finding in enumerate(findings)
     )
-    return _grouped((pair for pair in read if pair is not None), where, cluster)
+    pairs = (
+        pair
+        for index, head in enumerate(read)
+        if head is not None
+        for pair in (head, *_folded_pairs(head, findings[index], impacts, facts))
+    )
+    return _grouped(pairs, where, cluster)
+
+
+def _folded_pairs(
+    head: tuple[str, PostureFinding],
+    finding: dict[str, Any],
+    impacts: Mapping[str, str],
+    facts: Mapping[str, tuple[Severity, str]],
+) -> Iterator[tuple[str, PostureFinding]]:
+    """The implied rules a folded finding holds (schema 1.2 ``folded``), each a finding of the
+    workload too: with its built-in severity and title, else the folded finding's severity."""
+    key, posture_finding = head
+    folded = finding.get("folded")
+    for rule_id in folded if isinstance(folded, list) else ():
+        if isinstance(rule_id, str):
+            severity, title = facts.get(rule_id, (posture_finding.severity, rule_id))
+            yield key, PostureFinding(rule_id, severity, title, impacts.get(rule_id))
+
+
+@cache
+def _builtin_facts() -> Mapping[str, tuple[Severity, str]]:
+    """Severity and title of each built-in rule, from the rule bundle (as runtime_impacts)."""
+    from kubesentinel.static import rulebundle
+
+    try:
+        rules = rulebundle.load(rulebundle.BUNDLE.read_bytes(), rulebundle.BUNDLE.parent / "rules")
+    except FileNotFoundError:
+        rules = None
+    return MappingProxyType({r.id: (r.severity, r.title) for r in rules or ()})
 
 
 def _grouped(pairs: Iterable[tuple[str, PostureFinding]], source: str, cluster: str) -> Posture:

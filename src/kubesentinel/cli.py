@@ -201,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the reported findings (all severities) to FILE as a baseline; exit 0",
     )
+    scan.add_argument(
+        "--all-findings",
+        action="store_true",
+        help="one finding per rule: do not fold findings of implied rules into the finding of "
+        "the rule that implies them (as peer scanners count; docs/rules.md lists implies)",
+    )
     scan.add_argument("--no-color", action="store_true", help="never colour the table output")
     scan.add_argument("--store", metavar="PATH|URL",
                       help="also save the workloads' findings (all severities) in this store "
@@ -300,6 +306,7 @@ def _scan_paused(args: argparse.Namespace, config: Config) -> int:
         allowed_registries=config.static.allowed_registries,
         suppressor=suppressor,
         render=render_options(args),
+        fold=not args.all_findings,
     )
     if pss is not None:
         options = replace(options, pss_version=pss)
@@ -334,9 +341,11 @@ def _write_baseline(result: ScanResult, path: str, *, quiet: bool) -> None:
     """What the scan reports, plus findings an older baseline still matches (fixed ones drop
     out); annotation and config suppressions stay where they are declared."""
     from kubesentinel.static.baseline import write_baseline
+    from kubesentinel.static.folding import unfold
 
     kept = [s.finding for s in result.suppressed if s.suppression.kind == "baseline"]
-    count = write_baseline(path, [*result.findings, *kept])
+    # Every rule's finding, folded or not: the baseline then matches with --all-findings too.
+    count = write_baseline(path, unfold([*result.findings, *kept]))
     if not quiet:
         print(f"kubesentinel: wrote baseline {path} ({count} findings)", file=sys.stderr)
 
@@ -354,8 +363,10 @@ def _save_posture(result: ScanResult, store_path: str, catalogue: Catalogue, clu
                 f"--store: cannot create its directory: {exc.strerror or exc}", file=store_path
             ) from None
     store = open_store(store_path)
+    from kubesentinel.static.folding import unfold
+
     posture = posture_from_findings(
-        result.findings, source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
+        unfold(result.findings), source="scan", cluster=cluster, impacts=impacts_of(catalogue.rules)
     )
     try:
         store.save_posture(posture)
@@ -440,6 +451,7 @@ def _rules_explain(args: argparse.Namespace, config: Config) -> int:
         f"CIS: {', '.join(refs.cis) or '-'}    NSA/CISA: {', '.join(refs.nsa) or '-'}",
         f"Equivalent peer checks: {', '.join(refs.peers) or '-'}",
         f"Runtime impact: {rule.runtime_impact or '-'}",
+        f"Implies (folded into its findings): {', '.join(rule.implies) or '-'}",
     ]
     lines += [f"See: {url}" for url in refs.urls]
     lines += _cel_lines(rule)
@@ -486,5 +498,6 @@ def rule_as_dict(rule: Rule) -> dict[str, object]:
             "urls": list(refs.urls),
         },
         "runtime_impact": rule.runtime_impact,
+        "implies": list(rule.implies),
         **extra,
     }

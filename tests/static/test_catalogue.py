@@ -12,11 +12,15 @@ from kubesentinel.static import rulebundle
 from kubesentinel.static.catalogue import (
     BUILTIN_DIR,
     builtin_catalogue,
+    implied_closure,
     load_catalogue,
     load_rule_file,
 )
+from kubesentinel.static.engine import ScanOptions, scan_paths
+from kubesentinel.static.folding import Where, meets, where_of
 from kubesentinel.static.predicates import load_builtin_predicates
-from kubesentinel.static.ruledocs import render
+from kubesentinel.static.ruledocs import peer_severities, render
+from tests.conftest import shared_path
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = builtin_catalogue().rules
@@ -40,7 +44,7 @@ def test_rule_metadata_is_complete(rule) -> None:  # type: ignore[no-untyped-def
         rule.references.concepts
         or rule.references.peers
         or rule.references.pss
-        or rule.id in {"KS-0057"}
+        or rule.id in {"KS-0057", "KS-0059"}  # no peer has a matching check
     )
     fixtures = ROOT / "tests" / "static" / "rules" / rule.id
     assert (fixtures / "expected.yaml").is_file(), f"no fixtures for {rule.id}"
@@ -200,3 +204,121 @@ def test_frameworks_select_rules_by_their_references() -> None:
     assert all(r.references.cis for r in catalogue.select("cis").rules)
     assert all(r.references.nsa for r in catalogue.select("nsa").rules)
     assert catalogue.select("all") == catalogue
+
+
+def _user_rule(rule_id: str, severity: str, implies: str = "") -> str:
+    return (
+        f"id: {rule_id}\ntitle: t\nseverity: {severity}\ncategory: c\ndescription: d\n"
+        f"remediation: Fix.\nkinds: [Pod]\npredicate: pod_flag_true\n"
+        f"params: {{field: hostIPC}}\n{implies}"
+    )
+
+
+def test_implies_is_read_bundled_and_closed_over_chains(tmp_path: Path) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(
+        _user_rule("ACME-1", "high", "implies: [ACME-2]\n")
+        + "---\n"
+        + _user_rule("ACME-2", "medium", "implies: [KS-0053]\n")
+    )
+    catalogue = load_catalogue([rules], RULES)
+    first = catalogue.get("ACME-1")
+    assert first is not None
+    assert first.implies == ("ACME-2",)
+    assert rulebundle.load(rulebundle.dump([first]).encode(), tmp_path) == (first,)
+    closure = implied_closure(catalogue.rules)
+    assert closure["ACME-1"] == {"ACME-2", "KS-0053"}
+    assert closure["KS-0036"] >= {"KS-0035", "KS-0005", "KS-0015"}
+
+
+@pytest.mark.parametrize(
+    ("second", "implies", "message"),
+    [
+        ("ACME-2", "implies: [ACME-9]\n", "implies unknown rule 'ACME-9'"),
+        ("ACME-2", "implies: [KS-0001]\n", r"ACME-1 \(high\) implies KS-0001 \(critical\)"),
+        ("ACME-1", "implies: [ACME-1]\n", "ACME-1 implies itself"),
+        ("ACME-2", "implies: [ACME-2, ACME-2]\n", "lists a rule twice"),
+        ("ACME-2", "implies: [not a rule]\n", "is not a rule id"),
+        ("ACME-2", "implies: ACME-2\n", "implies must be a list of strings"),
+    ],
+)
+def test_bad_implies_is_an_error_naming_file_and_line(
+    tmp_path: Path, second: str, implies: str, message: str
+) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(_user_rule("ACME-1", "high", implies) + "---\n" + _user_rule(second, "low"))
+    with pytest.raises(RuleError, match=message) as info:
+        load_catalogue([rules], RULES)
+    assert (info.value.file, info.value.line) == (str(rules), 10)
+
+
+def test_a_cycle_of_implies_is_an_error(tmp_path: Path) -> None:
+    rules = tmp_path / "custom.yaml"
+    rules.write_text(
+        _user_rule("ACME-1", "high", "implies: [ACME-2]\n")
+        + "---\n"
+        + _user_rule("ACME-2", "high", "implies: [ACME-1]\n")
+    )
+    with pytest.raises(RuleError, match="cycle: ACME-1 -> ACME-2 -> ACME-1"):
+        load_catalogue([rules], RULES)
+
+
+def _implication_gaps(paths: list[Path], implies: dict[str, tuple[str, ...]]) -> list[str]:
+    """Where a rule fails and a rule it implies does not, on the same container, volume or
+    field of the same object (static/folding.py says what counts as the same spot)."""
+    result = scan_paths([str(p) for p in paths], builtin_catalogue(), ScanOptions())
+    bodies = {(o.source.file, o.source.doc_index, o.source.item_index): o.body
+              for o in result.scanned}  # fmt: skip
+    found: dict[tuple[str, int, int | None], list[tuple[str, Where]]] = {}
+    for f in result.findings:
+        key = (f.file, f.doc_index, f.item_index)
+        found.setdefault(key, []).append((f.rule_id, where_of(bodies[key], f.field_path)))
+    gaps = []
+    for key, hits in found.items():
+        for rule_id, where in hits:
+            for implied in implies.get(rule_id, ()):
+                if not any(other == implied and meets(where, at) for other, at in hits):
+                    gaps.append(
+                        f"{key[0]} document {key[1]}: {rule_id} at {where} without {implied}"
+                    )
+    return gaps
+
+
+@pytest.mark.parametrize("source", ["fixtures", "corpus", "conformance"])
+def test_an_implied_rule_fails_wherever_its_implier_fails(source: str) -> None:
+    # Folding hides an implied rule's finding inside its implier's: that is only right if the
+    # implied rule really fails on the same spot each time the implier does.
+    if source == "fixtures":
+        paths = [ROOT / "tests" / "static" / "rules", ROOT / "tests" / "static" / "data",
+                 ROOT / "examples"]  # fmt: skip
+    elif source == "corpus":
+        paths = [shared_path("corpus", "real")]
+    else:
+        paths = [shared_path("conformance", "fixtures")]
+    implies = {rule.id: rule.implies for rule in RULES if rule.implies}
+    assert implies
+    assert _implication_gaps(paths, implies) == []
+
+
+def test_the_implication_check_finds_a_wrong_pair() -> None:
+    # runAsUser: 1000 without runAsNonRoot fails KS-0017 but not KS-0023 (KS-0023's fixtures).
+    fixtures = [ROOT / "tests" / "static" / "rules" / "KS-0023"]
+    gaps = _implication_gaps(fixtures, {"KS-0017": ("KS-0023",)})
+    assert gaps
+    assert all("KS-0017 at" in gap and gap.endswith("without KS-0023") for gap in gaps)
+
+
+def test_every_rule_is_calibrated_against_the_peers_it_cites() -> None:
+    # docs/rules.md shows our severity beside the peers': a new rule must add its row, and a
+    # row may only name checks the rule lists among its references.peers.
+    table = peer_severities()
+    assert sorted(table) == sorted(rule.id for rule in RULES)
+    severities = {"low", "medium", "high", "critical", "not checked"}
+    for rule in RULES:
+        for peer, text in table[rule.id].items():
+            if text == "—":
+                continue
+            for entry in text.split(", "):
+                check, _, severity = entry.partition(" ")
+                assert check in rule.references.peers, f"{rule.id} {peer}: {check}"
+                assert severity in severities or peer == "kube-linter", f"{rule.id}: {entry}"

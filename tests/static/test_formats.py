@@ -341,7 +341,7 @@ def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
     report = _report(core, Severity.CRITICAL)
     text = renderer("json")(report)
     document = json.loads(text)
-    assert text.startswith('{\n  "schema_version": "1.1",\n')
+    assert text.startswith('{\n  "schema_version": "1.2",\n')
     lines = text.splitlines()
     start = lines.index('  "findings": [') + 1
     items = lines[start : start + len(document["findings"])]
@@ -377,6 +377,7 @@ def test_json_carries_the_scan_and_round_trips(core: ScanResult) -> None:
         "item_index": 0,
         "field_path": "spec.containers[0].securityContext.privileged",
         "references": listed["references"],
+        "folded": [],
     }
     assert "CKV_K8S_16" in listed["references"]["peers"]
     assert listed["references"]["pss"] == ["baseline:privileged-containers"]

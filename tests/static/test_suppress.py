@@ -62,7 +62,20 @@ def test_annotations_on_object_template_and_container(annotated: ScanResult) -> 
         ("KS-0003", "agent", "spec.template.spec.hostIPC"),  # template, lower-case id
         ("KS-0001", "agent", "spec.template.spec.containers[1].securityContext.privileged"),
         ("KS-0004", "nightly", "spec.jobTemplate.spec.template.spec.hostNetwork"),  # CronJob
+        # Implied by KS-0001 on the same container: its suppression covers them.
+        ("KS-0022", "agent", "spec.template.spec.containers[1].securityContext.privileged"),
+        (
+            "KS-0016",
+            "agent",
+            "spec.template.spec.containers[1].securityContext.allowPrivilegeEscalation",
+        ),
     }
+    covering = got[
+        "KS-0001", "agent", "spec.template.spec.containers[1].securityContext.privileged"
+    ]
+    assert got[
+        "KS-0022", "agent", "spec.template.spec.containers[1].securityContext.privileged"
+    ] == (covering)
     host_pid = got["KS-0002", "agent", "spec.template.spec.hostPID"]
     assert (host_pid.kind, host_pid.reason) == ("annotation", "node agent reads host processes")
     assert (host_pid.file, host_pid.line) == (ANNOTATED, 8)
@@ -73,16 +86,16 @@ def test_annotations_on_object_template_and_container(annotated: ScanResult) -> 
 
 def test_container_annotation_suppresses_only_that_container(annotated: ScanResult) -> None:
     reported = _ids(annotated.findings)
-    # "app" is privileged too and stays reported; KS-0022 on "debug" is another rule.
-    assert ("KS-0001", "agent", "spec.template.spec.containers[0].securityContext.privileged") in (
-        reported
-    )
-    assert ("KS-0022", "agent", "spec.template.spec.containers[1].securityContext.privileged") in (
-        reported
-    )
-    # Pod-level findings of the same rule are never inside a container.
+    # "app" is privileged too and stays reported, with the rules KS-0001 implies on it.
+    for rule_id in ("KS-0001", "KS-0022"):
+        path = "spec.template.spec.containers[0].securityContext.privileged"
+        assert (rule_id, "agent", path) in reported
+    # Pod-level findings of the same rule are never inside a container; on "debug" the
+    # suppression of KS-0001 covers KS-0022 and KS-0016, which it implies there.
     debug = [s for s in annotated.suppressed if "containers[1]" in s.finding.field_path]
-    assert [s.finding.rule_id for s in debug] == ["KS-0001"]
+    assert sorted(s.finding.rule_id for s in debug) == ["KS-0001", "KS-0016", "KS-0022"]
+    assert not [f for f in annotated.findings if "containers[1]" in f.field_path and f.rule_id in
+                ("KS-0016", "KS-0022")]  # fmt: skip
 
 
 def test_bad_annotations_warn_at_their_line_and_suppress_nothing(annotated: ScanResult) -> None:
@@ -199,9 +212,11 @@ def test_config_skips_by_rule_namespace_kind_name_and_path(
             key = (item.finding.rule_id, item.finding.obj.name)
             by_reason.setdefault(item.suppression.reason, set()).add(key)
             assert item.suppression.file == str(tmp_path / "config.yaml")
-    assert {rule for rule, _ in by_reason["tracked in SEC-12"]} == {"KS-0022"}
+    # KS-0022 implies KS-0016 on the same container: the skip covers both.
+    assert {rule for rule, _ in by_reason["tracked in SEC-12"]} == {"KS-0022", "KS-0016"}
     assert {name for _, name in by_reason["legacy namespace, frozen"]} == {"old"}
-    assert by_reason[None] == {("KS-0001", "nightly")}
+    # The CronJob's KS-0016 is implied by both skipped rules; the most severe one covers it.
+    assert by_reason[None] == {("KS-0001", "nightly"), ("KS-0016", "nightly")}
     assert {name for _, name in by_reason["vendored chart"]} == {"vendored"}
     reported = {(f.rule_id, f.obj.name) for f in result.findings}
     assert not {r for r in reported if r[0] == "KS-0022"}
@@ -286,7 +301,8 @@ def test_json_lists_suppressed_findings_and_validates(annotated: ScanResult) -> 
     )
     document = json.loads(renderer("json")(_report(annotated)))
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["summary"]["suppressed"] == len(document["suppressed"]) == 4
+    # Four annotations; KS-0001's covers KS-0022 (high) and KS-0016 (medium, below HIGH).
+    assert document["summary"]["suppressed"] == len(document["suppressed"]) == 5
     first = document["suppressed"][0]
     assert first["rule_id"] == "KS-0002"
     assert first["suppression"] == {
@@ -332,9 +348,9 @@ def test_sarif_marks_suppressed_results_in_source_and_external(
 def test_table_markdown_and_junit_count_suppressed(annotated: ScanResult) -> None:
     report = _report(annotated)
     table = renderer("table")(report)
-    assert "4 suppressed (4 by annotation): --format json lists them with reasons." in table
+    assert "5 suppressed (5 by annotation): --format json lists them with reasons." in table
     markdown = renderer("markdown")(report)
-    assert "> 4 suppressed (4 by annotation): listed below with their reasons." in markdown
+    assert "> 5 suppressed (5 by annotation): listed below with their reasons." in markdown
     assert "| KS-0002 | `Deployment ops/agent` | `suppress/annotated.yaml:19` | annotation " in (
         markdown
     )
@@ -343,7 +359,7 @@ def test_table_markdown_and_junit_count_suppressed(annotated: ScanResult) -> Non
     root = ET.fromstring(junit)  # noqa: S314 - our own output, not untrusted XML
     skipped = [c for c in root.iter("testcase") if c.find("skipped") is not None]
     suppressed = [c for c in skipped if c.get("name", "").endswith("(suppressed)")]
-    assert len(suppressed) == len(annotated.suppressed) == 4
+    assert len(suppressed) == len(annotated.suppressed) == 6
     messages = {skip.get("message") for case in suppressed for skip in case.iter("skipped")}
     assert "suppressed by annotation: node agent reads host processes" in messages
     assert "suppressed by annotation" in messages  # KS-0003, written without a reason

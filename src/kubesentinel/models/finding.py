@@ -36,3 +36,12 @@ class Finding(NamedTuple):
     field_path: str
     category: str = ""
     object_line: int = 0  # where the object starts (its first key), for grouping in reports
+    # Findings of implied rules on the same container, volume or field, folded into this one
+    # (static/folding.py); each has no folded findings of its own. Severity is already the
+    # highest of the group.
+    folded: tuple[Finding, ...] = ()
+
+    @property
+    def folded_ids(self) -> tuple[str, ...]:
+        """Rule ids of the folded findings, each once, in order."""
+        return tuple(dict.fromkeys(f.rule_id for f in self.folded))

@@ -41,3 +41,6 @@ class Rule:
     # workload riskier (kubesentinel/bridge.py); the label names it in the incident's reason.
     runtime_impact: str | None = None
     source_file: str = ""
+    # Rules that always fail with this one on the same container, volume or field (YAML
+    # ``implies:``); their findings there fold into this rule's (static/folding.py).
+    implies: tuple[str, ...] = ()

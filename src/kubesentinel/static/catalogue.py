@@ -31,10 +31,10 @@ _REQUIRED = (
     "remediation",
     "kinds",
 )
-_OPTIONAL = ("params", "references", "aliases", "reads", "runtime")
+_OPTIONAL = ("params", "references", "aliases", "reads", "runtime", "implies")
 # A rule checks with a built-in predicate or with CEL validations (static/cel_rules.py).
 _PREDICATE_KEYS = ("predicate", *_OPTIONAL)
-_CEL_KEYS = ("validations", "variables", "references", "aliases", "runtime")
+_CEL_KEYS = ("validations", "variables", "references", "aliases", "runtime", "implies")
 _REFERENCE_KEYS = ("pss", "cis", "nsa", "peers", "concepts", "urls")
 _RUNTIME_KEYS = ("impact",)
 MAX_IMPACT_LENGTH = 40  # the label goes into an incident's one-line risk reason
@@ -106,16 +106,76 @@ def load_catalogue(paths: Sequence[Path], base: Iterable[Rule] = ()) -> Catalogu
     """Rules from files and directories (``*.yaml``/``*.yml``), added to ``base``."""
     rules = list(base)
     seen = {r.id: r.source_file for r in rules}
+    implies_lines: dict[str, int] = {}  # new rules only: the base was checked when it loaded
     for file in _rule_files(paths):
-        for rule in load_rule_file(file):
+        for rule, line in _load_rules(file):
             if rule.id in seen:
                 raise RuleError(
                     f"duplicate rule id {rule.id} (also in {seen[rule.id]})", file=str(file)
                 )
             seen[rule.id] = str(file)
             rules.append(rule)
+            implies_lines[rule.id] = line
     rules.sort(key=lambda r: r.id)
+    check_implications(rules, implies_lines)
     return Catalogue(tuple(rules))
+
+
+def check_implications(rules: Sequence[Rule], lines: Mapping[str, int]) -> None:
+    """``implies`` of the rules in ``lines`` names known rules, no rule implies itself through
+    a chain, and no rule is less severe than one it implies (a folded finding keeps the
+    implier's severity, which must be the highest of the group)."""
+    by_id = {rule.id: rule for rule in rules}
+    for rule in rules:
+        if rule.id not in lines:
+            continue
+        file, line = rule.source_file, lines[rule.id]
+        for implied_id in rule.implies:
+            implied = by_id.get(implied_id)
+            if implied is None:
+                raise RuleError(f"implies unknown rule {implied_id!r}", file=file, line=line)
+            if implied.severity > rule.severity:
+                raise RuleError(
+                    f"{rule.id} ({rule.severity.label}) implies {implied_id} "
+                    f"({implied.severity.label}): a rule must be at least as severe as the "
+                    "rules it implies",
+                    file=file,
+                    line=line,
+                )
+        cycle = _cycle_from(rule.id, by_id)
+        if cycle:
+            raise RuleError(f"implies makes a cycle: {' -> '.join(cycle)}", file=file, line=line)
+
+
+def _cycle_from(start: str, by_id: Mapping[str, Rule]) -> list[str]:
+    """A chain of ``implies`` from ``start`` back to it, or [] when there is none."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        rule_id, chain = stack.pop()
+        for implied in by_id[rule_id].implies if rule_id in by_id else ():
+            if implied == start:
+                return [*chain, implied]
+            if implied not in visited:
+                visited.add(implied)
+                stack.append((implied, [*chain, implied]))
+    return []
+
+
+def implied_closure(rules: Iterable[Rule]) -> dict[str, frozenset[str]]:
+    """Every rule id mapped to all rules it implies, directly or through a chain."""
+    direct = {rule.id: rule.implies for rule in rules}
+    closure: dict[str, frozenset[str]] = {}
+    for rule_id, implies in direct.items():
+        found: set[str] = set()
+        todo = list(implies)
+        while todo:
+            implied = todo.pop()
+            if implied not in found:
+                found.add(implied)
+                todo.extend(direct.get(implied, ()))
+        closure[rule_id] = frozenset(found)
+    return closure
 
 
 def _rule_files(paths: Sequence[Path]) -> list[Path]:
@@ -132,6 +192,11 @@ def _rule_files(paths: Sequence[Path]) -> list[Path]:
 
 def load_rule_file(file: Path) -> list[Rule]:
     """Every rule of a file: one YAML document each (built-ins keep one rule per file)."""
+    return [rule for rule, _line in _load_rules(file)]
+
+
+def _load_rules(file: Path) -> list[tuple[Rule, int]]:
+    """Every rule of a file with the line of its ``implies`` key (of the rule without one)."""
     name = str(file)
     try:
         data = file.read_bytes()
@@ -142,13 +207,14 @@ def load_rule_file(file: Path) -> list[Rule]:
         raise RuleError(parsed.errors[0].message, file=name, line=parsed.errors[0].line)
     if not parsed.documents:
         raise RuleError("rule file holds no rule", file=name, line=1)
-    rules = []
+    rules: list[tuple[Rule, int]] = []
     source = data.decode("utf-8-sig").splitlines()
     for document in parsed.documents:
         if not isinstance(document.value, LineDict):
             raise RuleError("each YAML document of a rule file must be a mapping (one rule)",
                             file=name, line=document.line)  # fmt: skip
-        rules.append(_rule_from(document.value, name, source))
+        line = document.value.key_lines.get("implies", document.value.line)
+        rules.append((_rule_from(document.value, name, source), line))
     return rules
 
 
@@ -191,7 +257,22 @@ def _rule_from(doc: LineDict, file: str, source: list[str]) -> Rule:
         reads=tuple(check.strings("reads")) if "reads" in doc else (),
         runtime_impact=_runtime_impact(doc, check),
         source_file=file,
+        implies=_implies(doc, check, rule_id),
     )
+
+
+def _implies(doc: LineDict, check: _Checker, rule_id: str) -> tuple[str, ...]:
+    if "implies" not in doc:
+        return ()
+    implied = check.strings("implies")
+    for other in implied:
+        if other == rule_id:
+            check.fail("implies", f"{rule_id} implies itself")
+        if not RULE_ID.match(other):
+            check.fail("implies", f"implies: {other!r} is not a rule id such as KS-0001")
+    if len(set(implied)) != len(implied):
+        check.fail("implies", "implies lists a rule twice")
+    return tuple(implied)
 
 
 def _predicate(check: _Checker) -> tuple[str, dict[str, object]]:

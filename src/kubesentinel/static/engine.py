@@ -11,6 +11,7 @@ from kubesentinel.models import Finding, K8sObject, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.context import LATEST_PSS, ScanContext
 from kubesentinel.static.evaluation import deferred_hits, findings_from, object_hits
+from kubesentinel.static.folding import fold
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover
 from kubesentinel.static.objects import Notice
 from kubesentinel.static.parallel import (
@@ -52,6 +53,10 @@ class ScanOptions:
     # Config skips and baseline; None: skip annotations only, checked against the catalogue.
     suppressor: Suppressor | None = None
     render: RenderOptions = field(default_factory=RenderOptions)  # Helm and Kustomize inputs
+    # Fold implied findings into their implier's (static/folding.py), as `scan` shows them;
+    # False keeps one finding per rule (`scan --all-findings`, peer-compatible counting).
+    # A suppressed implier covers the findings it implies either way.
+    fold: bool = False
 
 
 def scan_paths(
@@ -127,7 +132,9 @@ def scan_batches(
     hit_lists.append(deferred_hits(objects, deferred, catalogue, ctx))
     findings = findings_from(hit_lists, objects, catalogue)
     outcome = (options.suppressor or build(catalogue.rules)).apply(objects, findings)
-    result.findings, result.suppressed = outcome.findings, outcome.suppressed
+    result.findings, result.suppressed = fold(
+        outcome.findings, outcome.suppressed, objects, catalogue.rules, combine=options.fold
+    )
     result.warnings.extend(outcome.warnings)
     return result
 

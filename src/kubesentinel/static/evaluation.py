@@ -133,7 +133,7 @@ def findings_from(
             findings[key] = _new_finding(
                 Finding,
                 (rule_id, severity, title, message, remediation, ref, file, line, doc_index,
-                 item_index, field_path, category, object_line),
+                 item_index, field_path, category, object_line, ()),
             )  # fmt: skip
     # Files ranked once: comparing ints is much faster than comparing long shared-prefix paths.
     rank = {file: i for i, file in enumerate(sorted({f.file for f in findings.values()}))}

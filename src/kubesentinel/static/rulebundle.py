@@ -20,7 +20,7 @@ from typing import Any
 from kubesentinel.models import References, Rule, Severity
 
 BUNDLE = Path(__file__).parent / "rules.bundle.json"
-FORMAT = 2  # bumped when the layout below changes
+FORMAT = 3  # bumped when the layout below changes
 
 
 def dump(rules: Sequence[Rule]) -> str:
@@ -60,6 +60,7 @@ def _rule(item: dict[str, Any], rules_dir: Path) -> Rule:
         reads=tuple(item["reads"]),
         runtime_impact=item["runtime_impact"],
         source_file=str(rules_dir / item["source_file"]),
+        implies=tuple(item["implies"]),
     )
 
 

@@ -12,7 +12,7 @@ from kubesentinel.models import Finding, Severity, Suppressed
 from kubesentinel.static.catalogue import Catalogue
 from kubesentinel.static.engine import ScanResult
 
-JSON_SCHEMA_VERSION = "1.1"
+JSON_SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True, slots=True)

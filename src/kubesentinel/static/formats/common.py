@@ -88,6 +88,13 @@ def worst_first(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(findings, key=lambda f: (-f.severity, f.rule_id, f.line, f.message))
 
 
+def folded_note(finding: Finding) -> str:
+    """``KS-0035 (Sensitive host path mounted), KS-0005 (HostPath volume)``: the implied rules
+    a folded finding holds, each once."""
+    titles = {f.rule_id: f.title for f in finding.folded}
+    return ", ".join(f"{rule_id} ({titles[rule_id]})" for rule_id in finding.folded_ids)
+
+
 def rules_of(report: ScanReport) -> dict[str, Rule]:
     return {rule.id: rule for rule in report.catalogue.rules}
 

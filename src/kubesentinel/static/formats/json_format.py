@@ -63,7 +63,7 @@ def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> by
     dumps = orjson.dumps
     heads: dict[tuple[str, Severity, str], bytes] = {}
     middles: dict[tuple[str, str], bytes] = {}
-    tails: dict[str, bytes] = {}
+    tails: dict[tuple[str, tuple[str, ...]], bytes] = {}
     objects: dict[int, bytes] = {}  # id() of the findings' ObjectRefs, alive throughout
     files: dict[str, bytes] = {}
     lines: list[bytes] = []
@@ -92,10 +92,14 @@ def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> by
             file = files.get(finding.file)
             if file is None:
                 file = files[finding.file] = b',"file":%s,"line":' % dumps(finding.file)
-            tail = tails.get(finding.rule_id)
+            tail_key = (finding.rule_id, finding.folded_ids)
+            tail = tails.get(tail_key)
             if tail is None:
-                references = dumps(_references(rules.get(finding.rule_id)))
-                tail = tails[finding.rule_id] = b',"references":%s}' % references
+                references = dumps(_finding_references(finding, rules))
+                tail = tails[tail_key] = b',"references":%s,"folded":%s}' % (
+                    references,
+                    dumps(list(finding.folded_ids)),
+                )
             item = b"null" if finding.item_index is None else b"%d" % finding.item_index
             lines.append(
                 b'%s%s%s%s%s%d,"doc_index":%d,"item_index":%s,"field_path":%s%s'
@@ -103,7 +107,7 @@ def _finding_lines(findings: Sequence[Finding], rules: Mapping[str, Rule]) -> by
                    finding.doc_index, item, dumps(finding.field_path), tail)
             )  # fmt: skip
         except TypeError:
-            lines.append(_encode(_finding(finding, rules.get(finding.rule_id))))
+            lines.append(_encode(_finding(finding, rules)))
     return _ascii(b",\n    ".join(lines))
 
 
@@ -151,7 +155,7 @@ def document(report: ScanReport) -> dict[str, Any]:
     """The report as plain JSON data, keys in schema order."""
     rules = rules_of(report)
     findings = report.findings
-    items = [_finding(f, rules.get(f.rule_id)) for f in findings]
+    items = [_finding(f, rules) for f in findings]
     return _document(report, rules, findings, items)
 
 
@@ -177,14 +181,14 @@ def _document(
             "notices": len(result.notices),
         },
         "findings": finding_items,
-        "suppressed": [_suppressed(s, rules.get(s.finding.rule_id)) for s in suppressed],
+        "suppressed": [_suppressed(s, rules) for s in suppressed],
         "errors": [_problem(e) for e in result.errors],
         "warnings": [_problem(w) for w in result.warnings],
         "notices": [{"file": n.file, "line": n.line, "message": n.message} for n in result.notices],
     }
 
 
-def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
+def _finding(finding: Finding, rules: Mapping[str, Rule]) -> dict[str, Any]:
     return {
         "rule_id": finding.rule_id,
         "severity": finding.severity.label,
@@ -198,7 +202,8 @@ def _finding(finding: Finding, rule: Rule | None) -> dict[str, Any]:
         "doc_index": finding.doc_index,
         "item_index": finding.item_index,
         "field_path": finding.field_path,
-        "references": _references(rule),
+        "references": _finding_references(finding, rules),
+        "folded": list(finding.folded_ids),
     }
 
 
@@ -211,10 +216,26 @@ def _object(obj: ObjectRef) -> dict[str, Any]:
     }
 
 
-def _suppressed(item: Suppressed, rule: Rule | None) -> dict[str, Any]:
+def _suppressed(item: Suppressed, rules: Mapping[str, Rule]) -> dict[str, Any]:
     why = item.suppression
     suppression = {"kind": why.kind, "reason": why.reason, "file": why.file, "line": why.line}
-    return {**_finding(item.finding, rule), "suppression": suppression}
+    return {**_finding(item.finding, rules), "suppression": suppression}
+
+
+def _finding_references(finding: Finding, rules: Mapping[str, Rule]) -> dict[str, list[str]]:
+    """The rule's references; a folded finding cites those of every rule it holds as well."""
+    if not finding.folded:
+        return _references(rules.get(finding.rule_id))
+    found = (rules.get(rule_id) for rule_id in (finding.rule_id, *finding.folded_ids))
+    return _merged_references(tuple(rule.references for rule in found if rule is not None))
+
+
+@cache
+def _merged_references(refs: tuple[References, ...]) -> dict[str, list[str]]:
+    return {
+        key: list(dict.fromkeys(value for ref in refs for value in getattr(ref, key)))
+        for key in _NO_REFERENCES
+    }
 
 
 def _references(rule: Rule | None) -> dict[str, list[str]]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from kubesentinel.errors import InputError
 from kubesentinel.models import Finding, Suppressed
 from kubesentinel.static.formats import ScanReport
-from kubesentinel.static.formats.common import TOOL_NAME, object_ref, printable
+from kubesentinel.static.formats.common import TOOL_NAME, folded_note, object_ref, printable
 
 _NO_FILE = "(no file)"
 # Count attributes of a suite and the child tag of a case each one counts.
@@ -72,11 +72,15 @@ def _case(file: str, findings: list[Finding], report: ScanReport) -> ET.Element:
     message = printable(first.message)
     if len(findings) > 1:
         message += f" (and {len(findings) - 1} more)"
+    folded = list(dict.fromkeys(rule_id for f in findings for rule_id in f.folded_ids))
+    if folded:
+        message += f" (also {', '.join(folded)})"
     failure = ET.SubElement(case, "failure", message=message, type=first.rule_id)
     lines = [f"{printable(object_ref(first.obj))}: {first.title} ({first.severity.label})"]
-    lines.extend(
-        f"line {f.line}: {printable(f.message)} [{printable(f.field_path)}]" for f in findings
-    )
+    for f in findings:
+        lines.append(f"line {f.line}: {printable(f.message)} [{printable(f.field_path)}]")
+        if f.folded:
+            lines.append(f"  also: {printable(folded_note(f))}")
     lines.append(f"Remediation: {first.remediation}")
     failure.text = "\n".join(lines)
     return case
@@ -86,7 +90,8 @@ def _suppressed_case(item: Suppressed) -> ET.Element:
     f, why = item.finding, item.suppression
     case = _testcase(f.file, f"{f.rule_id} {object_ref(f.obj)} {f.field_path} (suppressed)", f.line)
     reason = f": {why.reason}" if why.reason else ""
-    ET.SubElement(case, "skipped", message=printable(f"suppressed by {why.kind}{reason}"))
+    also = f" (also {', '.join(f.folded_ids)})" if f.folded else ""
+    ET.SubElement(case, "skipped", message=printable(f"suppressed by {why.kind}{reason}{also}"))
     return case
 
 

@@ -98,11 +98,18 @@ def _file_section(file: str, findings: list[Finding]) -> str:
         "| --- | --- | --- | ---: | --- |",
     ]
     lines.extend(
-        f"| {f.severity.label} | {escape(f.rule_id)} | {code(object_label(f.obj))} | {f.line} "
+        f"| {f.severity.label} | {_rule_cell(f)} | {code(object_label(f.obj))} | {f.line} "
         f"| {escape(f.message)} |"
         for f in findings
     )
     return "\n".join(lines)
+
+
+def _rule_cell(finding: Finding) -> str:
+    """The rule id, and the implied rules a folded finding holds."""
+    if not finding.folded:
+        return escape(finding.rule_id)
+    return f"{escape(finding.rule_id)} (also {escape(', '.join(finding.folded_ids))})"
 
 
 def _remediations(report: ScanReport) -> str:
@@ -129,7 +136,7 @@ def _suppressed(suppressed: list[Suppressed]) -> str:
     for item in suppressed[:MAX_ROWS]:
         f, why = item.finding, item.suppression
         lines.append(
-            f"| {escape(f.rule_id)} | {code(object_label(f.obj))} | {code(f'{f.file}:{f.line}')} "
+            f"| {_rule_cell(f)} | {code(object_label(f.obj))} | {code(f'{f.file}:{f.line}')} "
             f"| {why.kind} | {escape(why.reason or '')} |"
         )
     if len(suppressed) > MAX_ROWS:

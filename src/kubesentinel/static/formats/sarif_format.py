@@ -111,18 +111,39 @@ def _results(
         result: dict[str, Any] = {"ruleId": finding.rule_id}
         if finding.rule_id in index:
             result["ruleIndex"] = index[finding.rule_id]
+        # GitHub shows only the message and the file location: name the object (and what
+        # the finding holds) too.
+        text = f"{object_ref(finding.obj)}: {finding.message}"
+        properties: dict[str, Any] = {
+            "severity": finding.severity.label,
+            "fieldPath": finding.field_path,
+        }
+        if finding.folded:
+            text += f" (also {', '.join(finding.folded_ids)})"
+            properties["folded"] = list(finding.folded_ids)
         result.update(
             level=_LEVELS[finding.severity],
-            # GitHub shows only the message and the file location: name the object too.
-            message={"text": _message(f"{object_ref(finding.obj)}: {finding.message}")},
+            message={"text": _message(text)},
             locations=[_location(finding)],
             partialFingerprints={"primaryLocationLineHash": f"{fingerprint}:{seen[fingerprint]}"},
-            properties={"severity": finding.severity.label, "fieldPath": finding.field_path},
+            properties=properties,
         )
+        if finding.folded:
+            result["relatedLocations"] = [
+                _related(position, member) for position, member in enumerate(finding.folded, 1)
+            ]
         if suppression is not None:
             result["suppressions"] = [_suppression(suppression)]
         results.append(result)
     return results
+
+
+def _related(position: int, member: Finding) -> dict[str, Any]:
+    """A folded finding where it points, with its rule id: a viewer lists it with the result."""
+    location = _physical(member.file, member.line)
+    location["id"] = position
+    location["message"] = {"text": _message(f"{member.rule_id}: {member.message}")}
+    return location
 
 
 def _suppression(suppression: Suppression) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from kubesentinel.static.formats import ScanReport
 from kubesentinel.static.formats.common import (
     by_file,
     by_object,
+    folded_note,
     object_label,
     plural,
     printable,
@@ -71,8 +72,11 @@ def _object_lines(findings: list[Finding], style: _Style, line_width: int) -> li
     lines: list[str] = []
     for rule_id, group in groupby(worst_first(findings), key=lambda f: f.rule_id):
         rule_findings = list(group)
-        lines.extend(_finding_line(f, style, line_width) for f in rule_findings)
         indent = " " * (4 + _SEVERITY_WIDTH + 2 + len(rule_id) + 2 + 5 + line_width + 2)
+        for finding in rule_findings:
+            lines.append(_finding_line(finding, style, line_width))
+            if finding.folded:
+                lines.append(indent + style(_DIM, f"also: {folded_note(finding)}"))
         lines.append(indent + style(_DIM, f"fix: {rule_findings[0].remediation}"))
     return lines
 

@@ -214,10 +214,15 @@ def capabilities_add_forbidden(
 def capabilities_drop_missing(
     obj: K8sObject, ctx: ScanContext, params: Params
 ) -> Iterator[Violation]:
-    """capabilities.drop holds none of params.any_of (e.g. [ALL] or [NET_RAW, ALL])."""
+    """capabilities.drop holds none of params.any_of (e.g. [ALL] or [NET_RAW, ALL]).
+
+    Windows pods are exempt: Linux capabilities do not exist there, and the API server
+    rejects securityContext.capabilities in a pod with spec.os.name: windows."""
     wanted = [str(name) for name in params["any_of"]]
     accepted = {cap_name(name) for name in wanted}
-    for _pod, container in _with_pod(obj):
+    for pod, container in _with_pod(obj):
+        if pod.is_windows:
+            continue
         dropped = sequence(_caps(container).get("drop"))
         if not any(cap_name(raw) in accepted for raw in dropped):
             shown = ", ".join(str(raw) for raw in dropped) or "none"
