@@ -229,7 +229,7 @@ def _junit_lines(out: str) -> Counter[tuple[str, int]]:
 
 
 def _markdown_lines(out: str) -> Counter[tuple[str, int]]:
-    rows = re.findall(r"^\| \w+ \| (KS-\d{4})\S* \| [^|]+ \| (\d+) \|", out, re.MULTILINE)
+    rows = re.findall(r"^\| \w+ \| (KS-\d{4})[^|]* \| [^|]+ \| (\d+) \|", out, re.MULTILINE)
     return Counter((rule, int(line)) for rule, line in rows)
 
 
