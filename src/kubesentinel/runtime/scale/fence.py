@@ -31,13 +31,12 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from psycopg import sql
 
 from kubesentinel.errors import StoreError
 from kubesentinel.models import Event, Incident
 from kubesentinel.runtime.scale.partition import partition_of
+from kubesentinel.runtime.scale.pgsession import SchemaSession
 from kubesentinel.runtime.store.interface import Fenced
-from kubesentinel.runtime.store.urls import parse_postgres_url
 
 log = logging.getLogger("kubesentinel.scale")
 
@@ -83,16 +82,13 @@ class PartitionFence:
         worker_id: str,
         on_fenced: Callable[[dict[int, int | None]], None],
     ) -> None:
-        target = parse_postgres_url(location)
-        self._conninfo = target.conninfo
-        self._schema = target.schema
-        self.name = target.name
+        self._session = SchemaSession(location, _CREATE, "kubesentinel-fence")
+        self.name = self._session.name
         self.partitions = partitions
         self.worker_id = worker_id
         self.tokens: dict[int, Token] = {}
         self.fenced_writes = 0
         self._on_fenced = on_fenced
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
 
     # -- claiming ------------------------------------------------------------------------------
 
@@ -101,12 +97,12 @@ class PartitionFence:
         (this lease is stale: the caller treats the partition as lost)."""
         try:
             row = (
-                self._connect()
+                self._session.connect()
                 .execute(_CLAIM, (partition, token.epoch, token.revision, self.worker_id, now_ns))
                 .fetchone()
             )
         except psycopg.Error as exc:
-            self._drop()
+            self._session.drop()
             raise StoreError(
                 f"cannot record the fencing token of partition {partition} in {self.name}: {exc}"
             ) from None
@@ -166,18 +162,4 @@ class PartitionFence:
         )
 
     def close(self) -> None:
-        self._drop()
-
-    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10,
-                                   application_name="kubesentinel-fence")  # fmt: skip
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
-            conn.execute(_CREATE)
-            self._conn = conn
-        return self._conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._session.drop()

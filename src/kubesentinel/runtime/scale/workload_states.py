@@ -15,10 +15,9 @@ from typing import Any, Final
 
 import orjson
 import psycopg
-from psycopg import sql
 
 from kubesentinel.errors import StoreError
-from kubesentinel.runtime.store.urls import parse_postgres_url
+from kubesentinel.runtime.scale.pgsession import SchemaSession
 
 SAVE_INTERVAL_S: Final = 60.0
 _CREATE: Final = (
@@ -35,11 +34,8 @@ class WorkloadStates:
     """Saved per-workload analyzer state in the schema of the vault at ``location``."""
 
     def __init__(self, location: str) -> None:
-        target = parse_postgres_url(location)
-        self._conninfo = target.conninfo
-        self._schema = target.schema
-        self.name = target.name
-        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+        self._session = SchemaSession(location, _CREATE, "kubesentinel-scale")
+        self.name = self._session.name
 
     def save(self, states: Mapping[str, dict[str, Any]]) -> None:
         if not states:
@@ -47,37 +43,23 @@ class WorkloadStates:
         now = time.time_ns()
         rows = [(key, orjson.dumps(state).decode(), now) for key, state in states.items()]
         try:
-            with self._connect().cursor() as cur:
+            with self._session.connect().cursor() as cur:
                 cur.executemany(_UPSERT, rows)
         except psycopg.Error as exc:
-            self._drop()
+            self._session.drop()
             raise StoreError(f"cannot save analyzer state to {self.name}: {exc}") from None
 
     def load(self) -> dict[str, dict[str, Any]]:
         try:
             rows = (
-                self._connect()
+                self._session.connect()
                 .execute("SELECT workload, state FROM scale_workload_state")
                 .fetchall()
             )
         except psycopg.Error as exc:
-            self._drop()
+            self._session.drop()
             raise StoreError(f"cannot read analyzer state from {self.name}: {exc}") from None
         return {str(key): dict(state) for key, state in rows}
 
     def close(self) -> None:
-        self._drop()
-
-    def _connect(self) -> psycopg.Connection[tuple[Any, ...]]:
-        if self._conn is None or self._conn.closed:
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10,
-                                   application_name="kubesentinel-scale")  # fmt: skip
-            conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(self._schema)))
-            conn.execute(_CREATE)
-            self._conn = conn
-        return self._conn
-
-    def _drop(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._session.drop()
