@@ -174,3 +174,16 @@ def test_scan_start_up_does_not_import_ruamel() -> None:
         "assert not any(m.startswith('ruamel') for m in sys.modules), 'ruamel imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+def test_what_is_left_reads_one_line_per_problem_as_scan_shows_it(
+    bad: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(bad.parent)
+    assert main(["fix", "--path", "bad"]) == 1
+    left = [line for line in capsys.readouterr().err.splitlines() if ": left: " in line]
+    # The docker.sock mount is one problem: the socket rule names the path rules it implies.
+    mount = [line for line in left if "node-agent.yaml:26:" in line]
+    assert len(mount) == 1
+    assert " KS-0036 (also KS-0005, KS-0015, KS-0035) [critical] " in mount[0]
+    assert not [line for line in left if "node-agent.yaml:26: KS-0035 " in line]

@@ -141,7 +141,8 @@ def _report(result: FixResult, threshold: Severity, *, written: bool, quiet: boo
     if not quiet:
         for item in left:
             finding = item.after if written else item.before
-            print(f"kubesentinel: left: {finding.file}:{finding.line}: {finding.rule_id} "
+            also = f" (also {', '.join(item.also)})" if item.also else ""
+            print(f"kubesentinel: left: {finding.file}:{finding.line}: {finding.rule_id}{also} "
                   f"[{finding.severity.label}] {finding.obj.kind}/{finding.obj.name} "
                   f"{finding.field_path}: {item.reason}", file=err)  # fmt: skip
     fixed = sum(f.fixed_count for f in result.files)

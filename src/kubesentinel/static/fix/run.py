@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubesentinel.errors import InputError
@@ -21,6 +21,7 @@ from kubesentinel.static.fix.defaults import FixDefaults
 from kubesentinel.static.fix.documents import read_manifest
 from kubesentinel.static.fix.edits import Edit, prepare
 from kubesentinel.static.fix.specs import REASONS, specs_for
+from kubesentinel.static.folding import fold
 from kubesentinel.static.inputs import InputFile, RenderTarget, discover, read_limited
 from kubesentinel.static.reader import ReadBatch, read_bytes
 
@@ -38,6 +39,7 @@ class Left:
     before: Finding
     after: Finding
     reason: str
+    also: tuple[str, ...] = ()  # rules folded into it, as `scan` shows them (static/folding.py)
 
 
 @dataclass(slots=True)
@@ -104,6 +106,7 @@ def fix_paths(
     if _keep_safe(result, by_file, _by_file(after.findings)):
         after = _scan([(f.name, f.fixed) for f in result.files], catalogue, options)
     _left(result, by_file, _by_file(after.findings), reasons, only)
+    _fold_left(result, after, catalogue)
     return result
 
 
@@ -225,6 +228,21 @@ def _keep_safe(
             result.messages.append((fix.name, f"left as it is: the edit would add {first.rule_id} "
                                     f"at line {first.line} ({first.message})"))  # fmt: skip
     return undone
+
+
+def _fold_left(result: FixResult, after: ScanResult, catalogue: Catalogue) -> None:
+    """One line per problem in what is left, as `scan` reports: an implied rule's finding is
+    named beside its implier's (``also``), not listed again."""
+    folded, _ = fold(after.findings, [], after.scanned, catalogue.rules)
+    heads = {(f.file, key_of(f)): f.folded_ids for f in folded if f.folded}
+    members = {(m.file, key_of(m)) for f in folded for m in f.folded}
+    kept = []
+    for item in result.left:
+        spot = (item.after.file, key_of(item.after))
+        if spot in members:
+            continue
+        kept.append(replace(item, also=heads.get(spot, ())))
+    result.left = kept
 
 
 def _left(
