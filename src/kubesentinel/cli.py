@@ -71,8 +71,9 @@ def _done(args: argparse.Namespace, code: int) -> int:
     """A command's exit code; from the console script, the process ends here at once.
 
     Freeing the millions of objects a big scan parsed, one by one as the stack unwinds and
-    at interpreter shutdown, took ~35 ms of a corpus scan, for memory the OS takes back
-    anyway. Output is flushed first; a command exits here only when all it opened is closed.
+    at interpreter shutdown, costs a corpus scan time (docs/performance.md) for memory the OS
+    takes back anyway. Output is flushed first; a command exits here only when all it opened
+    is closed.
     """
     if not args.exit_when_done:
         return code
@@ -87,7 +88,7 @@ def _done(args: argparse.Namespace, code: int) -> int:
 class _Formatter(argparse.HelpFormatter):
     """argparse's help formatter with the terminal width looked up once per process: argparse
     makes one per argument, and each asked the terminal again (the first also importing shutil,
-    with bz2 and lzma: 3 of the 9 ms it took to build the parser)."""
+    with bz2 and lzma)."""
 
     def __init__(
         self,
@@ -281,7 +282,7 @@ def _scan(args: argparse.Namespace, config: Config) -> int:
 
     args.path = [*args.path, *args.paths]
     # Paused from the catalogue to the report: turning the collector back on between the scan
-    # and rendering made its next pass walk every object the scan parsed (~18 ms on the corpus).
+    # and rendering made its next pass walk every object the scan parsed.
     with gc_paused():
         return _scan_paused(args, config)
 

@@ -28,7 +28,7 @@ class StaticConfig:
     max_file_size_mb: int = 32
     # Registries (or registry/path/ prefixes) images may come from; empty: any registry.
     allowed_registries: tuple[str, ...] = ()
-    # Findings not to report, with a reason (see static/skips.py and the README).
+    # Findings not to report, with a reason (see docs/scanning.md, "Suppressions and baselines").
     skip: tuple[SkipRule, ...] = ()
     # Resource requests and limits `kubesentinel fix` writes where a container has none.
     fix_defaults: FixDefaults = field(default_factory=FixDefaults)

@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RemoteScorer"]
 
-# The server's memory grows with the batch it decodes at once (bench/ai_serve_bench.py: peak
-# PSS 38 MB at 256 events, 52 MB at 1,000, 96 MB at 4,096); throughput does not (~37,000/s).
+# The server's memory grows with the batch it decodes at once; throughput does not
+# (bench/ai_serve_bench.py, figures in docs/performance.md).
 MAX_EVENTS_PER_CALL: Final = 512
 MAX_BYTES_PER_CALL: Final = 4 << 20  # half the server's default message limit
 _HINT: Final = "check ai.endpoint, and that `kubesentinel ai serve` runs there and is reachable"

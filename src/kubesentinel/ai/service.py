@@ -56,7 +56,7 @@ Decoder = Callable[[Sequence[Any]], "list[Event | str]"]
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    max_events: int = 4096  # per message; memory grows ~15 MB per 1,000 events decoded
+    max_events: int = 4096  # per message; memory grows with the events decoded at once
     max_message_bytes: int = 8 << 20  # Falco alerts are ~1-2 KiB: 4,096 fit
     max_concurrency: int = 16  # calls in flight, streams included
     pending_calls: int = 64  # deferred calls awaiting their Settle (each <= max_events)

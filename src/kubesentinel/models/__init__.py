@@ -1,7 +1,7 @@
 """Plain data records shared by every layer. No I/O lives here.
 
 The runtime records load on first use (PEP 562): a static scan never needs them, and their
-dataclasses cost a scan ~3 ms to create at start-up.
+dataclasses would cost a scan's start-up the time to create them.
 """
 
 from __future__ import annotations

@@ -47,8 +47,8 @@ _ALIASES = {
 }
 
 
-# Not frozen: a frozen dataclass pays object.__setattr__ per field in __init__ (about 1 us per
-# alert here, measured), and alerts are built on the monitor's hot path. Treat it as immutable.
+# Not frozen: a frozen dataclass pays object.__setattr__ per field in __init__, and alerts are
+# built on the monitor's hot path. Treat it as immutable.
 @dataclass(slots=True)
 class FalcoAlert:
     time_ns: int  # from "time" (RFC 3339) or output_fields evt.time / evt.time.iso8601

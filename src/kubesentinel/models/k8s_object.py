@@ -18,7 +18,7 @@ class SourceRef:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Scan helpers send objects back by pickle: a frozen slotted dataclass pickles through
-        # Python-level __getstate__/__setstate__, 3x slower than its constructor's arguments.
+        # Python-level __getstate__/__setstate__, slower than its constructor's arguments.
         return SourceRef, (self.file, self.doc_index, self.item_index, self.line)
 
 

@@ -106,7 +106,7 @@ class Enricher:
                 context: _Context = (pod, _encodable_workload(workload), None, None)
             elif contexts is not None:
                 get = fields.get
-                key = (  # spelled out: a comprehension here costs twice as much
+                key = (  # spelled out: a comprehension here is slower
                     alert.hostname, get("k8s.ns.name"), get("k8smeta.ns.name"),
                     get("k8s.pod.name"), get("k8smeta.pod.name"), get("container.id"),
                     get("container.name"), get("container.image.repository"),

@@ -4,9 +4,9 @@ Every alert makes a few dicts and objects that live for one batch; with CPython'
 thresholds (a young collection every 700 allocations) they are scanned several times and
 promoted before they die, and the full collections that follow walk every long-lived object.
 A young collection every 10,000 allocations, with the objects of start-up (modules, rules,
-caches) frozen out of the collector's view, measured: the monitor 60,000 alerts 4.1 s ->
-3.3-3.7 s. Reference counting still frees nearly
-everything at once; only cycles wait for the collector, which still runs.
+caches) frozen out of the collector's view, makes the monitor measurably faster
+(docs/performance.md). Reference counting still frees nearly everything at once; only
+cycles wait for the collector, which still runs.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def tune_for_throughput() -> None:
 
 def _return_free_heap() -> None:
     """glibc keeps the heap that start-up freed for reuse; hand it back to the system, which
-    the idle figure counts (a 500-workload model: 31.0 -> 25.6 MB RSS after loading)."""
+    the idle figure counts (docs/performance.md)."""
     import ctypes
 
     try:

@@ -5,10 +5,10 @@ and a batch's latencies are bucketed here in one tight loop (bisect over the bou
 exposition for ``GET /metrics`` is prometheus_client's: ``render_prometheus()`` collects these
 figures into its metric families on a private ``CollectorRegistry`` (never the process-wide
 default one) and writes them with its text format 0.0.4 writer. prometheus_client's own
-``Histogram.observe`` costs about 0.8 us a call, eight times this batch loop, so the library
-renders and this module counts (figures in the README's Performance section). The library is
-imported on the first scrape: its import takes ~80 ms, which neither ``kubesentinel scan`` nor
-the monitor's start-up should pay. ``snapshot()`` gives the same figures as a plain dict for
+``Histogram.observe`` per latency costs several times this batch loop, so the library renders
+and this module counts (figures in docs/performance.md). The library is imported on the first
+scrape: its import is slow, and neither ``kubesentinel scan`` nor the monitor's start-up should
+pay it. ``snapshot()`` gives the same figures as a plain dict for
 the ``--until-eof`` summary and ``/healthz``.
 
 Who counts what: sources count ``refused`` (an HTTP 429 never reaches the pipeline); the

@@ -34,8 +34,8 @@ class Prepared:
 
 
 # Parsing and enrichment go through a batch this many alerts at a time: the alerts of a slice
-# are still in the CPU cache when enrichment reads them. Measured on the 2-core target
-# machine: 12 us per alert in slices of 128, 19 us in one pass over 2,048.
+# are still in the CPU cache when enrichment reads them (faster than one pass over the whole
+# batch: docs/performance.md).
 SLICE = 128
 
 
@@ -94,15 +94,14 @@ class Preparer:
         self._enricher = enricher
         cores = os.cpu_count() or 1
         # Measured on 2 cores: shipping events between processes costs more than the parsing
-        # it spreads (60,000 alerts: 4.3 s inline, 5.0-5.4 s with a worker), so below
-        # PARALLEL_MIN_CORES everything runs inline.
+        # it spreads (docs/performance.md), so below PARALLEL_MIN_CORES everything runs inline.
         self._processes = min(workers, cores) - 1 if cores >= PARALLEL_MIN_CORES else 0
         self._pool: Any = None
 
     def __enter__(self) -> Preparer:
         if self._processes:
             # Never fork: threads run by now (see the module docstring). Each worker gets a
-            # pickled copy of the enricher; spawning costs about 0.1 s at start (fork: 0.02 s).
+            # pickled copy of the enricher; spawning costs more at start than fork would.
             context = multiprocessing.get_context("spawn")
             self._pool = context.Pool(
                 self._processes, initializer=_init_worker, initargs=(self._enricher,)

@@ -75,7 +75,7 @@ __all__ = ["PruneOptions", "PruneReport", "dead_letter_files", "prune"]
 
 log = logging.getLogger("kubesentinel.vault")
 
-BATCH: Final = 20_000  # records per transaction: ~0.1 s of the write lock, measured
+BATCH: Final = 20_000  # records per transaction: a short hold of the write lock
 MAX_CAP_ROUNDS: Final = 16
 # Positions in event_rows rows: the rowid (a key on PostgreSQL), then the event's record.
 ROWID, TIME, INCIDENT, ROLE, FACET, SEGMENT, OFFSET = 0, 1, 3, 4, 5, 6, 7

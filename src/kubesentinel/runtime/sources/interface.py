@@ -30,7 +30,7 @@ class Ack(Protocol):
     def __call__(self, outcome: Outcome = Outcome.STORED, reason: str = "") -> None: ...
 
 
-@dataclass(slots=True)  # not frozen: one per alert, and a frozen __init__ costs twice as much
+@dataclass(slots=True)  # not frozen: one per alert, and a frozen __init__ costs more
 class RawAlert:
     data: bytes
     origin: str  # "alerts.jsonl:12", "http:127.0.0.1", "nats:falco.warning.x#42"

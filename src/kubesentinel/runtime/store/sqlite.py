@@ -9,8 +9,8 @@ Tables:
 - ``events``: one small row per event (id, incident, why it is context of it, time, rule,
   workload, MITRE mapping...) pointing at its bytes (segment, offset, length). An event is
   unique by (time_ns, id): a redelivery is ignored, and keys that grow with time keep the
-  insert at the end of the index (a unique index on the random id alone cost 5 to 8 us per
-  event, measured);
+  insert at the end of the index (a unique index on the random id alone cost more per event:
+  docs/performance.md);
 - ``incidents``: one row per incident, upserted as its state changes;
 - ``posture``: one row, the last static scan as JSON.
 
